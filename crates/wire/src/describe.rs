@@ -1,0 +1,210 @@
+//! The `__describe__` introspection response (describe format version 4).
+//!
+//! One row per method, sorted by name, with the schemas serialized the way
+//! `pa.Schema.serialize()` does; the batch metadata carries the protocol name,
+//! versions, server id and `protocol_hash`, a SHA-256 over the language-neutral
+//! fields that lets a registry recognise the same protocol across processes.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BinaryArray, BooleanArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use sha2::{Digest, Sha256};
+
+use crate::metadata::{self, Metadata};
+use crate::types::serialize_schema;
+use crate::Result;
+
+/// Name of the built-in introspection method.
+pub const DESCRIBE_METHOD: &str = "__describe__";
+
+/// Introspection format version produced here.
+pub const DESCRIBE_VERSION: &str = "4";
+
+/// Whether a method answers once or streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodType {
+    /// One request, one response.
+    Unary,
+    /// A producer or exchange stream.
+    Stream,
+}
+
+impl MethodType {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodType::Unary => "unary",
+            MethodType::Stream => "stream",
+        }
+    }
+}
+
+/// The language-neutral description of one method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodDescription {
+    /// Method name.
+    pub name: String,
+    /// Unary or stream.
+    pub method_type: MethodType,
+    /// Whether a unary method returns a value.
+    pub has_return: bool,
+    /// Schema of the request parameters.
+    pub params_schema: SchemaRef,
+    /// Schema of a unary result (empty for streams and void methods).
+    pub result_schema: SchemaRef,
+    /// Schema of the stream header, if the method declares one.
+    pub header_schema: Option<SchemaRef>,
+    /// `Some(true)` for exchange streams, `Some(false)` for producers, `None`
+    /// when unknown until the method runs (and always for unary methods).
+    pub is_exchange: Option<bool>,
+}
+
+/// Schema of the `__describe__` response batch.
+pub fn describe_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("method_type", DataType::Utf8, true),
+        Field::new("has_return", DataType::Boolean, true),
+        Field::new("params_schema_ipc", DataType::Binary, true),
+        Field::new("result_schema_ipc", DataType::Binary, true),
+        Field::new("has_header", DataType::Boolean, true),
+        Field::new("header_schema_ipc", DataType::Binary, true),
+        Field::new("is_exchange", DataType::Boolean, true),
+    ]))
+}
+
+/// Builds the `__describe__` batch and its custom metadata.
+pub fn describe_batch(
+    protocol_name: &str,
+    methods: &[MethodDescription],
+    server_id: &str,
+) -> Result<(RecordBatch, Metadata)> {
+    let mut sorted: Vec<&MethodDescription> = methods.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let params: Vec<Vec<u8>> = sorted
+        .iter()
+        .map(|m| serialize_schema(&m.params_schema))
+        .collect();
+    let results: Vec<Vec<u8>> = sorted
+        .iter()
+        .map(|m| serialize_schema(&m.result_schema))
+        .collect();
+    let headers: Vec<Option<Vec<u8>>> = sorted
+        .iter()
+        .map(|m| m.header_schema.as_ref().map(|s| serialize_schema(s)))
+        .collect();
+
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            sorted.iter().map(|m| m.name.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            sorted.iter().map(|m| m.method_type.as_str()),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            sorted.iter().map(|m| Some(m.has_return)),
+        )),
+        Arc::new(BinaryArray::from_iter_values(params.iter())),
+        Arc::new(BinaryArray::from_iter_values(results.iter())),
+        Arc::new(BooleanArray::from_iter(
+            sorted.iter().map(|m| Some(m.header_schema.is_some())),
+        )),
+        Arc::new(BinaryArray::from_iter(headers.iter().map(Option::as_deref))),
+        Arc::new(BooleanArray::from_iter(sorted.iter().map(|m| m.is_exchange))),
+    ];
+    let batch = RecordBatch::try_new(describe_schema(), columns)?;
+
+    let hash = protocol_hash(protocol_name, &sorted, &params, &results, &headers);
+    let md = Metadata::new()
+        .with(metadata::PROTOCOL_NAME, protocol_name)
+        .with(metadata::REQUEST_VERSION, metadata::PROTOCOL_VERSION)
+        .with(metadata::DESCRIBE_VERSION, DESCRIBE_VERSION)
+        .with(metadata::PROTOCOL_HASH, hash)
+        .with(metadata::SERVER_ID, server_id);
+    Ok((batch, md))
+}
+
+/// SHA-256 over the canonical describe payload: versions, protocol name,
+/// then per method (sorted by name) its flags and schema bytes, separated by
+/// ASCII unit (0x1f) and record (0x1e) separators.
+fn protocol_hash(
+    protocol_name: &str,
+    methods: &[&MethodDescription],
+    params: &[Vec<u8>],
+    results: &[Vec<u8>],
+    headers: &[Option<Vec<u8>>],
+) -> String {
+    const UNIT: &[u8] = b"\x1f";
+    const RECORD: &[u8] = b"\x1e";
+    let flag = |b: bool| if b { b"1" } else { b"0" };
+    let mut h = Sha256::new();
+    h.update(b"vgi_rpc.describe.v");
+    h.update(DESCRIBE_VERSION.as_bytes());
+    h.update(b"|");
+    h.update(metadata::PROTOCOL_VERSION.as_bytes());
+    h.update(b"|");
+    h.update(protocol_name.as_bytes());
+    h.update(b"|");
+    for (i, m) in methods.iter().enumerate() {
+        h.update(UNIT);
+        h.update(m.name.as_bytes());
+        h.update(RECORD);
+        h.update(m.method_type.as_str().as_bytes());
+        h.update(RECORD);
+        h.update(flag(m.has_return));
+        h.update(RECORD);
+        h.update(flag(m.header_schema.is_some()));
+        h.update(RECORD);
+        h.update(match m.is_exchange {
+            None => b"-",
+            Some(b) => flag(b),
+        });
+        h.update(RECORD);
+        h.update(&params[i]);
+        h.update(RECORD);
+        h.update(&results[i]);
+        h.update(RECORD);
+        if let Some(header) = &headers[i] {
+            h.update(header);
+        }
+    }
+    h.finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::empty_schema;
+
+    fn method(name: &str) -> MethodDescription {
+        MethodDescription {
+            name: name.into(),
+            method_type: MethodType::Unary,
+            has_return: true,
+            params_schema: Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, false)])),
+            result_schema: Arc::new(Schema::new(vec![Field::new("result", DataType::Utf8, false)])),
+            header_schema: None,
+            is_exchange: None,
+        }
+    }
+
+    #[test]
+    fn rows_are_sorted_and_hash_is_stable() {
+        let a = describe_batch("Svc", &[method("b"), method("a")], "server1").unwrap();
+        let b = describe_batch("Svc", &[method("a"), method("b")], "server2").unwrap();
+        let names = a.0.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(names.value(0), "a");
+        let hash = a.1.get(metadata::PROTOCOL_HASH).unwrap();
+        assert_eq!(hash.len(), 64);
+        assert_eq!(Some(hash), b.1.get(metadata::PROTOCOL_HASH), "server id must not affect the hash");
+        let mut changed = method("a");
+        changed.params_schema = empty_schema();
+        let c = describe_batch("Svc", &[changed, method("b")], "server1").unwrap();
+        assert_ne!(Some(hash), c.1.get(metadata::PROTOCOL_HASH));
+    }
+}

@@ -1,0 +1,561 @@
+//! Arrow IPC stream framing with per-batch custom metadata.
+//!
+//! A vgi-rpc byte stream carries several IPC streams back to back
+//! (WIRE_PROTOCOL §2): each is a schema message, dictionary and record batch
+//! messages, and an end-of-stream marker. [`StreamReader`] reads exactly one
+//! such stream and stops right after its EOS marker, so the next reader can
+//! pick up where it left off; [`StreamWriter`] writes one.
+//!
+//! arrow-ipc's own stream reader and writer cannot attach metadata to an
+//! individual record batch message, which vgi-rpc relies on for every log,
+//! error and request batch, so the message framing lives here while Arrow
+//! does the body encoding and decoding.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_buffer::{Buffer, MutableBuffer};
+use arrow_ipc::writer::{
+    DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext, IpcWriteOptions,
+};
+use arrow_ipc::{MessageHeader, MetadataVersion};
+use arrow_schema::{Schema, SchemaRef};
+use flatbuffers::FlatBufferBuilder;
+
+use crate::metadata::Metadata;
+use crate::{Result, WireError};
+
+/// Marks a framed message; followed by the little-endian metadata length.
+const CONTINUATION: u32 = 0xFFFF_FFFF;
+
+/// The 8-byte end-of-stream marker (WIRE_PROTOCOL Appendix A).
+pub const EOS: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+
+/// Upper bounds on what a peer may make us allocate for one message.
+///
+/// Sizes are declared in the framing before the bytes arrive; without a cap
+/// a single corrupt length prefix would make the reader try to allocate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest accepted flatbuffer message header.
+    pub max_metadata_bytes: u32,
+    /// Largest accepted message body.
+    pub max_body_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_metadata_bytes: 64 * 1024 * 1024,
+            max_body_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// One record batch together with the custom metadata of its IPC message.
+#[derive(Debug, Clone)]
+pub struct IpcBatch {
+    /// The decoded batch.
+    pub batch: RecordBatch,
+    /// The message's custom metadata (empty when it carried none).
+    pub metadata: Metadata,
+}
+
+enum Frame {
+    Message {
+        header: Vec<u8>,
+        body: Buffer,
+    },
+    EndOfStream,
+    /// The byte stream ended cleanly before the first byte of a message.
+    Eof,
+}
+
+fn read_fully<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn read_exact_or_truncated<R: Read>(
+    reader: &mut R,
+    buf: &mut [u8],
+    context: &'static str,
+) -> Result<()> {
+    if read_fully(reader, buf)? < buf.len() {
+        return Err(WireError::Truncated { context });
+    }
+    Ok(())
+}
+
+fn read_frame<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame> {
+    let mut word = [0u8; 4];
+    match read_fully(reader, &mut word)? {
+        0 => return Ok(Frame::Eof),
+        4 => {}
+        _ => {
+            return Err(WireError::Truncated {
+                context: "message length prefix",
+            });
+        }
+    }
+    let mut len = u32::from_le_bytes(word);
+    if len == CONTINUATION {
+        read_exact_or_truncated(reader, &mut word, "message length prefix")?;
+        len = u32::from_le_bytes(word);
+    }
+    if len == 0 {
+        return Ok(Frame::EndOfStream);
+    }
+    if len > i32::MAX as u32 || len > limits.max_metadata_bytes {
+        return Err(WireError::TooLarge {
+            size: u64::from(len),
+            limit: u64::from(limits.max_metadata_bytes),
+        });
+    }
+    let mut header = vec![0u8; len as usize];
+    read_exact_or_truncated(reader, &mut header, "message header")?;
+    let message = arrow_ipc::root_as_message(&header)
+        .map_err(|e| WireError::Malformed(format!("invalid message flatbuffer: {e}")))?;
+    let body_len = u64::try_from(message.bodyLength())
+        .map_err(|_| WireError::Malformed("negative message body length".into()))?;
+    if body_len > limits.max_body_bytes {
+        return Err(WireError::TooLarge {
+            size: body_len,
+            limit: limits.max_body_bytes,
+        });
+    }
+    // An aligned allocation lets Arrow use the body buffers in place instead
+    // of copying each one to fix its alignment.
+    let body_len = usize::try_from(body_len)
+        .map_err(|_| WireError::Malformed("message body too large for this platform".into()))?;
+    let mut body = MutableBuffer::from_len_zeroed(body_len);
+    read_exact_or_truncated(reader, body.as_slice_mut(), "message body")?;
+    Ok(Frame::Message {
+        header,
+        body: body.into(),
+    })
+}
+
+fn custom_metadata(message: &arrow_ipc::Message<'_>) -> Metadata {
+    message
+        .custom_metadata()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|kv| Some((kv.key()?.to_owned(), kv.value().unwrap_or("").to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads one IPC stream: its schema, then batches until the EOS marker.
+#[derive(Debug)]
+pub struct StreamReader<R> {
+    reader: R,
+    schema: SchemaRef,
+    dictionaries: HashMap<i64, ArrayRef>,
+    limits: ReadLimits,
+    finished: bool,
+}
+
+impl<R: Read> StreamReader<R> {
+    /// Opens the next IPC stream, failing if the byte stream is at its end.
+    pub fn open(reader: R) -> Result<Self> {
+        Self::try_open(reader, ReadLimits::default())?.ok_or(WireError::Truncated {
+            context: "schema message",
+        })
+    }
+
+    /// Opens the next IPC stream; `Ok(None)` means the byte stream ended
+    /// cleanly where a new IPC stream would start (the peer hung up).
+    pub fn try_open(mut reader: R, limits: ReadLimits) -> Result<Option<Self>> {
+        let (header, _body) = match read_frame(&mut reader, &limits)? {
+            Frame::Eof => return Ok(None),
+            Frame::EndOfStream => {
+                return Err(WireError::Malformed(
+                    "end-of-stream marker where a schema message was expected".into(),
+                ));
+            }
+            Frame::Message { header, body } => (header, body),
+        };
+        let message = arrow_ipc::root_as_message(&header)
+            .map_err(|e| WireError::Malformed(format!("invalid message flatbuffer: {e}")))?;
+        let schema = message.header_as_schema().ok_or_else(|| {
+            WireError::Malformed(format!(
+                "expected a schema message, got {:?}",
+                message.header_type()
+            ))
+        })?;
+        let schema = Arc::new(arrow_ipc::convert::fb_to_schema(schema));
+        Ok(Some(Self {
+            reader,
+            schema,
+            dictionaries: HashMap::new(),
+            limits,
+            finished: false,
+        }))
+    }
+
+    /// Schema of this IPC stream.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Whether the EOS marker has been read.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Next batch with its custom metadata, or `None` after the EOS marker.
+    pub fn next_batch(&mut self) -> Result<Option<IpcBatch>> {
+        if self.finished {
+            return Ok(None);
+        }
+        loop {
+            let (header, body) = match read_frame(&mut self.reader, &self.limits)? {
+                Frame::Eof => {
+                    return Err(WireError::Truncated {
+                        context: "ipc stream ended without an end-of-stream marker",
+                    });
+                }
+                Frame::EndOfStream => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Frame::Message { header, body } => (header, body),
+            };
+            let message = arrow_ipc::root_as_message(&header)
+                .map_err(|e| WireError::Malformed(format!("invalid message flatbuffer: {e}")))?;
+            let version = message.version();
+            match message.header_type() {
+                MessageHeader::RecordBatch => {
+                    let fb = message.header_as_record_batch().ok_or_else(|| {
+                        WireError::Malformed("record batch message without header".into())
+                    })?;
+                    let batch = arrow_ipc::reader::read_record_batch(
+                        &body,
+                        fb,
+                        self.schema.clone(),
+                        &self.dictionaries,
+                        None,
+                        &version,
+                    )?;
+                    return Ok(Some(IpcBatch {
+                        batch,
+                        metadata: custom_metadata(&message),
+                    }));
+                }
+                MessageHeader::DictionaryBatch => {
+                    let fb = message.header_as_dictionary_batch().ok_or_else(|| {
+                        WireError::Malformed("dictionary message without header".into())
+                    })?;
+                    arrow_ipc::reader::read_dictionary(
+                        &body,
+                        fb,
+                        &self.schema,
+                        &mut self.dictionaries,
+                        &version,
+                    )?;
+                }
+                other => {
+                    return Err(WireError::Malformed(format!(
+                        "unexpected {other:?} message inside an ipc stream"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Reads and discards batches up to and including the EOS marker, so the
+    /// byte stream is positioned at the next IPC stream.
+    pub fn drain(&mut self) -> Result<()> {
+        while self.next_batch()?.is_some() {}
+        Ok(())
+    }
+
+    /// Mutable access to the underlying reader.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
+    /// Gives back the underlying reader.
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+}
+
+/// Writes one IPC stream; [`StreamWriter::finish`] writes the EOS marker.
+pub struct StreamWriter<W: Write> {
+    writer: W,
+    schema: SchemaRef,
+    generator: IpcDataGenerator,
+    tracker: DictionaryTracker,
+    context: IpcWriteContext,
+    options: IpcWriteOptions,
+}
+
+impl<W: Write> std::fmt::Debug for StreamWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWriter")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn write_options() -> IpcWriteOptions {
+    IpcWriteOptions::try_new(8, false, MetadataVersion::V5).expect("8-byte alignment is valid")
+}
+
+impl<W: Write> StreamWriter<W> {
+    /// Starts an IPC stream on `writer` by writing the schema message.
+    pub fn try_new(mut writer: W, schema: &SchemaRef) -> Result<Self> {
+        let options = write_options();
+        let generator = IpcDataGenerator::default();
+        let mut tracker = DictionaryTracker::new(false);
+        let encoded =
+            generator.schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &options);
+        arrow_ipc::writer::write_message(&mut writer, encoded, &options)?;
+        Ok(Self {
+            writer,
+            schema: schema.clone(),
+            generator,
+            tracker,
+            context: IpcWriteContext::default(),
+            options,
+        })
+    }
+
+    /// Schema of this stream.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Writes `batch`, attaching `metadata` to its message when non-empty.
+    pub fn write(&mut self, batch: &RecordBatch, metadata: &Metadata) -> Result<()> {
+        if batch.schema_ref().fields() != self.schema.fields() {
+            return Err(WireError::TypeMismatch {
+                expected: format!("batch with schema {}", self.schema),
+                found: format!("{}", batch.schema()),
+            });
+        }
+        let (dictionaries, mut encoded) =
+            self.generator
+                .encode(batch, &mut self.tracker, &self.options, &mut self.context)?;
+        for dictionary in dictionaries {
+            arrow_ipc::writer::write_message(&mut self.writer, dictionary, &self.options)?;
+        }
+        if !metadata.is_empty() {
+            encoded = EncodedData {
+                ipc_message: attach_custom_metadata(&encoded.ipc_message, metadata)?,
+                arrow_data: encoded.arrow_data,
+            };
+        }
+        arrow_ipc::writer::write_message(&mut self.writer, encoded, &self.options)?;
+        Ok(())
+    }
+
+    /// Writes the EOS marker and gives back the underlying writer.
+    pub fn finish(mut self) -> Result<W> {
+        self.writer.write_all(&EOS)?;
+        Ok(self.writer)
+    }
+
+    /// Mutable access to the underlying writer, e.g. to flush between batches.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+}
+
+/// Rebuilds an encoded record batch message with `metadata` as its custom
+/// metadata; the body is untouched, so only the small header is rewritten.
+fn attach_custom_metadata(ipc_message: &[u8], metadata: &Metadata) -> Result<Vec<u8>> {
+    let message = arrow_ipc::root_as_message(ipc_message)
+        .map_err(|e| WireError::Malformed(format!("arrow produced an invalid message: {e}")))?;
+    let batch = message
+        .header_as_record_batch()
+        .ok_or_else(|| WireError::Malformed("expected a record batch message".into()))?;
+
+    let mut fbb = FlatBufferBuilder::with_capacity(ipc_message.len() + 64 * metadata.len());
+    let nodes = batch.nodes().map(|nodes| {
+        let nodes: Vec<_> = nodes.iter().copied().collect();
+        fbb.create_vector(&nodes)
+    });
+    let buffers = batch.buffers().map(|buffers| {
+        let buffers: Vec<_> = buffers.iter().copied().collect();
+        fbb.create_vector(&buffers)
+    });
+    let compression = batch.compression().map(|c| {
+        arrow_ipc::BodyCompression::create(
+            &mut fbb,
+            &arrow_ipc::BodyCompressionArgs {
+                codec: c.codec(),
+                method: c.method(),
+            },
+        )
+    });
+    let variadic = batch.variadicBufferCounts().map(|counts| {
+        let counts: Vec<i64> = counts.iter().collect();
+        fbb.create_vector(&counts)
+    });
+    let header = arrow_ipc::RecordBatch::create(
+        &mut fbb,
+        &arrow_ipc::RecordBatchArgs {
+            length: batch.length(),
+            nodes,
+            buffers,
+            compression,
+            variadicBufferCounts: variadic,
+        },
+    );
+    let entries: Vec<_> = metadata
+        .iter()
+        .map(|(k, v)| {
+            let key = fbb.create_string(k);
+            let value = fbb.create_string(v);
+            arrow_ipc::KeyValue::create(
+                &mut fbb,
+                &arrow_ipc::KeyValueArgs {
+                    key: Some(key),
+                    value: Some(value),
+                },
+            )
+        })
+        .collect();
+    let custom_metadata = fbb.create_vector(&entries);
+    let rebuilt = arrow_ipc::Message::create(
+        &mut fbb,
+        &arrow_ipc::MessageArgs {
+            version: message.version(),
+            header_type: MessageHeader::RecordBatch,
+            header: Some(header.as_union_value()),
+            bodyLength: message.bodyLength(),
+            custom_metadata: Some(custom_metadata),
+        },
+    );
+    fbb.finish(rebuilt, None);
+    Ok(fbb.finished_data().to_vec())
+}
+
+/// Writes a complete IPC stream holding `batches` to a byte vector.
+pub fn write_stream_bytes<'a>(
+    schema: &SchemaRef,
+    batches: impl IntoIterator<Item = (&'a RecordBatch, &'a Metadata)>,
+) -> Result<Vec<u8>> {
+    let mut writer = StreamWriter::try_new(Vec::new(), schema)?;
+    for (batch, metadata) in batches {
+        writer.write(batch, metadata)?;
+    }
+    writer.finish()
+}
+
+/// Reads every batch of one complete IPC stream held in `bytes`.
+pub fn read_stream_bytes(bytes: &[u8]) -> Result<(SchemaRef, Vec<IpcBatch>)> {
+    let mut reader = StreamReader::open(bytes)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = reader.next_batch()? {
+        batches.push(batch);
+    }
+    Ok((reader.schema().clone(), batches))
+}
+
+/// The empty schema (`pa.schema([])`), used for errors, ticks and void results.
+pub fn empty_schema() -> SchemaRef {
+    Arc::new(Schema::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field};
+
+    fn sample() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("x"), None])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn metadata_survives_a_round_trip() {
+        let batch = sample();
+        let md = Metadata::new()
+            .with("vgi_rpc.method", "echo")
+            .with("k", "v");
+        let bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap();
+        let (schema, batches) = read_stream_bytes(&bytes).unwrap();
+        assert_eq!(schema, batch.schema());
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].batch, batch);
+        assert_eq!(batches[0].metadata, md);
+    }
+
+    #[test]
+    fn streams_follow_each_other_on_one_byte_stream() {
+        let batch = sample();
+        let empty = Metadata::new();
+        let mut bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &empty)]).unwrap();
+        let second_md = Metadata::new().with("n", "2");
+        bytes.extend(write_stream_bytes(batch.schema_ref(), [(&batch, &second_md)]).unwrap());
+        let mut cursor = std::io::Cursor::new(bytes);
+        let mut first = StreamReader::open(&mut cursor).unwrap();
+        assert!(first.next_batch().unwrap().unwrap().metadata.is_empty());
+        assert!(first.next_batch().unwrap().is_none());
+        let mut second = StreamReader::open(&mut cursor).unwrap();
+        assert_eq!(second.next_batch().unwrap().unwrap().metadata, second_md);
+        second.drain().unwrap();
+        assert!(
+            StreamReader::try_open(&mut cursor, ReadLimits::default())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn truncated_stream_is_reported_not_panicked() {
+        let batch = sample();
+        let bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap();
+        for cut in 1..bytes.len() {
+            let result = read_stream_bytes(&bytes[..cut]);
+            assert!(result.is_err(), "cut at {cut} should fail");
+        }
+    }
+
+    #[test]
+    fn oversized_length_prefix_is_rejected_before_allocating() {
+        let mut bytes = vec![0xFF, 0xFF, 0xFF, 0xFF];
+        bytes.extend(0x7FFF_FFF0u32.to_le_bytes());
+        let limits = ReadLimits {
+            max_metadata_bytes: 1024,
+            ..ReadLimits::default()
+        };
+        let err = StreamReader::try_open(bytes.as_slice(), limits).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let mut bytes = vec![0xFF, 0xFF, 0xFF, 0xFF, 16, 0, 0, 0];
+        bytes.extend([0xAB; 16]);
+        let err = read_stream_bytes(&bytes).unwrap_err();
+        assert!(matches!(err, WireError::Malformed(_)), "{err:?}");
+    }
+}
