@@ -1,1 +1,83 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>` (see `.cargo/config.toml`).
+//!
+//! The conformance suite that defines correct vgi-rpc behaviour is written in
+//! Python and ships with the reference implementation on PyPI.  Running it
+//! against the Rust worker takes several fiddly steps — a Python new enough for
+//! vgi-rpc, a pinned virtualenv, a release build of the worker, two different
+//! test runners and a ledger of known failures — so they live here, in Rust,
+//! where every contributor and CI already has a toolchain, instead of in shell
+//! scripts that drift apart.
+//!
+//! Commands:
+//!
+//! * `conformance` — run the conformance suite against the worker; see
+//!   [`conformance::Options`] for the flags.
+//! * `ci` — formatting, lints, docs, tests, then `conformance`, stopping at the
+//!   first failure.  This is what `.ci/run` and the GitHub workflow call.
+
+mod ci;
+mod conformance;
+mod expectations;
+mod process;
+mod python;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  conformance   run the vgi-rpc conformance suite against the Rust worker
+                  --transport NAME   run only this transport (repeatable; default: all)
+                  --filter PATTERN   select tests: a glob for vgi-rpc-test, a -k
+                                     expression for pytest (a plain word works for both)
+                  --skip-build       use the worker binary that is already built
+                  --worker CMD       test this worker command instead of building ours
+                                     (also VGI_CONFORMANCE_WORKER)
+  ci            fmt, clippy, doc, test, then conformance; stops at the first failure
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    // Paths in commands and ledgers are relative to the workspace root.
+    if let Err(err) = workspace_root().and_then(|root| Ok(std::env::set_current_dir(root)?)) {
+        eprintln!("xtask: error: cannot enter the workspace root: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = match args.next().as_deref() {
+        Some("conformance") => conformance::Options::parse(args).and_then(|o| conformance::run(&o)),
+        Some("ci") => match args.next() {
+            None => ci::run(),
+            Some(extra) => Err(anyhow::anyhow!("`ci` takes no arguments (got {extra:?})")),
+        },
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+        None => Err(anyhow::anyhow!("no command given\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root, so commands behave the same from any directory.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match manifest_dir.parent() {
+        Some(root) => Ok(root.to_path_buf()),
+        None => bail!(
+            "xtask manifest dir {} has no parent",
+            manifest_dir.display()
+        ),
+    }
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask ci`: every check a change must pass, in the order that fails fastest.
+//!
+//! Cheap static checks come first so a formatting slip is reported in
+//! seconds, not after a release build and the conformance suite.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+
+use crate::conformance;
+use crate::process::run_ok;
+
+/// A cargo invocation: step name, arguments, extra environment.
+type Step = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+const STEPS: &[Step] = &[
+    ("fmt", &["fmt", "--all", "--", "--check"], &[]),
+    (
+        "clippy",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    ),
+    (
+        "doc",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    ),
+    ("test", &["test", "--workspace"], &[]),
+];
+
+/// Run [`STEPS`], then the conformance suite; stop at the first failure.
+pub(crate) fn run() -> Result<()> {
+    // The cargo that started us, so a pinned toolchain is used throughout.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for &(name, args, env) in STEPS {
+        println!("\n==> ci: {name}");
+        let mut cmd = Command::new(&cargo);
+        cmd.args(args).envs(env.iter().copied());
+        run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
+    }
+    println!("\n==> ci: conformance");
+    conformance::run(&conformance::Options::default()).context("ci step `conformance` failed")?;
+    println!("\nci: all steps passed");
+    Ok(())
+}

@@ -1,0 +1,507 @@
+//! `cargo xtask conformance`: the reference vgi-rpc conformance suite against our worker.
+//!
+//! Two runners from the vgi-rpc package exercise the worker:
+//!
+//! * `vgi-rpc-test`, the standalone runner, for the `cli-*` transports;
+//! * the package's pytest suite, collected through `conformance/tests/`
+//!   whose conftest launches our worker, for the pytest transports.  One
+//!   pytest session covers all selected pytest transports at once: they are
+//!   the parameter ids of its `conformance_conn` fixture.
+//!
+//! Each runner writes machine-readable results, which are judged against
+//! `conformance/known-failures.txt` and `conformance/allowed-skips.txt` (see
+//! [`crate::expectations`]) and summarised by [`crate::report`].
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::expectations::{Ledger, is_glob};
+use crate::process::{self, run_ok, shell_quote};
+use crate::python::{self, Venv};
+use crate::report::{Group, Outcome, Summary, TestResult};
+
+/// How a transport is exercised.
+#[derive(Debug)]
+enum Runner {
+    /// `vgi-rpc-test --cmd <worker>` plus these arguments.
+    Cli { extra_args: &'static [&'static str] },
+    /// The pytest suite, with this transport as the `conformance_conn` parameter
+    /// (it must exist in `conformance/tests/conftest.py`).
+    Pytest,
+}
+
+/// One row of [`TRANSPORTS`].
+#[derive(Debug)]
+struct Transport {
+    name: &'static str,
+    runner: Runner,
+}
+
+/// Every transport the harness knows, in report order; all run by default.
+///
+/// Adding one is a row here, plus a connector in the conftest for pytest
+/// transports.  Transports that need a listening worker (unix sockets,
+/// HTTP) will also need the worker started before its runner.
+const TRANSPORTS: &[Transport] = &[
+    Transport {
+        name: "cli-pipe",
+        runner: Runner::Cli { extra_args: &[] },
+    },
+    Transport {
+        name: "pipe",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "subprocess",
+        runner: Runner::Pytest,
+    },
+];
+
+/// Group name for pytest tests that take no `conformance_conn` (HTTP-only
+/// fixtures, in-process introspection): they run once per pytest session,
+/// whatever transports were selected.
+const COMMON: &str = "common";
+
+const KNOWN_FAILURES: &str = "conformance/known-failures.txt";
+const ALLOWED_SKIPS: &str = "conformance/allowed-skips.txt";
+
+/// The worker binary built from the `vgirpc-conformance` package.
+const WORKER_PACKAGE: &str = "vgirpc-conformance";
+const WORKER_BIN: &str = "vgi-conformance-worker";
+
+/// Command-line options of `cargo xtask conformance`.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// `--transport NAME` (repeatable); empty means every transport.
+    transports: Vec<String>,
+    /// `--filter PATTERN`: test selection for both runners.
+    filter: Option<String>,
+    /// `--skip-build`: test the worker binary already in the target directory.
+    skip_build: bool,
+    /// `--worker CMD` or `$VGI_CONFORMANCE_WORKER`: a worker command line to
+    /// test instead of ours, e.g. the reference Python worker when checking
+    /// the harness itself.  Nothing is built then.
+    worker: Option<String>,
+}
+
+impl Options {
+    /// Parse the arguments after `conformance`; `--opt value` and `--opt=value` both work.
+    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
+        let mut options = Self::default();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_owned(), Some(value.to_owned()))
+                }
+                _ => (arg.clone(), None),
+            };
+            let mut value = || match inline.clone().or_else(|| args.next()) {
+                Some(value) => Ok(value),
+                None => Err(anyhow::anyhow!("{flag} needs a value")),
+            };
+            match flag.as_str() {
+                "--transport" => options.transports.push(value()?),
+                "--filter" => options.filter = Some(value()?),
+                "--worker" => options.worker = Some(value()?),
+                "--skip-build" if inline.is_none() => options.skip_build = true,
+                _ => bail!("unknown conformance option {arg:?} (see `cargo xtask help`)"),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The transports to run, validated, in [`TRANSPORTS`] order.
+    fn selected(&self) -> Result<Vec<&'static Transport>> {
+        if let Some(unknown) = self
+            .transports
+            .iter()
+            .find(|n| !TRANSPORTS.iter().any(|t| t.name == *n))
+        {
+            let known: Vec<_> = TRANSPORTS.iter().map(|t| t.name).collect();
+            bail!("unknown transport {unknown:?}; known: {}", known.join(", "));
+        }
+        Ok(TRANSPORTS
+            .iter()
+            .filter(|t| self.transports.is_empty() || self.transports.iter().any(|n| n == t.name))
+            .collect())
+    }
+}
+
+/// Run the suite as `options` says; an error if anything unexpected happened.
+pub(crate) fn run(options: &Options) -> Result<()> {
+    let transports = options.selected()?;
+    let pytest: Vec<&str> = transports
+        .iter()
+        .filter(|t| matches!(t.runner, Runner::Pytest))
+        .map(|t| t.name)
+        .collect();
+    if let Some(filter) = &options.filter
+        && is_glob(filter)
+        && !pytest.is_empty()
+    {
+        bail!(
+            "--filter {filter:?} is a glob, which pytest -k cannot take; \
+             use a plain word, or add --transport cli-pipe to run only vgi-rpc-test"
+        );
+    }
+
+    let target = target_dir()?;
+    let worker = match options
+        .worker
+        .clone()
+        .or_else(|| std::env::var("VGI_CONFORMANCE_WORKER").ok())
+    {
+        Some(worker) if !worker.trim().is_empty() => worker,
+        _ => build_worker(&target, options.skip_build)?,
+    };
+    let python = python::find_or_build()?;
+    println!("xtask: using Python {}", python.display());
+    let venv = Venv::ensure(&target.join("conformance-venv"), &python)?;
+    let out_dir = target.join("conformance");
+    fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+
+    let mut groups = Vec::new();
+    for transport in &transports {
+        if let Runner::Cli { extra_args } = transport.runner {
+            let output = out_dir.join(format!("{}.json", transport.name));
+            groups.push(run_cli(
+                &venv,
+                &worker,
+                transport.name,
+                extra_args,
+                options.filter.as_deref(),
+                &output,
+            ));
+        }
+    }
+    if !pytest.is_empty() {
+        let report = out_dir.join("pytest-report.json");
+        groups.extend(run_pytest(
+            &venv,
+            &worker,
+            &pytest,
+            options.filter.as_deref(),
+            &report,
+        ));
+    }
+    if options.filter.is_none() {
+        // An unfiltered run that executed nothing is broken, however green it looks.
+        for group in groups
+            .iter_mut()
+            .filter(|g| g.tests.is_empty() && g.error.is_none())
+        {
+            group.error = Some("ran no tests".to_owned());
+        }
+    }
+
+    let known = Ledger::load(Path::new(KNOWN_FAILURES))?;
+    let allowed = Ledger::load(Path::new(ALLOWED_SKIPS))?;
+    let summary = Summary::new(&groups, &known, &allowed);
+    summary.print(&worker);
+    // Stale entries only make sense to point out on a complete, clean run:
+    // a filter leaves entries unmatched, and a broken test skips nothing.
+    if options.filter.is_none() && summary.ok() {
+        let ran: Vec<String> = groups.iter().map(|g| g.transport.clone()).collect();
+        for ledger in [&known, &allowed] {
+            for entry in ledger.unused(&ran) {
+                println!(
+                    "note: {} matched no result; if the test was fixed or renamed, remove it ({})",
+                    entry.origin, entry.reason
+                );
+            }
+        }
+    }
+    let summary_path = out_dir.join("summary.json");
+    let json = summary.to_json(&worker, options.filter.as_deref());
+    fs::write(&summary_path, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("writing {}", summary_path.display()))?;
+    println!("xtask: wrote {}", summary_path.display());
+    println!("{}", summary.closing_line());
+    if !summary.ok() {
+        bail!("conformance run had unexpected results (see above)");
+    }
+    Ok(())
+}
+
+/// The cargo target directory, relative to the workspace root when inside it
+/// so echoed commands stay short.
+fn target_dir() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+    let Some(dir) = metadata["target_directory"].as_str() else {
+        bail!("cargo metadata has no target_directory");
+    };
+    let dir = PathBuf::from(dir);
+    let root = std::env::current_dir()?;
+    Ok(dir
+        .strip_prefix(&root)
+        .map(Path::to_path_buf)
+        .unwrap_or(dir))
+}
+
+/// Build the release worker (unless told not to) and return its command line.
+fn build_worker(target: &Path, skip_build: bool) -> Result<String> {
+    if !skip_build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run_ok(Command::new(cargo).args(["build", "--release", "-p", WORKER_PACKAGE]))?;
+    }
+    let binary = target.join("release").join(WORKER_BIN);
+    if !binary.is_file() {
+        bail!(
+            "{} does not exist; run without --skip-build",
+            binary.display()
+        );
+    }
+    // Both runners split the worker command with shell rules, so quote the path.
+    Ok(shell_quote(&binary.to_string_lossy()).into_owned())
+}
+
+/// Remove `path` so a runner that dies cannot leave a previous run's results to be read.
+fn remove_stale(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Run `vgi-rpc-test` for one transport; runner-level failures become the group's error.
+fn run_cli(
+    venv: &Venv,
+    worker: &str,
+    transport: &str,
+    extra_args: &[&str],
+    filter: Option<&str>,
+    output: &Path,
+) -> Group {
+    let mut group = Group::new(transport);
+    let result = (|| -> Result<Vec<TestResult>> {
+        remove_stale(output)?;
+        let mut cmd = Command::new(venv.bin("vgi-rpc-test"));
+        cmd.args(["--cmd", worker, "--format", "json", "--output"])
+            .arg(output);
+        if let Some(filter) = filter {
+            cmd.args(["--filter", &cli_filter(filter)]);
+        }
+        cmd.args(extra_args);
+        let status = process::run(&mut cmd)?;
+        // 0: all passed, 1: some failed; anything else means the run itself broke.
+        if !matches!(status.code(), Some(0 | 1)) {
+            bail!("vgi-rpc-test exited with {status} (its stderr is above)");
+        }
+        parse_cli_results(output)
+    })();
+    match result {
+        Ok(tests) => group.tests = tests,
+        Err(err) => group.error = Some(format!("{err:#}")),
+    }
+    group
+}
+
+/// vgi-rpc-test matches whole names, pytest `-k` substrings: give plain words
+/// substring semantics on both sides so one `--filter` selects the same tests.
+fn cli_filter(filter: &str) -> String {
+    filter
+        .split(',')
+        .map(|part| {
+            if is_glob(part) {
+                part.to_owned()
+            } else {
+                format!("*{}*", part.trim())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Read `vgi-rpc-test --format json` output.
+fn parse_cli_results(path: &Path) -> Result<Vec<TestResult>> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("vgi-rpc-test wrote no {}", path.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let Some(results) = json["results"].as_array() else {
+        bail!("{}: no `results` array", path.display());
+    };
+    results
+        .iter()
+        .map(|r| {
+            let Some(name) = r["name"].as_str() else {
+                bail!("{}: a result without a name: {r}", path.display());
+            };
+            let text = |key: &str| r[key].as_str().map(str::to_owned);
+            // Skipped results also carry passed=true, so test the skip first.
+            let (outcome, message) = if r["skipped"].as_bool() == Some(true) {
+                (Outcome::Skipped, text("skip_reason"))
+            } else if r["passed"].as_bool() == Some(true) {
+                (Outcome::Passed, None)
+            } else {
+                (Outcome::Failed, text("error"))
+            };
+            Ok(TestResult {
+                id: name.to_owned(),
+                outcome,
+                message,
+            })
+        })
+        .collect()
+}
+
+/// Run the pytest suite once for all `transports`; returns one group per
+/// transport plus [`COMMON`].
+fn run_pytest(
+    venv: &Venv,
+    worker: &str,
+    transports: &[&str],
+    filter: Option<&str>,
+    report: &Path,
+) -> Vec<Group> {
+    let mut groups: Vec<Group> = transports
+        .iter()
+        .chain([&COMMON])
+        .map(|t| Group::new(t))
+        .collect();
+    let result = (|| -> Result<Vec<(Option<String>, TestResult)>> {
+        remove_stale(report)?;
+        let mut cmd = Command::new(venv.python());
+        cmd.args(["-m", "pytest", "conformance/tests", "-q", "--tb=short"])
+            .env("VGI_CONFORMANCE_WORKER", worker)
+            .env("VGI_CONFORMANCE_TRANSPORTS", transports.join(","))
+            .env("VGI_CONFORMANCE_REPORT", report)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        if let Some(filter) = filter {
+            cmd.args(["-k", filter]);
+        }
+        let status = process::run(&mut cmd)?;
+        // 0: passed, 1: some failed, 5: -k selected nothing; others: interrupted,
+        // internal or usage error, where per-test outcomes cannot be trusted.
+        if !matches!(status.code(), Some(0 | 1 | 5)) {
+            bail!("pytest exited with {status} (its output is above)");
+        }
+        let tests = parse_pytest_report(report)?;
+        if status.code() == Some(1) && !tests.iter().any(|(_, t)| t.outcome == Outcome::Failed) {
+            bail!("pytest exited with {status} but reported no failing test");
+        }
+        Ok(tests)
+    })();
+    match result {
+        Ok(tests) => {
+            for (transport, test) in tests {
+                let name = transport.as_deref().unwrap_or(COMMON);
+                match groups.iter_mut().find(|g| g.transport == name) {
+                    Some(group) => group.tests.push(test),
+                    None => {
+                        let mut group = Group::new(name);
+                        group.tests.push(test);
+                        groups.push(group);
+                    }
+                }
+            }
+        }
+        Err(err) => {
+            let message = format!("{err:#}");
+            for group in &mut groups {
+                group.error = Some(message.clone());
+            }
+        }
+    }
+    groups
+}
+
+/// Read the JSON the conftest's report plugin writes: `(transport, result)` pairs.
+fn parse_pytest_report(path: &Path) -> Result<Vec<(Option<String>, TestResult)>> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("pytest wrote no {}", path.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let Some(tests) = json["tests"].as_array() else {
+        bail!("{}: no `tests` array", path.display());
+    };
+    tests
+        .iter()
+        .map(|t| {
+            let (Some(id), Some(outcome)) = (t["test"].as_str(), t["outcome"].as_str()) else {
+                bail!("{}: malformed entry {t}", path.display());
+            };
+            let outcome = match outcome {
+                "passed" => Outcome::Passed,
+                "failed" => Outcome::Failed,
+                "skipped" => Outcome::Skipped,
+                other => bail!("{}: unknown outcome {other:?}", path.display()),
+            };
+            let result = TestResult {
+                id: id.to_owned(),
+                outcome,
+                message: t["message"].as_str().map(str::to_owned),
+            };
+            Ok((t["transport"].as_str().map(str::to_owned), result))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        Options::parse(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn options() {
+        let o = parse(&[
+            "--transport",
+            "pipe",
+            "--transport=cli-pipe",
+            "--filter",
+            "echo",
+            "--skip-build",
+        ])
+        .unwrap();
+        assert_eq!(o.transports, ["pipe", "cli-pipe"]);
+        assert_eq!(o.filter.as_deref(), Some("echo"));
+        assert!(o.skip_build);
+        let names: Vec<_> = o.selected().unwrap().iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            ["cli-pipe", "pipe"],
+            "report order, not argument order"
+        );
+
+        assert!(parse(&["--transport"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+        assert!(parse(&["--skip-build=yes"]).is_err());
+        assert!(
+            parse(&["--transport", "carrier-pigeon"])
+                .unwrap()
+                .selected()
+                .is_err()
+        );
+        assert_eq!(
+            parse(&[]).unwrap().selected().unwrap().len(),
+            TRANSPORTS.len()
+        );
+    }
+
+    #[test]
+    fn plain_filter_words_become_substring_globs() {
+        assert_eq!(cli_filter("echo_string"), "*echo_string*");
+        assert_eq!(cli_filter("scalar_echo.*,void"), "scalar_echo.*,*void*");
+    }
+}

@@ -1,0 +1,100 @@
+//! Running child processes so that the log shows exactly what ran.
+//!
+//! Every command that matters is echoed as a copy-pasteable shell line before
+//! it starts: when CI fails, the first thing anyone wants is to re-run the
+//! failing step by hand.
+
+use std::borrow::Cow;
+use std::io::Write as _;
+use std::process::{Command, ExitStatus, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Echo `cmd`, then run it with inherited stdio and return how it exited.
+pub(crate) fn run(cmd: &mut Command) -> Result<ExitStatus> {
+    let line = display(cmd);
+    println!("+ {line}");
+    // Keep our echo ahead of the child's output when stdout is a pipe (CI).
+    std::io::stdout().flush().ok();
+    cmd.status()
+        .with_context(|| format!("could not start `{line}`"))
+}
+
+/// [`run`], treating a non-zero exit as an error.
+pub(crate) fn run_ok(cmd: &mut Command) -> Result<()> {
+    let status = run(cmd)?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", display(cmd));
+    }
+    Ok(())
+}
+
+/// Run a quiet probe (no echo) and return its trimmed stdout if it succeeded.
+///
+/// Used for questions like "is this a usable Python?", where failure is an
+/// answer rather than an error.
+pub(crate) fn probe(cmd: &mut Command) -> Option<String> {
+    let output = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// `cmd` as a shell line: explicitly set environment variables, program, arguments.
+fn display(cmd: &Command) -> String {
+    let mut words = Vec::new();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            words.push(format!(
+                "{}={}",
+                key.to_string_lossy(),
+                shell_quote(&value.to_string_lossy())
+            ));
+        }
+    }
+    words.push(shell_quote(&cmd.get_program().to_string_lossy()).into_owned());
+    words.extend(
+        cmd.get_args()
+            .map(|arg| shell_quote(&arg.to_string_lossy()).into_owned()),
+    );
+    words.join(" ")
+}
+
+/// Quote `word` for a POSIX shell, leaving common safe words untouched.
+pub(crate) fn shell_quote(word: &str) -> Cow<'_, str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        Cow::Borrowed(word)
+    } else {
+        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(
+            shell_quote("target/release/worker"),
+            "target/release/worker"
+        );
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("scalar*"), "'scalar*'");
+    }
+
+    #[test]
+    fn display_shows_env_program_and_args() {
+        let mut cmd = Command::new("pytest");
+        cmd.env("VGI_X", "a b").arg("-k").arg("echo and not bytes");
+        assert_eq!(display(&cmd), "VGI_X='a b' pytest -k 'echo and not bytes'");
+    }
+}
