@@ -1,0 +1,251 @@
+"""Fixtures that point the reference vgi-rpc pytest suite at an external worker.
+
+The suite (``vgi_rpc.conformance._pytest_suite``) only asks for fixtures; which
+server answers is up to the runner.  These fixtures launch the worker named by
+the environment, so the same tests that validate the Python implementation
+validate ours.  ``cargo xtask conformance`` sets the variables below; running
+pytest by hand works too::
+
+    VGI_CONFORMANCE_WORKER=target/release/vgi-conformance-worker \\
+        target/conformance-venv/bin/pytest conformance/tests
+
+Environment:
+
+``VGI_CONFORMANCE_WORKER``
+    Command line of the worker, split with shell quoting rules.  Started with
+    no extra arguments, it must serve the ConformanceService over stdin/stdout
+    and exit when stdin closes.
+``VGI_CONFORMANCE_TRANSPORTS``
+    Comma-separated transports that ``conformance_conn`` is parametrized over;
+    the default is every transport in ``_CONNECTORS``.
+``VGI_CONFORMANCE_REPORT``
+    Optional path; per-test outcomes, tagged with their transport, are written
+    there as JSON when the session ends (the xtask's input, see ``_Report``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vgi_rpc.conformance import ConformanceService
+from vgi_rpc.log import Message
+from vgi_rpc.rpc import RpcConnection, SubprocessTransport, connect
+
+ConnFactory = Callable[..., contextlib.AbstractContextManager[Any]]
+OnLog = Callable[[Message], None] | None
+
+
+def _worker_cmd() -> list[str]:
+    raw = os.environ.get("VGI_CONFORMANCE_WORKER", "").strip()
+    if not raw:
+        raise pytest.UsageError("set VGI_CONFORMANCE_WORKER to the conformance worker's command line")
+    return shlex.split(raw)
+
+
+# ---------------------------------------------------------------------------
+# Transports
+# ---------------------------------------------------------------------------
+
+
+class _SharedTransport:
+    """The session worker's pipes, minus the ability to close them.
+
+    ``RpcConnection`` closes its transport on exit; the ``subprocess``
+    transport deliberately reuses one worker for every test, so each
+    connection gets this view whose ``close`` leaves the worker running.
+    """
+
+    def __init__(self, inner: SubprocessTransport) -> None:
+        self._inner = inner
+
+    @property
+    def reader(self) -> Any:
+        return self._inner.reader
+
+    @property
+    def writer(self) -> Any:
+        return self._inner.writer
+
+    def close(self) -> None:
+        """Keep the shared worker alive for the next test."""
+
+
+def _pipe(request: pytest.FixtureRequest) -> ConnFactory:
+    """A fresh worker process per connection: every test starts from a clean server."""
+    cmd = _worker_cmd()
+
+    def factory(on_log: OnLog = None) -> contextlib.AbstractContextManager[Any]:
+        return connect(ConformanceService, cmd, on_log=on_log)
+
+    return factory
+
+
+def _subprocess(request: pytest.FixtureRequest) -> ConnFactory:
+    """One worker for the whole session: catches state leaking between calls."""
+    worker: SubprocessTransport = request.getfixturevalue("conformance_subprocess")
+
+    def factory(on_log: OnLog = None) -> contextlib.AbstractContextManager[Any]:
+        code = worker.proc.poll()
+        if code is not None:
+            # Without this every later test fails with an opaque broken-pipe error.
+            pytest.fail(f"the shared conformance worker exited earlier with status {code}")
+        return RpcConnection(ConformanceService, _SharedTransport(worker), on_log=on_log)
+
+    return factory
+
+
+# Transport name (the conformance_conn parameter id) -> connection factory builder.
+# Adding a transport means adding an entry here and, on the xtask side, a row
+# in its transport table.
+_CONNECTORS: dict[str, Callable[[pytest.FixtureRequest], ConnFactory]] = {
+    "pipe": _pipe,
+    "subprocess": _subprocess,
+}
+
+
+def _selected_transports() -> list[str]:
+    raw = os.environ.get("VGI_CONFORMANCE_TRANSPORTS", ",".join(_CONNECTORS))
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(_CONNECTORS))
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"VGI_CONFORMANCE_TRANSPORTS={raw!r}: choose from {', '.join(_CONNECTORS)} (unknown: {unknown})"
+        )
+    return names
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail fast on a bad environment instead of erroring in every test."""
+    _worker_cmd()
+    _selected_transports()
+    config.pluginmanager.register(_Report(os.environ.get("VGI_CONFORMANCE_REPORT")), "vgi-conformance-report")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``conformance_conn`` over the selected transports (the ids the suite checks)."""
+    if "conformance_conn" in metafunc.fixturenames:
+        metafunc.parametrize("conformance_conn", _selected_transports(), indirect=True)
+
+
+@pytest.fixture
+def conformance_conn(request: pytest.FixtureRequest) -> ConnFactory:
+    """Factory of ``ConformanceService`` connections over ``request.param``."""
+    return _CONNECTORS[request.param](request)
+
+
+@pytest.fixture(scope="session")
+def conformance_subprocess() -> Iterator[SubprocessTransport]:
+    """The worker shared by every ``subprocess`` test."""
+    transport = SubprocessTransport(_worker_cmd())
+    try:
+        yield transport
+    finally:
+        transport.close()
+
+
+# ---------------------------------------------------------------------------
+# Fixtures this harness does not provide yet
+# ---------------------------------------------------------------------------
+
+_NO_HTTP = "the harness has no HTTP conformance worker yet"
+
+
+def _unavailable(name: str, reason: str) -> Any:
+    """A fixture that skips whichever test requests it, naming what is missing."""
+
+    @pytest.fixture(scope="session", name=name)
+    def _fixture() -> None:
+        pytest.skip(f"{name} not provided: {reason}")
+
+    return _fixture
+
+
+conformance_http_port = _unavailable("conformance_http_port", _NO_HTTP)
+conformance_http_auth_port = _unavailable("conformance_http_auth_port", _NO_HTTP)
+conformance_http_strict_cap_port = _unavailable("conformance_http_strict_cap_port", _NO_HTTP)
+conformance_http_with_storage_port = _unavailable("conformance_http_with_storage_port", _NO_HTTP)
+conformance_http_with_zstd_storage_port = _unavailable("conformance_http_with_zstd_storage_port", _NO_HTTP)
+conformance_fake_storage = _unavailable("conformance_fake_storage", _NO_HTTP)
+
+
+# ---------------------------------------------------------------------------
+# Machine-readable outcomes
+# ---------------------------------------------------------------------------
+
+
+def _truncate(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Report:
+    """Record one outcome per test and write them as JSON at session end.
+
+    JUnit XML would lose the transport, which lives in the item's callspec, so
+    each entry carries it explicitly: ``{"nodeid", "test", "transport",
+    "outcome", "message"}`` where ``test`` is ``Class::function`` (the id
+    known-failure entries match), ``transport`` is the ``conformance_conn``
+    parameter or null for tests that do not take one, and ``outcome`` is
+    ``passed``, ``failed`` or ``skipped``.  A failure in any phase (setup,
+    call, teardown) makes the test failed; collection errors are failed
+    entries too, so a broken import can never look like an empty pass.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._path = Path(path) if path else None
+        self._items: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            cls = getattr(item, "cls", None)
+            name = getattr(item, "originalname", item.name)
+            self._items[item.nodeid] = {
+                "nodeid": item.nodeid,
+                "test": f"{cls.__name__}::{name}" if cls is not None else name,
+                "transport": callspec.params.get("conformance_conn") if callspec else None,
+                "outcome": None,
+                "message": None,
+            }
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._items[report.nodeid] = {
+                "nodeid": report.nodeid,
+                "test": report.nodeid or "<collection>",
+                "transport": None,
+                "outcome": "failed",
+                "message": _truncate(str(report.longrepr)),
+            }
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self._items.get(report.nodeid)
+        if entry is None or entry["outcome"] == "failed":
+            return
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            detail = crash.message if crash is not None else str(report.longrepr)
+            entry["outcome"] = "failed"
+            entry["message"] = _truncate(detail if report.when == "call" else f"{report.when}: {detail}")
+        elif report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            entry["outcome"] = "skipped"
+            entry["message"] = _truncate(reason.removeprefix("Skipped: "))
+        elif report.when == "call" and entry["outcome"] is None:
+            entry["outcome"] = "passed"
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._path is None:
+            return
+        # Deselected (-k) items never ran; leave them out rather than inventing an outcome.
+        tests = [entry for entry in self._items.values() if entry["outcome"] is not None]
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.write_text(json.dumps({"tests": tests}, indent=1) + "\n")
