@@ -1,1 +1,88 @@
-//! placeholder
+//! The pipe transport of vgi-rpc: serve a service over standard input and
+//! standard output, as a worker process launched by a client.
+//!
+//! Standard output carries nothing but Arrow IPC; diagnostics belong on
+//! standard error. The worker exits cleanly when its input reaches end of
+//! file or when it receives SIGTERM or SIGINT.
+//!
+//! ```no_run
+//! use vgirpc::{RpcError, Server};
+//!
+//! #[vgirpc::service]
+//! pub trait Greeter {
+//!     /// Say hello.
+//!     fn greet(&self, name: String) -> Result<String, RpcError>;
+//! }
+//!
+//! struct Hello;
+//! impl Greeter for Hello {
+//!     fn greet(&self, name: String) -> Result<String, RpcError> {
+//!         Ok(format!("hello, {name}"))
+//!     }
+//! }
+//!
+//! let server = Server::new(GreeterServer::new(Hello)).unwrap();
+//! vgirpc_pipe::serve_stdio(&server).unwrap();
+//! ```
+
+use std::io::{BufReader, BufWriter};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use vgirpc::{ServeError, Server, TransportKind};
+
+/// Why the pipe transport stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// Serving the connection failed.
+    #[error("serving over stdio failed")]
+    Serve(#[from] ServeError),
+    /// The termination signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Serves `server` on this process's stdin and stdout until stdin closes.
+///
+/// SIGTERM and SIGINT end the process with status 0: every response is
+/// flushed as soon as it is complete, so nothing written is lost.
+pub fn serve_stdio(server: &Server) -> Result<(), PipeError> {
+    exit_on_termination_signals()?;
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    let reader = BufReader::with_capacity(256 * 1024, stdin);
+    let writer = BufWriter::with_capacity(256 * 1024, stdout);
+    server.serve(reader, writer, TransportKind::Pipe)?;
+    tracing::debug!("stdin closed; pipe transport finished");
+    Ok(())
+}
+
+/// Serves `server` over any reader/writer pair with pipe semantics, e.g.
+/// the two ends of an in-process pipe in tests.
+pub fn serve_pipe<R: std::io::Read, W: std::io::Write>(
+    server: &Server,
+    reader: R,
+    writer: W,
+) -> Result<(), PipeError> {
+    server.serve(
+        BufReader::new(reader),
+        BufWriter::new(writer),
+        TransportKind::Pipe,
+    )?;
+    Ok(())
+}
+
+fn exit_on_termination_signals() -> Result<(), PipeError> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(PipeError::Signals)?;
+    std::thread::Builder::new()
+        .name("vgirpc-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::info!(signal, "termination signal received; exiting");
+                std::process::exit(0);
+            }
+        })
+        .map_err(PipeError::Signals)?;
+    Ok(())
+}

@@ -1,1 +1,70 @@
-//! placeholder
+//! Rust server core of vgi-rpc, an RPC framework in which every request,
+//! response, log line and error is an Apache Arrow IPC stream.
+//!
+//! A service is a trait of plain Rust methods marked `#[vgirpc::service]`;
+//! the macro derives the Arrow schemas, `__describe__` rows and dispatch.
+//! Unary methods return values; stream methods return a [`Stream`] whose
+//! state produces or exchanges Arrow [`RecordBatch`](arrow_array::RecordBatch)es.
+//!
+//! ```
+//! use vgirpc::{CallContext, RpcError, Server, TransportKind};
+//!
+//! /// A tiny calculator.
+//! #[vgirpc::service]
+//! pub trait Calculator {
+//!     /// Add two numbers.
+//!     fn add(&self, a: f64, b: f64) -> Result<f64, RpcError>;
+//!     /// Divide, refusing zero.
+//!     fn divide(&self, ctx: &CallContext, a: f64, b: f64) -> Result<f64, RpcError>;
+//! }
+//!
+//! struct Calc;
+//!
+//! impl Calculator for Calc {
+//!     fn add(&self, a: f64, b: f64) -> Result<f64, RpcError> {
+//!         Ok(a + b)
+//!     }
+//!     fn divide(&self, ctx: &CallContext, a: f64, b: f64) -> Result<f64, RpcError> {
+//!         if b == 0.0 {
+//!             return Err(RpcError::value_error("division by zero"));
+//!         }
+//!         ctx.info(format!("dividing {a} by {b}"));
+//!         Ok(a / b)
+//!     }
+//! }
+//!
+//! let server = Server::new(CalculatorServer::new(Calc)).unwrap();
+//! assert_eq!(server.service().protocol_name(), "Calculator");
+//! // A transport hands the server a connection; here, an empty one.
+//! server.serve(std::io::empty(), std::io::sink(), TransportKind::Pipe).unwrap();
+//! ```
+//!
+//! Transports live in their own crates (`vgirpc-pipe` for stdin/stdout);
+//! this crate only needs a [`std::io::Read`] and a [`std::io::Write`].
+
+mod context;
+mod error;
+mod server;
+mod service;
+mod stream;
+
+pub use context::{CallContext, TransportKind, new_request_id, server_id};
+pub use error::{RpcError, ServeError};
+pub use server::{Served, Server};
+pub use service::{Outcome, Service};
+pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
+pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
+pub use vgirpc_wire as wire;
+pub use vgirpc_wire::log::Level;
+pub use vgirpc_wire::types::{
+    ArrowStruct, ArrowValue, Decimal128, DictString, FixedBinary, LargeBinary, LargeString,
+};
+
+/// Re-exports of the Arrow crates the public API speaks in.
+pub mod arrow {
+    pub use arrow_array as array;
+    pub use arrow_schema as schema;
+}
+
+#[doc(hidden)]
+pub mod __private;

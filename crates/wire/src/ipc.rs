@@ -196,7 +196,7 @@ impl<R: Read> StreamReader<R> {
                 message.header_type()
             ))
         })?;
-        let schema = Arc::new(arrow_ipc::convert::fb_to_schema(schema));
+        let schema = Arc::new(arrow_ipc::convert::try_fb_to_schema(schema)?);
         Ok(Some(Self {
             reader,
             schema,

@@ -1,0 +1,413 @@
+//! `#[service]`: parses a trait of RPC methods and generates its dispatch.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{
+    Expr, FnArg, GenericArgument, Ident, ItemTrait, Pat, PathArguments, ReturnType, TraitItem,
+    TraitItemFn, Type,
+};
+
+/// What a method returns once its `Result` is unwrapped.
+enum Returns {
+    Nothing,
+    Value(Type),
+    Stream { header: Option<Type> },
+}
+
+struct Param {
+    ident: Ident,
+    wire_name: String,
+    ty: Type,
+    default: Option<Expr>,
+}
+
+struct Method {
+    ident: Ident,
+    name: String,
+    params: Vec<Param>,
+    ctx_position: Option<usize>,
+    returns: Returns,
+}
+
+pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<TokenStream> {
+    if !args.is_empty() {
+        return Err(syn::Error::new(
+            args.span(),
+            "#[service] takes no arguments",
+        ));
+    }
+    let mut methods = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    let mut has_start_hook = false;
+    for trait_item in &mut item.items {
+        let TraitItem::Fn(func) = trait_item else {
+            continue;
+        };
+        if func.sig.ident == "on_serve_start" {
+            has_start_hook = true;
+            continue;
+        }
+        match parse_method(func) {
+            Ok(method) => methods.push(method),
+            Err(err) => match &mut errors {
+                Some(all) => all.combine(err),
+                None => errors = Some(err),
+            },
+        }
+    }
+    if let Some(errors) = errors {
+        return Err(errors);
+    }
+
+    let krate = quote!(::vgirpc);
+    let private = quote!(#krate::__private);
+    if !has_start_hook {
+        item.items.push(syn::parse_quote! {
+            /// Fired once when serving starts on a transport, before any request.
+            fn on_serve_start(
+                &self,
+                _kind: #krate::TransportKind,
+            ) -> ::core::result::Result<(), #krate::RpcError> {
+                ::core::result::Result::Ok(())
+            }
+        });
+    }
+    item.supertraits
+        .push(syn::parse_quote!(::core::marker::Send));
+    item.supertraits
+        .push(syn::parse_quote!(::core::marker::Sync));
+    item.supertraits.push(syn::parse_quote!('static));
+
+    let trait_ident = &item.ident;
+    let vis = &item.vis;
+    let protocol_name = trait_ident.to_string();
+    let server_ident = format_ident!("{}Server", trait_ident);
+
+    let descriptions = methods.iter().map(|m| describe(m, &private));
+    let arms = methods.iter().enumerate().map(|(index, m)| {
+        let method_ident = &m.ident;
+        let name = &m.name;
+        let decode = m.params.iter().map(|p| {
+            let ident = &p.ident;
+            let ty = &p.ty;
+            let wire_name = &p.wire_name;
+            let default = match &p.default {
+                Some(expr) => quote! {
+                    ::core::option::Option::Some(
+                        (|| -> #ty { ::core::convert::Into::into(#expr) }) as fn() -> #ty
+                    )
+                },
+                None => quote!(::core::option::Option::None),
+            };
+            quote! {
+                let #ident: #ty = #private::param::<#ty>(params, #name, #wire_name, #default)?;
+            }
+        });
+        let mut call_args: Vec<TokenStream> = m
+            .params
+            .iter()
+            .map(|p| {
+                let ident = &p.ident;
+                quote!(#ident)
+            })
+            .collect();
+        if let Some(position) = m.ctx_position {
+            call_args.insert(position, quote!(ctx));
+        }
+        let call = quote! {
+            self.inner.#method_ident(#(#call_args),*)
+                .map_err(::core::convert::Into::<#krate::RpcError>::into)?
+        };
+        let finish = match &m.returns {
+            Returns::Nothing => quote! {
+                let () = #call;
+                ::core::result::Result::Ok(#krate::Outcome::Unary(#private::void_batch()))
+            },
+            Returns::Value(_) => quote! {
+                let value = #call;
+                ::core::result::Result::Ok(#krate::Outcome::Unary(#private::result_batch(&value)?))
+            },
+            Returns::Stream { header: None } => quote! {
+                let stream = #call;
+                ::core::result::Result::Ok(#krate::Outcome::Stream(#private::erase_stream(stream)?))
+            },
+            Returns::Stream { header: Some(_) } => quote! {
+                let stream = #call;
+                ::core::result::Result::Ok(#krate::Outcome::Stream(
+                    #private::erase_stream_with_header(stream)?,
+                ))
+            },
+        };
+        quote! {
+            #index => {
+                #(#decode)*
+                #finish
+            }
+        }
+    });
+
+    let server_doc = format!(
+        "Serves an implementation of [`{trait_ident}`]: dispatch, schemas and `__describe__`."
+    );
+    Ok(quote! {
+        #item
+
+        #[doc = #server_doc]
+        #vis struct #server_ident<T> {
+            inner: T,
+            methods: ::std::vec::Vec<#private::MethodDescription>,
+        }
+
+        impl<T: #trait_ident> #server_ident<T> {
+            /// Wraps an implementation for serving.
+            #vis fn new(inner: T) -> Self {
+                Self {
+                    inner,
+                    methods: ::std::vec![#(#descriptions),*],
+                }
+            }
+
+            /// The wrapped implementation.
+            #vis fn get_ref(&self) -> &T {
+                &self.inner
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for #server_ident<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#server_ident))
+                    .field("methods", &self.methods.len())
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<T: #trait_ident> #krate::Service for #server_ident<T> {
+            fn protocol_name(&self) -> &str {
+                #protocol_name
+            }
+
+            fn methods(&self) -> &[#private::MethodDescription] {
+                &self.methods
+            }
+
+            fn call(
+                &self,
+                index: usize,
+                params: &#krate::arrow::array::RecordBatch,
+                ctx: &#krate::CallContext,
+            ) -> ::core::result::Result<#krate::Outcome, #krate::RpcError> {
+                let _ = (&params, &ctx);
+                match index {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(#krate::RpcError::runtime_error(
+                        "method index out of range",
+                    )),
+                }
+            }
+
+            fn on_serve_start(
+                &self,
+                kind: #krate::TransportKind,
+            ) -> ::core::result::Result<(), #krate::RpcError> {
+                #trait_ident::on_serve_start(&self.inner, kind)
+            }
+        }
+    })
+}
+
+fn describe(m: &Method, private: &TokenStream) -> TokenStream {
+    let name = &m.name;
+    let fields = m.params.iter().map(|p| {
+        let ty = &p.ty;
+        let wire_name = &p.wire_name;
+        quote!(#private::param_field::<#ty>(#wire_name))
+    });
+    let (method_type, has_return, result_schema, header_schema) = match &m.returns {
+        Returns::Nothing => (
+            quote!(Unary),
+            false,
+            quote!(#private::empty_schema()),
+            quote!(::core::option::Option::None),
+        ),
+        Returns::Value(ty) => (
+            quote!(Unary),
+            true,
+            quote!(#private::result_schema::<#ty>()),
+            quote!(::core::option::Option::None),
+        ),
+        Returns::Stream { header } => (
+            quote!(Stream),
+            false,
+            quote!(#private::empty_schema()),
+            match header {
+                Some(h) => quote!(::core::option::Option::Some(#private::header_schema::<#h>())),
+                None => quote!(::core::option::Option::None),
+            },
+        ),
+    };
+    quote! {
+        #private::MethodDescription {
+            name: ::std::string::String::from(#name),
+            method_type: #private::MethodType::#method_type,
+            has_return: #has_return,
+            params_schema: #private::schema(::std::vec![#(#fields),*]),
+            result_schema: #result_schema,
+            header_schema: #header_schema,
+            is_exchange: ::core::option::Option::None,
+        }
+    }
+}
+
+fn parse_method(func: &mut TraitItemFn) -> syn::Result<Method> {
+    let sig = &mut func.sig;
+    if func.default.is_some() {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "service methods are declared without a body",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "service methods cannot be generic",
+        ));
+    }
+    let mut inputs = sig.inputs.iter_mut();
+    match inputs.next() {
+        Some(FnArg::Receiver(receiver))
+            if receiver.reference.is_some() && receiver.mutability.is_none() => {}
+        _ => {
+            return Err(syn::Error::new(
+                sig.ident.span(),
+                "service methods take `&self` first",
+            ));
+        }
+    }
+    let mut params = Vec::new();
+    let mut ctx_position = None;
+    for (position, input) in inputs.enumerate() {
+        let FnArg::Typed(typed) = input else {
+            return Err(syn::Error::new(input.span(), "unexpected receiver"));
+        };
+        let default = take_default(&mut typed.attrs)?;
+        if is_context(&typed.ty) {
+            if default.is_some() {
+                return Err(syn::Error::new(
+                    typed.span(),
+                    "the context takes no default",
+                ));
+            }
+            ctx_position = Some(position);
+            continue;
+        }
+        let Pat::Ident(pat) = typed.pat.as_ref() else {
+            return Err(syn::Error::new(
+                typed.pat.span(),
+                "parameters must be plain names: the name is the Arrow column name",
+            ));
+        };
+        let ident = pat.ident.clone();
+        params.push(Param {
+            wire_name: ident.to_string().trim_start_matches("r#").to_owned(),
+            ident,
+            ty: (*typed.ty).clone(),
+            default,
+        });
+    }
+    let returns = parse_return(&sig.output)?;
+    Ok(Method {
+        name: sig.ident.to_string(),
+        ident: sig.ident.clone(),
+        params,
+        ctx_position,
+        returns,
+    })
+}
+
+/// Removes `#[default(expr)]` from a parameter, returning the expression.
+fn take_default(attrs: &mut Vec<syn::Attribute>) -> syn::Result<Option<Expr>> {
+    let mut found = None;
+    let mut error = None;
+    attrs.retain(|attr| {
+        if !attr.path().is_ident("default") {
+            return true;
+        }
+        match attr.parse_args::<Expr>() {
+            Ok(expr) => found = Some(expr),
+            Err(err) => error = Some(err),
+        }
+        false
+    });
+    match error {
+        Some(err) => Err(err),
+        None => Ok(found),
+    }
+}
+
+fn is_context(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
+    let Type::Path(path) = reference.elem.as_ref() else {
+        return false;
+    };
+    path.path
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "CallContext")
+}
+
+fn parse_return(output: &ReturnType) -> syn::Result<Returns> {
+    let error = |span: Span| {
+        syn::Error::new(
+            span,
+            "service methods return `Result<T, E>` where E converts into vgirpc::RpcError",
+        )
+    };
+    let ReturnType::Type(_, ty) = output else {
+        return Err(error(output.span()));
+    };
+    let ok = single_generic(ty, "Result", 2).ok_or_else(|| error(ty.span()))?;
+    if let Type::Tuple(tuple) = &ok
+        && tuple.elems.is_empty()
+    {
+        return Ok(Returns::Nothing);
+    }
+    if let Type::Path(path) = &ok
+        && let Some(last) = path.path.segments.last()
+        && last.ident == "Stream"
+    {
+        let header = match &last.arguments {
+            PathArguments::None => None,
+            PathArguments::AngleBracketed(args) => match args.args.first() {
+                Some(GenericArgument::Type(h)) if args.args.len() == 1 => Some(h.clone()),
+                _ => return Err(syn::Error::new(args.span(), "expected `Stream<Header>`")),
+            },
+            PathArguments::Parenthesized(p) => {
+                return Err(syn::Error::new(p.span(), "expected `Stream<Header>`"));
+            }
+        };
+        return Ok(Returns::Stream { header });
+    }
+    Ok(Returns::Value(ok))
+}
+
+/// The first type argument of `ty` if it is `name<..>` with `arity` arguments.
+fn single_generic(ty: &Type, name: &str, arity: usize) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    if args.args.len() != arity {
+        return None;
+    }
+    match args.args.first()? {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,110 @@
+//! Support code for `#[vgirpc::service]` expansions; not a stable API.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+pub use vgirpc_wire::describe::{MethodDescription, MethodType};
+use vgirpc_wire::types::{ArrowStruct, ArrowValue};
+use vgirpc_wire::value::array_value;
+
+use crate::error::RpcError;
+pub use crate::stream::NoHeader;
+use crate::stream::Stream;
+
+/// Field of a parameter column.
+pub fn param_field<T: ArrowValue>(name: &str) -> Field {
+    Field::new(name, T::column_type(), T::nullable())
+}
+
+/// Schema of a unary result: one `result` column, or none for `()`.
+///
+/// Structs travel as IPC-in-binary and are marked nullable, as the
+/// reference does, so schemas (and protocol hashes) agree across ports.
+pub fn result_schema<T: ArrowValue>() -> SchemaRef {
+    let nullable = T::nullable() || is_struct_in_binary::<T>();
+    Arc::new(Schema::new(vec![Field::new(
+        "result",
+        T::column_type(),
+        nullable,
+    )]))
+}
+
+fn is_struct_in_binary<T: ArrowValue>() -> bool {
+    T::column_type() == DataType::Binary && matches!(T::arrow_type(), DataType::Struct(_))
+}
+
+/// Builds a params schema from its fields.
+pub fn schema(fields: Vec<Field>) -> SchemaRef {
+    Arc::new(Schema::new(fields))
+}
+
+/// The empty schema.
+pub fn empty_schema() -> SchemaRef {
+    Arc::new(Schema::empty())
+}
+
+/// Schema of a stream header struct.
+pub fn header_schema<H: ArrowStruct>() -> SchemaRef {
+    H::schema()
+}
+
+/// Decodes parameter `name` of `method` from the request's one-row batch.
+pub fn param<T: ArrowValue>(
+    params: &RecordBatch,
+    method: &str,
+    name: &str,
+    default: Option<fn() -> T>,
+) -> Result<T, RpcError> {
+    let Some(column) = params.column_by_name(name) else {
+        return match default {
+            Some(make) => Ok(make()),
+            None => Err(RpcError::type_error(format!(
+                "{method}() missing required parameter '{name}'"
+            ))),
+        };
+    };
+    if column.is_null(0) && !T::nullable() {
+        return Err(RpcError::type_error(format!(
+            "{method}() parameter '{name}' is not optional but got None"
+        )));
+    }
+    let value = array_value(column.as_ref(), 0)
+        .map_err(|e| RpcError::type_error(format!("{method}() parameter '{name}': {e}")))?;
+    T::from_column_value(value)
+        .map_err(|e| RpcError::type_error(format!("{method}() parameter '{name}': {e}")))
+}
+
+/// Encodes a unary result as its one-row batch.
+pub fn result_batch<T: ArrowValue>(value: &T) -> Result<RecordBatch, RpcError> {
+    let schema = result_schema::<T>();
+    let column = vgirpc_wire::types::to_column(value)
+        .map_err(|e| RpcError::type_error(format!("cannot encode result: {e}")))?;
+    RecordBatch::try_new(schema, vec![column])
+        .map_err(|e| RpcError::type_error(format!("cannot encode result: {e}")))
+}
+
+/// The zero-row, zero-column batch of a method without a return value.
+pub fn void_batch() -> RecordBatch {
+    RecordBatch::new_empty(empty_schema())
+}
+
+/// Erases a headerless stream for dispatch.
+pub fn erase_stream(stream: Stream<NoHeader>) -> Result<Stream<RecordBatch>, RpcError> {
+    Ok(stream.into_erased(None))
+}
+
+/// Erases a stream with a typed header, encoding the header as a batch.
+pub fn erase_stream_with_header<H: ArrowStruct>(
+    stream: Stream<H>,
+) -> Result<Stream<RecordBatch>, RpcError> {
+    let header = match stream.header() {
+        Some(header) => Some(
+            header
+                .to_record_batch()
+                .map_err(|e| RpcError::type_error(format!("cannot encode stream header: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(stream.into_erased(header))
+}

@@ -1,0 +1,155 @@
+use std::fmt;
+
+use vgirpc_wire::WireError;
+use vgirpc_wire::log::ErrorInfo;
+
+/// An error a service method reports to its caller.
+///
+/// It travels as an EXCEPTION batch: clients see the error type name, the
+/// message and the chain of causes. Any [`std::error::Error`] converts into
+/// it with `?`, named after its Rust type; the constructors name the
+/// categories clients of other vgi-rpc ports match on.
+pub struct RpcError {
+    info: ErrorInfo,
+}
+
+impl RpcError {
+    /// An error of type `error_type` (the name clients see) with `message`.
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            info: ErrorInfo::new(error_type, message),
+        }
+    }
+
+    /// An invalid argument value (`ValueError`).
+    pub fn value_error(message: impl Into<String>) -> Self {
+        Self::new("ValueError", message)
+    }
+
+    /// A failure while running (`RuntimeError`).
+    pub fn runtime_error(message: impl Into<String>) -> Self {
+        Self::new("RuntimeError", message)
+    }
+
+    /// A value of the wrong type or shape (`TypeError`).
+    pub fn type_error(message: impl Into<String>) -> Self {
+        Self::new("TypeError", message)
+    }
+
+    /// Tags the error with a stable machine-readable kind (`vgi_rpc.error_kind`).
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.info.error_kind = Some(kind.into());
+        self
+    }
+
+    /// Replaces the traceback text sent with the error.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
+        self.info.traceback = traceback.into();
+        self
+    }
+
+    /// Name of the error type.
+    pub fn error_type(&self) -> &str {
+        &self.info.error_type
+    }
+
+    /// The message, without the type name.
+    pub fn message(&self) -> &str {
+        &self.info.message
+    }
+
+    /// The stable error kind, if any.
+    pub fn error_kind(&self) -> Option<&str> {
+        self.info.error_kind.as_deref()
+    }
+
+    /// The wire representation.
+    pub fn info(&self) -> &ErrorInfo {
+        &self.info
+    }
+}
+
+/// Renders an error and its sources, one per line, as the traceback text.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str("\ncaused by: ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.push('\n');
+    text
+}
+
+fn short_type_name<E>() -> String {
+    let full = std::any::type_name::<E>();
+    let without_generics = full.split('<').next().unwrap_or(full);
+    without_generics
+        .rsplit("::")
+        .next()
+        .unwrap_or(without_generics)
+        .to_owned()
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for RpcError {
+    fn from(err: E) -> Self {
+        Self::new(short_type_name::<E>(), err.to_string()).with_traceback(error_chain(&err))
+    }
+}
+
+impl fmt::Debug for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcError")
+            .field("error_type", &self.info.error_type)
+            .field("message", &self.info.message)
+            .field("error_kind", &self.info.error_kind)
+            .finish()
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.info, f)
+    }
+}
+
+/// Why serving a connection stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The byte stream could not be read or written.
+    #[error("connection i/o failed")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that are not a valid vgi-rpc stream; the
+    /// connection cannot be resynchronised.
+    #[error("peer sent an invalid stream")]
+    Wire(#[from] WireError),
+    /// The service's `on_serve_start` hook refused to start.
+    #[error("on_serve_start hook failed: {0}")]
+    StartHook(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn std_errors_convert_with_their_type_name_and_chain() {
+        let err: RpcError = Outer(std::io::Error::other("inner")).into();
+        assert_eq!(err.error_type(), "Outer");
+        assert_eq!(err.message(), "outer");
+        assert!(err.info().traceback.contains("caused by: inner"));
+    }
+
+    #[test]
+    fn kinds_are_carried() {
+        let err = RpcError::runtime_error("gone").with_kind("session_lost");
+        assert_eq!(err.error_kind(), Some("session_lost"));
+        assert_eq!(err.to_string(), "RuntimeError: gone");
+    }
+}
