@@ -11,21 +11,21 @@
 
 use std::sync::Arc;
 
+use arrow_array::builder::{FixedSizeBinaryBuilder, GenericByteDictionaryBuilder};
 use arrow_array::cast::AsArray;
+use arrow_array::types::GenericStringType;
 use arrow_array::types::{
-    ArrowDictionaryKeyType, ArrowPrimitiveType, Date32Type, Decimal128Type, DurationMicrosecondType,
-    DurationMillisecondType, DurationNanosecondType, DurationSecondType, Float32Type, Float64Type,
-    Int8Type, Int16Type, Int32Type, Int64Type, Time32MillisecondType, Time32SecondType,
-    Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
+    ArrowDictionaryKeyType, ArrowPrimitiveType, Date32Type, Decimal128Type,
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Time32MillisecondType,
+    Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use arrow_array::builder::{FixedSizeBinaryBuilder, GenericByteDictionaryBuilder};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, GenericBinaryArray, GenericListArray, GenericStringArray,
     MapArray, OffsetSizeTrait, PrimitiveArray, RecordBatch, StructArray,
 };
-use arrow_array::types::GenericStringType;
 use arrow_buffer::{ArrowNativeType, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, FieldRef, Fields, TimeUnit};
 
@@ -159,7 +159,9 @@ fn mismatch(data_type: &DataType, found: &Value) -> WireError {
 
 fn null_buffer(values: &[&Value]) -> Option<NullBuffer> {
     if values.iter().any(|v| v.is_null()) {
-        Some(NullBuffer::from(values.iter().map(|v| !v.is_null()).collect::<Vec<bool>>()))
+        Some(NullBuffer::from(
+            values.iter().map(|v| !v.is_null()).collect::<Vec<bool>>(),
+        ))
     } else {
         None
     }
@@ -314,7 +316,9 @@ fn primitive_array<T: ArrowPrimitiveType>(
         .iter()
         .map(|v| match v {
             Value::Null => Ok(None),
-            other => get(other).map(Some).ok_or_else(|| mismatch(data_type, other)),
+            other => get(other)
+                .map(Some)
+                .ok_or_else(|| mismatch(data_type, other)),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(items.into_iter().collect::<PrimitiveArray<T>>())
@@ -358,7 +362,9 @@ fn strings<O: OffsetSizeTrait>(data_type: &DataType, values: &[&Value]) -> Resul
             other => Err(mismatch(data_type, other)),
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(items.into_iter().collect::<GenericStringArray<O>>()))
+    Ok(Arc::new(
+        items.into_iter().collect::<GenericStringArray<O>>(),
+    ))
 }
 
 fn binaries<O: OffsetSizeTrait>(data_type: &DataType, values: &[&Value]) -> Result<ArrayRef> {
@@ -370,12 +376,14 @@ fn binaries<O: OffsetSizeTrait>(data_type: &DataType, values: &[&Value]) -> Resu
             other => Err(mismatch(data_type, other)),
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(items.into_iter().collect::<GenericBinaryArray<O>>()))
+    Ok(Arc::new(
+        items.into_iter().collect::<GenericBinaryArray<O>>(),
+    ))
 }
 
 fn fixed_binaries(data_type: &DataType, width: i32, values: &[&Value]) -> Result<ArrayRef> {
-    let expected = usize::try_from(width)
-        .map_err(|_| WireError::UnsupportedType(data_type.clone()))?;
+    let expected =
+        usize::try_from(width).map_err(|_| WireError::UnsupportedType(data_type.clone()))?;
     let mut builder = FixedSizeBinaryBuilder::with_capacity(values.len(), width);
     for v in values {
         match v {
@@ -393,7 +401,10 @@ fn fixed_binaries(data_type: &DataType, width: i32, values: &[&Value]) -> Result
     Ok(Arc::new(builder.finish()))
 }
 
-fn dictionary<K: ArrowDictionaryKeyType>(data_type: &DataType, values: &[&Value]) -> Result<ArrayRef> {
+fn dictionary<K: ArrowDictionaryKeyType>(
+    data_type: &DataType,
+    values: &[&Value],
+) -> Result<ArrayRef> {
     let mut builder = GenericByteDictionaryBuilder::<K, GenericStringType<i32>>::new();
     for v in values {
         match v {
@@ -422,8 +433,9 @@ fn offsets<O: OffsetSizeTrait>(
             .checked_add(len)
             .ok_or_else(|| WireError::OutOfRange(format!("too many children for {data_type}")))?;
         out.push(
-            O::from_usize(total)
-                .ok_or_else(|| WireError::OutOfRange(format!("too many children for {data_type}")))?,
+            O::from_usize(total).ok_or_else(|| {
+                WireError::OutOfRange(format!("too many children for {data_type}"))
+            })?,
         );
     }
     Ok(OffsetBuffer::new(ScalarBuffer::from(out)))
@@ -452,7 +464,12 @@ fn lists<O: OffsetSizeTrait>(
     Ok(Arc::new(array))
 }
 
-fn maps(data_type: &DataType, field: &FieldRef, sorted: bool, values: &[&Value]) -> Result<ArrayRef> {
+fn maps(
+    data_type: &DataType,
+    field: &FieldRef,
+    sorted: bool,
+    values: &[&Value],
+) -> Result<ArrayRef> {
     let DataType::Struct(entry_fields) = field.data_type() else {
         return Err(WireError::UnsupportedType(data_type.clone()));
     };
@@ -631,11 +648,15 @@ fn read(array: &dyn Array, row: usize) -> Result<Value> {
             TimeUnit::Nanosecond => prim::<DurationNanosecondType>(array, row)?,
         }),
         DataType::List(_) => {
-            let list = array.as_list_opt::<i32>().ok_or_else(|| downcast_failed(array))?;
+            let list = array
+                .as_list_opt::<i32>()
+                .ok_or_else(|| downcast_failed(array))?;
             read_children(list.values().as_ref(), list.value_offsets(), row)?
         }
         DataType::LargeList(_) => {
-            let list = array.as_list_opt::<i64>().ok_or_else(|| downcast_failed(array))?;
+            let list = array
+                .as_list_opt::<i64>()
+                .ok_or_else(|| downcast_failed(array))?;
             read_children(list.values().as_ref(), list.value_offsets(), row)?
         }
         DataType::Map(_, _) => {
@@ -644,16 +665,25 @@ fn read(array: &dyn Array, row: usize) -> Result<Value> {
             let keys = map.keys();
             let items = map.values();
             let pairs = (start..end)
-                .map(|i| Ok((array_value(keys.as_ref(), i)?, array_value(items.as_ref(), i)?)))
+                .map(|i| {
+                    Ok((
+                        array_value(keys.as_ref(), i)?,
+                        array_value(items.as_ref(), i)?,
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?;
             Value::Map(pairs)
         }
         DataType::Struct(fields) => {
-            let structs = array.as_struct_opt().ok_or_else(|| downcast_failed(array))?;
+            let structs = array
+                .as_struct_opt()
+                .ok_or_else(|| downcast_failed(array))?;
             let children = fields
                 .iter()
                 .zip(structs.columns())
-                .map(|(field, column)| Ok((field.name().clone(), array_value(column.as_ref(), row)?)))
+                .map(|(field, column)| {
+                    Ok((field.name().clone(), array_value(column.as_ref(), row)?))
+                })
                 .collect::<Result<Vec<_>>>()?;
             Value::Struct(children)
         }
@@ -680,7 +710,11 @@ fn slot_range<O: OffsetSizeTrait>(offsets: &[O], row: usize) -> Result<(usize, u
     }
 }
 
-fn read_children<O: OffsetSizeTrait>(values: &dyn Array, offsets: &[O], row: usize) -> Result<Value> {
+fn read_children<O: OffsetSizeTrait>(
+    values: &dyn Array,
+    offsets: &[O],
+    row: usize,
+) -> Result<Value> {
     let (start, end) = slot_range(offsets, row)?;
     let items = (start..end)
         .map(|i| array_value(values, i))

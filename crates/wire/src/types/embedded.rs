@@ -2,7 +2,7 @@
 //! serialized schema messages, plus the in-memory IPC stream codec they and
 //! `ArrowStruct` share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -75,6 +75,8 @@ pub fn read_ipc_stream(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
                 let fb = message.header_as_record_batch().ok_or_else(|| {
                     WireError::Malformed("record batch message without a header".into())
                 })?;
+                let fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
+                check_buffers(&fields, &fb, body.len())?;
                 let decode = |schema: &SchemaRef| {
                     arrow_ipc::reader::read_record_batch(
                         &body,
@@ -98,7 +100,24 @@ pub fn read_ipc_stream(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
                 let fb = message.header_as_dictionary_batch().ok_or_else(|| {
                     WireError::Malformed("dictionary message without a header".into())
                 })?;
-                arrow_ipc::reader::read_dictionary(&body, fb, &schema, &mut dictionaries, &version)?;
+                let data = fb.data().ok_or_else(|| {
+                    WireError::Malformed("dictionary message without data".into())
+                })?;
+                let value_field =
+                    dictionary_value_field(schema.fields(), fb.id()).ok_or_else(|| {
+                        WireError::Malformed(format!(
+                            "dictionary id {} is not in the schema",
+                            fb.id()
+                        ))
+                    })?;
+                check_buffers(&[&value_field], &data, body.len())?;
+                arrow_ipc::reader::read_dictionary(
+                    &body,
+                    fb,
+                    &schema,
+                    &mut dictionaries,
+                    &version,
+                )?;
             }
             other => {
                 return Err(WireError::Malformed(format!(
@@ -108,6 +127,125 @@ pub fn read_ipc_stream(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         }
     }
     Ok((schema, batches))
+}
+
+/// Checks a batch's buffers against the body and the layout `fields` imply.
+///
+/// arrow-ipc slices body buffers without bounds checks, and arrow-data
+/// reinterprets offset and index buffers as typed slices, asserting their
+/// length is a whole number of elements; either panics on malformed input.
+/// Both conditions are verified here first so bad bytes become errors.
+fn check_buffers(
+    fields: &[&Field],
+    batch: &arrow_ipc::RecordBatch<'_>,
+    body_len: usize,
+) -> Result<()> {
+    let mut variadic: VecDeque<i64> = batch
+        .variadicBufferCounts()
+        .map(|counts| counts.iter().collect())
+        .unwrap_or_default();
+    let mut widths = Vec::new();
+    for field in fields {
+        buffer_widths(field.data_type(), &mut widths, &mut variadic)?;
+    }
+    for (i, buffer) in batch.buffers().into_iter().flatten().enumerate() {
+        let (offset, length) = (buffer.offset(), buffer.length());
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(length).ok())
+            .filter(|(o, l)| o.checked_add(*l).is_some_and(|end| end <= body_len));
+        let Some((_, length)) = range else {
+            return Err(WireError::Malformed(format!(
+                "ipc buffer at {offset} of {length} bytes exceeds the {body_len}-byte message body"
+            )));
+        };
+        let width = widths.get(i).copied().unwrap_or(1);
+        if length % width != 0 {
+            return Err(WireError::Malformed(format!(
+                "ipc buffer {i} of {length} bytes is not a whole number of {width}-byte elements"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Appends, in IPC order, the element width each buffer of `data_type` must
+/// be a multiple of (1 where any length is valid).
+fn buffer_widths(
+    data_type: &DataType,
+    out: &mut Vec<usize>,
+    variadic: &mut VecDeque<i64>,
+) -> Result<()> {
+    match data_type {
+        DataType::Null => {}
+        DataType::Utf8 | DataType::Binary => out.extend([1, 4, 1]),
+        DataType::LargeUtf8 | DataType::LargeBinary => out.extend([1, 8, 1]),
+        DataType::Utf8View | DataType::BinaryView => {
+            let data_buffers = variadic
+                .pop_front()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| WireError::Malformed("missing variadic buffer count".into()))?;
+            out.extend([1, 16]);
+            out.extend(std::iter::repeat_n(1, data_buffers));
+        }
+        DataType::List(child) | DataType::Map(child, _) => {
+            out.extend([1, 4]);
+            buffer_widths(child.data_type(), out, variadic)?;
+        }
+        DataType::LargeList(child) => {
+            out.extend([1, 8]);
+            buffer_widths(child.data_type(), out, variadic)?;
+        }
+        DataType::FixedSizeList(child, _) => {
+            out.push(1);
+            buffer_widths(child.data_type(), out, variadic)?;
+        }
+        DataType::Struct(children) => {
+            out.push(1);
+            for child in children {
+                buffer_widths(child.data_type(), out, variadic)?;
+            }
+        }
+        DataType::Dictionary(key, _) => {
+            let width = key
+                .primitive_width()
+                .ok_or_else(|| WireError::UnsupportedType(data_type.clone()))?;
+            out.extend([1, width]);
+        }
+        DataType::Boolean | DataType::FixedSizeBinary(_) => out.extend([1, 1]),
+        other if other.is_primitive() => out.extend([1, 1]),
+        // Unions, list views and run-end encoding are outside the vgi-rpc
+        // type mapping, and their decoders slice buffers unchecked.
+        other => return Err(WireError::UnsupportedType(other.clone())),
+    }
+    Ok(())
+}
+
+/// The value type of the dictionary with IPC id `id`, searched depth-first.
+fn dictionary_value_field(fields: &Fields, id: i64) -> Option<Field> {
+    for field in fields {
+        // arrow-rs keeps IPC dictionary ids on fields only through this
+        // deprecated accessor, and its decoder still relies on it.
+        #[allow(deprecated)]
+        let field_id = field.dict_id();
+        if let (Some(field_id), DataType::Dictionary(_, value)) = (field_id, field.data_type())
+            && field_id == id
+        {
+            return Some(Field::new("", value.as_ref().clone(), true));
+        }
+        let nested = match field.data_type() {
+            DataType::List(child)
+            | DataType::LargeList(child)
+            | DataType::FixedSizeList(child, _)
+            | DataType::Map(child, _) => Fields::from(vec![child.clone()]),
+            DataType::Struct(children) => children.clone(),
+            _ => continue,
+        };
+        if let Some(found) = dictionary_value_field(&nested, id) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 fn parse(header: &[u8]) -> Result<arrow_ipc::Message<'_>> {
@@ -205,7 +343,10 @@ fn relax_type(data_type: &DataType) -> DataType {
                     }
                 })
                 .collect();
-            let entries = entries.as_ref().clone().with_data_type(DataType::Struct(kv));
+            let entries = entries
+                .as_ref()
+                .clone()
+                .with_data_type(DataType::Struct(kv));
             DataType::Map(Arc::new(entries), *sorted)
         }
         DataType::Dictionary(key, value) => {

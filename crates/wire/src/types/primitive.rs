@@ -29,7 +29,7 @@ impl ArrowValue for bool {
 /// `u64` column can be read into an `i64` field holding a small value and
 /// vice versa, like Python's single `int`.
 macro_rules! integer {
-    ($($ty:ty => $dt:ident, $variant:ident;)*) => {$(
+    ($($ty:ident => $dt:ident, $variant:ident;)*) => {$(
         impl ArrowValue for $ty {
             fn arrow_type() -> DataType {
                 DataType::$dt
@@ -69,7 +69,7 @@ macro_rules! integer {
             }
         }
     };
-    (@list $other:ty) => {};
+    (@list $other:ident) => {};
 }
 
 integer! {
@@ -163,7 +163,8 @@ impl<T: ArrowValue> ArrowValue for Option<T> {
         self.as_ref().map_or(Ok(Value::Null), T::try_to_value)
     }
     fn try_to_column_value(&self) -> Result<Value> {
-        self.as_ref().map_or(Ok(Value::Null), T::try_to_column_value)
+        self.as_ref()
+            .map_or(Ok(Value::Null), T::try_to_column_value)
     }
 }
 
@@ -202,7 +203,9 @@ impl<T: ArrowValue + Ord> ArrowValue for BTreeSet<T> {
         list_items(value)?.collect()
     }
     fn try_to_value(&self) -> Result<Value> {
-        Ok(Value::List(self.iter().map(T::try_to_value).collect::<Result<_>>()?))
+        Ok(Value::List(
+            self.iter().map(T::try_to_value).collect::<Result<_>>()?,
+        ))
     }
 }
 
@@ -217,7 +220,9 @@ impl<T: ArrowValue + Eq + Hash, S: BuildHasher + Default> ArrowValue for HashSet
         list_items(value)?.collect()
     }
     fn try_to_value(&self) -> Result<Value> {
-        Ok(Value::List(self.iter().map(T::try_to_value).collect::<Result<_>>()?))
+        Ok(Value::List(
+            self.iter().map(T::try_to_value).collect::<Result<_>>()?,
+        ))
     }
 }
 
@@ -260,7 +265,11 @@ impl<K: ArrowValue + Ord, V: ArrowValue> ArrowValue for BTreeMap<K, V> {
         map_type(K::arrow_type(), V::arrow_type())
     }
     fn to_value(&self) -> Value {
-        Value::Map(self.iter().map(|(k, v)| (k.to_value(), v.to_value())).collect())
+        Value::Map(
+            self.iter()
+                .map(|(k, v)| (k.to_value(), v.to_value()))
+                .collect(),
+        )
     }
     fn from_value(value: Value) -> Result<Self> {
         map_pairs(value)?.collect()
@@ -277,7 +286,11 @@ impl<K: ArrowValue + Eq + Hash, V: ArrowValue, S: BuildHasher + Default> ArrowVa
         map_type(K::arrow_type(), V::arrow_type())
     }
     fn to_value(&self) -> Value {
-        Value::Map(self.iter().map(|(k, v)| (k.to_value(), v.to_value())).collect())
+        Value::Map(
+            self.iter()
+                .map(|(k, v)| (k.to_value(), v.to_value()))
+                .collect(),
+        )
     }
     fn from_value(value: Value) -> Result<Self> {
         map_pairs(value)?.collect()

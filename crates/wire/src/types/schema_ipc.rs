@@ -125,10 +125,10 @@ fn key_values<'a>(fbb: &mut Fb<'a>, metadata: &Metadata) -> Option<KeyValues<'a>
     let offsets: Vec<_> = metadata
         .iter()
         .map(|(key, value)| {
-            // Arrow C++ passes both strings as arguments of one call, and the
-            // compilers pyarrow ships with evaluate them right to left.
-            let value = fbb.create_string(value);
+            // Key string before value string, matching pyarrow's builds byte
+            // for byte (the two are arguments of one call in Arrow C++).
             let key = fbb.create_string(key);
+            let value = fbb.create_string(value);
             arrow_ipc::KeyValue::create(
                 fbb,
                 &arrow_ipc::KeyValueArgs {
@@ -279,7 +279,11 @@ fn type_table<'a>(
                 DataType::Float32 => arrow_ipc::Precision::SINGLE,
                 _ => arrow_ipc::Precision::DOUBLE,
             };
-            table!(FloatingPoint, FloatingPoint, arrow_ipc::FloatingPointArgs { precision })
+            table!(
+                FloatingPoint,
+                FloatingPoint,
+                arrow_ipc::FloatingPointArgs { precision }
+            )
         }
         DataType::Utf8 => table!(Utf8, Utf8, arrow_ipc::Utf8Args {}),
         DataType::LargeUtf8 => table!(LargeUtf8, LargeUtf8, arrow_ipc::LargeUtf8Args {}),
@@ -321,7 +325,11 @@ fn type_table<'a>(
             table!(Date, Date, arrow_ipc::DateArgs { unit })
         }
         DataType::Time32(unit) | DataType::Time64(unit) => {
-            let bit_width = if matches!(data_type, DataType::Time32(_)) { 32 } else { 64 };
+            let bit_width = if matches!(data_type, DataType::Time32(_)) {
+                32
+            } else {
+                64
+            };
             table!(
                 Time,
                 Time,

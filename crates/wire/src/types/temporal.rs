@@ -1,7 +1,7 @@
 //! chrono types, at the microsecond precision of Python's `datetime`.
 
 use arrow_schema::{DataType, TimeUnit};
-use chrono::{Datelike, DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
 
 use super::ArrowValue;
 use crate::value::Value;
@@ -99,11 +99,13 @@ impl ArrowValue for TimeDelta {
     fn to_value(&self) -> Value {
         // Sub-microsecond precision is dropped, as in Python's `timedelta`;
         // the few deltas too large for i64 microseconds saturate.
-        let micros = self.num_microseconds().unwrap_or(if *self < TimeDelta::zero() {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
+        let micros = self
+            .num_microseconds()
+            .unwrap_or(if *self < TimeDelta::zero() {
+                i64::MIN
+            } else {
+                i64::MAX
+            });
         Value::Duration(micros)
     }
     fn from_value(value: Value) -> Result<Self> {
