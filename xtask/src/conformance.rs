@@ -149,6 +149,10 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         );
     }
 
+    // Loaded up front so a malformed line fails before minutes of building.
+    let known = Ledger::load(Path::new(KNOWN_FAILURES))?;
+    let allowed = Ledger::load(Path::new(ALLOWED_SKIPS))?;
+
     let target = target_dir()?;
     let worker = match options
         .worker
@@ -198,8 +202,6 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         }
     }
 
-    let known = Ledger::load(Path::new(KNOWN_FAILURES))?;
-    let allowed = Ledger::load(Path::new(ALLOWED_SKIPS))?;
     let summary = Summary::new(&groups, &known, &allowed);
     summary.print(&worker);
     // Stale entries only make sense to point out on a complete, clean run:
