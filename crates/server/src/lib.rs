@@ -46,12 +46,14 @@ mod context;
 mod error;
 mod server;
 mod service;
+mod side;
 mod stream;
 
 pub use context::{CallContext, TransportKind, new_request_id, server_id};
 pub use error::{RpcError, ServeError};
-pub use server::{Served, Server};
+pub use server::{ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Server, Step};
 pub use service::{Outcome, Service};
+pub use side::{NoSideChannels, SideChannel, SideChannels};
 pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
 pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
 pub use vgirpc_wire as wire;

@@ -5,7 +5,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use vgirpc_wire::WireError;
 use vgirpc_wire::describe::{self, DESCRIBE_METHOD, MethodType};
-use vgirpc_wire::ipc::{ReadLimits, StreamReader, StreamWriter, empty_schema};
+use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter, empty_schema};
 use vgirpc_wire::log::{ErrorInfo, LogRecord, empty_batch};
 use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::{Request, request_error_info};
@@ -13,6 +13,7 @@ use vgirpc_wire::request::{Request, request_error_info};
 use crate::context::{CallContext, TransportKind, new_request_id, server_id};
 use crate::error::ServeError;
 use crate::service::{Outcome, Service};
+use crate::side::{NoSideChannels, SideChannel, SideChannels};
 use crate::stream::{AnnotatedBatch, ErasedStream, OutputCollector, StreamKind, coerce_input};
 
 /// Whether a connection has more requests after [`Server::serve_one`].
@@ -24,11 +25,200 @@ pub enum Served {
     Closed,
 }
 
+/// Why a call failed, so transports can map failures to their own status
+/// codes (HTTP 400/404/500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The request broke the protocol: missing metadata, wrong version,
+    /// wrong row count.
+    Protocol,
+    /// The request named a method the service does not have.
+    UnknownMethod,
+    /// The method (or decoding its parameters) reported an error.
+    Method,
+}
+
+/// A complete response: one IPC stream on `schema` holding `batches`.
+#[derive(Debug)]
+pub struct Answer {
+    /// Schema of the response stream.
+    pub schema: SchemaRef,
+    /// Log batches, then the result or error batch, with their metadata.
+    pub batches: Vec<(RecordBatch, Metadata)>,
+    /// Set when the answer reports a failure.
+    pub failure: Option<(FailureKind, ErrorInfo)>,
+}
+
+impl Answer {
+    fn error(schema: SchemaRef, kind: FailureKind, info: ErrorInfo, request_id: &str) -> Self {
+        let batches = vec![error_entry(&schema, &info, request_id)];
+        Self {
+            schema,
+            batches,
+            failure: Some((kind, info)),
+        }
+    }
+
+    /// Writes the answer as one IPC stream and flushes.
+    pub fn write_to<W: Write>(&self, writer: &mut W) -> Result<(), ServeError> {
+        let mut out = StreamWriter::try_new(&mut *writer, &self.schema)?;
+        for (batch, md) in &self.batches {
+            out.write(batch, md)?;
+        }
+        out.finish()?.flush()?;
+        Ok(())
+    }
+}
+
+/// What a request resolved to.
+#[derive(Debug)]
+pub enum Call {
+    /// Answered in full (unary results, errors, `__describe__`).
+    Answer(Answer),
+    /// A stream that is now open.
+    Stream(OpenStream),
+}
+
+/// A freshly opened stream: its header (if declared) and its running state.
+#[derive(Debug)]
+pub struct OpenStream {
+    /// The header stream, sent before the data stream; init logs are in it.
+    pub header: Option<Answer>,
+    /// Log batches from initialization to send at the start of the output
+    /// stream when there is no header.
+    pub init_logs: Vec<(RecordBatch, Metadata)>,
+    /// The running stream.
+    pub stream: ActiveStream,
+}
+
+/// What one step of a stream produced.
+#[derive(Debug)]
+pub enum Step {
+    /// Logs and one data batch; the stream goes on.
+    Continue(Vec<(RecordBatch, Metadata)>),
+    /// Final logs; the producer finished.
+    Finished(Vec<(RecordBatch, Metadata)>),
+    /// The step failed; the batches end with the error batch.
+    Failed(Vec<(RecordBatch, Metadata)>, ErrorInfo),
+}
+
+/// A running producer or exchange stream, driven one input batch at a time.
+pub struct ActiveStream {
+    kind: StreamKind,
+    output_schema: SchemaRef,
+    request_id: String,
+    method: String,
+    transport: TransportKind,
+}
+
+impl std::fmt::Debug for ActiveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveStream")
+            .field("method", &self.method)
+            .field("output_schema", &self.output_schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActiveStream {
+    /// Schema of the output batches.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// Schema the client's input batches must have (empty for producers).
+    pub fn input_schema(&self) -> SchemaRef {
+        match &self.kind {
+            StreamKind::Producer(_) => empty_schema(),
+            StreamKind::Exchange { input_schema, .. } => input_schema.clone(),
+        }
+    }
+
+    /// Whether the client drives the stream with data (an exchange).
+    pub fn is_exchange(&self) -> bool {
+        matches!(self.kind, StreamKind::Exchange { .. })
+    }
+
+    /// Correlation id of the request that opened the stream.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Name of the stream method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn context(&self) -> CallContext {
+        CallContext::new(
+            self.request_id.as_str(),
+            self.method.as_str(),
+            self.transport,
+        )
+    }
+
+    /// Tells the state the client cancelled; the stream must not be stepped again.
+    pub fn cancel(&mut self) {
+        let ctx = self.context();
+        match &mut self.kind {
+            StreamKind::Producer(state) => state.on_cancel(&ctx),
+            StreamKind::Exchange { state, .. } => state.on_cancel(&ctx),
+        }
+    }
+
+    /// Runs one `produce` (the input is the client's tick) or `exchange`.
+    pub fn step(&mut self, input: IpcBatch) -> Step {
+        let ctx = self.context();
+        let producer_mode = match &self.kind {
+            StreamKind::Producer(_) => true,
+            StreamKind::Exchange { input_schema, .. } => input_schema.fields().is_empty(),
+        };
+        let mut collector = OutputCollector::new(self.output_schema.clone(), producer_mode);
+        let result = match &mut self.kind {
+            StreamKind::Producer(state) => state.produce(&mut collector, &ctx),
+            StreamKind::Exchange {
+                input_schema,
+                state,
+            } => coerce_input(input_schema, input.batch).and_then(|batch| {
+                let input = AnnotatedBatch {
+                    batch,
+                    metadata: input.metadata,
+                };
+                state.exchange(&input, &mut collector, &ctx)
+            }),
+        };
+        let finished = collector.is_finished();
+        match result.and_then(|()| collector.into_entries(ctx.take_logs())) {
+            Ok(entries) => {
+                let entries = entries
+                    .into_iter()
+                    .map(|(batch, md)| {
+                        let md = with_ids(md, &batch, &self.request_id);
+                        (batch, md)
+                    })
+                    .collect();
+                if finished {
+                    Step::Finished(entries)
+                } else {
+                    Step::Continue(entries)
+                }
+            }
+            Err(err) => {
+                tracing::debug!(method = %self.method, error = %err, "stream step failed");
+                let info = err.info().clone();
+                let entry = error_entry(&self.output_schema, &info, &self.request_id);
+                Step::Failed(vec![entry], info)
+            }
+        }
+    }
+}
+
 /// Serves a [`Service`] over any byte-stream connection.
 ///
-/// The server owns no transport: pipe, Unix-socket and shared-memory
-/// transports hand it a reader and a writer per connection. It is cheap to
-/// clone and safe to share between connection threads.
+/// The server owns no transport: pipe, Unix-socket and HTTP transports hand
+/// it byte streams or decoded requests. It is cheap to clone and safe to
+/// share between connection threads.
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
@@ -80,6 +270,11 @@ impl Server {
         server_id()
     }
 
+    /// Limits applied when reading IPC streams from peers.
+    pub fn limits(&self) -> ReadLimits {
+        self.inner.limits
+    }
+
     /// Fires the service's `on_serve_start` hook once per transport kind.
     pub fn notify_serve_start(&self, kind: TransportKind) -> Result<(), ServeError> {
         let mut started = self
@@ -98,6 +293,110 @@ impl Server {
         Ok(())
     }
 
+    /// Resolves one validated request: answers it, or opens its stream.
+    pub fn dispatch(&self, request: Request, kind: TransportKind) -> Call {
+        let request_id = request
+            .request_id()
+            .map(str::to_owned)
+            .unwrap_or_else(new_request_id);
+        if request.method == DESCRIBE_METHOD {
+            let (batch, md) = &self.inner.describe;
+            return Call::Answer(Answer {
+                schema: batch.schema(),
+                batches: vec![(batch.clone(), md.clone())],
+                failure: None,
+            });
+        }
+        let methods = self.inner.service.methods();
+        let Some(index) = methods.iter().position(|m| m.name == request.method) else {
+            let mut names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+            names.sort_unstable();
+            let listed: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+            let mut info = ErrorInfo::new(
+                "MethodNotImplementedError",
+                format!(
+                    "Unknown method: '{}'. Available methods: [{}]",
+                    request.method,
+                    listed.join(", ")
+                ),
+            );
+            info.error_kind = Some("method_not_implemented".into());
+            return Call::Answer(Answer::error(
+                empty_schema(),
+                FailureKind::UnknownMethod,
+                info,
+                &request_id,
+            ));
+        };
+        let description = &methods[index];
+        let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind);
+        let outcome = self.inner.service.call(index, &request.params, &ctx);
+        let logs = |schema: &SchemaRef| log_entries(schema, ctx.take_logs(), &request_id);
+        match (description.method_type, outcome) {
+            (_, Ok(Outcome::Unary(result))) => {
+                let schema = result.schema();
+                let mut batches = logs(&schema);
+                batches.push((result, Metadata::new()));
+                Call::Answer(Answer {
+                    schema,
+                    batches,
+                    failure: None,
+                })
+            }
+            (MethodType::Unary, Err(err)) => {
+                let schema = description.result_schema.clone();
+                let mut batches = logs(&schema);
+                batches.push(error_entry(&schema, err.info(), &request_id));
+                Call::Answer(Answer {
+                    schema,
+                    batches,
+                    failure: Some((FailureKind::Method, err.info().clone())),
+                })
+            }
+            (MethodType::Stream, Err(err)) => {
+                tracing::debug!(method = %request.method, error = %err, "stream init failed");
+                Call::Answer(Answer::error(
+                    empty_schema(),
+                    FailureKind::Method,
+                    err.info().clone(),
+                    &request_id,
+                ))
+            }
+            (_, Ok(Outcome::Stream(stream))) => {
+                let ErasedStream {
+                    kind: state,
+                    output_schema,
+                    header,
+                } = stream;
+                let (header, init_logs) = match header {
+                    Some(header) => {
+                        let schema = header.schema();
+                        let mut batches = logs(&schema);
+                        batches.push((header, Metadata::new()));
+                        let answer = Answer {
+                            schema,
+                            batches,
+                            failure: None,
+                        };
+                        (Some(answer), Vec::new())
+                    }
+                    None => (None, logs(&output_schema)),
+                };
+                Call::Stream(OpenStream {
+                    header,
+                    init_logs,
+                    stream: ActiveStream {
+                        kind: state,
+                        output_schema,
+                        request_id,
+                        method: request.method,
+                        transport: kind,
+                    },
+                })
+            }
+        }
+    }
+
     /// Answers requests on one connection until the peer closes it.
     ///
     /// Returns `Ok(())` on a clean close. A peer that sends bytes which are
@@ -105,13 +404,24 @@ impl Server {
     /// because the byte stream cannot be resynchronised.
     pub fn serve<R: Read, W: Write>(
         &self,
+        reader: R,
+        writer: W,
+        kind: TransportKind,
+    ) -> Result<(), ServeError> {
+        self.serve_with(reader, writer, kind, &NoSideChannels)
+    }
+
+    /// [`Server::serve`] with side channels (shared memory) the transport offers.
+    pub fn serve_with<R: Read, W: Write>(
+        &self,
         mut reader: R,
         mut writer: W,
         kind: TransportKind,
+        side: &dyn SideChannels,
     ) -> Result<(), ServeError> {
         self.notify_serve_start(kind)?;
         loop {
-            match self.serve_one(&mut reader, &mut writer, kind) {
+            match self.serve_one(&mut reader, &mut writer, kind, side) {
                 Ok(Served::Request) => {}
                 Ok(Served::Closed) => return Ok(()),
                 Err(ServeError::Io(e)) if is_disconnect(&e) => return Ok(()),
@@ -127,141 +437,88 @@ impl Server {
         reader: &mut R,
         writer: &mut W,
         kind: TransportKind,
+        side: &dyn SideChannels,
     ) -> Result<Served, ServeError> {
         let mut request_stream = match StreamReader::try_open(&mut *reader, self.inner.limits) {
             Ok(Some(stream)) => stream,
             Ok(None) => return Ok(Served::Closed),
-            Err(err) => return Err(self.reject_stream(writer, err)),
+            Err(err) => return Err(reject_stream(writer, err)),
         };
         let first = match request_stream.next_batch() {
             Ok(first) => first,
-            Err(err) => return Err(self.reject_stream(writer, err)),
+            Err(err) => return Err(reject_stream(writer, err)),
         };
         // Draining before any validation keeps the byte stream aligned on
         // the next request even when this one is rejected.
         if let Err(err) = request_stream.drain() {
-            return Err(self.reject_stream(writer, err));
+            return Err(reject_stream(writer, err));
         }
-        let Some(first) = first else {
-            let err = WireError::Protocol("request stream carried no batch".into());
-            write_error_stream(writer, &empty_schema(), &request_error_info(&err), "")?;
-            return Ok(Served::Request);
-        };
-        let request = match Request::from_batch(first) {
+        let request = first
+            .ok_or_else(|| WireError::Protocol("request stream carried no batch".into()))
+            .and_then(Request::from_batch);
+        let request = match request {
             Ok(request) => request,
             Err(err) => {
-                write_error_stream(writer, &empty_schema(), &request_error_info(&err), "")?;
+                let answer = Answer::error(
+                    empty_schema(),
+                    FailureKind::Protocol,
+                    request_error_info(&err),
+                    "",
+                );
+                answer.write_to(writer)?;
                 return Ok(Served::Request);
             }
         };
-        let request_id = request
-            .request_id()
-            .map(str::to_owned)
-            .unwrap_or_else(new_request_id);
-
-        if request.method == DESCRIBE_METHOD {
-            let (batch, md) = &self.inner.describe;
-            let mut out = StreamWriter::try_new(&mut *writer, batch.schema_ref())?;
-            out.write(batch, md)?;
-            out.finish()?.flush()?;
-            return Ok(Served::Request);
-        }
-
-        let methods = self.inner.service.methods();
-        let Some(index) = methods.iter().position(|m| m.name == request.method) else {
-            let mut names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
-            names.sort_unstable();
-            let listed: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
-            let mut info = ErrorInfo::new(
-                "MethodNotImplementedError",
-                format!(
-                    "Unknown method: '{}'. Available methods: [{}]",
-                    request.method,
-                    listed.join(", ")
-                ),
-            );
-            info.error_kind = Some("method_not_implemented".into());
-            write_error_stream(writer, &empty_schema(), &info, &request_id)?;
-            return Ok(Served::Request);
+        let channel = match side.attach(&request.metadata) {
+            Ok(channel) => channel,
+            Err(err) => {
+                let answer = Answer::error(
+                    empty_schema(),
+                    FailureKind::Protocol,
+                    err.info().clone(),
+                    "",
+                );
+                answer.write_to(writer)?;
+                return Ok(Served::Request);
+            }
         };
-        let description = &methods[index];
-        let ctx = CallContext::new(request_id, request.method.clone(), kind);
-        let outcome = self.inner.service.call(index, &request.params, &ctx);
-        match (description.method_type, outcome) {
-            (_, Ok(Outcome::Unary(result))) => {
-                let schema = result.schema();
-                let mut out = StreamWriter::try_new(&mut *writer, &schema)?;
-                write_logs(&mut out, &schema, ctx.take_logs(), &ctx)?;
-                out.write(&result, &Metadata::new())?;
-                out.finish()?.flush()?;
-            }
-            (MethodType::Unary, Err(err)) => {
-                let schema = description.result_schema.clone();
-                let mut out = StreamWriter::try_new(&mut *writer, &schema)?;
-                write_logs(&mut out, &schema, ctx.take_logs(), &ctx)?;
-                write_error(&mut out, &schema, err.info(), &ctx)?;
-                out.finish()?.flush()?;
-            }
-            (MethodType::Stream, Err(err)) => {
-                tracing::debug!(method = %request.method, error = %err, "stream init failed");
-                write_error_stream(writer, &empty_schema(), err.info(), ctx.request_id())?;
-            }
-            (_, Ok(Outcome::Stream(stream))) => {
-                self.drive_stream(reader, writer, stream, ctx)?;
+        match self.dispatch(request, kind) {
+            Call::Answer(answer) => offload(answer, channel.as_deref()).write_to(writer)?,
+            Call::Stream(open) => {
+                self.drive_stream(reader, writer, open, channel.as_deref())?;
             }
         }
         Ok(Served::Request)
     }
 
-    /// Answers a request stream that is not valid Arrow IPC, then reports
-    /// the failure so the caller ends the connection.
-    fn reject_stream<W: Write>(&self, writer: &mut W, err: WireError) -> ServeError {
-        if let WireError::Io(e) = &err
-            && is_disconnect(e)
-        {
-            return ServeError::Wire(err);
-        }
-        let info = request_error_info(&err);
-        // The peer may already be gone; the original error is what matters.
-        let _ = write_error_stream(writer, &empty_schema(), &info, "");
-        ServeError::Wire(err)
-    }
-
-    /// Runs the lockstep phase of a stream (WIRE_PROTOCOL §9).
+    /// Runs the lockstep phase of a stream over a byte stream (WIRE_PROTOCOL §9).
     fn drive_stream<R: Read, W: Write>(
         &self,
         reader: &mut R,
         writer: &mut W,
-        stream: ErasedStream,
-        ctx: CallContext,
+        open: OpenStream,
+        channel: Option<&dyn SideChannel>,
     ) -> Result<(), ServeError> {
-        let ErasedStream {
-            mut kind,
-            output_schema,
+        let OpenStream {
             header,
-        } = stream;
-        let mut pending_logs = ctx.take_logs();
+            init_logs,
+            mut stream,
+        } = open;
         if let Some(header) = header {
-            let schema = header.schema();
-            let mut out = StreamWriter::try_new(&mut *writer, &schema)?;
-            write_logs(&mut out, &schema, std::mem::take(&mut pending_logs), &ctx)?;
-            out.write(&header, &Metadata::new())?;
-            out.finish()?.flush()?;
+            header.write_to(writer)?;
         }
-
         let mut input = StreamReader::try_open(&mut *reader, self.inner.limits)?.ok_or(
             WireError::Truncated {
                 context: "stream input schema",
             },
         )?;
+        let output_schema = stream.output_schema().clone();
         let mut out = StreamWriter::try_new(&mut *writer, &output_schema)?;
-        write_logs(&mut out, &output_schema, pending_logs, &ctx)?;
+        for (batch, md) in &init_logs {
+            out.write(batch, md)?;
+        }
         out.get_mut().flush()?;
 
-        let producer_mode = match &kind {
-            StreamKind::Producer(_) => true,
-            StreamKind::Exchange { input_schema, .. } => input_schema.fields().is_empty(),
-        };
         let mut connection_error = None;
         loop {
             let batch = match input.next_batch() {
@@ -269,49 +526,43 @@ impl Server {
                 Ok(None) => break,
                 Err(err) => {
                     let info = request_error_info(&err);
-                    let _ = write_error(&mut out, &output_schema, &info, &ctx);
+                    let (batch, md) = error_entry(&output_schema, &info, stream.request_id());
+                    // The peer may be gone; the read error is what ends the connection.
+                    let _ = out.write(&batch, &md);
                     connection_error = Some(err);
                     break;
                 }
             };
-            let step_ctx = CallContext::new(ctx.request_id(), ctx.method(), ctx.transport());
             if batch.metadata.contains(metadata::CANCEL) {
-                match &mut kind {
-                    StreamKind::Producer(state) => state.on_cancel(&step_ctx),
-                    StreamKind::Exchange { state, .. } => state.on_cancel(&step_ctx),
-                }
+                stream.cancel();
                 break;
             }
-            let mut collector = OutputCollector::new(output_schema.clone(), producer_mode);
-            let result = match &mut kind {
-                StreamKind::Producer(state) => state.produce(&mut collector, &step_ctx),
-                StreamKind::Exchange {
-                    input_schema,
-                    state,
-                } => coerce_input(input_schema, batch.batch).and_then(|coerced| {
-                    let input = AnnotatedBatch {
-                        batch: coerced,
-                        metadata: batch.metadata,
-                    };
-                    state.exchange(&input, &mut collector, &step_ctx)
-                }),
+            let resolved = match channel {
+                Some(channel) => channel.resolve(batch),
+                None => Ok(batch),
             };
-            let finished = collector.is_finished();
-            match result.and_then(|()| collector.into_entries(step_ctx.take_logs())) {
-                Ok(entries) => {
-                    for (batch, md) in &entries {
-                        out.write(batch, &with_ids(md.clone(), batch, &ctx))?;
-                    }
-                    out.get_mut().flush()?;
-                    if finished {
-                        break;
-                    }
-                }
+            let batch = match resolved {
+                Ok(resolved) => resolved,
                 Err(err) => {
-                    tracing::debug!(method = %ctx.method(), error = %err, "stream failed");
-                    write_error(&mut out, &output_schema, err.info(), &ctx)?;
+                    let (batch, md) = error_entry(&output_schema, err.info(), stream.request_id());
+                    out.write(&batch, &md)?;
                     break;
                 }
+            };
+            let (entries, done) = match stream.step(batch) {
+                Step::Continue(entries) => (entries, false),
+                Step::Finished(entries) | Step::Failed(entries, _) => (entries, true),
+            };
+            for (batch, md) in entries {
+                let (batch, md) = match channel {
+                    Some(channel) => channel.offload(batch, md),
+                    None => (batch, md),
+                };
+                out.write(&batch, &md)?;
+            }
+            out.get_mut().flush()?;
+            if done {
+                break;
             }
         }
         out.finish()?.flush()?;
@@ -325,57 +576,67 @@ impl Server {
     }
 }
 
-/// Log batches carry the server and request ids so clients can correlate.
-fn with_ids(mut md: Metadata, batch: &RecordBatch, ctx: &CallContext) -> Metadata {
+/// Moves an answer's data batches into the side channel where it has room.
+fn offload(mut answer: Answer, channel: Option<&dyn SideChannel>) -> Answer {
+    if let Some(channel) = channel {
+        answer.batches = answer
+            .batches
+            .into_iter()
+            .map(|(batch, md)| channel.offload(batch, md))
+            .collect();
+    }
+    answer
+}
+
+/// Answers a request stream that is not valid Arrow IPC, then reports the
+/// failure so the caller ends the connection.
+fn reject_stream<W: Write>(writer: &mut W, err: WireError) -> ServeError {
+    if let WireError::Io(e) = &err
+        && is_disconnect(e)
+    {
+        return ServeError::Wire(err);
+    }
+    let answer = Answer::error(
+        empty_schema(),
+        FailureKind::Protocol,
+        request_error_info(&err),
+        "",
+    );
+    // The peer may already be gone; the original error is what matters.
+    let _ = answer.write_to(writer);
+    ServeError::Wire(err)
+}
+
+/// Log and error batches carry the server and request ids so clients can
+/// correlate them.
+fn with_ids(mut md: Metadata, batch: &RecordBatch, request_id: &str) -> Metadata {
     if batch.num_rows() == 0 && md.contains(metadata::LOG_LEVEL) {
         md.insert(metadata::SERVER_ID, server_id());
-        md.insert(metadata::REQUEST_ID, ctx.request_id());
+        if !request_id.is_empty() {
+            md.insert(metadata::REQUEST_ID, request_id);
+        }
     }
     md
 }
 
-fn write_logs<W: Write>(
-    out: &mut StreamWriter<W>,
+fn log_entries(
     schema: &SchemaRef,
     logs: Vec<LogRecord>,
-    ctx: &CallContext,
-) -> Result<(), ServeError> {
-    for record in logs {
-        let batch = empty_batch(schema);
-        out.write(&batch, &with_ids(record.to_metadata(), &batch, ctx))?;
-    }
-    Ok(())
-}
-
-fn write_error<W: Write>(
-    out: &mut StreamWriter<W>,
-    schema: &SchemaRef,
-    info: &ErrorInfo,
-    ctx: &CallContext,
-) -> Result<(), ServeError> {
-    let batch = empty_batch(schema);
-    out.write(
-        &batch,
-        &with_ids(info.to_log_record().to_metadata(), &batch, ctx),
-    )?;
-    Ok(())
-}
-
-fn write_error_stream<W: Write>(
-    writer: &mut W,
-    schema: &SchemaRef,
-    info: &ErrorInfo,
     request_id: &str,
-) -> Result<(), ServeError> {
-    let mut md = info.to_log_record().to_metadata();
-    md.insert(metadata::SERVER_ID, server_id());
-    if !request_id.is_empty() {
-        md.insert(metadata::REQUEST_ID, request_id);
-    }
-    let mut out = StreamWriter::try_new(&mut *writer, schema)?;
-    out.write(&empty_batch(schema), &md)?;
-    out.finish()?.flush()?;
-    Ok(())
+) -> Vec<(RecordBatch, Metadata)> {
+    logs.into_iter()
+        .map(|record| {
+            let batch = empty_batch(schema);
+            let md = with_ids(record.to_metadata(), &batch, request_id);
+            (batch, md)
+        })
+        .collect()
+}
+
+fn error_entry(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> (RecordBatch, Metadata) {
+    let batch = empty_batch(schema);
+    let md = with_ids(info.to_log_record().to_metadata(), &batch, request_id);
+    (batch, md)
 }
 
 fn is_disconnect(e: &std::io::Error) -> bool {
@@ -385,3 +646,9 @@ fn is_disconnect(e: &std::io::Error) -> bool {
         BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
     )
 }
+
+/// Servers are shared across connection threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Server>();
+};
