@@ -180,7 +180,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             wire_name,
             ..
         } = f;
-        quote!(#ident: __children.take::<#ty>(#wire_name)?)
+        quote!(#ident: children.take::<#ty>(#wire_name)?)
     });
 
     Ok(quote! {
@@ -199,8 +199,8 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             }
 
             fn from_value(value: #value) -> #result<Self> {
-                #[allow(unused_mut)]
-                let mut __children = #private::StructValue::new(value, #name_str)?;
+                #[allow(unused_mut, unused_variables)]
+                let mut children = #private::StructValue::new(value, #name_str)?;
                 ::std::result::Result::Ok(Self { #(#takes),* })
             }
 

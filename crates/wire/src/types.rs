@@ -36,7 +36,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crate::value::{Value, array_value, batch_row_values, values_to_array};
 use crate::{Result, WireError};
 
-mod embedded;
+pub(crate) mod embedded;
 mod primitive;
 mod schema_ipc;
 mod temporal;

@@ -75,49 +75,20 @@ pub fn read_ipc_stream(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
                 let fb = message.header_as_record_batch().ok_or_else(|| {
                     WireError::Malformed("record batch message without a header".into())
                 })?;
-                let fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
-                check_buffers(&fields, &fb, body.len())?;
-                let decode = |schema: &SchemaRef| {
-                    arrow_ipc::reader::read_record_batch(
-                        &body,
-                        fb,
-                        schema.clone(),
-                        &dictionaries,
-                        None,
-                        &version,
-                    )
-                };
-                let batch = match decode(&schema) {
-                    Ok(batch) => batch,
-                    Err(strict_error) => {
-                        let relaxed = relaxed.get_or_insert_with(|| relax_schema(&schema));
-                        decode(relaxed).map_err(|_| strict_error)?
-                    }
-                };
-                batches.push(batch);
+                batches.push(decode_record_batch(
+                    &schema,
+                    &mut relaxed,
+                    fb,
+                    &body,
+                    &dictionaries,
+                    version,
+                )?);
             }
             arrow_ipc::MessageHeader::DictionaryBatch => {
                 let fb = message.header_as_dictionary_batch().ok_or_else(|| {
                     WireError::Malformed("dictionary message without a header".into())
                 })?;
-                let data = fb.data().ok_or_else(|| {
-                    WireError::Malformed("dictionary message without data".into())
-                })?;
-                let value_field =
-                    dictionary_value_field(schema.fields(), fb.id()).ok_or_else(|| {
-                        WireError::Malformed(format!(
-                            "dictionary id {} is not in the schema",
-                            fb.id()
-                        ))
-                    })?;
-                check_buffers(&[&value_field], &data, body.len())?;
-                arrow_ipc::reader::read_dictionary(
-                    &body,
-                    fb,
-                    &schema,
-                    &mut dictionaries,
-                    &version,
-                )?;
+                decode_dictionary(&schema, fb, &body, &mut dictionaries, version)?;
             }
             other => {
                 return Err(WireError::Malformed(format!(
@@ -246,6 +217,62 @@ fn dictionary_value_field(fields: &Fields, id: i64) -> Option<Field> {
         }
     }
     None
+}
+
+/// Decodes one record batch message body against `schema`, refusing
+/// malformed buffers up front (see [`check_buffers`]).
+///
+/// A batch that does not decode against `schema` is decoded against its
+/// all-nullable variant, built once into `relaxed`, to accept peers that put
+/// nulls in fields declared non-nullable (see [`read_ipc_stream`]). Shared
+/// with the stream reader of [`crate::ipc`] so both accept the same input.
+pub(crate) fn decode_record_batch(
+    schema: &SchemaRef,
+    relaxed: &mut Option<SchemaRef>,
+    batch: arrow_ipc::RecordBatch<'_>,
+    body: &Buffer,
+    dictionaries: &HashMap<i64, ArrayRef>,
+    version: arrow_ipc::MetadataVersion,
+) -> Result<RecordBatch> {
+    let fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
+    check_buffers(&fields, &batch, body.len())?;
+    let decode = |schema: &SchemaRef| {
+        arrow_ipc::reader::read_record_batch(
+            body,
+            batch,
+            schema.clone(),
+            dictionaries,
+            None,
+            &version,
+        )
+    };
+    match decode(schema) {
+        Ok(batch) => Ok(batch),
+        Err(strict_error) => {
+            let relaxed = relaxed.get_or_insert_with(|| relax_schema(schema));
+            decode(relaxed).map_err(|_| strict_error.into())
+        }
+    }
+}
+
+/// Decodes one dictionary message body into `dictionaries`, refusing
+/// malformed buffers up front (see [`check_buffers`]).
+pub(crate) fn decode_dictionary(
+    schema: &Schema,
+    dictionary: arrow_ipc::DictionaryBatch<'_>,
+    body: &Buffer,
+    dictionaries: &mut HashMap<i64, ArrayRef>,
+    version: arrow_ipc::MetadataVersion,
+) -> Result<()> {
+    let data = dictionary
+        .data()
+        .ok_or_else(|| WireError::Malformed("dictionary message without data".into()))?;
+    let id = dictionary.id();
+    let value_field = dictionary_value_field(schema.fields(), id)
+        .ok_or_else(|| WireError::Malformed(format!("dictionary id {id} is not in the schema")))?;
+    check_buffers(&[&value_field], &data, body.len())?;
+    arrow_ipc::reader::read_dictionary(body, dictionary, schema, dictionaries, &version)?;
+    Ok(())
 }
 
 fn parse(header: &[u8]) -> Result<arrow_ipc::Message<'_>> {
