@@ -109,7 +109,6 @@ impl ArrowValue for f32 {
         match value {
             // Values read from a float32 column round-trip exactly; wider
             // values are rounded, as pyarrow does.
-            #[allow(clippy::cast_possible_truncation)]
             Value::Float(f) => Ok(f as f32),
             other => Err(other.mismatch("f32")),
         }
