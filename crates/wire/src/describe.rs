@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BinaryArray, BooleanArray, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use sha2::{Digest, Sha256};
 
 use crate::metadata::{self, Metadata};
-use crate::types::serialize_schema;
-use crate::Result;
+use crate::types::{deserialize_schema, serialize_schema};
+use crate::{Result, WireError};
 
 /// Name of the built-in introspection method.
 pub const DESCRIBE_METHOD: &str = "__describe__";
@@ -112,7 +112,9 @@ pub fn describe_batch(
             sorted.iter().map(|m| Some(m.header_schema.is_some())),
         )),
         Arc::new(BinaryArray::from_iter(headers.iter().map(Option::as_deref))),
-        Arc::new(BooleanArray::from_iter(sorted.iter().map(|m| m.is_exchange))),
+        Arc::new(BooleanArray::from_iter(
+            sorted.iter().map(|m| m.is_exchange),
+        )),
     ];
     let batch = RecordBatch::try_new(describe_schema(), columns)?;
 
@@ -176,6 +178,112 @@ fn protocol_hash(
         .collect()
 }
 
+/// A `__describe__` response as a client sees it (the parsed counterpart
+/// of [`describe_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDescription {
+    /// Name of the service (`vgi_rpc.protocol_name`).
+    pub protocol_name: String,
+    /// Wire protocol version the server speaks.
+    pub request_version: String,
+    /// Introspection format version of the response.
+    pub describe_version: String,
+    /// SHA-256 over the canonical describe payload (64 hex characters).
+    pub protocol_hash: String,
+    /// Identity of the answering server process.
+    pub server_id: String,
+    /// Every method, sorted by name.
+    pub methods: Vec<MethodDescription>,
+}
+
+impl ServiceDescription {
+    /// The method called `name`, if the service has one.
+    pub fn method(&self, name: &str) -> Option<&MethodDescription> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+/// Parses a `__describe__` response batch and its custom metadata.
+///
+/// Columns are found by name, so a server that adds columns in a later
+/// describe version still parses; a missing or mistyped required column,
+/// an unknown method type or an unreadable schema is an error.
+pub fn parse_describe_batch(batch: &RecordBatch, md: &Metadata) -> Result<ServiceDescription> {
+    let text = |key: &str| md.get(key).unwrap_or_default().to_owned();
+    let names = describe_column::<StringArray>(batch, "name")?;
+    let method_types = describe_column::<StringArray>(batch, "method_type")?;
+    let has_return = describe_column::<BooleanArray>(batch, "has_return")?;
+    let params = describe_column::<BinaryArray>(batch, "params_schema_ipc")?;
+    let results = describe_column::<BinaryArray>(batch, "result_schema_ipc")?;
+    let headers = describe_column::<BinaryArray>(batch, "header_schema_ipc")?;
+    // `is_exchange` arrived in describe version 2; older servers omit it.
+    let is_exchange = batch
+        .column_by_name("is_exchange")
+        .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+
+    let mut methods = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let required = |present: bool, column: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err(WireError::UnexpectedNull(format!(
+                    "__describe__ column {column:?}, row {row}"
+                )))
+            }
+        };
+        required(names.is_valid(row), "name")?;
+        required(method_types.is_valid(row), "method_type")?;
+        required(params.is_valid(row), "params_schema_ipc")?;
+        required(results.is_valid(row), "result_schema_ipc")?;
+        let method_type = match method_types.value(row) {
+            "unary" => MethodType::Unary,
+            "stream" => MethodType::Stream,
+            other => {
+                return Err(WireError::Protocol(format!(
+                    "unknown method type {other:?} in __describe__ row {row}"
+                )));
+            }
+        };
+        let header_schema = if headers.is_valid(row) {
+            Some(Arc::new(deserialize_schema(headers.value(row))?))
+        } else {
+            None
+        };
+        methods.push(MethodDescription {
+            name: names.value(row).to_owned(),
+            method_type,
+            has_return: has_return.is_valid(row) && has_return.value(row),
+            params_schema: Arc::new(deserialize_schema(params.value(row))?),
+            result_schema: Arc::new(deserialize_schema(results.value(row))?),
+            header_schema,
+            is_exchange: is_exchange.and_then(|c| c.is_valid(row).then(|| c.value(row))),
+        });
+    }
+    methods.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ServiceDescription {
+        protocol_name: text(metadata::PROTOCOL_NAME),
+        request_version: text(metadata::REQUEST_VERSION),
+        describe_version: text(metadata::DESCRIBE_VERSION),
+        protocol_hash: text(metadata::PROTOCOL_HASH),
+        server_id: text(metadata::SERVER_ID),
+        methods,
+    })
+}
+
+fn describe_column<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a A> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| WireError::MissingField(format!("__describe__ column {name:?}")))?;
+    column
+        .as_any()
+        .downcast_ref::<A>()
+        .ok_or_else(|| WireError::TypeMismatch {
+            expected: format!("__describe__ column {name:?} of the describe schema"),
+            found: column.data_type().to_string(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,22 +294,75 @@ mod tests {
             name: name.into(),
             method_type: MethodType::Unary,
             has_return: true,
-            params_schema: Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, false)])),
-            result_schema: Arc::new(Schema::new(vec![Field::new("result", DataType::Utf8, false)])),
+            params_schema: Arc::new(Schema::new(vec![Field::new(
+                "value",
+                DataType::Utf8,
+                false,
+            )])),
+            result_schema: Arc::new(Schema::new(vec![Field::new(
+                "result",
+                DataType::Utf8,
+                false,
+            )])),
             header_schema: None,
             is_exchange: None,
         }
     }
 
     #[test]
+    fn parse_reads_back_what_describe_batch_built() {
+        let mut stream = method("produce");
+        stream.method_type = MethodType::Stream;
+        stream.has_return = false;
+        stream.result_schema = empty_schema();
+        stream.header_schema = Some(Arc::new(Schema::new(vec![Field::new(
+            "total",
+            DataType::Int64,
+            false,
+        )])));
+        let methods = [stream, method("echo")];
+        let (batch, md) = describe_batch("Svc", &methods, "server1").unwrap();
+        let parsed = parse_describe_batch(&batch, &md).unwrap();
+        assert_eq!(parsed.protocol_name, "Svc");
+        assert_eq!(parsed.request_version, "1");
+        assert_eq!(parsed.describe_version, DESCRIBE_VERSION);
+        assert_eq!(parsed.server_id, "server1");
+        assert_eq!(
+            Some(parsed.protocol_hash.as_str()),
+            md.get(metadata::PROTOCOL_HASH)
+        );
+        let names: Vec<&str> = parsed.methods.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["echo", "produce"]);
+        assert_eq!(parsed.method("produce"), Some(&methods[0]));
+        assert_eq!(parsed.method("echo"), Some(&methods[1]));
+        assert_eq!(parsed.method("missing"), None);
+    }
+
+    #[test]
+    fn parse_rejects_a_batch_without_the_describe_columns() {
+        let (batch, md) = describe_batch("Svc", &[method("a")], "s").unwrap();
+        let without_name = batch.project(&[1, 2, 3, 4, 5, 6, 7]).unwrap();
+        let err = parse_describe_batch(&without_name, &md).unwrap_err();
+        assert!(matches!(err, WireError::MissingField(_)), "{err:?}");
+    }
+
+    #[test]
     fn rows_are_sorted_and_hash_is_stable() {
         let a = describe_batch("Svc", &[method("b"), method("a")], "server1").unwrap();
         let b = describe_batch("Svc", &[method("a"), method("b")], "server2").unwrap();
-        let names = a.0.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let names =
+            a.0.column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
         assert_eq!(names.value(0), "a");
         let hash = a.1.get(metadata::PROTOCOL_HASH).unwrap();
         assert_eq!(hash.len(), 64);
-        assert_eq!(Some(hash), b.1.get(metadata::PROTOCOL_HASH), "server id must not affect the hash");
+        assert_eq!(
+            Some(hash),
+            b.1.get(metadata::PROTOCOL_HASH),
+            "server id must not affect the hash"
+        );
         let mut changed = method("a");
         changed.params_schema = empty_schema();
         let c = describe_batch("Svc", &[changed, method("b")], "server1").unwrap();
