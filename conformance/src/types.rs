@@ -91,8 +91,14 @@ pub struct ContainerWideTypes {
     pub list_decimal: Vec<Dec>,
     pub list_date: Vec<NaiveDate>,
     pub list_timestamp: Vec<NaiveDateTime>,
+    /// Declared non-nullable by the reference despite being optional.
+    #[arrow(nullable = false)]
     pub optional_date: Option<NaiveDate>,
+    /// Declared non-nullable by the reference despite being optional.
+    #[arrow(nullable = false)]
     pub optional_decimal: Option<Dec>,
+    /// Declared non-nullable by the reference despite being optional.
+    #[arrow(nullable = false)]
     pub optional_timestamp: Option<NaiveDateTime>,
     pub dict_str_decimal: BTreeMap<String, Dec>,
     pub frozenset_int: BTreeSet<i64>,
@@ -103,6 +109,8 @@ pub struct ContainerWideTypes {
 #[derive(Debug, Clone, PartialEq, ArrowStruct)]
 pub struct DeepNested {
     pub list_of_lists_decimal: Vec<Vec<Dec>>,
+    /// Declared non-nullable by the reference despite being optional.
+    #[arrow(nullable = false)]
     pub optional_list_date: Option<Vec<NaiveDate>>,
     pub dict_encoded_string: DictString,
     pub list_of_dict_encoded: Vec<DictString>,

@@ -163,6 +163,9 @@ fn custom_metadata(message: &arrow_ipc::Message<'_>) -> Metadata {
 pub struct StreamReader<R> {
     reader: R,
     schema: SchemaRef,
+    /// All-nullable variant of `schema`, built on first need: some peers
+    /// write nulls into fields they declare non-nullable.
+    relaxed: Option<SchemaRef>,
     dictionaries: HashMap<i64, ArrayRef>,
     limits: ReadLimits,
     finished: bool,
@@ -200,6 +203,7 @@ impl<R: Read> StreamReader<R> {
         Ok(Some(Self {
             reader,
             schema,
+            relaxed: None,
             dictionaries: HashMap::new(),
             limits,
             finished: false,
@@ -242,13 +246,13 @@ impl<R: Read> StreamReader<R> {
                     let fb = message.header_as_record_batch().ok_or_else(|| {
                         WireError::Malformed("record batch message without header".into())
                     })?;
-                    let batch = arrow_ipc::reader::read_record_batch(
-                        &body,
+                    let batch = crate::types::embedded::decode_record_batch(
+                        &self.schema,
+                        &mut self.relaxed,
                         fb,
-                        self.schema.clone(),
+                        &body,
                         &self.dictionaries,
-                        None,
-                        &version,
+                        version,
                     )?;
                     return Ok(Some(IpcBatch {
                         batch,
@@ -259,12 +263,12 @@ impl<R: Read> StreamReader<R> {
                     let fb = message.header_as_dictionary_batch().ok_or_else(|| {
                         WireError::Malformed("dictionary message without header".into())
                     })?;
-                    arrow_ipc::reader::read_dictionary(
-                        &body,
-                        fb,
+                    crate::types::embedded::decode_dictionary(
                         &self.schema,
+                        fb,
+                        &body,
                         &mut self.dictionaries,
-                        &version,
+                        version,
                     )?;
                 }
                 other => {
@@ -536,6 +540,22 @@ mod tests {
         for cut in 1..bytes.len() {
             let result = read_stream_bytes(&bytes[..cut]);
             assert!(result.is_err(), "cut at {cut} should fail");
+        }
+    }
+
+    #[test]
+    fn corrupted_bytes_are_errors_not_panics() {
+        let batch = sample();
+        let md = Metadata::new().with("vgi_rpc.method", "echo");
+        let bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap();
+        for position in 0..bytes.len() {
+            for value in [0x00, 0x7F, 0xFF] {
+                let mut corrupt = bytes.clone();
+                corrupt[position] = value;
+                // Any outcome but a panic is acceptable: some flips land in
+                // padding or values and still decode.
+                let _ = read_stream_bytes(&corrupt);
+            }
         }
     }
 
