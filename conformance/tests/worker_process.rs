@@ -1,0 +1,89 @@
+//! The conformance worker as a process: what a launching client relies on.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use vgirpc::wire::ipc::{StreamReader, write_stream_bytes};
+use vgirpc::wire::request::Request;
+
+fn spawn_worker() -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vgi-conformance-worker"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker starts")
+}
+
+fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "worker did not exit within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn echo_request(value: &str) -> Vec<u8> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value]))],
+    )
+    .unwrap();
+    write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo_string"))]).unwrap()
+}
+
+#[test]
+fn answers_then_exits_cleanly_when_stdin_closes() {
+    let mut worker = spawn_worker();
+    let mut stdin = worker.stdin.take().unwrap();
+    stdin.write_all(&echo_request("ping")).unwrap();
+    stdin.flush().unwrap();
+    let mut stdout = worker.stdout.take().unwrap();
+    let mut reader = StreamReader::open(&mut stdout).unwrap();
+    let answer = reader.next_batch().unwrap().unwrap();
+    let column = answer
+        .batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(column.value(0), "ping");
+    reader.drain().unwrap();
+    drop(stdin);
+    let status = wait_with_deadline(&mut worker, Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "nothing but IPC responses on stdout");
+}
+
+#[test]
+fn exits_cleanly_on_sigterm_and_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let mut worker = spawn_worker();
+        // Let it install its handlers and block on stdin.
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = Command::new("kill")
+            .args([signal, &worker.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = wait_with_deadline(&mut worker, Duration::from_secs(5));
+        assert!(status.success(), "{signal}: {status:?}");
+    }
+}
