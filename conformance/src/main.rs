@@ -1,19 +1,21 @@
 //! `vgi-conformance-worker`: serves the reference `ConformanceService` so
 //! the reference conformance suite can judge this implementation.
 //!
-//! With no flags it serves over stdin/stdout (the pipe transport).
+//! With no flags it serves over stdin/stdout (the pipe transport); `--unix`
+//! serves on a Unix socket instead. Flags follow the reference worker's.
 
+mod options;
+
+use std::io::Write;
 use std::process::ExitCode;
 
+use options::{Options, Transport};
 use vgirpc::Server;
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 
-const USAGE: &str = "usage: vgi-conformance-worker [--help]\n\
-\n\
-Serves the vgi-rpc ConformanceService over stdin/stdout.";
-
 fn main() -> ExitCode {
-    // Standard output carries Arrow IPC only, so diagnostics go to stderr.
+    // Standard output carries Arrow IPC or the one ready line only, so
+    // diagnostics go to stderr.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -22,26 +24,41 @@ fn main() -> ExitCode {
         )
         .init();
 
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(arg) = args.first() {
-        if arg == "--help" || arg == "-h" {
-            println!("{USAGE}");
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{}", options::USAGE);
             return ExitCode::SUCCESS;
         }
-        eprintln!("unknown argument {arg:?}\n{USAGE}");
-        return ExitCode::from(2);
-    }
+        Err(message) => {
+            eprintln!("vgi-conformance-worker: {message}\n\n{}", options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
 
     let server = match Server::new(ConformanceServiceServer::new(Conformance)) {
         Ok(server) => server,
         Err(err) => {
-            eprintln!("cannot build the conformance server: {err}");
+            eprintln!("vgi-conformance-worker: cannot build the server: {err}");
             return ExitCode::FAILURE;
         }
     };
-    match vgirpc_pipe::serve_stdio(&server) {
+    let outcome = match &options.transport {
+        Transport::Pipe => vgirpc_pipe::serve_stdio(&server),
+        Transport::Unix(config) => {
+            vgirpc_pipe::serve_unix(&server, config, vgirpc::NoSideChannels, |path| {
+                let mut stdout = std::io::stdout().lock();
+                // The launcher reads exactly this line to find the socket.
+                let _ = writeln!(stdout, "UNIX:{}", path.display());
+                let _ = stdout.flush();
+            })
+            .map(|shutdown| tracing::info!(?shutdown, "unix worker stopped"))
+        }
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            eprintln!("vgi-conformance-worker: {err}");
             tracing::error!(error = ?err, "worker stopped");
             ExitCode::FAILURE
         }

@@ -27,6 +27,10 @@
 
 use std::io::{BufReader, BufWriter};
 
+mod unix;
+
+pub use unix::{UnixConfig, UnixShutdown, serve_unix};
+
 use signal_hook::consts::{SIGINT, SIGTERM};
 use vgirpc::{ServeError, Server, TransportKind};
 
@@ -40,6 +44,21 @@ pub enum PipeError {
     /// The termination signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// The Unix socket could not be bound or listened on.
+    #[error("cannot listen on unix socket {path}")]
+    Bind {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The accept loop's runtime could not be started.
+    #[error("cannot start the accept loop")]
+    Runtime(#[source] std::io::Error),
+    /// A connection's socket could not be prepared.
+    #[error("connection socket error")]
+    Io(#[from] std::io::Error),
 }
 
 /// Serves `server` on this process's stdin and stdout until stdin closes.
