@@ -1,0 +1,184 @@
+//! The conformance worker on a Unix socket: lifecycle and concurrency.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use vgirpc::wire::ipc::{StreamReader, StreamWriter, empty_schema, write_stream_bytes};
+use vgirpc::wire::log::empty_batch;
+use vgirpc::wire::metadata::Metadata;
+use vgirpc::wire::request::Request;
+
+fn socket_path(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("vgi-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Starts the worker and waits for its `UNIX:<path>` line.
+fn start(path: &Path, extra: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vgi-conformance-worker"))
+        .arg("--unix")
+        .arg(path)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("worker starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim_end(), format!("UNIX:{}", path.display()));
+    child
+}
+
+fn wait_exit(child: &mut Child, deadline: Duration) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "worker still running after {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn echo(stream: &mut UnixStream, value: &str) -> String {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value]))],
+    )
+    .unwrap();
+    let request =
+        write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo_string"))]).unwrap();
+    stream.write_all(&request).unwrap();
+    let mut reader = StreamReader::open(&mut *stream).unwrap();
+    let answer = reader.next_batch().unwrap().unwrap();
+    reader.drain().unwrap();
+    let column = answer
+        .batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    column.value(0).to_owned()
+}
+
+fn kill(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn idle_timeout_shuts_down_soon_after_the_last_client_leaves() {
+    let path = socket_path("idle");
+    let mut worker = start(&path, &["--idle-timeout", "1"]);
+    let mut client = UnixStream::connect(&path).unwrap();
+    assert_eq!(echo(&mut client, "hello"), "hello");
+    drop(client);
+    let (status, waited) = wait_exit(&mut worker, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        waited < Duration::from_secs(2),
+        "took {waited:?}, limit is idle + 1 s"
+    );
+    assert!(!path.exists(), "socket file removed");
+}
+
+#[test]
+fn sigterm_and_sigint_remove_the_socket_file() {
+    for signal in ["-TERM", "-INT"] {
+        let path = socket_path(&format!("sig{signal}"));
+        let mut worker = start(&path, &[]);
+        let mut client = UnixStream::connect(&path).unwrap();
+        assert_eq!(echo(&mut client, "x"), "x");
+        kill(&worker, signal);
+        let (status, _) = wait_exit(&mut worker, Duration::from_secs(5));
+        assert!(status.success(), "{signal}: {status:?}");
+        assert!(!path.exists(), "{signal}: socket file removed");
+    }
+}
+
+#[test]
+fn a_stale_socket_file_does_not_block_a_new_worker() {
+    let path = socket_path("stale");
+    // A listener dropped without unlinking leaves the file a crashed worker would.
+    drop(UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let mut worker = start(&path, &[]);
+    let mut client = UnixStream::connect(&path).unwrap();
+    assert_eq!(echo(&mut client, "fresh"), "fresh");
+    kill(&worker, "-TERM");
+    wait_exit(&mut worker, Duration::from_secs(5));
+}
+
+#[test]
+fn sixteen_concurrent_clients_all_get_their_own_answers() {
+    let path = socket_path("many");
+    let mut worker = start(&path, &["--threaded"]);
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut stream = UnixStream::connect(&path).unwrap();
+                for round in 0..20 {
+                    let value = format!("client-{i}-round-{round}");
+                    assert_eq!(echo(&mut stream, &value), value);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client succeeded");
+    }
+    kill(&worker, "-TERM");
+    wait_exit(&mut worker, Duration::from_secs(5));
+}
+
+#[test]
+fn a_client_vanishing_mid_stream_costs_only_that_client() {
+    let path = socket_path("vanish");
+    let mut worker = start(&path, &["--threaded"]);
+    {
+        let mut quitter = UnixStream::connect(&path).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "count",
+            DataType::Int64,
+            false,
+        )]));
+        let params =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1000]))])
+                .unwrap();
+        let request =
+            write_stream_bytes(&schema, [(&params, &Request::metadata_for("produce_n"))]).unwrap();
+        quitter.write_all(&request).unwrap();
+        // Open the tick stream, send one tick, then hang up mid-stream.
+        let ticks = empty_schema();
+        let mut writer = StreamWriter::try_new(&mut quitter, &ticks).unwrap();
+        writer
+            .write(&empty_batch(&ticks), &Metadata::new())
+            .unwrap();
+    }
+    let mut survivor = UnixStream::connect(&path).unwrap();
+    assert_eq!(echo(&mut survivor, "still serving"), "still serving");
+    kill(&worker, "-TERM");
+    wait_exit(&mut worker, Duration::from_secs(5));
+}
