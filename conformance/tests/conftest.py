@@ -29,6 +29,9 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ import pytest
 
 from vgi_rpc.conformance import ConformanceService
 from vgi_rpc.log import Message
-from vgi_rpc.rpc import RpcConnection, SubprocessTransport, connect
+from vgi_rpc.rpc import RpcConnection, SubprocessTransport, connect, unix_connect
 
 ConnFactory = Callable[..., contextlib.AbstractContextManager[Any]]
 OnLog = Callable[[Message], None] | None
@@ -102,12 +105,29 @@ def _subprocess(request: pytest.FixtureRequest) -> ConnFactory:
     return factory
 
 
+def _unix_connector(fixture: str) -> Callable[[pytest.FixtureRequest], ConnFactory]:
+    """Connections to the session's worker listening on a Unix socket."""
+
+    def build(request: pytest.FixtureRequest) -> ConnFactory:
+        path: str = request.getfixturevalue(fixture)
+
+        def factory(on_log: OnLog = None) -> contextlib.AbstractContextManager[Any]:
+            return unix_connect(ConformanceService, path, on_log=on_log)
+
+        return factory
+
+    return build
+
+
 # Transport name (the conformance_conn parameter id) -> connection factory builder.
 # Adding a transport means adding an entry here and, on the xtask side, a row
 # in its transport table.
 _CONNECTORS: dict[str, Callable[[pytest.FixtureRequest], ConnFactory]] = {
     "pipe": _pipe,
     "subprocess": _subprocess,
+    "unix": _unix_connector("conformance_unix_path"),
+    "unix_threaded": _unix_connector("conformance_unix_threaded_path"),
+    "unix_launcher": _unix_connector("conformance_unix_launcher_path"),
 }
 
 
@@ -149,6 +169,62 @@ def conformance_subprocess() -> Iterator[SubprocessTransport]:
         yield transport
     finally:
         transport.close()
+
+
+def _unix_socket_path(name: str) -> str:
+    """A fresh, short socket path (AF_UNIX paths are limited to ~108 bytes)."""
+    fd, path = tempfile.mkstemp(prefix=f"vgi-{name}-", suffix=".sock", dir="/tmp")
+    os.close(fd)
+    os.unlink(path)
+    return path
+
+
+def _start_unix_worker(name: str, *flags: str) -> Iterator[str]:
+    """Run the worker on a Unix socket for the session; yield the socket path."""
+    path = _unix_socket_path(name)
+    proc = subprocess.Popen([*_worker_cmd(), "--unix", path, *flags], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        assert line == f"UNIX:{path}", f"expected UNIX:{path} from the worker, got {line!r}"
+        yield path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def conformance_unix_path() -> Iterator[str]:
+    """A sequential Unix-socket worker: one connection at a time."""
+    yield from _start_unix_worker("conf", "--no-threaded")
+
+
+@pytest.fixture(scope="session")
+def conformance_unix_threaded_path() -> Iterator[str]:
+    """A threaded Unix-socket worker: connections served concurrently."""
+    yield from _start_unix_worker("cont", "--threaded")
+
+
+@pytest.fixture(scope="session")
+def conformance_unix_launcher_path() -> Iterator[str]:
+    """A worker brought up by the reference launcher, proving its worker contract."""
+    from vgi_rpc.launcher import LaunchConfig, launch
+
+    state_dir = Path(tempfile.mkdtemp(prefix="vgi-launcher-"))
+    config = LaunchConfig(
+        worker_argv=tuple(_worker_cmd()),
+        idle_timeout=600.0,
+        connect_timeout=15.0,
+        worker_startup_timeout=30.0,
+        state_dir=str(state_dir),
+    )
+    path = launch(config)
+    try:
+        yield path
+    finally:
+        # The launched worker is detached; stop it through its socket's owner.
+        subprocess.run(["pkill", "-TERM", "-f", f"unix {path}"], check=False)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

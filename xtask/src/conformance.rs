@@ -27,8 +27,8 @@ use crate::report::{Group, Outcome, Summary, TestResult};
 /// How a transport is exercised.
 #[derive(Debug)]
 enum Runner {
-    /// `vgi-rpc-test --cmd <worker>` plus these arguments.
-    Cli { extra_args: &'static [&'static str] },
+    /// `vgi-rpc-test` against the worker, reached as `target` says.
+    Cli { target: CliTarget },
     /// The pytest suite, with this transport as the `conformance_conn` parameter
     /// (it must exist in `conformance/tests/conftest.py`).
     Pytest,
@@ -49,7 +49,27 @@ struct Transport {
 const TRANSPORTS: &[Transport] = &[
     Transport {
         name: "cli-pipe",
-        runner: Runner::Cli { extra_args: &[] },
+        runner: Runner::Cli {
+            target: CliTarget::Launch(&[]),
+        },
+    },
+    Transport {
+        name: "cli-shm",
+        runner: Runner::Cli {
+            target: CliTarget::Launch(&["--shm", "4194304"]),
+        },
+    },
+    Transport {
+        name: "cli-unix",
+        runner: Runner::Cli {
+            target: CliTarget::Unix(&["--no-threaded"]),
+        },
+    },
+    Transport {
+        name: "cli-unix-threaded",
+        runner: Runner::Cli {
+            target: CliTarget::Unix(&["--threaded"]),
+        },
     },
     Transport {
         name: "pipe",
@@ -57,6 +77,18 @@ const TRANSPORTS: &[Transport] = &[
     },
     Transport {
         name: "subprocess",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "unix",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "unix_threaded",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "unix_launcher",
         runner: Runner::Pytest,
     },
 ];
@@ -131,6 +163,16 @@ impl Options {
     }
 }
 
+/// How `vgi-rpc-test` reaches the worker.
+#[derive(Debug, Clone, Copy)]
+enum CliTarget {
+    /// It launches the worker itself: `--cmd <worker>` plus these arguments.
+    Launch(&'static [&'static str]),
+    /// We start the worker on a Unix socket with these extra flags and
+    /// point `--unix` at it.
+    Unix(&'static [&'static str]),
+}
+
 /// Run the suite as `options` says; an error if anything unexpected happened.
 pub(crate) fn run(options: &Options) -> Result<()> {
     let transports = options.selected()?;
@@ -170,13 +212,13 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
     let mut groups = Vec::new();
     for transport in &transports {
-        if let Runner::Cli { extra_args } = transport.runner {
+        if let Runner::Cli { target } = transport.runner {
             let output = out_dir.join(format!("{}.json", transport.name));
             groups.push(run_cli(
                 &venv,
                 &worker,
                 transport.name,
-                extra_args,
+                target,
                 options.filter.as_deref(),
                 &output,
             ));
@@ -288,7 +330,7 @@ fn run_cli(
     venv: &Venv,
     worker: &str,
     transport: &str,
-    extra_args: &[&str],
+    target: CliTarget,
     filter: Option<&str>,
     output: &Path,
 ) -> Group {
@@ -296,12 +338,24 @@ fn run_cli(
     let result = (|| -> Result<Vec<TestResult>> {
         remove_stale(output)?;
         let mut cmd = Command::new(venv.bin("vgi-rpc-test"));
-        cmd.args(["--cmd", worker, "--format", "json", "--output"])
-            .arg(output);
+        // Held until the run ends; dropping it stops the socket worker.
+        let _unix_worker = match target {
+            CliTarget::Launch(extra_args) => {
+                cmd.args(["--cmd", worker]).args(extra_args);
+                None
+            }
+            CliTarget::Unix(flags) => {
+                let socket = std::env::temp_dir()
+                    .join(format!("vgi-xtask-{}-{transport}.sock", std::process::id()));
+                let listening = UnixWorker::start(worker, &socket, flags)?;
+                cmd.arg("--unix").arg(&socket);
+                Some(listening)
+            }
+        };
+        cmd.args(["--format", "json", "--output"]).arg(output);
         if let Some(filter) = filter {
             cmd.args(["--filter", &cli_filter(filter)]);
         }
-        cmd.args(extra_args);
         let status = process::run(&mut cmd)?;
         // 0: all passed, 1: some failed; anything else means the run itself broke.
         if !matches!(status.code(), Some(0 | 1)) {
@@ -314,6 +368,59 @@ fn run_cli(
         Err(err) => group.error = Some(format!("{err:#}")),
     }
     group
+}
+
+/// Our worker serving on a Unix socket for the length of one runner.
+struct UnixWorker {
+    child: std::process::Child,
+}
+
+impl UnixWorker {
+    /// Starts `worker --unix socket flags...` and waits for its ready line.
+    fn start(worker: &str, socket: &Path, flags: &[&str]) -> Result<Self> {
+        use std::io::BufRead as _;
+        let _ = fs::remove_file(socket);
+        // The worker is a shell-quoted command line, as both runners expect.
+        let line = format!(
+            "exec {worker} --unix {} {}",
+            shell_quote(&socket.to_string_lossy()),
+            flags.join(" ")
+        );
+        println!("+ {line} &");
+        let mut child = Command::new("sh")
+            .args(["-c", &line])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting `{line}`"))?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let mut ready = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .context("reading the worker's ready line")?;
+        let expected = format!("UNIX:{}", socket.display());
+        if ready.trim_end() != expected {
+            let _ = child.kill();
+            bail!(
+                "worker printed {:?}, expected {expected:?}",
+                ready.trim_end()
+            );
+        }
+        Ok(Self { child })
+    }
+}
+
+impl Drop for UnixWorker {
+    fn drop(&mut self) {
+        // SIGTERM lets the worker remove its socket file; kill is the fallback.
+        let stopped = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// vgi-rpc-test matches whole names, pytest `-k` substrings: give plain words
