@@ -1,0 +1,347 @@
+//! The dynamic client: calls by method name with Arrow record batches.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::Schema;
+use serde_json::{Map, Value as Json};
+use vgirpc_wire::classify::{BatchKind, classify};
+use vgirpc_wire::describe::{DESCRIBE_METHOD, ServiceDescription, parse_describe_batch};
+use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter};
+use vgirpc_wire::log::{ErrorInfo, Level, LogRecord};
+use vgirpc_wire::metadata::{self, Metadata};
+use vgirpc_wire::request::Request;
+
+use crate::ClientError;
+use crate::stream::StreamCall;
+use crate::subprocess::{SubprocessOptions, SubprocessTransport};
+use crate::transport::{PipeTransport, Transport};
+
+/// A log message the server sent to the client during a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerLog {
+    /// Severity (never [`Level::Exception`]: those become errors).
+    pub level: Level,
+    /// The message text.
+    pub message: String,
+    /// Structured extras the server attached.
+    pub extra: Map<String, Json>,
+    /// Identity of the server process that logged, if sent.
+    pub server_id: Option<String>,
+    /// Correlation id of the call, if sent.
+    pub request_id: Option<String>,
+}
+
+impl ServerLog {
+    fn new(record: LogRecord, md: &Metadata) -> Self {
+        Self {
+            level: record.level,
+            message: record.message,
+            extra: record.extra,
+            server_id: md.get(metadata::SERVER_ID).map(str::to_owned),
+            request_id: md.get(metadata::REQUEST_ID).map(str::to_owned),
+        }
+    }
+}
+
+/// Receives every log message the server sends.
+pub(crate) type LogCallback = Box<dyn FnMut(&ServerLog) + Send>;
+
+/// What a unary call returned.
+#[derive(Debug, Clone)]
+pub struct CallResult {
+    /// The result batch: one row with a `result` column, or zero rows and
+    /// no columns for a method without a return value.
+    pub batch: RecordBatch,
+    /// Custom metadata of the result batch.
+    pub metadata: Metadata,
+    /// Log messages the server sent before the result, in order (they are
+    /// also passed to the log callback, if one is set).
+    pub logs: Vec<ServerLog>,
+}
+
+/// A vgi-rpc client over one connection.
+///
+/// Calls run one at a time: a [`StreamCall`] borrows the client until it
+/// is closed, mirroring the single lockstep conversation of the pipe
+/// transport. A call that fails with a server error leaves the connection
+/// ready for the next call; one that fails with a connection error
+/// ([`ClientError::is_connection_error`]) does not.
+pub struct Client<T: Transport> {
+    transport: T,
+    on_log: Option<LogCallback>,
+    limits: ReadLimits,
+}
+
+impl<T: Transport + fmt::Debug> fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("transport", &self.transport)
+            .field("on_log", &self.on_log.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client<SubprocessTransport> {
+    /// Spawns a worker and talks to it over its stdin/stdout.
+    pub fn spawn(command: Command) -> Result<Self, ClientError> {
+        Ok(Self::new(SubprocessTransport::spawn(command)?))
+    }
+
+    /// Spawns a worker with explicit options.
+    pub fn spawn_with(command: Command, options: SubprocessOptions) -> Result<Self, ClientError> {
+        Ok(Self::new(SubprocessTransport::spawn_with(
+            command, options,
+        )?))
+    }
+}
+
+impl<R: Read, W: Write> Client<PipeTransport<R, W>> {
+    /// A client over a reader (server to client) and a writer (client to
+    /// server).
+    pub fn from_io(reader: R, writer: W) -> Self {
+        Self::new(PipeTransport::new(reader, writer))
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// A client over `transport`.
+    pub fn new(transport: T) -> Self {
+        Self {
+            transport,
+            on_log: None,
+            limits: ReadLimits::default(),
+        }
+    }
+
+    /// Sets the callback that receives server log messages.
+    pub fn with_log_callback(mut self, callback: impl FnMut(&ServerLog) + Send + 'static) -> Self {
+        self.set_log_callback(callback);
+        self
+    }
+
+    /// Replaces the callback that receives server log messages.
+    pub fn set_log_callback(&mut self, callback: impl FnMut(&ServerLog) + Send + 'static) {
+        self.on_log = Some(Box::new(callback));
+    }
+
+    /// Bounds on the size of messages accepted from the server.
+    pub fn with_read_limits(mut self, limits: ReadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Calls unary method `method` with a one-row parameter batch (one
+    /// column per parameter; see [`no_params`] for methods without any).
+    pub fn call(&mut self, method: &str, params: &RecordBatch) -> Result<CallResult, ClientError> {
+        let (reader, writer) = self.transport.io();
+        send_request(writer, method, params)?;
+        let mut logs = Vec::new();
+        let mut response = open_response(reader, self.limits)?;
+        let mut sink = LogSink {
+            callback: &mut self.on_log,
+            collected: Some(&mut logs),
+        };
+        let data = read_data(&mut response, &mut sink);
+        // Reading to the end of the response keeps the connection aligned
+        // on the next call, whatever this one produced.
+        let drained = response.drain().map_err(ClientError::from_wire);
+        let data = data?;
+        drained?;
+        let data = data.ok_or_else(|| {
+            ClientError::Protocol(format!(
+                "the response to {method}() ended without a result batch"
+            ))
+        })?;
+        Ok(CallResult {
+            batch: data.batch,
+            metadata: data.metadata,
+            logs,
+        })
+    }
+
+    /// Starts stream method `method` (producer or exchange) that declares
+    /// no header.
+    pub fn stream(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+    ) -> Result<StreamCall<'_, T>, ClientError> {
+        let (reader, writer) = self.transport.io();
+        send_request(writer, method, params)?;
+        Ok(StreamCall::new(
+            reader,
+            writer,
+            &mut self.on_log,
+            self.limits,
+            None,
+        ))
+    }
+
+    /// Starts stream method `method` that declares a header, reading the
+    /// header before returning (see [`StreamCall::header`]).
+    ///
+    /// A method that fails while starting reports its error here, and the
+    /// connection stays usable. Which methods have headers is part of the
+    /// service's contract; [`Client::describe`] reports it.
+    pub fn stream_with_header(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+    ) -> Result<StreamCall<'_, T>, ClientError> {
+        let (reader, writer) = self.transport.io();
+        send_request(writer, method, params)?;
+        let mut response = open_response(&mut *reader, self.limits)?;
+        let mut sink = LogSink {
+            callback: &mut self.on_log,
+            collected: None,
+        };
+        let header = read_data(&mut response, &mut sink);
+        let drained = response.drain().map_err(ClientError::from_wire);
+        let header = header?;
+        drained?;
+        let header = header.ok_or_else(|| {
+            ClientError::Protocol(format!(
+                "the header stream of {method}() ended without a header batch"
+            ))
+        })?;
+        Ok(StreamCall::new(
+            reader,
+            writer,
+            &mut self.on_log,
+            self.limits,
+            Some(header.batch),
+        ))
+    }
+
+    /// Asks the server to describe itself (`__describe__`).
+    pub fn describe(&mut self) -> Result<ServiceDescription, ClientError> {
+        let result = self.call(DESCRIBE_METHOD, &no_params())?;
+        parse_describe_batch(&result.batch, &result.metadata).map_err(|source| ClientError::Codec {
+            context: "the __describe__ response".into(),
+            source,
+        })
+    }
+
+    /// Closes the connection (for a worker: stdin closes, then it exits or
+    /// is killed after a timeout).
+    pub fn close(mut self) -> Result<(), ClientError> {
+        self.transport.close()
+    }
+
+    /// Gives back the transport without closing it.
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+}
+
+/// The parameter batch of a method without parameters: no columns, one row
+/// (WIRE_PROTOCOL §5 asks conforming clients for one row).
+pub fn no_params() -> RecordBatch {
+    let options = RecordBatchOptions::new().with_row_count(Some(1));
+    // Zero columns and an explicit row count are always a valid batch.
+    RecordBatch::try_new_with_options(Arc::new(Schema::empty()), Vec::new(), &options)
+        .unwrap_or_else(|_| RecordBatch::new_empty(Arc::new(Schema::empty())))
+}
+
+/// Writes one request stream and flushes it.
+fn send_request<W: Write>(
+    writer: &mut W,
+    method: &str,
+    params: &RecordBatch,
+) -> Result<(), ClientError> {
+    let mut stream =
+        StreamWriter::try_new(&mut *writer, params.schema_ref()).map_err(ClientError::from_wire)?;
+    stream
+        .write(params, &Request::metadata_for(method))
+        .map_err(ClientError::from_wire)?;
+    stream
+        .finish()
+        .map_err(ClientError::from_wire)?
+        .flush()
+        .map_err(ClientError::from_io)
+}
+
+/// Opens the next IPC stream from the server; the server never closes a
+/// connection between a request and its answer.
+pub(crate) fn open_response<R: Read>(
+    reader: R,
+    limits: ReadLimits,
+) -> Result<StreamReader<R>, ClientError> {
+    StreamReader::try_open(reader, limits)
+        .map_err(ClientError::from_wire)?
+        .ok_or(ClientError::ConnectionClosed)
+}
+
+/// Where log batches go while a response is read.
+pub(crate) struct LogSink<'a> {
+    pub(crate) callback: &'a mut Option<LogCallback>,
+    pub(crate) collected: Option<&'a mut Vec<ServerLog>>,
+}
+
+impl LogSink<'_> {
+    fn deliver(&mut self, log: ServerLog) {
+        if let Some(callback) = self.callback.as_mut() {
+            callback(&log);
+        }
+        if let Some(collected) = self.collected.as_mut() {
+            collected.push(log);
+        }
+    }
+}
+
+/// Reads up to the next data batch, delivering logs on the way.
+///
+/// `Ok(None)` means the stream ended (EOS) first. An EXCEPTION batch
+/// becomes [`ClientError::Remote`]; the stream is left unread after it.
+pub(crate) fn read_data<R: Read>(
+    reader: &mut StreamReader<R>,
+    sink: &mut LogSink<'_>,
+) -> Result<Option<IpcBatch>, ClientError> {
+    while let Some(batch) = reader.next_batch().map_err(ClientError::from_wire)? {
+        match classify(&batch.batch, &batch.metadata) {
+            BatchKind::Data => return Ok(Some(batch)),
+            BatchKind::Log(record) => sink.deliver(ServerLog::new(record, &batch.metadata)),
+            BatchKind::Error(info) => return Err(remote_error(info, &batch.metadata)),
+            BatchKind::ExternalPointer(url) => {
+                return Err(ClientError::Protocol(format!(
+                    "the server sent an external-location batch ({url}), which this transport \
+                     does not resolve"
+                )));
+            }
+            BatchKind::ShmPointer => {
+                return Err(ClientError::Protocol(
+                    "the server sent a shared-memory pointer batch, but no segment is attached"
+                        .into(),
+                ));
+            }
+            BatchKind::StateToken => {
+                return Err(ClientError::Protocol(
+                    "the server sent a stream state token, which only the HTTP transport uses"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn remote_error(info: ErrorInfo, md: &Metadata) -> ClientError {
+    ClientError::Remote {
+        error_type: info.error_type,
+        message: info.message,
+        traceback: info.traceback,
+        error_kind: info
+            .error_kind
+            .or_else(|| md.get(metadata::ERROR_KIND).map(str::to_owned)),
+        request_id: md.get(metadata::REQUEST_ID).map(str::to_owned),
+    }
+}

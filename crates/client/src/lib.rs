@@ -1,0 +1,52 @@
+//! Client side of vgi-rpc, an RPC framework in which every request,
+//! response, log line and error is an Apache Arrow IPC stream.
+//!
+//! [`Client`] calls methods by name with Arrow record batches: unary calls
+//! ([`Client::call`]), producer and exchange streams ([`Client::stream`],
+//! [`StreamCall`]) and introspection ([`Client::describe`]). Services
+//! declared with `#[vgirpc::service]` also get a typed `<Trait>Client` that
+//! wraps this one with plain Rust parameters and results.
+//!
+//! A client runs over a [`Transport`]: a reader and a writer used in
+//! lockstep. [`SubprocessTransport`] spawns a worker and talks to it over
+//! its stdin/stdout; [`PipeTransport`] wraps any reader/writer pair.
+//!
+//! ```no_run
+//! use std::process::Command;
+//! use std::sync::Arc;
+//!
+//! use arrow_array::{RecordBatch, StringArray};
+//! use arrow_schema::{DataType, Field, Schema};
+//! use vgirpc_client::Client;
+//!
+//! let mut client = Client::spawn(Command::new("vgi-conformance-worker"))?
+//!     .with_log_callback(|log| eprintln!("[{}] {}", log.level, log.message));
+//! let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, false)]));
+//! let params = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["hi"]))])?;
+//! let answer = client.call("echo_string", &params)?;
+//! println!("{:?}", answer.batch.column(0));
+//!
+//! for method in client.describe()?.methods {
+//!     println!("{} ({})", method.name, method.method_type.as_str());
+//! }
+//! client.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod client;
+mod error;
+mod stream;
+mod subprocess;
+mod transport;
+
+pub use client::{CallResult, Client, ServerLog, no_params};
+pub use error::{ClientError, SERVER_DRAINING, SESSION_LOST, WorkerExit};
+pub use stream::{StreamCall, TypedStream};
+pub use subprocess::{
+    StderrMode, SubprocessOptions, SubprocessTransport, WorkerStdin, WorkerStdout,
+};
+pub use transport::{PipeTransport, Transport};
+pub use vgirpc_wire as wire;
+
+#[doc(hidden)]
+pub mod __private;
