@@ -27,8 +27,10 @@
 
 use std::io::{BufReader, BufWriter};
 
+mod shm;
 mod unix;
 
+pub use shm::ShmSideChannels;
 pub use unix::{UnixConfig, UnixShutdown, serve_unix};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
