@@ -66,14 +66,16 @@ pub enum PipeError {
 /// Serves `server` on this process's stdin and stdout until stdin closes.
 ///
 /// SIGTERM and SIGINT end the process with status 0: every response is
-/// flushed as soon as it is complete, so nothing written is lost.
+/// flushed as soon as it is complete, so nothing written is lost. Requests
+/// that name a shared-memory segment use it as a side channel
+/// ([`ShmSideChannels`]).
 pub fn serve_stdio(server: &Server) -> Result<(), PipeError> {
     exit_on_termination_signals()?;
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     let reader = BufReader::with_capacity(256 * 1024, stdin);
     let writer = BufWriter::with_capacity(256 * 1024, stdout);
-    server.serve(reader, writer, TransportKind::Pipe)?;
+    server.serve_with(reader, writer, TransportKind::Pipe, &ShmSideChannels)?;
     tracing::debug!("stdin closed; pipe transport finished");
     Ok(())
 }
@@ -85,10 +87,11 @@ pub fn serve_pipe<R: std::io::Read, W: std::io::Write>(
     reader: R,
     writer: W,
 ) -> Result<(), PipeError> {
-    server.serve(
+    server.serve_with(
         BufReader::new(reader),
         BufWriter::new(writer),
         TransportKind::Pipe,
+        &ShmSideChannels,
     )?;
     Ok(())
 }
