@@ -43,7 +43,7 @@ pub use client::{CallResult, Client, ServerLog, no_params};
 pub use error::{ClientError, SERVER_DRAINING, SESSION_LOST, WorkerExit};
 pub use stream::{StreamCall, TypedStream};
 pub use subprocess::{
-    StderrMode, SubprocessOptions, SubprocessTransport, WorkerStdin, WorkerStdout,
+    KillHandle, StderrMode, SubprocessOptions, SubprocessTransport, WorkerStdin, WorkerStdout,
 };
 pub use transport::{PipeTransport, Transport};
 pub use vgirpc_wire as wire;

@@ -171,6 +171,32 @@ impl SubprocessTransport {
     pub fn stderr_tail(&self) -> Vec<String> {
         self.worker.tail.lines()
     }
+
+    /// A handle that kills the worker from another thread, e.g. to enforce
+    /// a deadline on a call: the blocked read then reports
+    /// [`ClientError::WorkerExited`].
+    pub fn kill_handle(&self) -> KillHandle {
+        KillHandle {
+            worker: self.worker.clone(),
+        }
+    }
+}
+
+/// Kills a worker from any thread (see [`SubprocessTransport::kill_handle`]).
+#[derive(Debug, Clone)]
+pub struct KillHandle {
+    worker: Arc<Worker>,
+}
+
+impl KillHandle {
+    /// Kills the worker; does nothing if it has already exited.
+    pub fn kill(&self) {
+        let mut child = self.worker.lock_child();
+        if child.try_wait().ok().flatten().is_none() {
+            // Failure means it exited between the check and the kill.
+            let _ = child.kill();
+        }
+    }
 }
 
 impl Transport for SubprocessTransport {

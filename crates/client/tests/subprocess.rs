@@ -125,3 +125,24 @@ fn a_missing_program_is_a_spawn_error() {
     assert!(matches!(err, ClientError::Spawn { .. }), "{err:?}");
     assert!(err.to_string().contains("/nonexistent/vgi-worker"), "{err}");
 }
+
+#[test]
+fn a_kill_handle_unblocks_a_call_to_a_silent_worker() {
+    let err = within_deadline(|| {
+        // Keeps its stdout open and never answers.
+        let mut client = Client::spawn_with(sh("exec sleep 30"), capture()).unwrap();
+        let killer = client.transport().kill_handle();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            killer.kill();
+        });
+        client.call("echo_string", &params()).unwrap_err()
+    });
+    match &err {
+        ClientError::WorkerExited(exit) => {
+            let status = exit.status.expect("the killed worker was reaped");
+            assert!(!status.success());
+        }
+        other => panic!("expected WorkerExited, got {other:?}"),
+    }
+}
