@@ -150,8 +150,11 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
     let server_doc = format!(
         "Serves an implementation of [`{trait_ident}`]: dispatch, schemas and `__describe__`."
     );
+    let client = client(&item, &methods);
     Ok(quote! {
         #item
+
+        #client
 
         #[doc = #server_doc]
         #vis struct #server_ident<T> {
@@ -214,6 +217,126 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             }
         }
     })
+}
+
+/// The typed `<Trait>Client`: one method per RPC over the dynamic client
+/// of `vgirpc-client`, encoding parameters and decoding results with the
+/// same `ArrowValue` mapping the server uses.
+fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
+    let client_crate = quote!(::vgirpc::client);
+    let private = quote!(#client_crate::__private);
+    let trait_ident = &item.ident;
+    let vis = &item.vis;
+    let client_ident = format_ident!("{}Client", trait_ident);
+    let error = quote!(#client_crate::ClientError);
+
+    let calls = methods.iter().map(|m| {
+        let ident = &m.ident;
+        let name = &m.name;
+        let docs = method_docs(item, ident);
+        let args = m.params.iter().map(|p| {
+            let ident = &p.ident;
+            let ty = &p.ty;
+            quote!(#ident: #ty)
+        });
+        let columns = m.params.iter().map(|p| {
+            let ident = &p.ident;
+            let ty = &p.ty;
+            let wire_name = &p.wire_name;
+            quote!(#private::param::<#ty>(METHOD, #wire_name, &#ident)?)
+        });
+        let (returns, finish) = match &m.returns {
+            Returns::Nothing => (
+                quote!(()),
+                quote!(#private::unary_void(METHOD, self.inner.call(METHOD, &params)?)),
+            ),
+            Returns::Value(ty) => (
+                quote!(#ty),
+                quote!(#private::unary_result::<#ty>(METHOD, self.inner.call(METHOD, &params)?)),
+            ),
+            Returns::Stream { header: None } => (
+                quote!(#client_crate::TypedStream<'_, T>),
+                quote! {
+                    ::core::result::Result::Ok(#private::untyped(self.inner.stream(METHOD, &params)?))
+                },
+            ),
+            Returns::Stream { header: Some(h) } => (
+                quote!(#client_crate::TypedStream<'_, T, #h>),
+                quote! {
+                    #private::typed_header::<T, #h>(
+                        METHOD,
+                        self.inner.stream_with_header(METHOD, &params)?,
+                    )
+                },
+            ),
+        };
+        quote! {
+            #(#docs)*
+            #vis fn #ident(
+                &mut self,
+                #(#args),*
+            ) -> ::core::result::Result<#returns, #error> {
+                const METHOD: &str = #name;
+                let params = #private::params(METHOD, ::std::vec![#(#columns),*])?;
+                #finish
+            }
+        }
+    });
+
+    let client_doc = format!(
+        "Typed client for [`{trait_ident}`]: one method per RPC, taking and returning Rust \
+         types.\n\n\
+         Unary methods return their result; stream methods return a \
+         [`TypedStream`](::vgirpc::client::TypedStream) with the decoded header. Every \
+         parameter is sent, including those the trait gives a `#[default(..)]`: the \
+         defaults only fill in for clients that omit a parameter."
+    );
+    quote! {
+        #[doc = #client_doc]
+        #vis struct #client_ident<
+            T: #client_crate::Transport = #client_crate::SubprocessTransport,
+        > {
+            inner: #client_crate::Client<T>,
+        }
+
+        impl<T: #client_crate::Transport> ::core::fmt::Debug for #client_ident<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#client_ident))
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<T: #client_crate::Transport> #client_ident<T> {
+            /// Wraps a dynamic client connected to a server of this service.
+            #vis fn new(client: #client_crate::Client<T>) -> Self {
+                Self { inner: client }
+            }
+
+            /// The dynamic client, for calls by name and the log callback.
+            #vis fn dynamic(&mut self) -> &mut #client_crate::Client<T> {
+                &mut self.inner
+            }
+
+            /// Gives back the dynamic client (e.g. to close it).
+            #vis fn into_dynamic(self) -> #client_crate::Client<T> {
+                self.inner
+            }
+
+            #(#calls)*
+        }
+    }
+}
+
+/// The doc comments of trait method `ident`, for its client counterpart.
+fn method_docs<'a>(item: &'a ItemTrait, ident: &Ident) -> Vec<&'a syn::Attribute> {
+    item.items
+        .iter()
+        .find_map(|trait_item| match trait_item {
+            TraitItem::Fn(func) if func.sig.ident == *ident => Some(&func.attrs),
+            _ => None,
+        })
+        .map(|attrs| attrs.iter().filter(|a| a.path().is_ident("doc")).collect())
+        .unwrap_or_default()
 }
 
 fn describe(m: &Method, private: &TokenStream) -> TokenStream {

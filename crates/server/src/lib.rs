@@ -56,6 +56,7 @@ pub use service::{Outcome, Service};
 pub use side::{NoSideChannels, SideChannel, SideChannels};
 pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
 pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
+pub use vgirpc_client as client;
 pub use vgirpc_wire as wire;
 pub use vgirpc_wire::log::Level;
 pub use vgirpc_wire::types::{
