@@ -55,8 +55,8 @@ pub use server::{ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Se
 pub use service::{Outcome, Service};
 pub use side::{NoSideChannels, SideChannel, SideChannels};
 pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
-pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
 pub use vgirpc_client as client;
+pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
 pub use vgirpc_wire as wire;
 pub use vgirpc_wire::log::Level;
 pub use vgirpc_wire::types::{
