@@ -37,6 +37,26 @@ const STEPS: &[Step] = &[
         &[("RUSTDOCFLAGS", "-D warnings")],
     ),
     ("test", &["test", "--workspace"], &[]),
+    (
+        "test (otel feature)",
+        &["test", "-p", "vgirpc", "--features", "otel"],
+        &[],
+    ),
+    (
+        "clippy (otel feature)",
+        &[
+            "clippy",
+            "-p",
+            "vgirpc",
+            "--features",
+            "otel",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    ),
 ];
 
 /// Run [`STEPS`], then the conformance suite; stop at the first failure.

@@ -1,6 +1,6 @@
-//! `#[derive(ArrowStruct)]`: a struct with named fields becomes an Arrow
-//! `struct` when nested and an IPC stream in a `binary` column at the top
-//! level.
+//! `#[derive(ArrowStruct)]`: a struct with named fields (or a unit struct,
+//! which has none) becomes an Arrow `struct` when nested and an IPC stream in
+//! a `binary` column at the top level.
 //!
 //! Attributes:
 //! - container `#[arrow(crate = "path")]`: path of the wire crate
@@ -59,13 +59,16 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         }
     })?;
 
-    let named = match &input.data {
+    let named: Vec<&syn::Field> = match &input.data {
         Data::Struct(data) => match &data.fields {
-            Fields::Named(named) => named,
+            Fields::Named(named) => named.named.iter().collect(),
+            // A unit struct is a struct without fields: stateless stream
+            // states carry nothing, like the reference's field-less dataclasses.
+            Fields::Unit => Vec::new(),
             other => {
                 return Err(syn::Error::new(
                     other.span(),
-                    "ArrowStruct needs a struct with named fields",
+                    "ArrowStruct needs a struct with named fields (or a unit struct)",
                 ));
             }
         },
@@ -85,7 +88,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
 
     let mut fields = Vec::new();
     let mut seen = HashSet::new();
-    for field in &named.named {
+    for field in named {
         let Some(ident) = field.ident.clone() else {
             continue;
         };

@@ -11,6 +11,7 @@ use proc_macro::TokenStream;
 mod derive_enum;
 mod derive_struct;
 mod service;
+mod stream_state;
 
 /// Derives `ArrowValue` and `ArrowStruct` for a struct with named fields.
 #[proc_macro_derive(ArrowStruct, attributes(arrow))]
@@ -32,7 +33,23 @@ pub fn derive_arrow_enum(input: TokenStream) -> TokenStream {
 /// rows and a typed client are generated from the trait's methods.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
-    service::expand(args.into(), syn::parse_macro_input!(input as syn::ItemTrait))
+    service::expand(
+        args.into(),
+        syn::parse_macro_input!(input as syn::ItemTrait),
+    )
+    .unwrap_or_else(syn::Error::into_compile_error)
+    .into()
+}
+
+/// Makes a stream state resumable on stateless transports such as HTTP.
+///
+/// Put it on a state's `impl ProducerState for T` or `impl ExchangeState for
+/// T` block; `T` must derive `ArrowStruct`, which is how the state travels
+/// inside continuation tokens. The state is registered under
+/// `module_path!()::T`, or `#[stream_state(key = "...")]`.
+#[proc_macro_attribute]
+pub fn stream_state(args: TokenStream, input: TokenStream) -> TokenStream {
+    stream_state::expand(args.into(), syn::parse_macro_input!(input as syn::ItemImpl))
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

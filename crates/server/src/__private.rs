@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+/// Registration of resumable stream states (`#[vgirpc::stream_state]`).
+pub use inventory;
 pub use vgirpc_wire::describe::{MethodDescription, MethodType};
 use vgirpc_wire::types::{ArrowStruct, ArrowValue};
 use vgirpc_wire::value::array_value;
 
 use crate::error::RpcError;
+pub use crate::persist::{SavedState, StateRegistration, save_state};
 pub use crate::stream::NoHeader;
 use crate::stream::Stream;
 

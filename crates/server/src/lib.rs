@@ -44,6 +44,10 @@
 
 mod context;
 mod error;
+mod observe;
+#[cfg(feature = "otel")]
+mod otel;
+mod persist;
 mod server;
 mod service;
 mod side;
@@ -51,11 +55,14 @@ mod stream;
 
 pub use context::{CallContext, TransportKind, new_request_id, server_id};
 pub use error::{RpcError, ServeError};
+pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
+pub use persist::SavedStream;
 pub use server::{ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Server, Step};
 pub use service::{Outcome, Service};
 pub use side::{NoSideChannels, SideChannel, SideChannels};
 pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
 pub use vgirpc_client as client;
+pub use vgirpc_macros::stream_state;
 pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
 pub use vgirpc_wire as wire;
 pub use vgirpc_wire::log::Level;

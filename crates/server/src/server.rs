@@ -1,5 +1,6 @@
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -11,7 +12,9 @@ use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::{Request, request_error_info};
 
 use crate::context::{CallContext, TransportKind, new_request_id, server_id};
-use crate::error::ServeError;
+use crate::error::{RpcError, ServeError};
+use crate::observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
+use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::side::{NoSideChannels, SideChannel, SideChannels};
 use crate::stream::{AnnotatedBatch, ErasedStream, OutputCollector, StreamKind, coerce_input};
@@ -48,6 +51,8 @@ pub struct Answer {
     pub batches: Vec<(RecordBatch, Metadata)>,
     /// Set when the answer reports a failure.
     pub failure: Option<(FailureKind, ErrorInfo)>,
+    /// What hooks are told about the call, when it reached a method.
+    pub record: Option<Box<CallRecord>>,
 }
 
 impl Answer {
@@ -57,6 +62,7 @@ impl Answer {
             schema,
             batches,
             failure: Some((kind, info)),
+            record: None,
         }
     }
 
@@ -76,8 +82,8 @@ impl Answer {
 pub enum Call {
     /// Answered in full (unary results, errors, `__describe__`).
     Answer(Answer),
-    /// A stream that is now open.
-    Stream(OpenStream),
+    /// A stream that is now open (boxed: it is much larger than an answer).
+    Stream(Box<OpenStream>),
 }
 
 /// A freshly opened stream: its header (if declared) and its running state.
@@ -110,6 +116,10 @@ pub struct ActiveStream {
     request_id: String,
     method: String,
     transport: TransportKind,
+    /// Accumulates what hooks are told; reset by each [`ActiveStream::take_record`].
+    record: CallRecord,
+    started: Instant,
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for ActiveStream {
@@ -158,8 +168,56 @@ impl ActiveStream {
         )
     }
 
+    /// Id shared by every access record of this stream (32 hex characters).
+    pub fn stream_id(&self) -> &str {
+        self.record.stream_id.as_deref().unwrap_or_default()
+    }
+
+    /// The record of the stream's work since the previous call (or since it
+    /// opened), ready for [`Server::emit`]; counters start over afterwards.
+    pub fn take_record(&mut self) -> CallRecord {
+        let mut record = self.record.clone();
+        record.duration = self.started.elapsed();
+        self.record.request_data = None;
+        self.record.stats = CallStats::default();
+        self.record.status = CallStatus::Ok;
+        self.record.cancelled = false;
+        self.started = Instant::now();
+        record
+    }
+
+    /// Counts batches sent to the client outside [`ActiveStream::step`]
+    /// (the header stream, initialization logs).
+    pub fn record_output(&mut self, batches: &[(RecordBatch, Metadata)]) {
+        for (batch, _) in batches {
+            self.record.stats.record_output(batch);
+        }
+    }
+
+    /// Saves the stream so that [`Server::resume`], in this process or any
+    /// other serving the same service, can continue it.
+    ///
+    /// Fails for states without `#[vgirpc::stream_state]`.
+    pub fn save(&self) -> Result<SavedStream, RpcError> {
+        let (saved, input_schema) = match &self.kind {
+            StreamKind::Producer(state) => (state.save_state()?, empty_schema()),
+            StreamKind::Exchange {
+                input_schema,
+                state,
+            } => (state.save_state()?, input_schema.clone()),
+        };
+        Ok(SavedStream {
+            state: persist::encode(&self.method, self.is_exchange(), saved),
+            output_schema: self.output_schema.clone(),
+            input_schema,
+            stream_id: self.stream_id().to_owned(),
+        })
+    }
+
     /// Tells the state the client cancelled; the stream must not be stepped again.
     pub fn cancel(&mut self) {
+        self.record.cancelled = true;
+        let _span = self.span.enter();
         let ctx = self.context();
         match &mut self.kind {
             StreamKind::Producer(state) => state.on_cancel(&ctx),
@@ -169,6 +227,12 @@ impl ActiveStream {
 
     /// Runs one `produce` (the input is the client's tick) or `exchange`.
     pub fn step(&mut self, input: IpcBatch) -> Step {
+        let span = self.span.clone();
+        let _span = span.enter();
+        if self.is_exchange() {
+            // Producer ticks are protocol artifacts, not input.
+            self.record.stats.record_input(&input.batch);
+        }
         let ctx = self.context();
         let producer_mode = match &self.kind {
             StreamKind::Producer(_) => true,
@@ -191,13 +255,14 @@ impl ActiveStream {
         let finished = collector.is_finished();
         match result.and_then(|()| collector.into_entries(ctx.take_logs())) {
             Ok(entries) => {
-                let entries = entries
+                let entries: Vec<_> = entries
                     .into_iter()
                     .map(|(batch, md)| {
                         let md = with_ids(md, &batch, &self.request_id);
                         (batch, md)
                     })
                     .collect();
+                self.record_output(&entries);
                 if finished {
                     Step::Finished(entries)
                 } else {
@@ -207,7 +272,12 @@ impl ActiveStream {
             Err(err) => {
                 tracing::debug!(method = %self.method, error = %err, "stream step failed");
                 let info = err.info().clone();
+                self.record.status = CallStatus::Error {
+                    error_type: info.error_type.clone(),
+                    message: info.message.clone(),
+                };
                 let entry = error_entry(&self.output_schema, &info, &self.request_id);
+                self.record_output(std::slice::from_ref(&entry));
                 Step::Failed(vec![entry], info)
             }
         }
@@ -227,8 +297,10 @@ pub struct Server {
 struct Inner {
     service: Box<dyn Service>,
     describe: (RecordBatch, Metadata),
+    protocol_hash: String,
     limits: ReadLimits,
     started_on: Mutex<Option<TransportKind>>,
+    hooks: RwLock<Vec<Arc<dyn DispatchHook>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -250,14 +322,87 @@ impl Server {
     pub fn with_limits(service: impl Service, limits: ReadLimits) -> Result<Self, ServeError> {
         let describe =
             describe::describe_batch(service.protocol_name(), service.methods(), server_id())?;
+        let protocol_hash = describe
+            .1
+            .get(metadata::PROTOCOL_HASH)
+            .unwrap_or_default()
+            .to_owned();
         Ok(Self {
             inner: Arc::new(Inner {
                 service: Box::new(service),
                 describe,
+                protocol_hash,
                 limits,
                 started_on: Mutex::new(None),
+                hooks: RwLock::new(Vec::new()),
             }),
         })
+    }
+
+    /// Adds a hook told about every completed call on every transport.
+    pub fn add_hook(&self, hook: impl DispatchHook) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    fn has_hooks(&self) -> bool {
+        !self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_empty()
+    }
+
+    /// Hands a completed call's record to every hook.
+    pub fn emit(&self, record: &CallRecord) {
+        let hooks = self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        for hook in hooks {
+            hook.on_call(record);
+        }
+    }
+
+    /// SHA-256 over this service's `__describe__` payload.
+    pub fn protocol_hash(&self) -> &str {
+        &self.inner.protocol_hash
+    }
+
+    fn new_record(
+        &self,
+        method: &str,
+        method_type: MethodType,
+        kind: TransportKind,
+        request_id: &str,
+    ) -> CallRecord {
+        CallRecord {
+            protocol: self.inner.service.protocol_name().to_owned(),
+            protocol_hash: self.inner.protocol_hash.clone(),
+            method: method.to_owned(),
+            method_type,
+            transport: kind,
+            request_id: request_id.to_owned(),
+            stream_id: None,
+            duration: std::time::Duration::ZERO,
+            status: CallStatus::Ok,
+            cancelled: false,
+            request_data: None,
+            stats: CallStats::default(),
+            identity: CallIdentity::default(),
+            remote_addr: String::new(),
+            http_status: None,
+            request_state: None,
+            response_state: None,
+            session_action: None,
+            session_id: None,
+        }
     }
 
     /// The served service.
@@ -293,40 +438,155 @@ impl Server {
         Ok(())
     }
 
+    /// Whether `method` is unary or a stream; `None` for unknown methods.
+    /// `__describe__` is a unary method.
+    pub fn method_type(&self, method: &str) -> Option<MethodType> {
+        if method == DESCRIBE_METHOD {
+            return Some(MethodType::Unary);
+        }
+        self.inner
+            .service
+            .methods()
+            .iter()
+            .find(|m| m.name == method)
+            .map(|m| m.method_type)
+    }
+
+    /// The error answer for a method the service does not have, listing the
+    /// ones it does.
+    pub fn unknown_method(&self, method: &str, request_id: &str) -> Answer {
+        let mut names: Vec<&str> = self
+            .inner
+            .service
+            .methods()
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        names.sort_unstable();
+        let listed: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+        let mut info = ErrorInfo::new(
+            "MethodNotImplementedError",
+            format!(
+                "Unknown method: '{method}'. Available methods: [{}]",
+                listed.join(", ")
+            ),
+        );
+        info.error_kind = Some("method_not_implemented".into());
+        Answer::error(empty_schema(), FailureKind::UnknownMethod, info, request_id)
+    }
+
+    /// Rebuilds a stream saved with [`ActiveStream::save`] so that it can
+    /// take its next step; `request_id` correlates the logs of this turn.
+    pub fn resume(
+        &self,
+        method: &str,
+        saved: SavedStream,
+        request_id: String,
+        kind: TransportKind,
+    ) -> Result<ActiveStream, RpcError> {
+        if self.method_type(method) != Some(MethodType::Stream) {
+            return Err(RpcError::runtime_error(format!(
+                "{method:?} is not a stream method of this service"
+            )));
+        }
+        let SavedStream {
+            state,
+            output_schema,
+            input_schema,
+            stream_id,
+        } = saved;
+        let state = match persist::decode(method, &state)? {
+            RestoredState::Producer(state) => StreamKind::Producer(state),
+            RestoredState::Exchange(state) => StreamKind::Exchange {
+                input_schema,
+                state,
+            },
+        };
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %format_args!("rpc {method}"),
+            rpc.system = "vgi_rpc",
+            rpc.service = self.inner.service.protocol_name(),
+            rpc.method = %method,
+            rpc.method_type = MethodType::Stream.as_str(),
+            rpc.stream_id = %stream_id,
+        );
+        let mut record = self.new_record(method, MethodType::Stream, kind, &request_id);
+        record.stream_id = Some(stream_id);
+        Ok(ActiveStream {
+            kind: state,
+            output_schema,
+            request_id,
+            method: method.to_owned(),
+            transport: kind,
+            record,
+            started: Instant::now(),
+            span,
+        })
+    }
+
     /// Resolves one validated request: answers it, or opens its stream.
     pub fn dispatch(&self, request: Request, kind: TransportKind) -> Call {
+        let started = Instant::now();
         let request_id = request
             .request_id()
             .map(str::to_owned)
             .unwrap_or_else(new_request_id);
+        let methods = self.inner.service.methods();
+        let index = methods.iter().position(|m| m.name == request.method);
+        let method_type = index.map_or(MethodType::Unary, |i| methods[i].method_type);
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %format_args!("rpc {}", request.method),
+            rpc.system = "vgi_rpc",
+            rpc.service = self.inner.service.protocol_name(),
+            rpc.method = %request.method,
+            rpc.method_type = method_type.as_str(),
+            rpc.stream_id = tracing::field::Empty,
+        );
+        #[cfg(feature = "otel")]
+        crate::otel::adopt_remote_parent(&span, &request.metadata);
+        let _entered = span.enter();
+
+        let mut record = self.new_record(&request.method, method_type, kind, &request_id);
+        record.stats.record_input(&request.params);
+        if self.has_hooks() {
+            // Serialising the request costs a copy, so only pay it for hooks.
+            record.request_data = vgirpc_wire::ipc::write_stream_bytes(
+                request.params.schema_ref(),
+                [(&request.params, &Metadata::new())],
+            )
+            .ok()
+            .map(Arc::from);
+        }
+        let finish = |mut answer: Answer, mut record: CallRecord| {
+            for (batch, _) in &answer.batches {
+                record.stats.record_output(batch);
+            }
+            if let Some((_, info)) = &answer.failure {
+                record.status = CallStatus::Error {
+                    error_type: info.error_type.clone(),
+                    message: info.message.clone(),
+                };
+            }
+            record.duration = started.elapsed();
+            answer.record = Some(Box::new(record));
+            Call::Answer(answer)
+        };
+
         if request.method == DESCRIBE_METHOD {
             let (batch, md) = &self.inner.describe;
-            return Call::Answer(Answer {
+            let answer = Answer {
                 schema: batch.schema(),
                 batches: vec![(batch.clone(), md.clone())],
                 failure: None,
-            });
+                record: None,
+            };
+            return finish(answer, record);
         }
-        let methods = self.inner.service.methods();
-        let Some(index) = methods.iter().position(|m| m.name == request.method) else {
-            let mut names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
-            names.sort_unstable();
-            let listed: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
-            let mut info = ErrorInfo::new(
-                "MethodNotImplementedError",
-                format!(
-                    "Unknown method: '{}'. Available methods: [{}]",
-                    request.method,
-                    listed.join(", ")
-                ),
-            );
-            info.error_kind = Some("method_not_implemented".into());
-            return Call::Answer(Answer::error(
-                empty_schema(),
-                FailureKind::UnknownMethod,
-                info,
-                &request_id,
-            ));
+        let Some(index) = index else {
+            // No method ran, so there is no call to record.
+            return Call::Answer(self.unknown_method(&request.method, &request_id));
         };
         let description = &methods[index];
         let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind);
@@ -337,30 +597,36 @@ impl Server {
                 let schema = result.schema();
                 let mut batches = logs(&schema);
                 batches.push((result, Metadata::new()));
-                Call::Answer(Answer {
+                let answer = Answer {
                     schema,
                     batches,
                     failure: None,
-                })
+                    record: None,
+                };
+                finish(answer, record)
             }
             (MethodType::Unary, Err(err)) => {
                 let schema = description.result_schema.clone();
                 let mut batches = logs(&schema);
                 batches.push(error_entry(&schema, err.info(), &request_id));
-                Call::Answer(Answer {
+                let answer = Answer {
                     schema,
                     batches,
                     failure: Some((FailureKind::Method, err.info().clone())),
-                })
+                    record: None,
+                };
+                finish(answer, record)
             }
             (MethodType::Stream, Err(err)) => {
-                tracing::debug!(method = %request.method, error = %err, "stream init failed");
-                Call::Answer(Answer::error(
+                tracing::debug!(error = %err, "stream init failed");
+                record.stream_id = Some(new_stream_id());
+                let answer = Answer::error(
                     empty_schema(),
                     FailureKind::Method,
                     err.info().clone(),
                     &request_id,
-                ))
+                );
+                finish(answer, record)
             }
             (_, Ok(Outcome::Stream(stream))) => {
                 let ErasedStream {
@@ -368,6 +634,9 @@ impl Server {
                     output_schema,
                     header,
                 } = stream;
+                let stream_id = new_stream_id();
+                span.record("rpc.stream_id", stream_id.as_str());
+                record.stream_id = Some(stream_id);
                 let (header, init_logs) = match header {
                     Some(header) => {
                         let schema = header.schema();
@@ -377,22 +646,31 @@ impl Server {
                             schema,
                             batches,
                             failure: None,
+                            record: None,
                         };
                         (Some(answer), Vec::new())
                     }
                     None => (None, logs(&output_schema)),
                 };
-                Call::Stream(OpenStream {
+                let mut stream = ActiveStream {
+                    kind: state,
+                    output_schema,
+                    request_id,
+                    method: request.method,
+                    transport: kind,
+                    record,
+                    started,
+                    span: span.clone(),
+                };
+                if let Some(header) = &header {
+                    stream.record_output(&header.batches);
+                }
+                stream.record_output(&init_logs);
+                Call::Stream(Box::new(OpenStream {
                     header,
                     init_logs,
-                    stream: ActiveStream {
-                        kind: state,
-                        output_schema,
-                        request_id,
-                        method: request.method,
-                        transport: kind,
-                    },
-                })
+                    stream,
+                }))
             }
         }
     }
@@ -483,9 +761,15 @@ impl Server {
             }
         };
         match self.dispatch(request, kind) {
-            Call::Answer(answer) => offload(answer, channel.as_deref()).write_to(writer)?,
+            Call::Answer(answer) => {
+                let answer = offload(answer, channel.as_deref());
+                answer.write_to(writer)?;
+                if let Some(record) = &answer.record {
+                    self.emit(record);
+                }
+            }
             Call::Stream(open) => {
-                self.drive_stream(reader, writer, open, channel.as_deref())?;
+                self.drive_stream(reader, writer, *open, channel.as_deref())?;
             }
         }
         Ok(Served::Request)
@@ -566,6 +850,8 @@ impl Server {
             }
         }
         out.finish()?.flush()?;
+        // On a byte stream the whole stream is one call: one record.
+        self.emit(&stream.take_record());
         if let Some(err) = connection_error {
             return Err(err.into());
         }
@@ -637,6 +923,13 @@ fn error_entry(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> (Recor
     let batch = empty_batch(schema);
     let md = with_ids(info.to_log_record().to_metadata(), &batch, request_id);
     (batch, md)
+}
+
+/// A fresh stream id: 32 lowercase hex characters, like a UUID without dashes.
+fn new_stream_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn is_disconnect(e: &std::io::Error) -> bool {

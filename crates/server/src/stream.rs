@@ -10,6 +10,7 @@ use vgirpc_wire::metadata::Metadata;
 
 use crate::context::CallContext;
 use crate::error::RpcError;
+use crate::persist::{SavedState, not_resumable};
 
 /// An input batch of a stream together with its custom metadata.
 pub type AnnotatedBatch = IpcBatch;
@@ -22,6 +23,15 @@ pub trait ProducerState: Send + 'static {
 
     /// Called once when the client cancels the stream.
     fn on_cancel(&mut self, _ctx: &CallContext) {}
+
+    /// Encodes the state so a stateless transport can resume it in another
+    /// request or process. Provided by `#[vgirpc::stream_state]`, which also
+    /// registers the matching decoder; without it the stream runs on
+    /// connection transports only.
+    #[doc(hidden)]
+    fn save_state(&self) -> Result<SavedState, RpcError> {
+        Err(not_resumable(std::any::type_name::<Self>()))
+    }
 }
 
 /// State of an exchange stream: called once per client input batch.
@@ -36,6 +46,13 @@ pub trait ExchangeState: Send + 'static {
 
     /// Called once when the client cancels the stream.
     fn on_cancel(&mut self, _ctx: &CallContext) {}
+
+    /// Encodes the state for stateless transports; see
+    /// `ProducerState::save_state`.
+    #[doc(hidden)]
+    fn save_state(&self) -> Result<SavedState, RpcError> {
+        Err(not_resumable(std::any::type_name::<Self>()))
+    }
 }
 
 /// Marker for streams without a header.
