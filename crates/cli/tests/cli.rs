@@ -1,0 +1,322 @@
+//! `vgi-rpc` as a user runs it: the built binary against a conformance
+//! worker (this package's `conformance_worker` example).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use vgirpc::Service;
+use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
+use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
+use vgirpc_wire::metadata::Metadata;
+
+fn worker() -> String {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_vgi-rpc"));
+    let path = bin
+        .parent()
+        .expect("the binary lives in a directory")
+        .join("examples")
+        .join(format!(
+            "conformance_worker{}",
+            std::env::consts::EXE_SUFFIX
+        ));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test -p vgirpc-cli`, which builds examples",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+fn vgi_rpc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vgi-rpc"))
+        .args(args)
+        .output()
+        .expect("vgi-rpc runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("utf-8 errors")
+}
+
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "vgi-rpc failed: {}\n{}",
+        output.status,
+        stderr(output)
+    );
+    stdout(output)
+}
+
+#[test]
+fn describe_lists_every_method_with_its_parameter_types() {
+    let text = succeeded(&vgi_rpc(&["--cmd", &worker(), "describe"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "method\ttype\tparams\treturns\theader");
+    let service = ConformanceServiceServer::new(Conformance);
+    assert_eq!(lines.len(), 1 + service.methods().len());
+    for method in service.methods() {
+        let line = lines
+            .iter()
+            .find(|l| l.split('\t').next() == Some(method.name.as_str()))
+            .unwrap_or_else(|| panic!("{} is not listed", method.name));
+        for field in method.params_schema.fields() {
+            assert!(
+                line.contains(&format!("{}: ", field.name())),
+                "{line:?} lacks parameter {}",
+                field.name()
+            );
+        }
+    }
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        row("add_floats"),
+        "add_floats\tunary\ta: double not null, b: double not null\tresult: double not null\t"
+    );
+    assert_eq!(
+        row("produce_with_header"),
+        "produce_with_header\tstream\tcount: int64 not null\t\t\
+         total_expected: int64 not null, description: string not null"
+    );
+}
+
+#[test]
+fn describe_as_a_table_reads_like_the_reference() {
+    let text = succeeded(&vgi_rpc(&["-c", &worker(), "-f", "table", "describe"]));
+    assert!(
+        text.starts_with("RPC Service: ConformanceService\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n  echo_string(unary)\n    params: value: string not null\n"));
+    assert!(text.contains("  protocol_hash: "));
+}
+
+#[test]
+fn a_unary_call_prints_its_result() {
+    let text = succeeded(&vgi_rpc(&[
+        "--cmd",
+        &worker(),
+        "call",
+        "echo_string",
+        "value=hi",
+    ]));
+    assert_eq!(text, "hi\n");
+    let text = succeeded(&vgi_rpc(&[
+        "--cmd",
+        &worker(),
+        "call",
+        "add_floats",
+        "a=1.5",
+        "b=2.25",
+    ]));
+    assert_eq!(text, "3.75\n");
+    // Omitted parameters take the server's defaults.
+    let text = succeeded(&vgi_rpc(&[
+        "-c",
+        &worker(),
+        "call",
+        "concatenate",
+        "prefix=a",
+        "suffix=b",
+    ]));
+    assert_eq!(text, "a-b\n");
+    // ... and a missing required one is the server's error to report.
+    let output = vgi_rpc(&["-c", &worker(), "call", "echo_point", "--json", "{}"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "vgi-rpc: TypeError: echo_point() missing required parameter 'point'\n"
+    );
+    // Typed values: JSON for containers, text for dates; JSON output.
+    let text = succeeded(&vgi_rpc(&[
+        "-c",
+        &worker(),
+        "-f",
+        "json",
+        "call",
+        "echo_dict",
+        r#"mapping={"b": 2, "a": 1}"#,
+    ]));
+    assert_eq!(text, "{\"result\":{\"a\":1,\"b\":2}}\n");
+    let text = succeeded(&vgi_rpc(&[
+        "-c",
+        &worker(),
+        "call",
+        "echo_date",
+        "value=2026-04-25",
+    ]));
+    assert_eq!(text, "2026-04-25\n");
+}
+
+#[test]
+fn a_producer_stream_prints_its_rows() {
+    let text = succeeded(&vgi_rpc(&[
+        "--cmd",
+        &worker(),
+        "call",
+        "produce_n",
+        "count=3",
+    ]));
+    assert_eq!(text, "index\tvalue\n0\t0\n1\t10\n2\t20\n");
+    let text = succeeded(&vgi_rpc(&[
+        "--cmd",
+        &worker(),
+        "--format",
+        "json",
+        "call",
+        "produce_with_header",
+        "count=2",
+    ]));
+    assert_eq!(
+        text,
+        "{\"__header__\":{\"description\":\"producing 2 batches\",\"total_expected\":2}}\n\
+         {\"index\":0,\"value\":0}\n{\"index\":1,\"value\":10}\n"
+    );
+    let text = succeeded(&vgi_rpc(&[
+        "-c",
+        &worker(),
+        "-f",
+        "table",
+        "call",
+        "produce_n",
+        "count=2",
+    ]));
+    assert_eq!(text, "index  value\n-----  -----\n0      0\n1      10\n");
+}
+
+#[test]
+fn an_exchange_sends_every_batch_of_the_input_file() {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Float64,
+        true,
+    )]));
+    let first = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Float64Array::from(vec![1.0, 2.0]))],
+    )
+    .unwrap();
+    let second = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Float64Array::from(vec![10.0]))],
+    )
+    .unwrap();
+    let none = Metadata::new();
+    let bytes = write_stream_bytes(&schema, [(&first, &none), (&second, &none)]).unwrap();
+    let dir = std::env::temp_dir().join(format!("vgi-rpc-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("values.arrows");
+    std::fs::write(&input, bytes).unwrap();
+
+    let text = vgi_rpc(&[
+        "-c",
+        &worker(),
+        "call",
+        "exchange_scale",
+        "factor=2",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let arrow = vgi_rpc(&[
+        "-c",
+        &worker(),
+        "-f",
+        "arrow",
+        "call",
+        "exchange_scale",
+        "factor=3",
+        "-i",
+        input.to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(succeeded(&text), "value\n2.0\n4.0\n20.0\n");
+    assert!(arrow.status.success(), "{}", stderr(&arrow));
+    let mut reader = StreamReader::open(arrow.stdout.as_slice()).unwrap();
+    let mut values = Vec::new();
+    while let Some(batch) = reader.next_batch().unwrap() {
+        let column = batch.batch.column(0);
+        let column = column.as_any().downcast_ref::<Float64Array>().unwrap();
+        values.extend(column.values().iter().copied());
+    }
+    assert_eq!(values, [3.0, 6.0, 30.0]);
+}
+
+#[test]
+fn a_wrong_parameter_name_is_a_one_line_usage_error() {
+    let output = vgi_rpc(&["--cmd", &worker(), "call", "echo_string", "nope=hi"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        "vgi-rpc: unknown parameter 'nope' for echo_string; expected one of: value\n"
+    );
+}
+
+#[test]
+fn a_server_error_is_one_line_and_exit_status_one() {
+    let output = vgi_rpc(&["-c", &worker(), "call", "raise_value_error", "message=boom"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output), "vgi-rpc: ValueError: boom\n");
+    let output = vgi_rpc(&["-c", &worker(), "call", "no_such_method"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with("vgi-rpc: unknown method 'no_such_method'; available: "));
+    assert_eq!(stderr(&output).lines().count(), 1);
+}
+
+#[test]
+fn verbose_prints_server_logs_on_stderr() {
+    let output = vgi_rpc(&[
+        "-v",
+        "-c",
+        &worker(),
+        "call",
+        "echo_with_info_log",
+        "value=x",
+    ]);
+    assert_eq!(succeeded(&output), "x\n");
+    assert_eq!(stderr(&output), "[INFO] info: x\n");
+    let quiet = vgi_rpc(&["-c", &worker(), "call", "echo_with_info_log", "value=x"]);
+    assert_eq!(stderr(&quiet), "");
+}
+
+#[test]
+fn a_dead_worker_is_reported_with_its_exit_status() {
+    let output = vgi_rpc(&["--cmd", "sh -c 'echo no config >&2; exit 3'", "describe"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("exit status: 3"), "{text}");
+    assert!(text.contains("no config"), "{text}");
+}
+
+#[test]
+fn transports_that_are_not_there_yet_say_so() {
+    for args in [
+        &["--unix", "/tmp/x.sock", "describe"][..],
+        &["--url", "http://127.0.0.1:1", "describe"],
+    ] {
+        let output = vgi_rpc(args);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("not supported yet"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let output = vgi_rpc(&["describe"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--cmd"), "{}", stderr(&output));
+}
