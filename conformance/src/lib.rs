@@ -2,8 +2,11 @@
 //!
 //! The binary `vgi-conformance-worker` serves it; the reference Python
 //! conformance suite drives that worker to judge wire compatibility. The
-//! library form lets Rust tests call the same service in-process.
+//! library form lets Rust tests call the same service in-process, and
+//! [`client_suite`] (the binary `client_conformance`) judges the Rust
+//! client against both the reference worker and ours.
 
+pub mod client_suite;
 pub mod probe;
 pub mod service;
 pub mod states;

@@ -1,0 +1,258 @@
+//! `client_conformance`: runs the client conformance suite
+//! ([`vgirpc_conformance::client_suite`]) against conformance workers over
+//! the pipe transport and compares what each one answered.
+//!
+//! ```text
+//! client_conformance [--server NAME=COMMAND]... [--filter TEXT]
+//!                    [--timeout SECONDS] [--json] [--list]
+//! ```
+//!
+//! Without `--server`, the servers are the Python reference worker of
+//! `target/conformance-venv` (`vgi-rpc-conformance --describe`) and the
+//! `vgi-conformance-worker` built next to this binary. `COMMAND` is split
+//! on spaces. The text report goes to stdout and ends with a total line
+//! `client-conformance: N passed, N failed, N skipped`; with `--json` the
+//! report on stdout is one JSON object instead and the text goes to stderr.
+//! The exit status is 0 only when every test passed on every server and
+//! all servers observed the same results.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::json;
+use vgirpc_conformance::client_suite::{self, Divergence, Report, Server, Verdict};
+
+const USAGE: &str = "usage: client_conformance [--server NAME=COMMAND]... [--filter TEXT] \
+[--timeout SECONDS] [--json] [--list]";
+
+struct Options {
+    servers: Vec<Server>,
+    filter: Option<String>,
+    timeout: Duration,
+    json: bool,
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("client_conformance: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.list {
+        for name in client_suite::test_names() {
+            println!("{name}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let reports: Vec<Report> = options
+        .servers
+        .iter()
+        .map(|server| client_suite::run(server, options.filter.as_deref(), options.timeout))
+        .collect();
+    let divergences = client_suite::divergences(&reports);
+    let text = text_report(&reports, &divergences);
+    let written = if options.json {
+        eprint!("{text}");
+        writeln!(std::io::stdout(), "{}", json_report(&reports, &divergences))
+    } else {
+        write!(std::io::stdout(), "{text}")
+    };
+    if written.is_err() {
+        return ExitCode::FAILURE;
+    }
+    let failed: usize = reports.iter().map(Report::failed).sum();
+    if failed == 0 && divergences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        servers: Vec::new(),
+        filter: None,
+        timeout: Duration::from_secs(30),
+        json: false,
+        list: false,
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--server" => {
+                let spec = value("--server")?;
+                let (name, command) = spec
+                    .split_once('=')
+                    .ok_or_else(|| format!("--server wants NAME=COMMAND, got {spec:?}"))?;
+                options
+                    .servers
+                    .push(server(name, command.split_whitespace())?);
+            }
+            "--filter" => options.filter = Some(value("--filter")?),
+            "--timeout" => {
+                let seconds: f64 = value("--timeout")?
+                    .parse()
+                    .map_err(|_| "--timeout wants a number of seconds".to_owned())?;
+                options.timeout = Duration::try_from_secs_f64(seconds)
+                    .map_err(|_| "--timeout wants a positive number of seconds".to_owned())?;
+            }
+            "--json" => options.json = true,
+            "--list" => options.list = true,
+            "-h" | "--help" => return Err("help requested".into()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if options.servers.is_empty() && !options.list {
+        options.servers = default_servers()?;
+    }
+    Ok(options)
+}
+
+fn server<'a>(name: &str, mut words: impl Iterator<Item = &'a str>) -> Result<Server, String> {
+    let program = words
+        .next()
+        .ok_or_else(|| format!("server {name:?} has an empty command"))?;
+    Ok(Server {
+        name: name.to_owned(),
+        program: program.to_owned(),
+        args: words.map(str::to_owned).collect(),
+    })
+}
+
+/// The reference worker from the conformance venv and our worker built
+/// beside this binary.
+fn default_servers() -> Result<Vec<Server>, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the conformance crate has no parent directory")?;
+    let reference = workspace.join("target/conformance-venv/bin/vgi-rpc-conformance");
+    if !reference.exists() {
+        return Err(format!(
+            "{} is missing; `cargo xtask conformance` creates it (or pass --server)",
+            reference.display()
+        ));
+    }
+    let ours = sibling("vgi-conformance-worker")?;
+    if !ours.exists() {
+        return Err(format!(
+            "{} is missing; build it with `cargo build -p vgirpc-conformance` (same profile)",
+            ours.display()
+        ));
+    }
+    Ok(vec![
+        Server {
+            name: "python-reference".into(),
+            program: reference.display().to_string(),
+            args: vec!["--describe".into()],
+        },
+        Server {
+            name: "rust".into(),
+            program: ours.display().to_string(),
+            args: Vec::new(),
+        },
+    ])
+}
+
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate this binary: {e}"))?;
+    let dir = exe.parent().ok_or("this binary has no directory")?;
+    Ok(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+fn text_report(reports: &[Report], divergences: &[Divergence]) -> String {
+    let mut text = String::new();
+    for report in reports {
+        text.push_str(&format!(
+            "{} ({}): {} passed, {} failed, {} skipped\n",
+            report.server.name,
+            report.server.command_line(),
+            report.passed(),
+            report.failed(),
+            report.skipped()
+        ));
+        for outcome in &report.outcomes {
+            if let Verdict::Failed(message) = &outcome.verdict {
+                text.push_str(&format!("  FAILED {}: {message}\n", outcome.test));
+            }
+        }
+    }
+    for divergence in divergences {
+        text.push_str(&format!("DIVERGED {}:\n", divergence.test));
+        for (server, observation) in &divergence.observations {
+            text.push_str(&format!("  {server}: {observation}\n"));
+        }
+    }
+    let passed: usize = reports.iter().map(Report::passed).sum();
+    let failed: usize = reports.iter().map(Report::failed).sum::<usize>() + divergences.len();
+    let skipped: usize = reports.iter().map(Report::skipped).sum();
+    text.push_str(&format!(
+        "client-conformance: {passed} passed, {failed} failed, {skipped} skipped\n"
+    ));
+    text
+}
+
+fn json_report(reports: &[Report], divergences: &[Divergence]) -> serde_json::Value {
+    let servers: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|report| {
+            let failures: Vec<serde_json::Value> = report
+                .outcomes
+                .iter()
+                .filter_map(|o| match &o.verdict {
+                    Verdict::Failed(message) => Some(json!({"test": o.test, "error": message})),
+                    _ => None,
+                })
+                .collect();
+            let tests: Vec<serde_json::Value> = report
+                .outcomes
+                .iter()
+                .map(|o| {
+                    let (status, detail) = match &o.verdict {
+                        Verdict::Passed(observation) => ("passed", observation),
+                        Verdict::Failed(message) => ("failed", message),
+                        Verdict::Skipped(reason) => ("skipped", reason),
+                    };
+                    json!({
+                        "test": o.test,
+                        "status": status,
+                        "detail": detail,
+                        "duration_ms": o.duration.as_secs_f64() * 1000.0,
+                    })
+                })
+                .collect();
+            json!({
+                "name": report.server.name,
+                "command": report.server.command_line(),
+                "passed": report.passed(),
+                "failed": report.failed(),
+                "skipped": report.skipped(),
+                "failures": failures,
+                "tests": tests,
+            })
+        })
+        .collect();
+    let divergences: Vec<serde_json::Value> = divergences
+        .iter()
+        .map(|d| {
+            let observations: serde_json::Map<String, serde_json::Value> = d
+                .observations
+                .iter()
+                .map(|(server, observation)| (server.clone(), observation.clone().into()))
+                .collect();
+            json!({"test": d.test, "observations": observations})
+        })
+        .collect();
+    json!({
+        "servers": servers,
+        "divergences": divergences,
+        "passed": reports.iter().map(Report::passed).sum::<usize>(),
+        "failed": reports.iter().map(Report::failed).sum::<usize>(),
+        "skipped": reports.iter().map(Report::skipped).sum::<usize>(),
+    })
+}

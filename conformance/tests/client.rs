@@ -1,0 +1,82 @@
+//! The client conformance suite as a test: our typed client against our
+//! worker, and against the Python reference worker when its venv exists
+//! (`cargo xtask conformance` creates it), with the same observations
+//! required from both.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vgirpc_conformance::client_suite::{self, Report, Server, Verdict};
+
+fn failures(report: &Report) -> Vec<String> {
+    report
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.verdict {
+            Verdict::Failed(message) => Some(format!("{}: {message}", o.test)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_typed_client_passes_against_every_available_worker() {
+    let mut servers = vec![Server {
+        name: "rust".into(),
+        program: env!("CARGO_BIN_EXE_vgi-conformance-worker").into(),
+        args: Vec::new(),
+    }];
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/conformance-venv/bin/vgi-rpc-conformance");
+    if reference.exists() {
+        servers.push(Server {
+            name: "python-reference".into(),
+            program: reference.display().to_string(),
+            args: vec!["--describe".into()],
+        });
+    } else {
+        eprintln!(
+            "{} not found; checking our worker only",
+            reference.display()
+        );
+    }
+    let reports: Vec<Report> = servers
+        .iter()
+        .map(|server| client_suite::run(server, None, Duration::from_secs(30)))
+        .collect();
+    for report in &reports {
+        let failed = failures(report);
+        assert!(
+            failed.is_empty(),
+            "{} failed {} tests:\n{}",
+            report.server.name,
+            failed.len(),
+            failed.join("\n")
+        );
+        assert_eq!(
+            report.passed(),
+            client_suite::test_names().len() - report.skipped()
+        );
+    }
+    let divergences = client_suite::divergences(&reports);
+    assert!(divergences.is_empty(), "servers disagree: {divergences:#?}");
+}
+
+#[test]
+fn a_hung_worker_fails_its_test_instead_of_hanging_the_suite() {
+    let server = Server {
+        name: "silent".into(),
+        program: "sleep".into(),
+        args: vec!["60".into()],
+    };
+    let report = client_suite::run(
+        &server,
+        Some("scalar_echo.echo_int"),
+        Duration::from_millis(300),
+    );
+    assert_eq!(report.outcomes.len(), 1);
+    match &report.outcomes[0].verdict {
+        Verdict::Failed(message) => assert!(message.contains("timed out"), "{message}"),
+        other => panic!("expected a timeout failure, got {other:?}"),
+    }
+}
