@@ -170,6 +170,12 @@ impl<T: Transport> Client<T> {
 
     /// Starts stream method `method` (producer or exchange) that declares
     /// no header.
+    ///
+    /// Nothing is read until the first batch: a method that fails while
+    /// starting reports its error then. On a pipe that leaves the
+    /// connection out of step (the server answered the request with the
+    /// error, so it reads this call's input as the next request), exactly as
+    /// with the reference client; drop the client after such an error.
     pub fn stream(
         &mut self,
         method: &str,
