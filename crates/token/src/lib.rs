@@ -147,7 +147,7 @@ impl TokenKey {
     /// Derives the key from a hex-encoded secret (as passed on command lines).
     pub fn from_hex(hex: &str) -> Result<Self, TokenError> {
         let hex = hex.trim();
-        if hex.is_empty() || hex.len() % 2 != 0 {
+        if hex.is_empty() || !hex.len().is_multiple_of(2) {
             return Err(TokenError::InvalidKeyHex);
         }
         let secret = (0..hex.len())
@@ -339,8 +339,8 @@ impl TokenPayload {
         let state = reader.segment()?.to_vec();
         let output_schema = reader.segment()?.to_vec();
         let input_schema = reader.segment()?.to_vec();
-        let stream_id = String::from_utf8(reader.segment()?.to_vec())
-            .map_err(|_| TokenError::Malformed)?;
+        let stream_id =
+            String::from_utf8(reader.segment()?.to_vec()).map_err(|_| TokenError::Malformed)?;
         if !reader.rest.is_empty() {
             return Err(TokenError::Malformed);
         }
@@ -425,8 +425,14 @@ mod tests {
     fn keys_are_stretched_deterministically() {
         assert_eq!(TokenKey::new(b"a").0, TokenKey::new(b"a").0);
         assert_ne!(TokenKey::new(b"a").0, TokenKey::new(b"b").0);
-        assert_eq!(TokenKey::from_hex("0a0b").unwrap().0, TokenKey::new(&[10, 11]).0);
-        assert_eq!(TokenKey::from_hex("0g").unwrap_err(), TokenError::InvalidKeyHex);
+        assert_eq!(
+            TokenKey::from_hex("0a0b").unwrap().0,
+            TokenKey::new(&[10, 11]).0
+        );
+        assert_eq!(
+            TokenKey::from_hex("0g").unwrap_err(),
+            TokenError::InvalidKeyHex
+        );
         assert_eq!(format!("{:?}", TokenKey::new(b"secret")), "TokenKey(..)");
     }
 }

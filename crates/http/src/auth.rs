@@ -1,0 +1,203 @@
+//! Authentication hooks: a callback that names the caller or rejects the
+//! request, and bearer-token authentication built on it.
+//!
+//! A rejected request is answered `401` with a plain-text body before any
+//! method is resolved (WIRE_PROTOCOL §10, "Authentication"). The accepted
+//! identity binds the request's stream-state tokens: a token minted for one
+//! principal does not open for another.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use serde_json::{Map, Value as Json};
+use vgirpc_token::Identity;
+
+/// Who made a request, as established by an [`Authenticate`] hook.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthContext {
+    /// The scheme or realm that authenticated the caller (`bearer`, an issuer...).
+    pub domain: Option<String>,
+    /// Whether the caller was authenticated at all.
+    pub authenticated: bool,
+    /// The caller's identity within the domain.
+    pub principal: Option<String>,
+    /// Claims carried by the credential, for the service's own checks.
+    pub claims: Map<String, Json>,
+}
+
+impl AuthContext {
+    /// The context of a request without credentials.
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+
+    /// An authenticated `principal` within `domain`.
+    pub fn authenticated(domain: impl Into<String>, principal: impl Into<String>) -> Self {
+        Self {
+            domain: Some(domain.into()),
+            authenticated: true,
+            principal: Some(principal.into()),
+            claims: Map::new(),
+        }
+    }
+
+    /// Adds a claim.
+    pub fn with_claim(mut self, name: impl Into<String>, value: impl Into<Json>) -> Self {
+        self.claims.insert(name.into(), value.into());
+        self
+    }
+
+    /// The identity stream-state tokens are bound to.
+    pub fn token_identity(&self) -> Identity {
+        if !self.authenticated {
+            return Identity::Anonymous;
+        }
+        Identity::Authenticated {
+            domain: self.domain.clone().unwrap_or_default(),
+            principal: self.principal.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Why a request was refused; sent as the plain-text body of the `401`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRejection {
+    /// The message the client sees.
+    pub message: String,
+    /// A `WWW-Authenticate` challenge to send with the `401`, if any.
+    pub challenge: Option<String>,
+}
+
+impl AuthRejection {
+    /// A rejection with `message` and no challenge.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            challenge: None,
+        }
+    }
+
+    /// Adds a `WWW-Authenticate` challenge.
+    pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
+        self.challenge = Some(challenge.into());
+        self
+    }
+}
+
+/// Decides who a request comes from, or refuses it.
+///
+/// It runs on the server's async threads for every request except
+/// `GET`/`OPTIONS {prefix}/health` and `OPTIONS` capability probes, so it
+/// must not block: look credentials up in memory, not over the network.
+/// Any `Fn(&Parts) -> Result<AuthContext, AuthRejection>` is one.
+pub trait Authenticate: Send + Sync + 'static {
+    /// Authenticates the request whose head is `request`.
+    fn authenticate(&self, request: &Parts) -> Result<AuthContext, AuthRejection>;
+}
+
+impl<F> Authenticate for F
+where
+    F: Fn(&Parts) -> Result<AuthContext, AuthRejection> + Send + Sync + 'static,
+{
+    fn authenticate(&self, request: &Parts) -> Result<AuthContext, AuthRejection> {
+        self(request)
+    }
+}
+
+/// Authenticates `Authorization: Bearer <token>` with `validate`, which
+/// names the token's owner or rejects it.
+pub fn bearer<V>(validate: V) -> impl Authenticate
+where
+    V: Fn(&str) -> Result<AuthContext, AuthRejection> + Send + Sync + 'static,
+{
+    move |request: &Parts| {
+        let token = request
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                AuthRejection::new("Missing or invalid Authorization header")
+                    .with_challenge("Bearer")
+            })?;
+        validate(token)
+    }
+}
+
+/// Bearer authentication against a fixed table of tokens.
+///
+/// Every entry is compared in full on every request, so response timing does
+/// not reveal how much of a guessed token was right.
+pub fn bearer_static(tokens: impl IntoIterator<Item = (String, AuthContext)>) -> impl Authenticate {
+    let tokens: Arc<Vec<(String, AuthContext)>> = Arc::new(tokens.into_iter().collect());
+    bearer(move |presented| {
+        let mut found = None;
+        for (known, context) in tokens.iter() {
+            if constant_time_eq(presented.as_bytes(), known.as_bytes()) && found.is_none() {
+                found = Some(context.clone());
+            }
+        }
+        found.ok_or_else(|| AuthRejection::new("Unknown bearer token").with_challenge("Bearer"))
+    })
+}
+
+/// Byte comparison whose running time depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// Refuses every request; a server behind it answers only its health check.
+pub fn reject_all() -> impl Authenticate {
+    |_: &Parts| Err(AuthRejection::new("authentication required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(authorization: Option<&str>) -> Parts {
+        let mut builder = http::Request::builder().uri("/vgi/echo");
+        if let Some(value) = authorization {
+            builder = builder.header(http::header::AUTHORIZATION, value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn static_bearer_tokens_name_their_owner() {
+        let auth = bearer_static([(
+            "s3cret".to_owned(),
+            AuthContext::authenticated("bearer", "alice"),
+        )]);
+        let ok = auth.authenticate(&parts(Some("Bearer s3cret"))).unwrap();
+        assert_eq!(ok.principal.as_deref(), Some("alice"));
+        assert_eq!(
+            ok.token_identity(),
+            Identity::authenticated("bearer", "alice")
+        );
+        for header in [
+            None,
+            Some("Bearer s3cre"),
+            Some("Basic s3cret"),
+            Some("Bearer "),
+        ] {
+            let err = auth.authenticate(&parts(header)).unwrap_err();
+            assert_eq!(err.challenge.as_deref(), Some("Bearer"), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn anonymous_callers_share_the_anonymous_identity() {
+        assert_eq!(
+            AuthContext::anonymous().token_identity(),
+            Identity::Anonymous
+        );
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The response body type and small response builders.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::mpsc;
+
+/// Media type of every vgi-rpc request and response body.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// Body of every response the server sends: either complete in memory, or
+/// produced chunk by chunk (compressed responses) so that a response never
+/// needs a second full-size copy.
+#[derive(Debug)]
+pub struct ResponseBody(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Full(Option<Bytes>),
+    Chunks(mpsc::Receiver<Bytes>),
+}
+
+impl ResponseBody {
+    /// A complete body.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        ResponseBody(Inner::Full((!bytes.is_empty()).then_some(bytes)))
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        ResponseBody(Inner::Full(None))
+    }
+
+    /// A body whose chunks arrive on `chunks`; it ends when the sender is dropped.
+    pub(crate) fn chunks(chunks: mpsc::Receiver<Bytes>) -> Self {
+        ResponseBody(Inner::Chunks(chunks))
+    }
+
+    /// The whole body, if it is complete in memory.
+    pub(crate) fn take_full(&mut self) -> Option<Bytes> {
+        match &mut self.0 {
+            Inner::Full(bytes) => bytes.take(),
+            Inner::Chunks(_) => None,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Chunks(chunks) => chunks.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.0, Inner::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Inner::Chunks(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// A response with `status`, `content_type` and `body`.
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A plain-text response, for failures that happen before any Arrow schema
+/// is known (authentication, body limits, unknown routes).
+pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response<ResponseBody> {
+    response(status, "text/plain; charset=utf-8", message.into())
+}

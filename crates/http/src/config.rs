@@ -1,0 +1,144 @@
+use std::sync::Arc;
+
+use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
+
+use crate::auth::Authenticate;
+use crate::external::ExternalConfig;
+use crate::storage::UploadUrlProvider;
+
+/// How an [`HttpServer`](crate::HttpServer) serves; every knob has the
+/// reference's default.
+#[derive(Clone)]
+pub struct HttpConfig {
+    pub(crate) prefix: String,
+    pub(crate) token_key: Option<TokenKey>,
+    pub(crate) token_ttl_secs: u64,
+    pub(crate) max_request_bytes: Option<u64>,
+    pub(crate) max_response_bytes: Option<u64>,
+    pub(crate) max_externalized_response_bytes: Option<u64>,
+    pub(crate) compression_level: Option<i32>,
+    pub(crate) external: Option<ExternalConfig>,
+    pub(crate) upload_urls: Option<Arc<dyn UploadUrlProvider>>,
+    pub(crate) max_upload_bytes: Option<u64>,
+    pub(crate) authenticate: Option<Arc<dyn Authenticate>>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("prefix", &self.prefix)
+            .field("token_key", &self.token_key)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field(
+                "max_externalized_response_bytes",
+                &self.max_externalized_response_bytes,
+            )
+            .field("compression_level", &self.compression_level)
+            .field("external", &self.external)
+            .field("upload_urls", &self.upload_urls.is_some())
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("authenticate", &self.authenticate.is_some())
+            .finish()
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            token_key: None,
+            token_ttl_secs: DEFAULT_TTL_SECS,
+            max_request_bytes: None,
+            max_response_bytes: None,
+            max_externalized_response_bytes: None,
+            compression_level: Some(3),
+            external: None,
+            upload_urls: None,
+            max_upload_bytes: None,
+            authenticate: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The defaults: endpoints at the root, a token key from
+    /// `$VGI_TOKEN_KEY` (else a random one), no caps, zstd level 3.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve the endpoints under `prefix` (e.g. `/vgi`); `GET /health` stays
+    /// at `{prefix}/health`.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The key stream-state tokens are sealed with. Workers that must
+    /// continue each other's streams need the same key; without one the
+    /// server reads `$VGI_TOKEN_KEY`, and failing that uses a random key
+    /// (and warns), so tokens only open in the process that minted them.
+    pub fn with_token_key(mut self, key: TokenKey) -> Self {
+        self.token_key = Some(key);
+        self
+    }
+
+    /// Maximum age of a token in seconds; 0 disables expiry (default 3600).
+    pub fn with_token_ttl(mut self, secs: u64) -> Self {
+        self.token_ttl_secs = secs;
+        self
+    }
+
+    /// Refuse request bodies over `bytes` with `413` (advertised as
+    /// `VGI-Max-Request-Bytes`), so clients upload them via vended URLs.
+    pub fn with_max_request_bytes(mut self, bytes: u64) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+
+    /// Cap the HTTP body: unary and exchange answers above it fail, producer
+    /// streams continue in a new request (`VGI-Max-Response-Bytes`).
+    pub fn with_max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// Cap the bytes uploaded to external storage for one response
+    /// (`VGI-Max-Externalized-Response-Bytes`); exceeding it fails.
+    pub fn with_max_externalized_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_externalized_response_bytes = Some(bytes);
+        self
+    }
+
+    /// zstd level for response bodies, or `None` to never compress them.
+    /// zstd request bodies are accepted either way.
+    pub fn with_compression_level(mut self, level: Option<i32>) -> Self {
+        self.compression_level = level;
+        self
+    }
+
+    /// Externalize large batches and resolve client pointer batches.
+    pub fn with_external(mut self, external: ExternalConfig) -> Self {
+        self.external = Some(external);
+        self
+    }
+
+    /// Serve `{prefix}/__upload_url__/init`, advertising `max_upload_bytes`.
+    pub fn with_upload_urls(
+        mut self,
+        provider: Arc<dyn UploadUrlProvider>,
+        max_upload_bytes: Option<u64>,
+    ) -> Self {
+        self.upload_urls = Some(provider);
+        self.max_upload_bytes = max_upload_bytes;
+        self
+    }
+
+    /// Authenticate every request except health checks and `OPTIONS`.
+    pub fn with_authenticate(mut self, authenticate: impl Authenticate) -> Self {
+        self.authenticate = Some(Arc::new(authenticate));
+        self
+    }
+}

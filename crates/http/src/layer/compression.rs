@@ -1,0 +1,255 @@
+//! zstd bodies both ways: a `Content-Encoding: zstd` request is decoded
+//! (bounded, so a small body cannot claim gigabytes), and an Arrow response
+//! is compressed for clients whose `Accept-Encoding` names zstd.
+//!
+//! A response is compressed while it is sent, in chunks, on a blocking
+//! thread: memory stays at about one uncompressed body plus a few chunks,
+//! instead of the body, its compressed copy and a joined buffer. The frame
+//! header records the uncompressed size, which eager decoders need.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, VARY,
+};
+use http::{Request, Response, StatusCode};
+use tokio::sync::mpsc;
+use tower::{Layer, Service};
+
+use super::{BoxFuture, take};
+use crate::body::{self, ARROW_STREAM, ResponseBody};
+use crate::storage::decompress_zstd;
+
+/// The only codec offered (`VGI-Supported-Encodings`).
+pub(crate) const ZSTD: &str = "zstd";
+/// Size of the compressed chunks handed to the connection.
+const CHUNK: usize = 64 * 1024;
+/// Compressed chunks buffered ahead of a slow client.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompressionLayer {
+    /// zstd level for responses; `None` sends them uncompressed.
+    level: Option<i32>,
+    /// Largest decompressed request body accepted.
+    max_decompressed: usize,
+}
+
+impl CompressionLayer {
+    pub(crate) fn new(level: Option<i32>, max_decompressed: usize) -> Self {
+        Self {
+            level,
+            max_decompressed,
+        }
+    }
+}
+
+impl<S> Layer<S> for CompressionLayer {
+    type Service = CompressionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CompressionService {
+            inner,
+            layer: *self,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CompressionService<S> {
+    inner: S,
+    layer: CompressionLayer,
+}
+
+impl<S> Service<Request<Bytes>> for CompressionService<S>
+where
+    S: Service<Request<Bytes>, Response = Response<ResponseBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let level = self
+            .layer
+            .level
+            .filter(|_| accepts_zstd(request.headers().get(ACCEPT_ENCODING)));
+        let request = match decode(request, self.layer.max_decompressed) {
+            Ok(request) => request,
+            Err(response) => return Box::pin(async move { Ok(*response) }),
+        };
+        let mut inner = take(&mut self.inner);
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            Ok(match level {
+                Some(level) => encode(response, level),
+                None => response,
+            })
+        })
+    }
+}
+
+/// Whether an `Accept-Encoding` list names zstd (quality values are not
+/// weighed: zstd is the only codec on offer).
+fn accepts_zstd(header: Option<&HeaderValue>) -> bool {
+    header.and_then(|v| v.to_str().ok()).is_some_and(|list| {
+        list.split(',')
+            .map(|token| token.split(';').next().unwrap_or("").trim())
+            .any(|token| token.eq_ignore_ascii_case(ZSTD))
+    })
+}
+
+fn decode(
+    request: Request<Bytes>,
+    limit: usize,
+) -> Result<Request<Bytes>, Box<Response<ResponseBody>>> {
+    let encoding = request
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    match encoding.as_str() {
+        "" | "identity" => Ok(request),
+        ZSTD => {
+            let (mut parts, compressed) = request.into_parts();
+            let plain = decompress_zstd(&compressed, limit).map_err(|err| {
+                Box::new(body::text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Failed to decompress zstd request body: {err}"),
+                ))
+            })?;
+            parts.headers.remove(CONTENT_ENCODING);
+            parts.headers.remove(CONTENT_LENGTH);
+            Ok(Request::from_parts(parts, Bytes::from(plain)))
+        }
+        other => Err(Box::new(body::text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Encoding '{other}' is not supported by this server; supported: {ZSTD}"
+            ),
+        ))),
+    }
+}
+
+fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<ResponseBody> {
+    let is_arrow = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == ARROW_STREAM.as_bytes());
+    if !is_arrow {
+        return response;
+    }
+    let Some(plain) = response.body_mut().take_full() else {
+        return response;
+    };
+    let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = compress(&plain, level, sender) {
+            tracing::debug!(%err, "response compression stopped");
+        }
+    });
+    *response.body_mut() = ResponseBody::chunks(chunks);
+    let headers = response.headers_mut();
+    headers.remove(CONTENT_LENGTH);
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    response
+}
+
+fn compress(plain: &[u8], level: i32, sender: mpsc::Sender<Bytes>) -> std::io::Result<()> {
+    let sink = ChunkSink {
+        sender,
+        buffer: Vec::with_capacity(CHUNK),
+    };
+    let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
+    encoder.include_contentsize(true)?;
+    encoder.set_pledged_src_size(Some(plain.len() as u64))?;
+    for chunk in plain.chunks(CHUNK) {
+        encoder.write_all(chunk)?;
+    }
+    encoder.finish()?.send()
+}
+
+/// Hands compressed output to the response body in `CHUNK`-sized pieces.
+struct ChunkSink {
+    sender: mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.sender.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_encoding_lists_are_parsed() {
+        let check = |v: &str| accepts_zstd(Some(&HeaderValue::from_str(v).unwrap()));
+        assert!(check("zstd, gzip"));
+        assert!(check("gzip;q=1.0, ZSTD;q=0.5"));
+        assert!(!check("gzip, br"));
+        assert!(!accepts_zstd(None));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn compressed_frames_carry_the_content_size() {
+        let plain: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let (sender, mut chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let input = plain.clone();
+        let task = tokio::task::spawn_blocking(move || compress(&input, 3, sender));
+        let mut compressed = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            assert!(chunk.len() <= CHUNK + 128 * 1024);
+            compressed.extend_from_slice(&chunk);
+        }
+        task.await.unwrap().unwrap();
+        let size = zstd::zstd_safe::get_frame_content_size(&compressed).unwrap();
+        assert_eq!(size, Some(plain.len() as u64));
+        assert_eq!(decompress_zstd(&compressed, plain.len()).unwrap(), plain);
+        assert!(decompress_zstd(&compressed, plain.len() - 1).is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! The tower layers around the vgi-rpc endpoints, outermost first:
+//!
+//! 1. [`request_id`]: echo or mint `X-Request-ID`;
+//! 2. [`capabilities`]: capability headers on every response;
+//! 3. [`auth`]: authenticate, or answer `401` before the body is read;
+//! 4. [`limit`]: read the body, refusing oversized ones with `413`;
+//! 5. [`compression`]: zstd request and response bodies.
+//!
+//! Sticky sessions, when they arrive, belong between compression and the
+//! endpoints: they need the authenticated identity and a plain body.
+
+pub(crate) mod auth;
+pub(crate) mod capabilities;
+pub(crate) mod compression;
+pub(crate) mod limit;
+pub(crate) mod request_id;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+
+use http::Response;
+
+use crate::body::ResponseBody;
+
+/// The future every layer returns.
+pub(crate) type BoxFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+/// Takes the inner service for one call, leaving a clone ready for the next
+/// (the inner service was polled ready; its clone may not have been).
+pub(crate) fn take<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}

@@ -1,0 +1,253 @@
+//! vgi-rpc over HTTP: stateless request/response pairs on hyper and tower.
+//!
+//! Each call is one `POST` whose body is an Arrow IPC request stream and
+//! whose response is the Arrow IPC answer (WIRE_PROTOCOL §10). Streams have
+//! no connection to live on, so between turns their state travels with the
+//! client in a sealed token (`vgirpc-token`): any worker holding the same
+//! key continues any stream, which lets requests of one stream land on
+//! different workers. State types opt in with `#[vgirpc::stream_state]`.
+//!
+//! Endpoints, under a configurable prefix (empty by default):
+//!
+//! | Endpoint | |
+//! |---|---|
+//! | `POST {prefix}/{method}` | unary call, `__describe__` |
+//! | `POST {prefix}/{method}/init` | open a stream; producers answer inline until `max_response_bytes` |
+//! | `POST {prefix}/{method}/exchange` | one exchange, a producer continuation, or a cancel |
+//! | `POST {prefix}/__upload_url__/init` | pre-signed upload URLs (with an [`UploadUrlProvider`]) |
+//! | `OPTIONS {prefix}/__capabilities__`, `OPTIONS {prefix}/health` | capability headers |
+//! | `GET {prefix}/health` | liveness, never behind authentication |
+//!
+//! The server is a stack of tower layers around the endpoints (request id,
+//! capability headers, authentication, body limits, zstd); see
+//! [`HttpServer::service`] to embed it in another hyper or tower server.
+//! Methods run on tokio's blocking threads, so slow methods never hold up
+//! the reactor and requests run in parallel on every core. This crate is the
+//! server side only.
+//!
+//! ```no_run
+//! use vgirpc::{RpcError, Server};
+//! use vgirpc_http::{HttpConfig, HttpServer};
+//!
+//! #[vgirpc::service]
+//! pub trait Greeter {
+//!     fn greet(&self, name: String) -> Result<String, RpcError>;
+//! }
+//!
+//! struct Hello;
+//!
+//! impl Greeter for Hello {
+//!     fn greet(&self, name: String) -> Result<String, RpcError> {
+//!         Ok(format!("hello, {name}"))
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new(GreeterServer::new(Hello))?;
+//! let http = HttpServer::new(server, HttpConfig::new().with_max_response_bytes(1 << 20))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! http.serve(listener, std::future::pending()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod body;
+mod config;
+mod endpoints;
+mod error;
+mod external;
+mod layer;
+mod outgoing;
+mod rpc;
+mod storage;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+use vgirpc::{Server, TransportKind};
+
+pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
+pub use body::{ARROW_STREAM, ResponseBody};
+pub use config::HttpConfig;
+pub use error::HttpError;
+pub use external::{ExternalConfig, UrlPolicy};
+pub use storage::{
+    ExternalStorage, FakeStorageClient, UploadUrl, UploadUrlProvider, fetch_plain_http,
+};
+pub use vgirpc_token::{Identity, TokenKey};
+
+use endpoints::Endpoints;
+use layer::auth::AuthLayer;
+use layer::capabilities::CapabilitiesLayer;
+use layer::compression::{CompressionLayer, ZSTD};
+use layer::limit::{BodyLimitLayer, DEFAULT_BODY_LIMIT};
+use layer::request_id::RequestIdLayer;
+
+/// The composed HTTP service: every layer around the vgi-rpc endpoints.
+pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ResponseBody>, Infallible>;
+
+/// The peer address of a request's connection, in its extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteAddr(pub SocketAddr);
+
+/// A vgi-rpc [`Server`] ready to serve HTTP.
+#[derive(Clone)]
+pub struct HttpServer {
+    service: HttpService,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer").finish_non_exhaustive()
+    }
+}
+
+impl HttpServer {
+    /// Builds the service stack for `server` as `config` says.
+    pub fn new(server: Server, config: HttpConfig) -> Result<Self, HttpError> {
+        if config.max_upload_bytes.is_some() && config.upload_urls.is_none() {
+            return Err(HttpError::Config(
+                "max_upload_bytes needs an upload URL provider".into(),
+            ));
+        }
+        let key = match config.token_key.clone().or_else(TokenKey::from_env) {
+            Some(key) => key,
+            None => {
+                tracing::warn!(
+                    "no token key configured and {} is not set; using a random per-process key, \
+                     so stream state tokens will not open in any other worker",
+                    vgirpc_token::TOKEN_KEY_ENV
+                );
+                TokenKey::random()
+            }
+        };
+        server
+            .notify_serve_start(TransportKind::Http)
+            .map_err(HttpError::Start)?;
+        let prefix = config.prefix.clone();
+        let capabilities = capability_headers(&config)?;
+        let max_decompressed = config
+            .max_request_bytes
+            .map_or(DEFAULT_BODY_LIMIT, |cap| cap.saturating_mul(16));
+        let endpoints = Endpoints::new(
+            rpc::Rpc {
+                server,
+                key,
+                token_ttl_secs: config.token_ttl_secs,
+                max_response_bytes: config.max_response_bytes,
+                max_externalized_response_bytes: config.max_externalized_response_bytes,
+                external: config.external,
+                upload_urls: config.upload_urls,
+            },
+            &prefix,
+        );
+        let health = format!("{prefix}/health");
+        let service = ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .layer(CapabilitiesLayer::new(capabilities))
+            .layer(AuthLayer::new(config.authenticate, vec![health.clone()]))
+            .layer(BodyLimitLayer::new(
+                config.max_request_bytes,
+                vec![format!("{prefix}/__upload_url__"), health],
+            ))
+            .layer(CompressionLayer::new(
+                config.compression_level,
+                usize::try_from(max_decompressed).unwrap_or(usize::MAX),
+            ))
+            .service(endpoints);
+        Ok(Self {
+            service: BoxCloneSyncService::new(service),
+        })
+    }
+
+    /// The tower service, for embedding in another server.
+    pub fn service(&self) -> HttpService {
+        self.service.clone()
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes.
+    ///
+    /// Each connection is HTTP/1.1 with keep-alive, on its own task.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), HttpError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin, and keep serving.
+                        tracing::warn!(%err, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return Ok(()),
+            };
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "cannot disable Nagle's algorithm");
+            }
+            let service =
+                self.service
+                    .clone()
+                    .map_request(move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(RemoteAddr(peer));
+                        request
+                    });
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                if let Err(err) = connection.await {
+                    tracing::debug!(%err, %peer, "connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+/// The headers every response carries (porting guide, "Capability discovery").
+fn capability_headers(config: &HttpConfig) -> Result<HeaderMap, HttpError> {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: String| -> Result<(), HttpError> {
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| HttpError::Config(format!("invalid {name} value {value:?}")))?;
+        headers.insert(HeaderName::from_static(name), value);
+        Ok(())
+    };
+    if let Some(bytes) = config.max_request_bytes {
+        put("vgi-max-request-bytes", bytes.to_string())?;
+    }
+    if let Some(bytes) = config.max_response_bytes {
+        put("vgi-max-response-bytes", bytes.to_string())?;
+    }
+    if let Some(bytes) = config.max_externalized_response_bytes {
+        put("vgi-max-externalized-response-bytes", bytes.to_string())?;
+    }
+    put(
+        "vgi-externalization-enabled",
+        config.external.is_some().to_string(),
+    )?;
+    if config.upload_urls.is_some() {
+        put("vgi-upload-url-support", "true".into())?;
+        if let Some(bytes) = config.max_upload_bytes {
+            put("vgi-max-upload-bytes", bytes.to_string())?;
+        }
+    }
+    put("vgi-supported-encodings", ZSTD.into())?;
+    Ok(headers)
+}

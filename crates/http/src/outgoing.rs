@@ -1,0 +1,133 @@
+//! Requests the server itself makes: uploads to object storage and fetches
+//! of the URLs in pointer batches.
+//!
+//! Plain `http://` over HTTP/1.1 only; a storage backend reached over TLS
+//! brings its own client by implementing [`ExternalStorage`] in full. The
+//! calls block, because they run on the blocking threads that execute
+//! requests, never on the async reactor.
+//!
+//! [`ExternalStorage`]: crate::ExternalStorage
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::error::HttpError;
+
+/// How long one outgoing request may take, connection included.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A response to an outgoing request.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// Sends one request and waits for the whole response, whose body may be at
+/// most `max_body` bytes.
+pub(crate) fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    max_body: usize,
+) -> Result<Reply, HttpError> {
+    let request = build(method, url, headers, body)?;
+    let exchange = async {
+        tokio::time::timeout(TIMEOUT, exchange(request, max_body))
+            .await
+            .map_err(|_| HttpError::outgoing(url, "timed out"))?
+    };
+    // Blocking threads of the serving runtime can drive the request on it;
+    // callers outside any runtime get a small one of their own.
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(exchange),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(exchange),
+    }
+}
+
+fn build(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, HttpError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| HttpError::outgoing(url, format!("invalid URL: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(HttpError::outgoing(
+            url,
+            "only http:// URLs can be reached by the built-in client",
+        ));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| HttpError::outgoing(url, "URL has no host"))?
+        .clone();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, authority.as_str())
+        .header(CONTENT_LENGTH, body.len());
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut request = builder
+        .body(Full::new(body))
+        .map_err(|e| HttpError::outgoing(url, e.to_string()))?;
+    // Kept for the connect step; the request line itself uses the path only.
+    request.extensions_mut().insert(authority);
+    Ok(request)
+}
+
+async fn exchange(request: Request<Full<Bytes>>, max_body: usize) -> Result<Reply, HttpError> {
+    let authority = request
+        .extensions()
+        .get::<http::uri::Authority>()
+        .cloned()
+        .expect("build() records the authority");
+    let url = format!("http://{authority}{}", request.uri());
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((authority.host(), port))
+        .await
+        .map_err(|e| HttpError::outgoing(&url, format!("cannot connect: {e}")))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| HttpError::outgoing(&url, e.to_string()))?;
+    // The connection task ends on its own once the response is read.
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "outgoing connection ended with an error");
+        }
+    });
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| HttpError::outgoing(&url, e.to_string()))?;
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, max_body)
+        .collect()
+        .await
+        .map_err(|e| HttpError::outgoing(&url, format!("reading the response: {e}")))?
+        .to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}

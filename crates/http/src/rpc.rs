@@ -1,0 +1,685 @@
+//! The vgi-rpc endpoints (WIRE_PROTOCOL §10): unary calls, stream init,
+//! stream turns and upload-URL vending, each from a complete request body to
+//! a complete Arrow IPC response body.
+//!
+//! Everything here blocks (methods run, storage is called), so it runs on
+//! the runtime's blocking threads, one request per thread.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use http::StatusCode;
+use vgirpc::wire::WireError;
+use vgirpc::wire::ipc::{IpcBatch, StreamReader, StreamWriter, empty_schema, write_stream_bytes};
+use vgirpc::wire::log::{ErrorInfo, empty_batch};
+use vgirpc::wire::metadata::{self, Metadata};
+use vgirpc::wire::request::{Request, request_error_info};
+use vgirpc::wire::types::{deserialize_schema, serialize_schema};
+use vgirpc::{
+    ActiveStream, Answer, Call, FailureKind, OpenStream, RpcError, SavedStream, Server, Step,
+    TransportKind,
+};
+use vgirpc_token::{Identity, TokenKey, TokenPayload, unix_now};
+
+use crate::external::{Entry, ExternalConfig, data_entry, pointer_url};
+use crate::storage::UploadUrlProvider;
+
+/// Method name of the upload-URL endpoint's requests.
+pub(crate) const UPLOAD_URL_METHOD: &str = "__upload_url__";
+/// The most URL pairs one upload-URL request may ask for.
+const MAX_UPLOAD_URLS: i64 = 100;
+
+/// What an endpoint answers: a status and an Arrow IPC body.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
+/// What the HTTP layers established about the request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) identity: Identity,
+    pub(crate) request_id: String,
+}
+
+/// A request refused before, or instead of, normal dispatch.
+struct Failure {
+    status: StatusCode,
+    info: ErrorInfo,
+    schema: SchemaRef,
+}
+
+impl Failure {
+    fn new(status: StatusCode, error_type: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            info: ErrorInfo::new(error_type, message),
+            schema: empty_schema(),
+        }
+    }
+
+    fn bad_request(info: ErrorInfo) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            info,
+            schema: empty_schema(),
+        }
+    }
+
+    fn internal(info: ErrorInfo, schema: SchemaRef) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            info,
+            schema,
+        }
+    }
+
+    fn reply(self, request_id: &str) -> Reply {
+        Reply {
+            status: self.status,
+            body: error_stream(&self.schema, &self.info, request_id),
+        }
+    }
+}
+
+/// The configured endpoints of one server.
+pub(crate) struct Rpc {
+    pub(crate) server: Server,
+    pub(crate) key: TokenKey,
+    pub(crate) token_ttl_secs: u64,
+    pub(crate) max_response_bytes: Option<u64>,
+    pub(crate) max_externalized_response_bytes: Option<u64>,
+    pub(crate) external: Option<ExternalConfig>,
+    pub(crate) upload_urls: Option<Arc<dyn UploadUrlProvider>>,
+}
+
+impl Rpc {
+    /// `POST {prefix}/{method}`.
+    pub(crate) fn unary(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
+        let request = match self.request(method, body, caller) {
+            Ok(request) => request,
+            Err(failure) => return failure.reply(&caller.request_id),
+        };
+        match self.server.dispatch(request, TransportKind::Http) {
+            Call::Answer(answer) => self.unary_reply(method, answer, &caller.request_id),
+            Call::Stream(_) => unreachable_stream(method, &caller.request_id),
+        }
+    }
+
+    /// `POST {prefix}/{method}/init`: a producer runs until it finishes or
+    /// the body reaches `max_response_bytes`; an exchange answers with its
+    /// first token.
+    pub(crate) fn init(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
+        let request = match self.request(method, body, caller) {
+            Ok(request) => request,
+            Err(failure) => return failure.reply(&caller.request_id),
+        };
+        match self.server.dispatch(request, TransportKind::Http) {
+            Call::Answer(answer) => answer_reply(&answer),
+            Call::Stream(open) => self.opened(*open, caller),
+        }
+    }
+
+    /// `POST {prefix}/{method}/exchange`: one turn of a stream whose state
+    /// arrives in the input batch's token.
+    pub(crate) fn exchange(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
+        let turn = || -> Result<Reply, Failure> {
+            // Only the first batch matters; later bytes are not read.
+            let input = read_batch(body, false)?;
+            let token = input.metadata.get(metadata::STREAM_STATE).ok_or_else(|| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "RuntimeError",
+                    "Missing state token in exchange request",
+                )
+            })?;
+            let mut stream = self.restore(method, token, caller)?;
+            if input.metadata.contains(metadata::CANCEL) {
+                stream.cancel();
+                return Ok(Reply {
+                    status: StatusCode::OK,
+                    body: write_stream_bytes(stream.output_schema(), [])
+                        .expect("an empty stream always encodes"),
+                });
+            }
+            if stream.input_schema().fields().is_empty() {
+                let mut body = Vec::new();
+                let status = self.produce(&mut stream, Vec::new(), &caller.identity, &mut body);
+                return Ok(Reply { status, body });
+            }
+            self.exchange_turn(method, &mut stream, input, caller)
+        };
+        turn().unwrap_or_else(|failure| failure.reply(&caller.request_id))
+    }
+
+    /// `POST {prefix}/__upload_url__/init`: `count` (default 1, at most 100)
+    /// pre-signed upload/download URL pairs.
+    pub(crate) fn upload_urls(&self, body: &[u8], caller: &Caller) -> Reply {
+        let Some(provider) = &self.upload_urls else {
+            return answer_reply(
+                &self
+                    .server
+                    .unknown_method(UPLOAD_URL_METHOD, &caller.request_id),
+            );
+        };
+        let request = match self.request(UPLOAD_URL_METHOD, body, caller) {
+            Ok(request) => request,
+            Err(failure) => return failure.reply(&caller.request_id),
+        };
+        let count = request
+            .params
+            .column_by_name("count")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .filter(|c| c.len() == 1 && !c.is_null(0))
+            .map_or(1, |c| c.value(0))
+            .clamp(1, MAX_UPLOAD_URLS);
+        let schema = upload_url_schema();
+        let urls = (0..count)
+            .map(|_| provider.upload_url())
+            .collect::<Result<Vec<_>, _>>();
+        let urls = match urls {
+            Ok(urls) => urls,
+            Err(err) => {
+                let info =
+                    ErrorInfo::new("RuntimeError", format!("cannot vend upload URLs: {err}"));
+                return Failure::internal(info, schema).reply(&caller.request_id);
+            }
+        };
+        let micros = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    urls.iter().map(|u| u.upload_url.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    urls.iter().map(|u| u.download_url.as_str()),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        urls.iter().map(|u| micros(u.expires_at)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .expect("the columns match the upload-URL schema");
+        Reply {
+            status: StatusCode::OK,
+            body: write_stream_bytes(&schema, [(&batch, &Metadata::new())])
+                .expect("an upload-URL batch always encodes"),
+        }
+    }
+
+    /// Reads and validates a request for `method`, resolving a pointer batch.
+    fn request(&self, method: &str, body: &[u8], caller: &Caller) -> Result<Request, Failure> {
+        let batch = read_batch(body, true)?;
+        let batch = match &self.external {
+            // The dispatch metadata is the outer batch's; only the
+            // parameters come from storage.
+            Some(external) if pointer_url(&batch).is_some() => {
+                let metadata = batch.metadata.clone();
+                let resolved = external
+                    .resolve(batch)
+                    .map_err(|e| Failure::internal(e.info().clone(), empty_schema()))?;
+                IpcBatch {
+                    batch: resolved.batch,
+                    metadata,
+                }
+            }
+            _ => batch,
+        };
+        let mut request =
+            Request::from_batch(batch).map_err(|e| Failure::bad_request(request_error_info(&e)))?;
+        if request.method != method {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                "TypeError",
+                format!(
+                    "Method name mismatch: URL path has '{method}' but Arrow IPC custom_metadata \
+                     'vgi_rpc.method' has '{}'. These must match.",
+                    request.method
+                ),
+            ));
+        }
+        if request.request_id().is_none() {
+            request
+                .metadata
+                .insert(metadata::REQUEST_ID, caller.request_id.clone());
+        }
+        Ok(request)
+    }
+
+    /// A unary answer, with its result externalized and both caps enforced.
+    fn unary_reply(&self, method: &str, mut answer: Answer, request_id: &str) -> Reply {
+        if answer.failure.is_some() {
+            return answer_reply(&answer);
+        }
+        let schema = answer.schema.clone();
+        let fail = |message: String| {
+            Failure::internal(ErrorInfo::new("RuntimeError", message), schema.clone())
+                .reply(request_id)
+        };
+        let mut uploaded = 0;
+        if let (Some(external), Some(index)) = (&self.external, data_entry(&answer.batches)) {
+            let result = &answer.batches[index].0;
+            let predicted = if result.num_rows() > 0 {
+                external.predict(result)
+            } else {
+                0
+            };
+            if let Some(message) = self.external_overshoot(method, predicted) {
+                return fail(message);
+            }
+            let entry = answer.batches.remove(index);
+            match external.externalize_batch(&schema, entry) {
+                Ok((entry, bytes)) => {
+                    answer.batches.insert(index, entry);
+                    uploaded = bytes;
+                }
+                Err(err) => return fail(err.message().to_owned()),
+            }
+        }
+        let body = encode_answer(&answer);
+        match self.overshoot(method, body.len(), uploaded) {
+            Some(message) => fail(message),
+            None => Reply {
+                status: StatusCode::OK,
+                body,
+            },
+        }
+    }
+
+    /// The init response of a stream that opened.
+    fn opened(&self, open: OpenStream, caller: &Caller) -> Reply {
+        let OpenStream {
+            header,
+            init_logs,
+            mut stream,
+        } = open;
+        let request_id = &caller.request_id;
+        let mut body = Vec::new();
+        if let Some(mut header) = header {
+            if let (Some(external), Some(index)) = (&self.external, data_entry(&header.batches)) {
+                let entry = header.batches.remove(index);
+                match external.externalize_batch(&header.schema, entry) {
+                    Ok((entry, _)) => header.batches.insert(index, entry),
+                    Err(err) => {
+                        return Failure::internal(err.info().clone(), empty_schema())
+                            .reply(request_id);
+                    }
+                }
+            }
+            body = encode_answer(&header);
+        }
+        if stream.input_schema().fields().is_empty() {
+            let status = self.produce(&mut stream, init_logs, &caller.identity, &mut body);
+            return Reply { status, body };
+        }
+        let token = match self.mint(&stream, &caller.identity) {
+            Ok(token) => token,
+            Err(err) => {
+                return Failure::internal(err.info().clone(), empty_schema()).reply(request_id);
+            }
+        };
+        let schema = stream.output_schema();
+        let token_md = Metadata::new().with(metadata::STREAM_STATE, token);
+        let token_batch = empty_batch(schema);
+        let batches = init_logs
+            .iter()
+            .map(|(b, m)| (b, m))
+            .chain([(&token_batch, &token_md)]);
+        body.extend(
+            write_stream_bytes(schema, batches).expect("logs and a token batch always encode"),
+        );
+        Reply {
+            status: StatusCode::OK,
+            body,
+        }
+    }
+
+    /// Runs a producer until it finishes, fails, or the body reaches
+    /// `max_response_bytes` (without a cap: one batch per request), and then
+    /// hands out a continuation token. Appends one IPC stream to `out`.
+    ///
+    /// The wire cap is soft here (the token covers the overshoot); the
+    /// external cap is hard and is checked before each upload.
+    fn produce(
+        &self,
+        stream: &mut ActiveStream,
+        init_logs: Vec<Entry>,
+        identity: &Identity,
+        out: &mut Vec<u8>,
+    ) -> StatusCode {
+        let schema = stream.output_schema().clone();
+        let request_id = stream.request_id().to_owned();
+        let start = out.len();
+        let mut status = StatusCode::OK;
+        let result = (|| -> Result<(), WireError> {
+            let mut writer = StreamWriter::try_new(&mut *out, &schema)?;
+            let error = |writer: &mut StreamWriter<&mut Vec<u8>>, info: &ErrorInfo| {
+                let (batch, md) = error_entry(&schema, info, &request_id);
+                writer.write(&batch, &md)
+            };
+            for (batch, md) in &init_logs {
+                writer.write(batch, md)?;
+            }
+            let mut uploaded = 0;
+            loop {
+                let entries = match stream.step(tick()) {
+                    Step::Continue(entries) => entries,
+                    Step::Finished(entries) => {
+                        if let Err(err) = self.write_cycle(&mut writer, &schema, entries) {
+                            error(&mut writer, err.info())?;
+                        }
+                        break;
+                    }
+                    Step::Failed(entries, _) => {
+                        for (batch, md) in &entries {
+                            writer.write(batch, md)?;
+                        }
+                        break;
+                    }
+                };
+                if let Some(external) = &self.external {
+                    let predicted = external.predict_cycle(&entries);
+                    if predicted > 0
+                        && let Some(message) =
+                            self.external_overshoot(stream.method(), uploaded + predicted)
+                    {
+                        error(&mut writer, &ErrorInfo::new("RuntimeError", message))?;
+                        status = StatusCode::INTERNAL_SERVER_ERROR;
+                        break;
+                    }
+                }
+                match self.write_cycle(&mut writer, &schema, entries) {
+                    Ok(bytes) => uploaded += bytes,
+                    Err(err) => {
+                        error(&mut writer, err.info())?;
+                        break;
+                    }
+                }
+                let written = (writer.get_mut().len() - start) as u64;
+                if self.max_response_bytes.is_some_and(|cap| written < cap) {
+                    continue;
+                }
+                match self.mint(stream, identity) {
+                    Ok(token) => {
+                        let md = Metadata::new().with(metadata::STREAM_STATE, token);
+                        writer.write(&empty_batch(&schema), &md)?;
+                    }
+                    Err(err) => error(&mut writer, err.info())?,
+                }
+                break;
+            }
+            writer.finish()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => status,
+            Err(err) => {
+                // Encoding into memory only fails on a bug; answer cleanly anyway.
+                tracing::error!(%err, "cannot encode a producer response");
+                out.truncate(start);
+                let info =
+                    ErrorInfo::new("RuntimeError", format!("cannot encode the response: {err}"));
+                out.extend(error_stream(&schema, &info, &request_id));
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// One exchange: the input batch in, the output batch (carrying the
+    /// refreshed token) out, both caps strict.
+    fn exchange_turn(
+        &self,
+        method: &str,
+        stream: &mut ActiveStream,
+        input: IpcBatch,
+        caller: &Caller,
+    ) -> Result<Reply, Failure> {
+        let schema = stream.output_schema().clone();
+        let fail = |info: ErrorInfo| Failure::internal(info, schema.clone());
+        let mut input = match &self.external {
+            Some(external) => external
+                .resolve(input)
+                .map_err(|e| Failure::internal(e.info().clone(), empty_schema()))?,
+            None => input,
+        };
+        input.metadata.remove(metadata::STREAM_STATE);
+        let mut entries = match stream.step(input) {
+            Step::Continue(entries) | Step::Finished(entries) => entries,
+            Step::Failed(entries, _) => {
+                return Ok(Reply {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: write_stream_bytes(&schema, entries.iter().map(|(b, m)| (b, m)))
+                        .expect("an error batch always encodes"),
+                });
+            }
+        };
+        let token = self
+            .mint(stream, &caller.identity)
+            .map_err(|e| fail(e.info().clone()))?;
+        match data_entry(&entries) {
+            Some(index) => entries[index].1.insert(metadata::STREAM_STATE, token),
+            None => entries.push((
+                empty_batch(&schema),
+                Metadata::new().with(metadata::STREAM_STATE, token),
+            )),
+        }
+        if let Some(external) = &self.external
+            && let Some(message) = self.external_overshoot(method, external.predict_cycle(&entries))
+        {
+            return Err(fail(ErrorInfo::new("RuntimeError", message)));
+        }
+        let mut body = Vec::new();
+        let uploaded = (|| -> Result<usize, RpcError> {
+            let mut writer = StreamWriter::try_new(&mut body, &schema).map_err(internal)?;
+            let uploaded = self.write_cycle(&mut writer, &schema, entries)?;
+            writer.finish().map_err(internal)?;
+            Ok(uploaded)
+        })()
+        .map_err(|e| fail(e.info().clone()))?;
+        if let Some(message) = self.overshoot(method, body.len(), uploaded) {
+            return Err(fail(ErrorInfo::new("RuntimeError", message)));
+        }
+        Ok(Reply {
+            status: StatusCode::OK,
+            body,
+        })
+    }
+
+    /// Writes one output cycle, externalized when its data batch is large.
+    /// Returns the bytes uploaded.
+    fn write_cycle(
+        &self,
+        writer: &mut StreamWriter<&mut Vec<u8>>,
+        schema: &SchemaRef,
+        entries: Vec<Entry>,
+    ) -> Result<usize, RpcError> {
+        let (entries, uploaded) = match &self.external {
+            Some(external) => external.externalize_cycle(schema, entries)?,
+            None => (entries, 0),
+        };
+        for (batch, md) in &entries {
+            writer.write(batch, md).map_err(internal)?;
+        }
+        Ok(uploaded)
+    }
+
+    /// Seals the stream's state into a continuation token.
+    fn mint(&self, stream: &ActiveStream, identity: &Identity) -> Result<String, RpcError> {
+        let saved = stream.save()?;
+        let payload = TokenPayload {
+            created_at: unix_now(),
+            state: saved.state,
+            output_schema: serialize_schema(&saved.output_schema),
+            input_schema: serialize_schema(&saved.input_schema),
+            stream_id: saved.stream_id,
+        };
+        Ok(payload.seal(&self.key, identity))
+    }
+
+    /// Opens a continuation token and rebuilds its stream.
+    fn restore(&self, method: &str, token: &str, caller: &Caller) -> Result<ActiveStream, Failure> {
+        let bad = |message: String| Failure::new(StatusCode::BAD_REQUEST, "RuntimeError", message);
+        let payload = TokenPayload::open(
+            token,
+            &self.key,
+            &caller.identity,
+            self.token_ttl_secs,
+            unix_now(),
+        )
+        .map_err(|err| {
+            // The precise reason stays in the log; the client gets the
+            // reference's uniform text.
+            tracing::info!(%err, method, "rejected a state token");
+            bad(err.client_message().to_owned())
+        })?;
+        let output_schema = deserialize_schema(&payload.output_schema)
+            .map_err(|e| bad(format!("Failed to deserialize output schema: {e}")))?;
+        let input_schema = deserialize_schema(&payload.input_schema)
+            .map_err(|e| bad(format!("Failed to deserialize input schema: {e}")))?;
+        let saved = SavedStream {
+            state: payload.state,
+            output_schema: Arc::new(output_schema),
+            input_schema: Arc::new(input_schema),
+            stream_id: payload.stream_id,
+        };
+        self.server
+            .resume(
+                method,
+                saved,
+                caller.request_id.clone(),
+                TransportKind::Http,
+            )
+            .map_err(|e| bad(format!("Failed to deserialize state: {}", e.message())))
+    }
+
+    /// The error text when a response breaks either cap.
+    fn overshoot(&self, method: &str, wire_bytes: usize, uploaded: usize) -> Option<String> {
+        if let Some(cap) = self.max_response_bytes
+            && wire_bytes as u64 > cap
+        {
+            return Some(format!(
+                "HTTP body exceeds max_response_bytes ({wire_bytes} > {cap}) for method '{method}'"
+            ));
+        }
+        self.external_overshoot(method, uploaded)
+    }
+
+    /// The error text when `uploaded` bytes would break the external cap.
+    fn external_overshoot(&self, method: &str, uploaded: usize) -> Option<String> {
+        let cap = self.max_externalized_response_bytes?;
+        (uploaded as u64 > cap).then(|| {
+            format!(
+                "Externalised payload exceeds max_externalized_response_bytes ({uploaded} > {cap}) \
+                 for method '{method}'"
+            )
+        })
+    }
+}
+
+/// The HTTP status for an answer: 400 for protocol and type errors, 404 for
+/// unknown methods, 500 for other method failures (the transport sends those
+/// as 200 with `X-VGI-RPC-Error`).
+fn status_of(failure: &Option<(FailureKind, ErrorInfo)>) -> StatusCode {
+    match failure {
+        None => StatusCode::OK,
+        Some((FailureKind::Protocol, _)) => StatusCode::BAD_REQUEST,
+        Some((FailureKind::UnknownMethod, _)) => StatusCode::NOT_FOUND,
+        Some((_, info)) if info.error_type == "TypeError" => StatusCode::BAD_REQUEST,
+        Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn answer_reply(answer: &Answer) -> Reply {
+    Reply {
+        status: status_of(&answer.failure),
+        body: encode_answer(answer),
+    }
+}
+
+fn encode_answer(answer: &Answer) -> Vec<u8> {
+    let mut body = Vec::new();
+    answer
+        .write_to(&mut body)
+        .expect("answers encode into memory");
+    body
+}
+
+/// Reads the first batch of a request body; with `drain`, also checks the
+/// stream is complete.
+fn read_batch(body: &[u8], drain: bool) -> Result<IpcBatch, Failure> {
+    let bad = |err: WireError| Failure::bad_request(request_error_info(&err));
+    let mut reader = StreamReader::try_open(body, Default::default())
+        .map_err(bad)?
+        .ok_or_else(|| {
+            bad(WireError::Truncated {
+                context: "request body is empty",
+            })
+        })?;
+    let batch = reader.next_batch().map_err(bad)?.ok_or_else(|| {
+        bad(WireError::Protocol(
+            "request stream carried no batch".into(),
+        ))
+    })?;
+    if drain {
+        reader.drain().map_err(bad)?;
+    }
+    Ok(batch)
+}
+
+/// The zero-row, empty-schema batch that drives one producer step.
+fn tick() -> IpcBatch {
+    IpcBatch {
+        batch: RecordBatch::new_empty(empty_schema()),
+        metadata: Metadata::new(),
+    }
+}
+
+fn internal(err: WireError) -> RpcError {
+    RpcError::runtime_error(format!("cannot encode the response: {err}"))
+}
+
+fn error_entry(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> Entry {
+    let mut md = info.to_log_record().to_metadata();
+    md.insert(metadata::SERVER_ID, vgirpc::server_id());
+    if !request_id.is_empty() {
+        md.insert(metadata::REQUEST_ID, request_id);
+    }
+    (empty_batch(schema), md)
+}
+
+/// A complete IPC stream holding one error batch.
+pub(crate) fn error_stream(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> Vec<u8> {
+    let (batch, md) = error_entry(schema, info, request_id);
+    write_stream_bytes(schema, [(&batch, &md)]).expect("an error batch always encodes")
+}
+
+/// Stream methods reach `/init`, not the unary endpoint; the router checks.
+fn unreachable_stream(method: &str, request_id: &str) -> Reply {
+    Failure::new(
+        StatusCode::BAD_REQUEST,
+        "TypeError",
+        format!("Stream method '{method}' requires /init and /exchange endpoints"),
+    )
+    .reply(request_id)
+}
+
+fn upload_url_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("upload_url", DataType::Utf8, true),
+        Field::new("download_url", DataType::Utf8, true),
+        Field::new(
+            "expires_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
+}
