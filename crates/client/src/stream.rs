@@ -103,9 +103,9 @@ impl<'c, T: Transport> StreamCall<'c, T> {
     /// Producer streams: asks for the next batch; `Ok(None)` once the
     /// server has finished.
     ///
-    /// A server error closes the stream and is returned once; after that
-    /// (and after the end) this returns `Ok(None)`. After [`close`] or
-    /// [`cancel`] it fails with [`ClientError::StreamClosed`].
+    /// After the end it keeps returning `Ok(None)`. A server error closes
+    /// the stream; after it, and after [`close`] or [`cancel`], this fails
+    /// with [`ClientError::StreamClosed`] (iteration simply stops).
     ///
     /// [`close`]: StreamCall::close
     /// [`cancel`]: StreamCall::cancel

@@ -122,3 +122,78 @@ fn a_response_without_a_result_is_a_protocol_error() {
     let err = client.call("echo_string", &params()).unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
 }
+
+/// A producer answering two ticks with one batch each, then an error.
+fn canned_producer() -> Vec<u8> {
+    use arrow_array::Int64Array;
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    let batch = |n: i64| {
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![n]))]).unwrap()
+    };
+    let error = ErrorInfo::new("RuntimeError", "boom")
+        .to_log_record()
+        .to_metadata();
+    let none = Metadata::new();
+    let (one, two, failed) = (batch(1), batch(2), empty_batch(&schema));
+    write_stream_bytes(&schema, [(&one, &none), (&two, &none), (&failed, &error)]).unwrap()
+}
+
+#[test]
+fn a_producer_error_ends_iteration_and_closes_the_stream() {
+    let mut client = Client::from_io(Cursor::new(canned_producer()), Vec::new());
+    let mut stream = client
+        .stream("produce", &vgirpc_client::no_params())
+        .unwrap();
+    let items: Vec<_> = stream.by_ref().collect();
+    assert_eq!(items.len(), 3);
+    assert!(items[0].is_ok() && items[1].is_ok());
+    assert!(matches!(&items[2], Err(ClientError::Remote { message, .. }) if message == "boom"));
+    assert!(stream.is_finished());
+    assert!(matches!(
+        stream.next_batch(),
+        Err(ClientError::StreamClosed)
+    ));
+    drop(stream);
+
+    // The client sent the request, then one input stream: three ticks and
+    // its end-of-stream marker.
+    let (_, writer) = client.into_transport().into_inner().unwrap();
+    let mut sent = Cursor::new(writer);
+    StreamReader::open(&mut sent).unwrap().drain().unwrap();
+    let mut input = StreamReader::open(&mut sent).unwrap();
+    assert!(input.schema().fields().is_empty());
+    let mut ticks = 0;
+    while let Some(tick) = input.next_batch().unwrap() {
+        assert_eq!(tick.batch.num_rows(), 0);
+        ticks += 1;
+    }
+    assert_eq!(ticks, 3);
+    assert_eq!(sent.position() as usize, sent.get_ref().len());
+}
+
+#[test]
+fn cancel_before_any_input_sends_one_marked_batch() {
+    // The server's answer to a cancel: an empty output stream.
+    let schema = Arc::new(Schema::empty());
+    let bytes = write_stream_bytes(&schema, []).unwrap();
+    let mut client = Client::from_io(Cursor::new(bytes), Vec::new());
+    let mut stream = client
+        .stream("exchange", &vgirpc_client::no_params())
+        .unwrap();
+    stream.cancel().unwrap();
+    stream.cancel().unwrap();
+    stream.close().unwrap();
+    let err = stream.exchange(&params()).unwrap_err();
+    assert!(err.to_string().contains("ProtocolError"), "{err}");
+    drop(stream);
+
+    let (_, writer) = client.into_transport().into_inner().unwrap();
+    let mut sent = Cursor::new(writer);
+    StreamReader::open(&mut sent).unwrap().drain().unwrap();
+    let mut input = StreamReader::open(&mut sent).unwrap();
+    let cancel = input.next_batch().unwrap().unwrap();
+    assert_eq!(cancel.batch.num_rows(), 0);
+    assert_eq!(cancel.metadata.get(metadata::CANCEL), Some("1"));
+    assert!(input.next_batch().unwrap().is_none());
+    assert_eq!(sent.position() as usize, sent.get_ref().len());
+}
