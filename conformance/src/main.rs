@@ -4,6 +4,7 @@
 //! With no flags it serves over stdin/stdout (the pipe transport); `--unix`
 //! serves on a Unix socket instead. Flags follow the reference worker's.
 
+mod http_worker;
 mod options;
 
 use std::io::Write;
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(Some(options)) => options,
         Ok(None) => {
-            println!("{}", options::USAGE);
+            println!("{}\n\n{}", options::USAGE, http_worker::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(message) => {
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
     };
     let outcome = match &options.transport {
         Transport::Pipe => vgirpc_pipe::serve_stdio(&server),
+        Transport::Http(http) => return http_worker::run(&server, http),
         Transport::Unix(config) => {
             vgirpc_pipe::serve_unix(&server, config, vgirpc::NoSideChannels, |path| {
                 let mut stdout = std::io::stdout().lock();

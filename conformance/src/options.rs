@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use vgirpc_pipe::UnixConfig;
 
+use crate::http_worker::{HttpFlags, HttpOptions};
+
 pub(crate) const USAGE: &str = "\
 usage: vgi-conformance-worker [--unix PATH [--threaded | --no-threaded]
                               [--max-connections N] [--idle-timeout SEC]]
@@ -24,6 +26,7 @@ Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
 pub(crate) enum Transport {
     Pipe,
     Unix(UnixConfig),
+    Http(Box<HttpOptions>),
 }
 
 /// Parsed command line.
@@ -50,6 +53,7 @@ impl Options {
         let mut threaded = None;
         let mut max_connections = None;
         let mut idle_timeout = None;
+        let mut http = HttpFlags::default();
         while let Some(arg) = args.pop_front() {
             // Both `--flag value` and `--flag=value` are accepted.
             let (flag, inline) = match arg.split_once('=') {
@@ -79,7 +83,11 @@ impl Options {
                     max_connections = Some(n);
                 }
                 "--idle-timeout" => idle_timeout = Some(seconds("--idle-timeout", &value()?)?),
-                other => return Err(format!("unknown argument {other:?}")),
+                other => {
+                    if !http.take(other, &mut value)? {
+                        return Err(format!("unknown argument {other:?}"));
+                    }
+                }
             }
         }
         let transport = match unix_path {
@@ -105,6 +113,11 @@ impl Options {
                 config.idle_timeout = idle_timeout;
                 Transport::Unix(config)
             }
+        };
+        let transport = match http.finish()? {
+            None => transport,
+            Some(http) if matches!(transport, Transport::Pipe) => Transport::Http(Box::new(http)),
+            Some(_) => return Err("--http and --unix are mutually exclusive".into()),
         };
         Ok(Some(Self { transport }))
     }

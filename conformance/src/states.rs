@@ -1,11 +1,16 @@
 //! Stream states of the conformance service, one per reference state class.
+//!
+//! Each derives `ArrowStruct` and is a `#[vgirpc::stream_state]`, so that an
+//! HTTP continuation token can carry it to whichever worker serves the next
+//! turn, as the reference's dataclass states travel.
 
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use vgirpc::{
-    AnnotatedBatch, CallContext, ExchangeState, Level, OutputCollector, ProducerState, RpcError,
+    AnnotatedBatch, ArrowStruct, CallContext, ExchangeState, Level, OutputCollector, ProducerState,
+    RpcError,
 };
 
 use crate::probe::{CancelProbe, Counter};
@@ -68,12 +73,13 @@ fn float_column<'a>(input: &'a AnnotatedBatch, name: &str) -> Result<&'a Float64
 }
 
 /// Emits `{index, value = index * 10}` rows `current..count`, one per tick.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct CounterState {
     pub count: i64,
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for CounterState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.count {
@@ -86,12 +92,13 @@ impl ProducerState for CounterState {
 }
 
 /// Like [`CounterState`], with an INFO log before every batch.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct LoggingProducerState {
     pub count: i64,
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for LoggingProducerState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.count {
@@ -105,13 +112,14 @@ impl ProducerState for LoggingProducerState {
 }
 
 /// Emits `batch_count` batches of `rows_per_batch` consecutive rows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct LargeProducerState {
     pub rows_per_batch: i64,
     pub batch_count: i64,
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for LargeProducerState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.batch_count {
@@ -125,12 +133,13 @@ impl ProducerState for LargeProducerState {
 }
 
 /// Emits one batch of `rows_per_batch` rows, then finishes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct OversizedBatchState {
     pub rows_per_batch: i64,
     pub emitted: bool,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for OversizedBatchState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.emitted {
@@ -143,12 +152,13 @@ impl ProducerState for OversizedBatchState {
 }
 
 /// Emits `emit_before_error` batches, then fails.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct ErrorAfterNState {
     pub emit_before_error: i64,
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for ErrorAfterNState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.emit_before_error {
@@ -164,7 +174,7 @@ impl ProducerState for ErrorAfterNState {
 }
 
 /// Emits `count` rows of a schema chosen by the two flags.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct DynamicProducerState {
     pub count: i64,
     pub include_strings: bool,
@@ -172,6 +182,7 @@ pub struct DynamicProducerState {
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for DynamicProducerState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.count {
@@ -196,11 +207,12 @@ impl ProducerState for DynamicProducerState {
 }
 
 /// Never finishes; counts its calls and cancellation in the probe.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct CancellableProducerState {
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for CancellableProducerState {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         CancelProbe::bump(Counter::Produce);
@@ -215,11 +227,12 @@ impl ProducerState for CancellableProducerState {
 }
 
 /// Multiplies the `value` column by `factor`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct ScaleExchangeState {
     pub factor: f64,
 }
 
+#[vgirpc::stream_state]
 impl ExchangeState for ScaleExchangeState {
     fn exchange(
         &mut self,
@@ -236,12 +249,13 @@ impl ExchangeState for ScaleExchangeState {
 }
 
 /// Keeps a running sum of `value` and a count of exchanges.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct AccumulatingExchangeState {
     pub running_sum: f64,
     pub exchange_count: i64,
 }
 
+#[vgirpc::stream_state]
 impl ExchangeState for AccumulatingExchangeState {
     fn exchange(
         &mut self,
@@ -260,9 +274,10 @@ impl ExchangeState for AccumulatingExchangeState {
 }
 
 /// Logs at INFO and DEBUG, then echoes the input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct LoggingExchangeState;
 
+#[vgirpc::stream_state]
 impl ExchangeState for LoggingExchangeState {
     fn exchange(
         &mut self,
@@ -277,11 +292,12 @@ impl ExchangeState for LoggingExchangeState {
 }
 
 /// Accepts and answers zero-column batches.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct ZeroColumnExchangeState {
     pub call_count: i64,
 }
 
+#[vgirpc::stream_state]
 impl ExchangeState for ZeroColumnExchangeState {
     fn exchange(
         &mut self,
@@ -295,12 +311,13 @@ impl ExchangeState for ZeroColumnExchangeState {
 }
 
 /// Echoes input until the `fail_on`-th exchange, which fails.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct FailOnExchangeNState {
     pub fail_on: i64,
     pub exchange_count: i64,
 }
 
+#[vgirpc::stream_state]
 impl ExchangeState for FailOnExchangeNState {
     fn exchange(
         &mut self,
@@ -320,11 +337,12 @@ impl ExchangeState for FailOnExchangeNState {
 }
 
 /// Answers every input with `rows_per_batch` counter rows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct OversizedExchangeState {
     pub rows_per_batch: i64,
 }
 
+#[vgirpc::stream_state]
 impl ExchangeState for OversizedExchangeState {
     fn exchange(
         &mut self,
@@ -337,9 +355,10 @@ impl ExchangeState for OversizedExchangeState {
 }
 
 /// Echoes input; counts its calls and cancellation in the probe.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct CancellableExchangeState;
 
+#[vgirpc::stream_state]
 impl ExchangeState for CancellableExchangeState {
     fn exchange(
         &mut self,
@@ -377,12 +396,13 @@ fn no_counter() -> RpcError {
 /// `stream_session_counter` where no sticky session can be bound: it
 /// finishes an empty stream or fails on the first increment, as the
 /// reference does outside HTTP.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct NoSessionProducer {
     pub count: i64,
     pub current: i64,
 }
 
+#[vgirpc::stream_state]
 impl ProducerState for NoSessionProducer {
     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.count {
@@ -393,9 +413,10 @@ impl ProducerState for NoSessionProducer {
 }
 
 /// `exchange_session_counter` where no sticky session can be bound.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, ArrowStruct)]
 pub struct NoSessionExchange;
 
+#[vgirpc::stream_state]
 impl ExchangeState for NoSessionExchange {
     fn exchange(
         &mut self,

@@ -14,7 +14,9 @@ Environment:
 ``VGI_CONFORMANCE_WORKER``
     Command line of the worker, split with shell quoting rules.  Started with
     no extra arguments, it must serve the ConformanceService over stdin/stdout
-    and exit when stdin closes.
+    and exit when stdin closes; the Unix and HTTP fixtures add the flags of
+    ``vgi-conformance-worker --help`` (``--unix PATH``, ``--http`` with
+    ``--fake-storage``, caps, ``--token-key``, ``--auth reject-all``).
 ``VGI_CONFORMANCE_TRANSPORTS``
     Comma-separated transports that ``conformance_conn`` is parametrized over;
     the default is every transport in ``_CONNECTORS``.
@@ -26,19 +28,23 @@ Environment:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from vgi_rpc.conformance import ConformanceService
+from vgi_rpc.http import http_connect
 from vgi_rpc.log import Message
 from vgi_rpc.rpc import RpcConnection, SubprocessTransport, connect, unix_connect
 
@@ -119,6 +125,63 @@ def _unix_connector(fixture: str) -> Callable[[pytest.FixtureRequest], ConnFacto
     return build
 
 
+def _http(request: pytest.FixtureRequest) -> ConnFactory:
+    port: int = request.getfixturevalue("conformance_http_port")
+
+    def factory(on_log: OnLog = None) -> contextlib.AbstractContextManager[Any]:
+        return http_connect(ConformanceService, f"http://127.0.0.1:{port}", on_log=on_log)
+
+    return factory
+
+
+def _http_externalize_always(request: pytest.FixtureRequest) -> ConnFactory:
+    port: int = request.getfixturevalue("conformance_http_externalize_always_port")
+
+    def factory(on_log: OnLog = None) -> contextlib.AbstractContextManager[Any]:
+        from vgi_rpc.external import ExternalLocationConfig
+
+        # The fake storage hands out plain-http URLs; allow them.
+        external = ExternalLocationConfig(url_validator=None)
+        return http_connect(
+            ConformanceService, f"http://127.0.0.1:{port}", on_log=on_log, external_location=external
+        )
+
+    return factory
+
+
+def _http_roundrobin(request: pytest.FixtureRequest) -> ConnFactory:
+    """Every request goes to the other of two workers than the one before."""
+    ports: tuple[int, int] = request.getfixturevalue("conformance_http_two_servers")
+
+    @contextlib.contextmanager
+    def factory(on_log: OnLog = None) -> Iterator[Any]:
+        with _roundrobin_client(ports) as client, http_connect(ConformanceService, client=client, on_log=on_log) as proxy:
+            yield proxy
+
+    return factory
+
+
+def _roundrobin_client(ports: tuple[int, int]) -> httpx.Client:
+    counter = itertools.count()
+    lock = threading.Lock()
+
+    class _Alternate(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            with lock:
+                port = ports[next(counter) % 2]
+            request.url = request.url.copy_with(host="127.0.0.1", port=port)
+            return self._inner.handle_request(request)
+
+        def close(self) -> None:
+            self._inner.close()
+
+    # httpx wants a base URL; the transport rewrites host and port anyway.
+    return httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", transport=_Alternate())
+
+
 # Transport name (the conformance_conn parameter id) -> connection factory builder.
 # Adding a transport means adding an entry here and, on the xtask side, a row
 # in its transport table.
@@ -128,6 +191,9 @@ _CONNECTORS: dict[str, Callable[[pytest.FixtureRequest], ConnFactory]] = {
     "unix": _unix_connector("conformance_unix_path"),
     "unix_threaded": _unix_connector("conformance_unix_threaded_path"),
     "unix_launcher": _unix_connector("conformance_unix_launcher_path"),
+    "http": _http,
+    "http_externalize_always": _http_externalize_always,
+    "http_roundrobin": _http_roundrobin,
 }
 
 
@@ -228,28 +294,110 @@ def conformance_unix_launcher_path() -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------
-# Fixtures this harness does not provide yet
+# HTTP workers: the worker's --http flags mirror the reference's
+# tests/serve_conformance_http*.py servers, so each fixture below is the
+# reference fixture of the same name with our worker behind it.
 # ---------------------------------------------------------------------------
 
-_NO_HTTP = "the harness has no HTTP conformance worker yet"
+
+@contextlib.contextmanager
+def _http_worker(*flags: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    """Run the worker as an HTTP server for the session; yield its port.
+
+    The worker prints ``PORT:<n>`` only once it is listening, so no polling
+    is needed before the first request.
+    """
+    proc = subprocess.Popen([*_worker_cmd(), "--http", *flags], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        assert line.startswith("PORT:"), f"expected PORT:<n> from the worker, got {line!r}"
+        yield int(line.split(":", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
 
 
-def _unavailable(name: str, reason: str) -> Any:
-    """A fixture that skips whichever test requests it, naming what is missing."""
-
-    @pytest.fixture(scope="session", name=name)
-    def _fixture() -> None:
-        pytest.skip(f"{name} not provided: {reason}")
-
-    return _fixture
+@pytest.fixture(scope="session")
+def conformance_http_port() -> Iterator[int]:
+    """A plain HTTP worker: no caps, no storage."""
+    with _http_worker() as port:
+        yield port
 
 
-conformance_http_port = _unavailable("conformance_http_port", _NO_HTTP)
-conformance_http_auth_port = _unavailable("conformance_http_auth_port", _NO_HTTP)
-conformance_http_strict_cap_port = _unavailable("conformance_http_strict_cap_port", _NO_HTTP)
-conformance_http_with_storage_port = _unavailable("conformance_http_with_storage_port", _NO_HTTP)
-conformance_http_with_zstd_storage_port = _unavailable("conformance_http_with_zstd_storage_port", _NO_HTTP)
-conformance_fake_storage = _unavailable("conformance_fake_storage", _NO_HTTP)
+@pytest.fixture(scope="session")
+def conformance_http_strict_cap_port() -> Iterator[int]:
+    """An HTTP worker with 1 MiB wire and external caps (serve_conformance_http_strict.py)."""
+    with _http_worker("--max-response-bytes", "1048576", "--max-externalized-response-bytes", "1048576") as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def conformance_fake_storage() -> Iterator[str]:
+    """The reference's fake object storage, in this process; yields its base URL."""
+    from vgi_rpc.conformance.fake_storage import serve_in_thread
+
+    base_url, shutdown = serve_in_thread()
+    try:
+        yield base_url
+    finally:
+        shutdown()
+
+
+@pytest.fixture(scope="session")
+def conformance_http_with_storage_port(conformance_fake_storage: str) -> Iterator[int]:
+    """An HTTP worker externalizing batches of 4 KiB and more into the fake storage."""
+    with _http_worker("--fake-storage", conformance_fake_storage) as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def conformance_http_externalize_always_port(conformance_fake_storage: str) -> Iterator[int]:
+    """An HTTP worker externalizing every non-empty batch; requests stay inline up to 1 MiB."""
+    with _http_worker(
+        "--fake-storage",
+        conformance_fake_storage,
+        "--externalize-threshold",
+        "1",
+        "--max-request-bytes",
+        "1048576",
+    ) as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def conformance_http_with_zstd_storage_port(conformance_fake_storage: str) -> Iterator[int]:
+    """Like ``conformance_http_with_storage_port``, with zstd-compressed uploads."""
+    with _http_worker("--fake-storage", conformance_fake_storage, "--compression", "zstd") as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def conformance_http_auth_port() -> Iterator[int]:
+    """An HTTP worker refusing every request but its health check."""
+    with _http_worker("--auth", "reject-all") as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def conformance_http_two_servers() -> Iterator[tuple[int, int]]:
+    """Two HTTP workers sharing one token key and one cancel-probe file.
+
+    State lives in the sealed token, so either worker must continue a stream
+    the other opened; the shared probe file lets cancellation tests count
+    calls made on both.
+    """
+    probe_fd, probe_path = tempfile.mkstemp(prefix="vgi-cancel-probe-", suffix=".json")
+    os.close(probe_fd)
+    os.unlink(probe_path)
+    env = {**os.environ, "VGI_RPC_CONFORMANCE_PROBE_FILE": probe_path}
+    key = os.urandom(32).hex()
+    try:
+        with _http_worker("--token-key", key, env=env) as port_a, _http_worker("--token-key", key, env=env) as port_b:
+            yield port_a, port_b
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe_path)
 
 
 # ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use crate::expectations::{Ledger, is_glob};
+use crate::http;
 use crate::process::{self, run_ok, shell_quote};
 use crate::python::{self, Venv};
 use crate::report::{Group, Outcome, Summary, TestResult};
@@ -29,6 +30,9 @@ use crate::report::{Group, Outcome, Summary, TestResult};
 enum Runner {
     /// `vgi-rpc-test` against the worker, reached as `target` says.
     Cli { target: CliTarget },
+    /// `vgi-rpc-test --url` against our worker serving HTTP, once per server
+    /// configuration the suite needs (see [`crate::http`]).
+    CliHttp,
     /// The pytest suite, with this transport as the `conformance_conn` parameter
     /// (it must exist in `conformance/tests/conftest.py`).
     Pytest,
@@ -72,6 +76,10 @@ const TRANSPORTS: &[Transport] = &[
         },
     },
     Transport {
+        name: "cli-http",
+        runner: Runner::CliHttp,
+    },
+    Transport {
         name: "pipe",
         runner: Runner::Pytest,
     },
@@ -89,6 +97,18 @@ const TRANSPORTS: &[Transport] = &[
     },
     Transport {
         name: "unix_launcher",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "http",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "http_externalize_always",
+        runner: Runner::Pytest,
+    },
+    Transport {
+        name: "http_roundrobin",
         runner: Runner::Pytest,
     },
 ];
@@ -212,6 +232,16 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
     let mut groups = Vec::new();
     for transport in &transports {
+        if let Runner::CliHttp = transport.runner {
+            let filter = options.filter.as_deref();
+            groups.push(http::run_cli(
+                &venv,
+                &worker,
+                transport.name,
+                filter,
+                &out_dir,
+            ));
+        }
         if let Runner::Cli { target } = transport.runner {
             let output = out_dir.join(format!("{}.json", transport.name));
             groups.push(run_cli(
@@ -425,7 +455,7 @@ impl Drop for UnixWorker {
 
 /// vgi-rpc-test matches whole names, pytest `-k` substrings: give plain words
 /// substring semantics on both sides so one `--filter` selects the same tests.
-fn cli_filter(filter: &str) -> String {
+pub(crate) fn cli_filter(filter: &str) -> String {
     filter
         .split(',')
         .map(|part| {
@@ -440,7 +470,7 @@ fn cli_filter(filter: &str) -> String {
 }
 
 /// Read `vgi-rpc-test --format json` output.
-fn parse_cli_results(path: &Path) -> Result<Vec<TestResult>> {
+pub(crate) fn parse_cli_results(path: &Path) -> Result<Vec<TestResult>> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("vgi-rpc-test wrote no {}", path.display()))?;
     let json: Value =

@@ -18,6 +18,7 @@
 mod ci;
 mod conformance;
 mod expectations;
+mod http;
 mod process;
 mod python;
 mod report;

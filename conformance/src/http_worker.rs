@@ -1,0 +1,231 @@
+//! `--http`: the worker as an HTTP server, with the flags (and defaults) of
+//! the reference's `tests/serve_conformance_http*.py` servers, so one binary
+//! plays the plain, strict-cap, shared-key, storage and reject-all servers.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vgirpc::Server;
+use vgirpc_http::{ExternalConfig, FakeStorageClient, HttpConfig, HttpServer, TokenKey};
+
+/// Usage lines of the HTTP flags.
+pub(crate) const USAGE: &str = "\
+  --http               serve HTTP; prints PORT:<port> when ready
+  --host HOST          bind address (default 127.0.0.1)
+  --port PORT          port (default 0: any free port)
+  --token-key HEX      shared stream-token key (default $VGI_TOKEN_KEY, else random)
+  --fake-storage URL   externalize into the reference's fake storage service
+                       and vend upload URLs from it
+  --externalize-threshold N  batch size that triggers externalization (default 4096)
+  --compression none|zstd    compression of externalized batches (default none)
+  --max-request-bytes N      advertised request cap (default: the threshold
+                             with --fake-storage, else none)
+  --max-response-bytes N     HTTP body cap
+  --max-externalized-response-bytes N  external upload cap per response
+  --auth reject-all    refuse every request except the health check
+  --describe           accepted for compatibility; __describe__ is always served";
+
+/// Upload size advertised with vended URLs, as the reference worker does.
+const MAX_UPLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The HTTP flags, collected while the command line is parsed.
+#[derive(Debug, Default)]
+pub(crate) struct HttpFlags {
+    enabled: bool,
+    host: Option<String>,
+    port: Option<u16>,
+    token_key: Option<String>,
+    fake_storage: Option<String>,
+    externalize_threshold: Option<usize>,
+    zstd_uploads: bool,
+    max_request_bytes: Option<u64>,
+    max_response_bytes: Option<u64>,
+    max_externalized_response_bytes: Option<u64>,
+    reject_all: bool,
+}
+
+/// What `--http` serves.
+#[derive(Debug)]
+pub(crate) struct HttpOptions {
+    host: String,
+    port: u16,
+    reject_all: bool,
+    token_key: Option<TokenKey>,
+    config: HttpConfig,
+}
+
+fn number<T: std::str::FromStr>(flag: &str, raw: &str) -> Result<T, String> {
+    raw.parse()
+        .map_err(|_| format!("{flag} takes a whole number, got {raw:?}"))
+}
+
+impl HttpFlags {
+    /// Consumes `flag` if it is an HTTP flag; `value` yields its argument.
+    pub(crate) fn take(
+        &mut self,
+        flag: &str,
+        value: &mut dyn FnMut() -> Result<String, String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--http" => self.enabled = true,
+            "--host" => self.host = Some(value()?),
+            "--port" => self.port = Some(number(flag, &value()?)?),
+            "--token-key" => self.token_key = Some(value()?),
+            "--fake-storage" => self.fake_storage = Some(value()?),
+            "--externalize-threshold" => {
+                self.externalize_threshold = Some(number(flag, &value()?)?);
+            }
+            "--compression" => {
+                self.zstd_uploads = match value()?.as_str() {
+                    "zstd" => true,
+                    "none" => false,
+                    other => {
+                        return Err(format!("--compression takes none or zstd, got {other:?}"));
+                    }
+                };
+            }
+            "--max-request-bytes" => self.max_request_bytes = Some(number(flag, &value()?)?),
+            "--max-response-bytes" => self.max_response_bytes = Some(number(flag, &value()?)?),
+            "--max-externalized-response-bytes" => {
+                self.max_externalized_response_bytes = Some(number(flag, &value()?)?);
+            }
+            "--auth" => match value()?.as_str() {
+                "reject-all" => self.reject_all = true,
+                other => return Err(format!("--auth takes reject-all, got {other:?}")),
+            },
+            // The reference needs it to serve __describe__; we always do.
+            "--describe" => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The HTTP options if `--http` was given; an error for HTTP flags
+    /// without it.
+    pub(crate) fn finish(self) -> Result<Option<HttpOptions>, String> {
+        if !self.enabled {
+            let any = self.host.is_some()
+                || self.port.is_some()
+                || self.token_key.is_some()
+                || self.fake_storage.is_some()
+                || self.externalize_threshold.is_some()
+                || self.zstd_uploads
+                || self.max_request_bytes.is_some()
+                || self.max_response_bytes.is_some()
+                || self.max_externalized_response_bytes.is_some()
+                || self.reject_all;
+            return if any {
+                Err("HTTP flags need --http".into())
+            } else {
+                Ok(None)
+            };
+        }
+        let token_key = self
+            .token_key
+            .map(|hex| TokenKey::from_hex(&hex).map_err(|e| format!("--token-key: {e}")))
+            .transpose()?;
+        let threshold = self.externalize_threshold.unwrap_or(4096);
+        let mut config = HttpConfig::new();
+        if let Some(url) = self.fake_storage {
+            let storage = Arc::new(FakeStorageClient::new(url));
+            let mut external = ExternalConfig::new(storage.clone())
+                .with_threshold(threshold)
+                // The fake storage serves plain http on loopback.
+                .allow_any_url();
+            if self.zstd_uploads {
+                external = external.with_compression(3);
+            }
+            config = config
+                .with_external(external)
+                .with_upload_urls(storage, Some(MAX_UPLOAD_BYTES))
+                .with_max_request_bytes(self.max_request_bytes.unwrap_or(threshold as u64));
+        } else if let Some(bytes) = self.max_request_bytes {
+            config = config.with_max_request_bytes(bytes);
+        }
+        if let Some(bytes) = self.max_response_bytes {
+            config = config.with_max_response_bytes(bytes);
+        }
+        if let Some(bytes) = self.max_externalized_response_bytes {
+            config = config.with_max_externalized_response_bytes(bytes);
+        }
+        Ok(Some(HttpOptions {
+            host: self.host.unwrap_or_else(|| "127.0.0.1".into()),
+            port: self.port.unwrap_or(0),
+            reject_all: self.reject_all,
+            token_key,
+            config,
+        }))
+    }
+}
+
+/// Serves `server` over HTTP until SIGTERM or SIGINT.
+pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("vgi-conformance-worker: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let HttpOptions {
+        host,
+        port,
+        reject_all,
+        token_key,
+        config,
+    } = options;
+    let port = *port;
+    let mut config = config.clone();
+    if let Some(key) = token_key {
+        config = config.with_token_key(key.clone());
+    }
+    if *reject_all {
+        config = config.with_authenticate(vgirpc_http::reject_all());
+    }
+    let result = runtime.block_on(async {
+        let http = HttpServer::new(server.clone(), config).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            // The harness reads exactly this one line; nothing else goes to stdout.
+            writeln!(stdout, "PORT:{port}")
+                .and_then(|()| stdout.flush())
+                .map_err(|e| e.to_string())?;
+        }
+        http.serve(listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    // Requests still running get a moment; the process is leaving anyway.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vgi-conformance-worker: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; serving until killed");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

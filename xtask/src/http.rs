@@ -1,0 +1,268 @@
+//! `vgi-rpc-test --url` against our worker serving HTTP.
+//!
+//! Some tests only run against a server configured for them: the
+//! `http_response_cap.*` tests skip unless the server advertises response
+//! caps, and two of them further need external storage while the other two
+//! need it absent (externalization would rescue the oversized body). So the
+//! transport runs the whole suite against a plain server, then re-runs the
+//! tests the plain server had to skip against each server configuration
+//! that can run them, as the reference's `tests/serve_conformance_http*.py`
+//! servers are used. A test counts as skipped only if no configuration ran
+//! it.
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::conformance::{cli_filter, parse_cli_results};
+use crate::process::{self, shell_quote};
+use crate::python::Venv;
+use crate::report::{Group, Outcome, TestResult};
+
+/// A server configuration the worker is started with.
+#[derive(Debug)]
+struct Profile {
+    /// Label used in output file names.
+    name: &'static str,
+    /// Flags after `--http`.
+    flags: &'static [&'static str],
+    /// Whether it externalizes into the reference's fake storage service.
+    fake_storage: bool,
+    /// The test category it exists for; `None` for the plain server, which
+    /// runs everything.
+    category: Option<&'static str>,
+}
+
+/// Caps the reference's strict server uses by default (1 MiB each).
+const STRICT: &[&str] = &[
+    "--max-response-bytes",
+    "1048576",
+    "--max-externalized-response-bytes",
+    "1048576",
+];
+
+const PROFILES: &[Profile] = &[
+    Profile {
+        name: "plain",
+        flags: &[],
+        fake_storage: false,
+        category: None,
+    },
+    Profile {
+        name: "strict",
+        flags: STRICT,
+        fake_storage: false,
+        category: Some("http_response_cap"),
+    },
+    Profile {
+        name: "strict-storage",
+        flags: STRICT,
+        fake_storage: true,
+        category: Some("http_response_cap"),
+    },
+];
+
+/// Runs the `cli-http` transport; runner failures become the group's error.
+pub(crate) fn run_cli(
+    venv: &Venv,
+    worker: &str,
+    transport: &str,
+    filter: Option<&str>,
+    out_dir: &Path,
+) -> Group {
+    let mut group = Group::new(transport);
+    match run_profiles(venv, worker, transport, filter, out_dir) {
+        Ok(tests) => group.tests = tests,
+        Err(err) => group.error = Some(format!("{err:#}")),
+    }
+    group
+}
+
+fn run_profiles(
+    venv: &Venv,
+    worker: &str,
+    transport: &str,
+    filter: Option<&str>,
+    out_dir: &Path,
+) -> Result<Vec<TestResult>> {
+    let mut storage: Option<(Background, String)> = None;
+    let mut results: Vec<TestResult> = Vec::new();
+    for profile in PROFILES {
+        let selection = match profile.category {
+            None => filter.map(cli_filter),
+            Some(category) => {
+                let prefix = format!("{category}.");
+                let skipped = results
+                    .iter()
+                    .any(|t| t.outcome == Outcome::Skipped && t.id.starts_with(&prefix));
+                if !skipped {
+                    continue;
+                }
+                Some(format!("{category}.*"))
+            }
+        };
+        let mut flags: Vec<String> = profile.flags.iter().map(|f| (*f).to_owned()).collect();
+        if profile.fake_storage {
+            if storage.is_none() {
+                storage = Some(start_fake_storage(venv)?);
+            }
+            let (_, url) = storage.as_ref().expect("started above");
+            flags.extend(["--fake-storage".to_owned(), url.clone()]);
+        }
+        let (_worker, port) = start_worker(worker, &flags)?;
+        let output = out_dir.join(format!("{transport}-{}.json", profile.name));
+        let tests = run_vgi_rpc_test(venv, port, selection.as_deref(), &output)?;
+        if profile.category.is_none() {
+            results = tests;
+        } else {
+            merge(&mut results, tests);
+        }
+    }
+    Ok(results)
+}
+
+/// Replaces skips in `base` with what another configuration made of the
+/// same test.
+fn merge(base: &mut [TestResult], rerun: Vec<TestResult>) {
+    for test in rerun {
+        if test.outcome == Outcome::Skipped {
+            continue;
+        }
+        if let Some(slot) = base
+            .iter_mut()
+            .find(|t| t.id == test.id && t.outcome == Outcome::Skipped)
+        {
+            *slot = test;
+        }
+    }
+}
+
+fn run_vgi_rpc_test(
+    venv: &Venv,
+    port: u16,
+    filter: Option<&str>,
+    output: &Path,
+) -> Result<Vec<TestResult>> {
+    if let Err(err) = std::fs::remove_file(output)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(err).with_context(|| format!("removing {}", output.display()));
+    }
+    let mut cmd = Command::new(venv.bin("vgi-rpc-test"));
+    cmd.args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--format", "json", "--output"])
+        .arg(output);
+    if let Some(filter) = filter {
+        cmd.args(["--filter", filter]);
+    }
+    let status = process::run(&mut cmd)?;
+    // 0: all passed, 1: some failed; anything else means the run itself broke.
+    if !matches!(status.code(), Some(0 | 1)) {
+        bail!("vgi-rpc-test exited with {status} (its stderr is above)");
+    }
+    parse_cli_results(output)
+}
+
+/// A process started for one run, stopped when dropped.
+struct Background {
+    child: Child,
+}
+
+impl Background {
+    /// Runs `line` with `sh` and returns the process with the port from the
+    /// `PORT:<n>` line it prints when ready.
+    fn start(line: &str) -> Result<(Self, u16)> {
+        println!("+ {line} &");
+        let mut child = Command::new("sh")
+            .args(["-c", line])
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting `{line}`"))?;
+        let stdout = child.stdout.take().context("capturing stdout")?;
+        let background = Self { child };
+        let mut ready = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .context("reading the ready line")?;
+        let port = ready
+            .trim_end()
+            .strip_prefix("PORT:")
+            .and_then(|p| p.parse().ok())
+            .with_context(|| {
+                format!("`{line}` printed {:?}, expected PORT:<n>", ready.trim_end())
+            })?;
+        Ok((background, port))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // SIGTERM lets the process shut down cleanly; kill is the fallback.
+        let stopped = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn start_worker(worker: &str, flags: &[String]) -> Result<(Background, u16)> {
+    let flags: Vec<String> = flags.iter().map(|f| shell_quote(f).into_owned()).collect();
+    // The worker is a shell-quoted command line, as both runners expect.
+    Background::start(&format!("exec {worker} --http {}", flags.join(" ")))
+}
+
+/// The reference's in-memory object store, which the storage profiles
+/// externalize into; returns it with its base URL.
+fn start_fake_storage(venv: &Venv) -> Result<(Background, String)> {
+    let python = shell_quote(&venv.python().to_string_lossy()).into_owned();
+    let (process, port) = Background::start(&format!(
+        "exec {python} -m vgi_rpc.conformance.fake_storage --port 0"
+    ))?;
+    Ok((process, format!("http://127.0.0.1:{port}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, outcome: Outcome) -> TestResult {
+        TestResult {
+            id: id.to_owned(),
+            outcome,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn reruns_only_replace_skips() {
+        let mut base = vec![
+            result("a.one", Outcome::Passed),
+            result("cap.wire", Outcome::Skipped),
+            result("cap.external", Outcome::Skipped),
+        ];
+        merge(
+            &mut base,
+            vec![
+                result("a.one", Outcome::Failed),
+                result("cap.wire", Outcome::Passed),
+                result("cap.external", Outcome::Skipped),
+                result("cap.unknown", Outcome::Passed),
+            ],
+        );
+        let outcomes: Vec<_> = base.iter().map(|t| (t.id.as_str(), t.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("a.one", Outcome::Passed),
+                ("cap.wire", Outcome::Passed),
+                ("cap.external", Outcome::Skipped),
+            ]
+        );
+    }
+}
