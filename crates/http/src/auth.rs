@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use serde_json::{Map, Value as Json};
+use vgirpc::CallIdentity;
 use vgirpc_token::Identity;
 
 /// Who made a request, as established by an [`Authenticate`] hook.
@@ -45,6 +46,16 @@ impl AuthContext {
     pub fn with_claim(mut self, name: impl Into<String>, value: impl Into<Json>) -> Self {
         self.claims.insert(name.into(), value.into());
         self
+    }
+
+    /// The identity as dispatch hooks (the access log) record it.
+    pub(crate) fn call_identity(&self) -> CallIdentity {
+        CallIdentity {
+            principal: self.principal.clone().unwrap_or_default(),
+            auth_domain: self.domain.clone().unwrap_or_default(),
+            authenticated: self.authenticated,
+            claims: self.claims.clone(),
+        }
     }
 
     /// The identity stream-state tokens are bound to.

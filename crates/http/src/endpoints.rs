@@ -14,6 +14,7 @@ use vgirpc::wire::describe::MethodType;
 use vgirpc::wire::ipc::empty_schema;
 use vgirpc::wire::log::ErrorInfo;
 
+use crate::RemoteAddr;
 use crate::auth::AuthContext;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::layer::BoxFuture;
@@ -90,10 +91,15 @@ impl Endpoints {
     fn prepare(&self, request: &Request<Bytes>) -> Prepared {
         let method = request.method();
         let caller = || Caller {
-            identity: request.extensions().get::<AuthContext>().map_or(
-                vgirpc_token::Identity::Anonymous,
-                AuthContext::token_identity,
-            ),
+            auth: request
+                .extensions()
+                .get::<AuthContext>()
+                .cloned()
+                .unwrap_or_default(),
+            remote_addr: request
+                .extensions()
+                .get::<RemoteAddr>()
+                .map_or_else(String::new, |addr| addr.0.to_string()),
             request_id: request
                 .extensions()
                 .get::<RequestId>()

@@ -17,11 +17,12 @@ use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::{Request, request_error_info};
 use vgirpc::wire::types::{deserialize_schema, serialize_schema};
 use vgirpc::{
-    ActiveStream, Answer, Call, FailureKind, OpenStream, RpcError, SavedStream, Server, Step,
-    TransportKind,
+    ActiveStream, Answer, Call, CallRecord, CallStatus, FailureKind, OpenStream, RpcError,
+    SavedStream, Server, Step, TransportKind,
 };
 use vgirpc_token::{Identity, TokenKey, TokenPayload, unix_now};
 
+use crate::auth::AuthContext;
 use crate::external::{Entry, ExternalConfig, data_entry, pointer_url};
 use crate::storage::UploadUrlProvider;
 
@@ -40,8 +41,31 @@ pub(crate) struct Reply {
 /// What the HTTP layers established about the request.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub(crate) identity: Identity,
+    pub(crate) auth: AuthContext,
+    /// `ip:port` of the peer, empty when unknown.
+    pub(crate) remote_addr: String,
     pub(crate) request_id: String,
+}
+
+impl Caller {
+    fn identity(&self) -> Identity {
+        self.auth.token_identity()
+    }
+}
+
+/// How a stream turn ended, beyond its reply: what the access record needs.
+#[derive(Debug, Default)]
+struct Turn {
+    /// The plaintext state handed out in a new token, if one was.
+    response_state: Option<Vec<u8>>,
+    /// A failure the transport imposed after the method succeeded (a cap).
+    failure: Option<ErrorInfo>,
+}
+
+/// A sealed continuation token and the plaintext state inside it.
+struct Minted {
+    token: String,
+    state: Vec<u8>,
 }
 
 /// A request refused before, or instead of, normal dispatch.
@@ -103,7 +127,14 @@ impl Rpc {
             Err(failure) => return failure.reply(&caller.request_id),
         };
         match self.server.dispatch(request, TransportKind::Http) {
-            Call::Answer(answer) => self.unary_reply(method, answer, &caller.request_id),
+            Call::Answer(mut answer) => {
+                let record = answer.record.take();
+                let (reply, failure) = self.unary_reply(method, answer, &caller.request_id);
+                if let Some(record) = record {
+                    self.emit(*record, caller, reply.status, failure.as_ref());
+                }
+                reply
+            }
             Call::Stream(_) => unreachable_stream(method, &caller.request_id),
         }
     }
@@ -117,15 +148,33 @@ impl Rpc {
             Err(failure) => return failure.reply(&caller.request_id),
         };
         match self.server.dispatch(request, TransportKind::Http) {
-            Call::Answer(answer) => answer_reply(&answer),
-            Call::Stream(open) => self.opened(*open, caller),
+            Call::Answer(mut answer) => {
+                let record = answer.record.take();
+                let reply = answer_reply(&answer);
+                if let Some(record) = record {
+                    self.emit(*record, caller, reply.status, None);
+                }
+                reply
+            }
+            Call::Stream(open) => {
+                let OpenStream {
+                    header,
+                    init_logs,
+                    mut stream,
+                } = *open;
+                let (reply, turn) = self.opened(header, init_logs, &mut stream, caller);
+                let mut record = stream.take_record();
+                record.response_state = turn.response_state;
+                self.emit(record, caller, reply.status, turn.failure.as_ref());
+                reply
+            }
         }
     }
 
     /// `POST {prefix}/{method}/exchange`: one turn of a stream whose state
     /// arrives in the input batch's token.
     pub(crate) fn exchange(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
-        let turn = || -> Result<Reply, Failure> {
+        let opened = || -> Result<(IpcBatch, ActiveStream, Vec<u8>), Failure> {
             // Only the first batch matters; later bytes are not read.
             let input = read_batch(body, false)?;
             let token = input.metadata.get(metadata::STREAM_STATE).ok_or_else(|| {
@@ -135,23 +184,34 @@ impl Rpc {
                     "Missing state token in exchange request",
                 )
             })?;
-            let mut stream = self.restore(method, token, caller)?;
-            if input.metadata.contains(metadata::CANCEL) {
-                stream.cancel();
-                return Ok(Reply {
-                    status: StatusCode::OK,
-                    body: write_stream_bytes(stream.output_schema(), [])
-                        .expect("an empty stream always encodes"),
-                });
-            }
-            if stream.input_schema().fields().is_empty() {
-                let mut body = Vec::new();
-                let status = self.produce(&mut stream, Vec::new(), &caller.identity, &mut body);
-                return Ok(Reply { status, body });
-            }
+            let (stream, state) = self.restore(method, token, caller)?;
+            Ok((input, stream, state))
+        };
+        let (input, mut stream, request_state) = match opened() {
+            Ok(opened) => opened,
+            Err(failure) => return failure.reply(&caller.request_id),
+        };
+        let (reply, turn) = if input.metadata.contains(metadata::CANCEL) {
+            stream.cancel();
+            let body = write_stream_bytes(stream.output_schema(), [])
+                .expect("an empty stream always encodes");
+            let reply = Reply {
+                status: StatusCode::OK,
+                body,
+            };
+            (reply, Turn::default())
+        } else if stream.input_schema().fields().is_empty() {
+            let mut body = Vec::new();
+            let (status, turn) = self.produce(&mut stream, Vec::new(), caller, &mut body);
+            (Reply { status, body }, turn)
+        } else {
             self.exchange_turn(method, &mut stream, input, caller)
         };
-        turn().unwrap_or_else(|failure| failure.reply(&caller.request_id))
+        let mut record = stream.take_record();
+        record.request_state = Some(request_state);
+        record.response_state = turn.response_state;
+        self.emit(record, caller, reply.status, turn.failure.as_ref());
+        reply
     }
 
     /// `POST {prefix}/__upload_url__/init`: `count` (default 1, at most 100)
@@ -256,14 +316,19 @@ impl Rpc {
     }
 
     /// A unary answer, with its result externalized and both caps enforced.
-    fn unary_reply(&self, method: &str, mut answer: Answer, request_id: &str) -> Reply {
+    fn unary_reply(
+        &self,
+        method: &str,
+        mut answer: Answer,
+        request_id: &str,
+    ) -> (Reply, Option<ErrorInfo>) {
         if answer.failure.is_some() {
-            return answer_reply(&answer);
+            return (answer_reply(&answer), None);
         }
         let schema = answer.schema.clone();
-        let fail = |message: String| {
-            Failure::internal(ErrorInfo::new("RuntimeError", message), schema.clone())
-                .reply(request_id)
+        let fail = |info: ErrorInfo| {
+            let reply = Failure::internal(info.clone(), schema.clone()).reply(request_id);
+            (reply, Some(info))
         };
         let mut uploaded = 0;
         if let (Some(external), Some(index)) = (&self.external, data_entry(&answer.batches)) {
@@ -274,7 +339,7 @@ impl Rpc {
                 0
             };
             if let Some(message) = self.external_overshoot(method, predicted) {
-                return fail(message);
+                return fail(ErrorInfo::new("RuntimeError", message));
             }
             let entry = answer.batches.remove(index);
             match external.externalize_batch(&schema, entry) {
@@ -282,53 +347,60 @@ impl Rpc {
                     answer.batches.insert(index, entry);
                     uploaded = bytes;
                 }
-                Err(err) => return fail(err.message().to_owned()),
+                Err(err) => return fail(err.info().clone()),
             }
         }
         let body = encode_answer(&answer);
         match self.overshoot(method, body.len(), uploaded) {
-            Some(message) => fail(message),
-            None => Reply {
-                status: StatusCode::OK,
-                body,
-            },
+            Some(message) => fail(ErrorInfo::new("RuntimeError", message)),
+            None => {
+                let reply = Reply {
+                    status: StatusCode::OK,
+                    body,
+                };
+                (reply, None)
+            }
         }
     }
 
-    /// The init response of a stream that opened.
-    fn opened(&self, open: OpenStream, caller: &Caller) -> Reply {
-        let OpenStream {
-            header,
-            init_logs,
-            mut stream,
-        } = open;
-        let request_id = &caller.request_id;
+    /// The init response of a stream that opened: its header, then a
+    /// producer's first batches or an exchange's first token.
+    fn opened(
+        &self,
+        header: Option<Answer>,
+        init_logs: Vec<Entry>,
+        stream: &mut ActiveStream,
+        caller: &Caller,
+    ) -> (Reply, Turn) {
+        let fail = |info: ErrorInfo| {
+            let reply = Failure::internal(info.clone(), empty_schema()).reply(&caller.request_id);
+            let turn = Turn {
+                failure: Some(info),
+                ..Turn::default()
+            };
+            (reply, turn)
+        };
         let mut body = Vec::new();
         if let Some(mut header) = header {
             if let (Some(external), Some(index)) = (&self.external, data_entry(&header.batches)) {
                 let entry = header.batches.remove(index);
                 match external.externalize_batch(&header.schema, entry) {
                     Ok((entry, _)) => header.batches.insert(index, entry),
-                    Err(err) => {
-                        return Failure::internal(err.info().clone(), empty_schema())
-                            .reply(request_id);
-                    }
+                    Err(err) => return fail(err.info().clone()),
                 }
             }
             body = encode_answer(&header);
         }
         if stream.input_schema().fields().is_empty() {
-            let status = self.produce(&mut stream, init_logs, &caller.identity, &mut body);
-            return Reply { status, body };
+            let (status, turn) = self.produce(stream, init_logs, caller, &mut body);
+            return (Reply { status, body }, turn);
         }
-        let token = match self.mint(&stream, &caller.identity) {
-            Ok(token) => token,
-            Err(err) => {
-                return Failure::internal(err.info().clone(), empty_schema()).reply(request_id);
-            }
+        let minted = match self.mint(stream, caller) {
+            Ok(minted) => minted,
+            Err(err) => return fail(err.info().clone()),
         };
         let schema = stream.output_schema();
-        let token_md = Metadata::new().with(metadata::STREAM_STATE, token);
+        let token_md = Metadata::new().with(metadata::STREAM_STATE, minted.token);
         let token_batch = empty_batch(schema);
         let batches = init_logs
             .iter()
@@ -337,10 +409,15 @@ impl Rpc {
         body.extend(
             write_stream_bytes(schema, batches).expect("logs and a token batch always encode"),
         );
-        Reply {
+        let reply = Reply {
             status: StatusCode::OK,
             body,
-        }
+        };
+        let turn = Turn {
+            response_state: Some(minted.state),
+            failure: None,
+        };
+        (reply, turn)
     }
 
     /// Runs a producer until it finishes, fails, or the body reaches
@@ -353,17 +430,20 @@ impl Rpc {
         &self,
         stream: &mut ActiveStream,
         init_logs: Vec<Entry>,
-        identity: &Identity,
+        caller: &Caller,
         out: &mut Vec<u8>,
-    ) -> StatusCode {
+    ) -> (StatusCode, Turn) {
         let schema = stream.output_schema().clone();
         let request_id = stream.request_id().to_owned();
         let start = out.len();
         let mut status = StatusCode::OK;
+        let mut turn = Turn::default();
         let result = (|| -> Result<(), WireError> {
             let mut writer = StreamWriter::try_new(&mut *out, &schema)?;
-            let error = |writer: &mut StreamWriter<&mut Vec<u8>>, info: &ErrorInfo| {
-                let (batch, md) = error_entry(&schema, info, &request_id);
+            // Ends the turn on `info`: the error batch closes the stream.
+            let mut fail = |writer: &mut StreamWriter<&mut Vec<u8>>, info: ErrorInfo| {
+                let (batch, md) = error_entry(&schema, &info, &request_id);
+                turn.failure = Some(info);
                 writer.write(&batch, &md)
             };
             for (batch, md) in &init_logs {
@@ -375,7 +455,7 @@ impl Rpc {
                     Step::Continue(entries) => entries,
                     Step::Finished(entries) => {
                         if let Err(err) = self.write_cycle(&mut writer, &schema, entries) {
-                            error(&mut writer, err.info())?;
+                            fail(&mut writer, err.info().clone())?;
                         }
                         break;
                     }
@@ -392,7 +472,7 @@ impl Rpc {
                         && let Some(message) =
                             self.external_overshoot(stream.method(), uploaded + predicted)
                     {
-                        error(&mut writer, &ErrorInfo::new("RuntimeError", message))?;
+                        fail(&mut writer, ErrorInfo::new("RuntimeError", message))?;
                         status = StatusCode::INTERNAL_SERVER_ERROR;
                         break;
                     }
@@ -400,7 +480,7 @@ impl Rpc {
                 match self.write_cycle(&mut writer, &schema, entries) {
                     Ok(bytes) => uploaded += bytes,
                     Err(err) => {
-                        error(&mut writer, err.info())?;
+                        fail(&mut writer, err.info().clone())?;
                         break;
                     }
                 }
@@ -408,30 +488,32 @@ impl Rpc {
                 if self.max_response_bytes.is_some_and(|cap| written < cap) {
                     continue;
                 }
-                match self.mint(stream, identity) {
-                    Ok(token) => {
-                        let md = Metadata::new().with(metadata::STREAM_STATE, token);
+                match self.mint(stream, caller) {
+                    Ok(minted) => {
+                        let md = Metadata::new().with(metadata::STREAM_STATE, minted.token);
                         writer.write(&empty_batch(&schema), &md)?;
+                        turn.response_state = Some(minted.state);
                     }
-                    Err(err) => error(&mut writer, err.info())?,
+                    Err(err) => fail(&mut writer, err.info().clone())?,
                 }
                 break;
             }
             writer.finish()?;
             Ok(())
         })();
-        match result {
-            Ok(()) => status,
-            Err(err) => {
-                // Encoding into memory only fails on a bug; answer cleanly anyway.
-                tracing::error!(%err, "cannot encode a producer response");
-                out.truncate(start);
-                let info =
-                    ErrorInfo::new("RuntimeError", format!("cannot encode the response: {err}"));
-                out.extend(error_stream(&schema, &info, &request_id));
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+        if let Err(err) = result {
+            // Encoding into memory only fails on a bug; answer cleanly anyway.
+            tracing::error!(%err, "cannot encode a producer response");
+            out.truncate(start);
+            let info = ErrorInfo::new("RuntimeError", format!("cannot encode the response: {err}"));
+            out.extend(error_stream(&schema, &info, &request_id));
+            turn = Turn {
+                response_state: None,
+                failure: Some(info),
+            };
+            status = StatusCode::INTERNAL_SERVER_ERROR;
         }
+        (status, turn)
     }
 
     /// One exchange: the input batch in, the output batch (carrying the
@@ -442,56 +524,76 @@ impl Rpc {
         stream: &mut ActiveStream,
         input: IpcBatch,
         caller: &Caller,
-    ) -> Result<Reply, Failure> {
+    ) -> (Reply, Turn) {
         let schema = stream.output_schema().clone();
-        let fail = |info: ErrorInfo| Failure::internal(info, schema.clone());
+        let fail = |info: ErrorInfo, schema: SchemaRef| {
+            let reply = Failure::internal(info.clone(), schema).reply(&caller.request_id);
+            let turn = Turn {
+                response_state: None,
+                failure: Some(info),
+            };
+            (reply, turn)
+        };
         let mut input = match &self.external {
-            Some(external) => external
-                .resolve(input)
-                .map_err(|e| Failure::internal(e.info().clone(), empty_schema()))?,
+            Some(external) => match external.resolve(input) {
+                Ok(input) => input,
+                Err(err) => return fail(err.info().clone(), empty_schema()),
+            },
             None => input,
         };
         input.metadata.remove(metadata::STREAM_STATE);
         let mut entries = match stream.step(input) {
             Step::Continue(entries) | Step::Finished(entries) => entries,
             Step::Failed(entries, _) => {
-                return Ok(Reply {
+                let reply = Reply {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     body: write_stream_bytes(&schema, entries.iter().map(|(b, m)| (b, m)))
                         .expect("an error batch always encodes"),
-                });
+                };
+                return (reply, Turn::default());
             }
         };
-        let token = self
-            .mint(stream, &caller.identity)
-            .map_err(|e| fail(e.info().clone()))?;
+        let minted = match self.mint(stream, caller) {
+            Ok(minted) => minted,
+            Err(err) => return fail(err.info().clone(), schema),
+        };
         match data_entry(&entries) {
-            Some(index) => entries[index].1.insert(metadata::STREAM_STATE, token),
+            Some(index) => entries[index]
+                .1
+                .insert(metadata::STREAM_STATE, minted.token),
             None => entries.push((
                 empty_batch(&schema),
-                Metadata::new().with(metadata::STREAM_STATE, token),
+                Metadata::new().with(metadata::STREAM_STATE, minted.token),
             )),
         }
         if let Some(external) = &self.external
             && let Some(message) = self.external_overshoot(method, external.predict_cycle(&entries))
         {
-            return Err(fail(ErrorInfo::new("RuntimeError", message)));
+            return fail(ErrorInfo::new("RuntimeError", message), schema);
         }
         let mut body = Vec::new();
-        let uploaded = (|| -> Result<usize, RpcError> {
+        let written = (|| -> Result<usize, RpcError> {
             let mut writer = StreamWriter::try_new(&mut body, &schema).map_err(internal)?;
             let uploaded = self.write_cycle(&mut writer, &schema, entries)?;
             writer.finish().map_err(internal)?;
             Ok(uploaded)
-        })()
-        .map_err(|e| fail(e.info().clone()))?;
+        })();
+        let uploaded = match written {
+            Ok(uploaded) => uploaded,
+            Err(err) => return fail(err.info().clone(), schema),
+        };
         if let Some(message) = self.overshoot(method, body.len(), uploaded) {
-            return Err(fail(ErrorInfo::new("RuntimeError", message)));
+            return fail(ErrorInfo::new("RuntimeError", message), schema);
         }
-        Ok(Reply {
+        let reply = Reply {
             status: StatusCode::OK,
             body,
-        })
+        };
+        let turn = Turn {
+            response_state: Some(minted.state),
+            failure: None,
+        };
+        (reply, turn)
     }
 
     /// Writes one output cycle, externalized when its data batch is large.
@@ -513,7 +615,7 @@ impl Rpc {
     }
 
     /// Seals the stream's state into a continuation token.
-    fn mint(&self, stream: &ActiveStream, identity: &Identity) -> Result<String, RpcError> {
+    fn mint(&self, stream: &ActiveStream, caller: &Caller) -> Result<Minted, RpcError> {
         let saved = stream.save()?;
         let payload = TokenPayload {
             created_at: unix_now(),
@@ -522,16 +624,26 @@ impl Rpc {
             input_schema: serialize_schema(&saved.input_schema),
             stream_id: saved.stream_id,
         };
-        Ok(payload.seal(&self.key, identity))
+        let token = payload.seal(&self.key, &caller.identity());
+        Ok(Minted {
+            token,
+            state: payload.state,
+        })
     }
 
-    /// Opens a continuation token and rebuilds its stream.
-    fn restore(&self, method: &str, token: &str, caller: &Caller) -> Result<ActiveStream, Failure> {
+    /// Opens a continuation token and rebuilds its stream; also returns the
+    /// plaintext state, for the access record.
+    fn restore(
+        &self,
+        method: &str,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<(ActiveStream, Vec<u8>), Failure> {
         let bad = |message: String| Failure::new(StatusCode::BAD_REQUEST, "RuntimeError", message);
         let payload = TokenPayload::open(
             token,
             &self.key,
-            &caller.identity,
+            &caller.identity(),
             self.token_ttl_secs,
             unix_now(),
         )
@@ -545,20 +657,45 @@ impl Rpc {
             .map_err(|e| bad(format!("Failed to deserialize output schema: {e}")))?;
         let input_schema = deserialize_schema(&payload.input_schema)
             .map_err(|e| bad(format!("Failed to deserialize input schema: {e}")))?;
+        let state = payload.state.clone();
         let saved = SavedStream {
             state: payload.state,
             output_schema: Arc::new(output_schema),
             input_schema: Arc::new(input_schema),
             stream_id: payload.stream_id,
         };
-        self.server
+        let stream = self
+            .server
             .resume(
                 method,
                 saved,
                 caller.request_id.clone(),
                 TransportKind::Http,
             )
-            .map_err(|e| bad(format!("Failed to deserialize state: {}", e.message())))
+            .map_err(|e| bad(format!("Failed to deserialize state: {}", e.message())))?;
+        Ok((stream, state))
+    }
+
+    /// Completes a call's record with what HTTP knows and hands it to the
+    /// server's hooks (the access log). The status is the one the reference
+    /// logs: 500 for method failures, although the client sees 200.
+    fn emit(
+        &self,
+        mut record: CallRecord,
+        caller: &Caller,
+        status: StatusCode,
+        failure: Option<&ErrorInfo>,
+    ) {
+        record.http_status = Some(status.as_u16());
+        record.identity = caller.auth.call_identity();
+        record.remote_addr = caller.remote_addr.clone();
+        if let Some(info) = failure {
+            record.status = CallStatus::Error {
+                error_type: info.error_type.clone(),
+                message: info.message.clone(),
+            };
+        }
+        self.server.emit(&record);
     }
 
     /// The error text when a response breaks either cap.

@@ -18,8 +18,8 @@ use vgirpc::wire::log::{ErrorInfo, LogRecord};
 use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::Request as RpcRequest;
 use vgirpc::{
-    ArrowStruct, CallContext, ExchangeState, OutputCollector, ProducerState, RpcError, Server,
-    Stream,
+    ArrowStruct, CallContext, CallRecord, DispatchHook, ExchangeState, OutputCollector,
+    ProducerState, RpcError, Server, Stream,
 };
 use vgirpc_http::{AuthContext, HttpConfig, HttpServer, TokenKey, bearer_static};
 
@@ -146,7 +146,10 @@ struct TestServer {
 }
 
 async fn start(config: HttpConfig) -> TestServer {
-    let server = Server::new(ProbeServer::new(ProbeImpl)).unwrap();
+    start_with(Server::new(ProbeServer::new(ProbeImpl)).unwrap(), config).await
+}
+
+async fn start_with(server: Server, config: HttpConfig) -> TestServer {
     let http = HttpServer::new(server, config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -832,4 +835,76 @@ impl http_body::Body for Chunked {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
     }
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch hooks
+// ---------------------------------------------------------------------------
+
+/// Collects every record the server hands to its hooks.
+#[derive(Clone, Default)]
+struct Records(Arc<std::sync::Mutex<Vec<CallRecord>>>);
+
+impl DispatchHook for Records {
+    fn on_call(&self, record: &CallRecord) {
+        self.0.lock().unwrap().push(record.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_and_stream_turn_reaches_the_hooks() {
+    let server = Server::new(ProbeServer::new(ProbeImpl)).unwrap();
+    let records = Records::default();
+    server.add_hook(records.clone());
+    let tokens = [(
+        "t".to_owned(),
+        AuthContext::authenticated("bearer", "alice"),
+    )];
+    let server = start_with(server, keyed().with_authenticate(bearer_static(tokens))).await;
+    let authorized = |path: &str, body: Vec<u8>| {
+        post(path, body.clone())
+            .header("authorization", "Bearer t")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+
+    let body = request(
+        "fail",
+        vec![(
+            "message",
+            Arc::new(arrow_array::StringArray::from(vec!["no"])),
+        )],
+    );
+    send(server.addr, authorized("/fail", body)).await;
+    let reply = send(
+        server.addr,
+        authorized("/count/init", request("count", vec![("limit", int(1))])),
+    )
+    .await;
+    let token = reply.token().unwrap();
+    send(
+        server.addr,
+        authorized("/count/exchange", turn(&token, tick(), Metadata::new())),
+    )
+    .await;
+
+    let records = records.0.lock().unwrap().clone();
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let (fail, init, last) = (&records[0], &records[1], &records[2]);
+    assert_eq!(
+        fail.http_status,
+        Some(500),
+        "logged as the reference logs it"
+    );
+    assert!(fail.is_error());
+    assert_eq!(fail.identity.principal, "alice");
+    assert!(fail.remote_addr.starts_with("127.0.0.1:"));
+    assert_eq!(init.method, "count");
+    assert!(init.response_state.is_some());
+    assert!(init.request_state.is_none());
+    assert_eq!(init.stream_id, last.stream_id);
+    assert_eq!(init.stream_id.as_ref().map(String::len), Some(32));
+    assert_eq!(last.request_state, init.response_state);
+    assert!(last.response_state.is_none(), "the stream finished");
+    assert_eq!(last.http_status, Some(200));
 }
