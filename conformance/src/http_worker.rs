@@ -229,3 +229,93 @@ async fn shutdown_signal() {
         _ = int.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<HttpOptions>, String> {
+        let mut flags = HttpFlags::default();
+        let mut args: std::collections::VecDeque<String> =
+            args.iter().map(|a| (*a).to_owned()).collect();
+        while let Some(flag) = args.pop_front() {
+            let mut value = || {
+                args.pop_front()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            assert!(flags.take(&flag, &mut value)?, "{flag} is an HTTP flag");
+        }
+        flags.finish()
+    }
+
+    #[test]
+    fn defaults_mirror_the_reference_servers() {
+        let plain = parse(&["--http"]).unwrap().unwrap();
+        assert_eq!((plain.host.as_str(), plain.port), ("127.0.0.1", 0));
+        assert!(format!("{:?}", plain.config).contains("max_request_bytes: None"));
+
+        // With storage, requests are capped at the externalization threshold.
+        let storage = parse(&["--http", "--fake-storage", "http://127.0.0.1:9"])
+            .unwrap()
+            .unwrap();
+        let config = format!("{:?}", storage.config);
+        assert!(config.contains("threshold_bytes: 4096"), "{config}");
+        assert!(config.contains("max_request_bytes: Some(4096)"), "{config}");
+        assert!(
+            config.contains("max_upload_bytes: Some(67108864)"),
+            "{config}"
+        );
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        let options = parse(&[
+            "--http",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8080",
+            "--token-key",
+            "00ff",
+            "--fake-storage",
+            "http://127.0.0.1:9",
+            "--externalize-threshold",
+            "1",
+            "--compression",
+            "zstd",
+            "--max-request-bytes",
+            "1048576",
+            "--max-response-bytes",
+            "65536",
+            "--max-externalized-response-bytes",
+            "65536",
+            "--auth",
+            "reject-all",
+            "--describe",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((options.host.as_str(), options.port), ("0.0.0.0", 8080));
+        assert!(options.reject_all && options.token_key.is_some());
+        let config = format!("{:?}", options.config);
+        for expected in [
+            "threshold_bytes: 1",
+            "compression_level: Some(3)",
+            "max_request_bytes: Some(1048576)",
+            "max_response_bytes: Some(65536)",
+            "max_externalized_response_bytes: Some(65536)",
+        ] {
+            assert!(config.contains(expected), "{expected} in {config}");
+        }
+    }
+
+    #[test]
+    fn bad_values_and_orphan_flags_are_refused() {
+        assert!(parse(&["--port", "1"]).unwrap_err().contains("--http"));
+        assert!(parse(&["--http", "--compression", "gzip"]).is_err());
+        assert!(parse(&["--http", "--auth", "allow-all"]).is_err());
+        assert!(parse(&["--http", "--token-key", "xyz"]).is_err());
+        assert!(parse(&["--http", "--port", "http"]).is_err());
+        assert!(parse(&[]).unwrap().is_none());
+    }
+}

@@ -27,14 +27,9 @@ enum Inner {
 
 impl ResponseBody {
     /// A complete body.
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         ResponseBody(Inner::Full((!bytes.is_empty()).then_some(bytes)))
-    }
-
-    /// An empty body.
-    pub fn empty() -> Self {
-        ResponseBody(Inner::Full(None))
     }
 
     /// A body whose chunks arrive on `chunks`; it ends when the sender is dropped.

@@ -233,3 +233,88 @@ pub(crate) fn decode(method: &str, envelope: &[u8]) -> Result<RestoredState, Rpc
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::CallContext;
+    use crate::stream::OutputCollector;
+
+    const KEY: &str = "persist::tests::Ticks";
+
+    #[derive(Debug, PartialEq, vgirpc_macros::ArrowStruct)]
+    #[arrow(crate = "vgirpc_wire")]
+    struct Ticks {
+        left: i64,
+    }
+
+    impl ProducerState for Ticks {
+        fn produce(&mut self, out: &mut OutputCollector, _: &CallContext) -> Result<(), RpcError> {
+            out.finish()
+        }
+
+        fn save_state(&self) -> Result<SavedState, RpcError> {
+            save_state(KEY, self)
+        }
+    }
+
+    inventory::submit! { StateRegistration::producer::<Ticks>(KEY) }
+
+    fn saved() -> SavedState {
+        Ticks { left: 3 }.save_state().unwrap()
+    }
+
+    #[test]
+    fn a_registered_state_round_trips() {
+        let envelope = encode("tick", false, saved());
+        assert_eq!(envelope[..2], [FORMAT, PRODUCER]);
+        assert!(matches!(
+            decode("tick", &envelope),
+            Ok(RestoredState::Producer(_))
+        ));
+    }
+
+    #[test]
+    fn mismatches_are_refused_with_their_reason() {
+        let message = |result: Result<RestoredState, RpcError>| match result {
+            Ok(_) => panic!("decoded"),
+            Err(err) => err.message().to_owned(),
+        };
+        let envelope = encode("tick", false, saved());
+        assert!(message(decode("tock", &envelope)).contains("belongs to method"));
+        let exchange = encode("tick", true, saved());
+        assert!(message(decode("tick", &exchange)).contains("does not match"));
+        let unknown = encode(
+            "tick",
+            false,
+            SavedState {
+                key: "nowhere::Else",
+                bytes: Vec::new(),
+            },
+        );
+        assert!(message(decode("tick", &unknown)).contains("no stream state type"));
+        let mut future = envelope.clone();
+        future[0] = 2;
+        assert!(message(decode("tick", &future)).contains("format 2"));
+        for cut in [0, 1, 3, 6] {
+            assert!(message(decode("tick", &envelope[..cut])).contains("malformed"));
+        }
+    }
+
+    #[test]
+    fn unregistered_states_say_how_to_fix_it() {
+        struct Plain;
+        impl ProducerState for Plain {
+            fn produce(
+                &mut self,
+                out: &mut OutputCollector,
+                _: &CallContext,
+            ) -> Result<(), RpcError> {
+                out.finish()
+            }
+        }
+        let err = Plain.save_state().unwrap_err();
+        assert!(err.message().contains("Plain"));
+        assert!(err.message().contains("#[vgirpc::stream_state]"));
+    }
+}
