@@ -1,4 +1,4 @@
-//! Stream-state tokens for vgi-rpc's stateless HTTP transport.
+//! Stream-state and session tokens for vgi-rpc's HTTP transport.
 //!
 //! Over HTTP every stream turn is its own request, so the state of a
 //! producer or exchange stream travels with the client as an opaque token
@@ -47,8 +47,16 @@
 //! Error texts are for logs and are not a stable contract; transports should
 //! map them to the reference's uniform client-facing messages
 //! ([`TokenError::client_message`]).
+//!
+//! [`SessionToken`]s name a sticky session held in one worker's memory
+//! (`VGI-Session` headers); they are sealed with the same key and the same
+//! identity-bound associated data, in a format of their own.
 
 #![forbid(unsafe_code)]
+
+mod session;
+
+pub use session::{SESSION_ID_LEN, SESSION_TOKEN_VERSION, SessionToken};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -72,6 +80,10 @@ const AAD_PREFIX: &[u8] = b"vgi_rpc.state.v4\x00";
 /// Domain separation for key stretching: a secret used elsewhere yields an
 /// unrelated token key.
 const HKDF_INFO: &[u8] = b"vgi_rpc stream state token key v4";
+/// Session tokens are sealed under a subkey of their own, so that no
+/// ciphertext of one token kind can ever be passed off as the other (the
+/// version byte that tells them apart is not authenticated).
+const SESSION_HKDF_INFO: &[u8] = b"vgi_rpc session token key v1";
 
 /// Why a token could not be opened.
 ///
@@ -106,6 +118,12 @@ pub enum TokenError {
     /// A configured key was not valid hex.
     #[error("token key is not valid hex")]
     InvalidKeyHex,
+    /// A session token's server id does not fit its one-byte length.
+    #[error("server id of {len} bytes is too long for a session token (at most 255)")]
+    ServerIdTooLong {
+        /// Length of the server id in bytes.
+        len: usize,
+    },
 }
 
 impl TokenError {
@@ -175,6 +193,14 @@ impl TokenKey {
 
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
+    }
+
+    fn session_cipher(&self) -> XChaCha20Poly1305 {
+        let hkdf = Hkdf::<Sha256>::from_prk(&self.0).expect("32 bytes is a valid HKDF-SHA256 PRK");
+        let mut key = [0u8; 32];
+        hkdf.expand(SESSION_HKDF_INFO, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        XChaCha20Poly1305::new((&key).into())
     }
 }
 
