@@ -1,8 +1,12 @@
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use serde_json::Value as Json;
 use vgirpc_wire::log::{Level, LogRecord};
+
+use crate::error::RpcError;
+use crate::session::{self, SessionHost, SessionRef, SessionState};
 
 /// The transport binding a server is serving on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +61,7 @@ pub struct CallContext {
     method: String,
     transport: TransportKind,
     logs: Mutex<Vec<LogRecord>>,
+    session: Option<Arc<dyn SessionHost>>,
 }
 
 impl fmt::Debug for CallContext {
@@ -65,6 +70,7 @@ impl fmt::Debug for CallContext {
             .field("request_id", &self.request_id)
             .field("method", &self.method)
             .field("transport", &self.transport)
+            .field("sticky", &self.session.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +87,14 @@ impl CallContext {
             method: method.into(),
             transport,
             logs: Mutex::new(Vec::new()),
+            session: None,
         }
+    }
+
+    /// Installs a transport's sticky-session support for this call.
+    pub fn with_session_host(mut self, host: Option<Arc<dyn SessionHost>>) -> Self {
+        self.session = host;
+        self
     }
 
     /// Correlation id of this request.
@@ -154,6 +167,62 @@ impl CallContext {
         self.log(Level::Error, message);
     }
 
+    /// Opens a sticky session holding `state`, with the server's default
+    /// TTL: later calls from the same client (presenting the session token
+    /// the transport hands it) see `state` through [`CallContext::session`].
+    ///
+    /// `state` lives in this worker's memory until the session is closed,
+    /// expires or the server drains, and its
+    /// [`close`](SessionState::close) hook then runs exactly once. Calls on
+    /// one session run one at a time.
+    ///
+    /// Fails with `RuntimeError` outside sticky HTTP, when the client did
+    /// not opt in, or when a session is already bound to this call, and
+    /// with `ServerDrainingError` while the server drains.
+    pub fn open_session(&self, state: impl SessionState) -> Result<(), RpcError> {
+        self.open(Box::new(state), None)
+    }
+
+    /// [`CallContext::open_session`] with a TTL of its own.
+    pub fn open_session_with_ttl(
+        &self,
+        state: impl SessionState,
+        ttl: Duration,
+    ) -> Result<(), RpcError> {
+        self.open(Box::new(state), Some(ttl))
+    }
+
+    fn open(&self, state: Box<dyn SessionState>, ttl: Option<Duration>) -> Result<(), RpcError> {
+        match &self.session {
+            Some(host) => host.open(state, ttl),
+            None => Err(session::unavailable()),
+        }
+    }
+
+    /// The state of the session bound to this call, if there is one and it
+    /// is a `T`. It stays locked while the returned reference lives.
+    pub fn session<T: SessionState>(&self) -> Option<SessionRef<'_, T>> {
+        SessionRef::new(self.session.as_ref()?.state()?)
+    }
+
+    /// The id of the session this call opened, resumed or closed
+    /// (24 hex characters), for logs.
+    pub fn session_id(&self) -> Option<String> {
+        self.session.as_ref()?.session_id()
+    }
+
+    /// Ends the session bound to this call: its close hook runs, and the
+    /// client is told to forget the token. Calling it again does nothing.
+    ///
+    /// Fails with `RuntimeError` outside sticky HTTP, or while a
+    /// [`SessionRef`] from this call is still alive.
+    pub fn close_session(&self) -> Result<(), RpcError> {
+        match &self.session {
+            Some(host) => host.close(),
+            None => Err(session::unavailable()),
+        }
+    }
+
     fn push(&self, record: LogRecord) {
         self.logs
             .lock()
@@ -194,5 +263,21 @@ mod tests {
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[1].extra["source"], "test");
         assert!(ctx.take_logs().is_empty());
+    }
+
+    #[test]
+    fn sessions_need_a_host() {
+        struct Counter;
+        impl SessionState for Counter {}
+        let ctx = CallContext::new("r", "m", TransportKind::Pipe);
+        let err = ctx.open_session(Counter).unwrap_err();
+        assert_eq!(err.error_type(), "RuntimeError");
+        assert_eq!(
+            err.message(),
+            "sticky sessions not available on this transport"
+        );
+        assert_eq!(ctx.close_session().unwrap_err().message(), err.message());
+        assert!(ctx.session::<Counter>().is_none());
+        assert!(ctx.session_id().is_none());
     }
 }

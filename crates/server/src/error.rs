@@ -36,6 +36,19 @@ impl RpcError {
         Self::new("TypeError", message)
     }
 
+    /// A sticky session token that cannot be honoured (`SessionLostError`,
+    /// kind `session_lost`): unreadable, another principal's or another
+    /// worker's, or naming a session that is gone.
+    pub fn session_lost(message: impl Into<String>) -> Self {
+        Self::new("SessionLostError", message).with_kind("session_lost")
+    }
+
+    /// A new sticky session refused because the server is draining
+    /// (`ServerDrainingError`, kind `server_draining`).
+    pub fn server_draining(message: impl Into<String>) -> Self {
+        Self::new("ServerDrainingError", message).with_kind("server_draining")
+    }
+
     /// Tags the error with a stable machine-readable kind (`vgi_rpc.error_kind`).
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.info.error_kind = Some(kind.into());
@@ -151,5 +164,15 @@ mod tests {
         let err = RpcError::runtime_error("gone").with_kind("session_lost");
         assert_eq!(err.error_kind(), Some("session_lost"));
         assert_eq!(err.to_string(), "RuntimeError: gone");
+        let lost = RpcError::session_lost("gone");
+        assert_eq!(
+            (lost.error_type(), lost.error_kind()),
+            ("SessionLostError", Some("session_lost"))
+        );
+        let draining = RpcError::server_draining("later");
+        assert_eq!(
+            (draining.error_type(), draining.error_kind()),
+            ("ServerDrainingError", Some("server_draining"))
+        );
     }
 }

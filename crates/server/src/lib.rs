@@ -50,6 +50,7 @@ mod otel;
 mod persist;
 mod server;
 mod service;
+mod session;
 mod side;
 mod stream;
 
@@ -59,6 +60,7 @@ pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook}
 pub use persist::SavedStream;
 pub use server::{ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Server, Step};
 pub use service::{Outcome, Service};
+pub use session::{SessionAction, SessionHost, SessionRef, SessionState, StateGuard};
 pub use side::{NoSideChannels, SideChannel, SideChannels};
 pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
 pub use vgirpc_client as client;

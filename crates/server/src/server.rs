@@ -16,6 +16,7 @@ use crate::error::{RpcError, ServeError};
 use crate::observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
 use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
+use crate::session::SessionHost;
 use crate::side::{NoSideChannels, SideChannel, SideChannels};
 use crate::stream::{AnnotatedBatch, ErasedStream, OutputCollector, StreamKind, coerce_input};
 
@@ -120,6 +121,8 @@ pub struct ActiveStream {
     record: CallRecord,
     started: Instant,
     span: tracing::Span,
+    /// Sticky-session support for the request now driving the stream.
+    session: Option<Arc<dyn SessionHost>>,
 }
 
 impl std::fmt::Debug for ActiveStream {
@@ -166,6 +169,14 @@ impl ActiveStream {
             self.method.as_str(),
             self.transport,
         )
+        .with_session_host(self.session.clone())
+    }
+
+    /// Installs the sticky-session support of the request about to step
+    /// the stream: over HTTP each turn is its own request, and the session
+    /// travels with the request rather than with the stream.
+    pub fn bind_session(&mut self, host: Arc<dyn SessionHost>) {
+        self.session = Some(host);
     }
 
     /// Id shared by every access record of this stream (32 hex characters).
@@ -178,6 +189,7 @@ impl ActiveStream {
     pub fn take_record(&mut self) -> CallRecord {
         let mut record = self.record.clone();
         record.duration = self.started.elapsed();
+        fill_session(&mut record, self.session.as_deref());
         self.record.request_data = None;
         self.record.stats = CallStats::default();
         self.record.status = CallStatus::Ok;
@@ -522,11 +534,24 @@ impl Server {
             record,
             started: Instant::now(),
             span,
+            session: None,
         })
     }
 
     /// Resolves one validated request: answers it, or opens its stream.
     pub fn dispatch(&self, request: Request, kind: TransportKind) -> Call {
+        self.dispatch_with_session(request, kind, None)
+    }
+
+    /// [`Server::dispatch`] with a transport's sticky-session support for
+    /// the request; an opened stream keeps it for the steps this request
+    /// runs.
+    pub fn dispatch_with_session(
+        &self,
+        request: Request,
+        kind: TransportKind,
+        session: Option<Arc<dyn SessionHost>>,
+    ) -> Call {
         let started = Instant::now();
         let request_id = request
             .request_id()
@@ -563,6 +588,7 @@ impl Server {
             for (batch, _) in &answer.batches {
                 record.stats.record_output(batch);
             }
+            fill_session(&mut record, session.as_deref());
             if let Some((_, info)) = &answer.failure {
                 record.status = CallStatus::Error {
                     error_type: info.error_type.clone(),
@@ -589,7 +615,8 @@ impl Server {
             return Call::Answer(self.unknown_method(&request.method, &request_id));
         };
         let description = &methods[index];
-        let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind);
+        let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind)
+            .with_session_host(session.clone());
         let outcome = self.inner.service.call(index, &request.params, &ctx);
         let logs = |schema: &SchemaRef| log_entries(schema, ctx.take_logs(), &request_id);
         match (description.method_type, outcome) {
@@ -661,6 +688,7 @@ impl Server {
                     record,
                     started,
                     span: span.clone(),
+                    session: session.clone(),
                 };
                 if let Some(header) = &header {
                     stream.record_output(&header.batches);
@@ -859,6 +887,15 @@ impl Server {
         // up to its EOS leaves the connection ready for the next request.
         input.drain()?;
         Ok(())
+    }
+}
+
+/// Records what the call did with sticky sessions; records of servers
+/// without sticky sessions leave both fields out.
+fn fill_session(record: &mut CallRecord, session: Option<&dyn SessionHost>) {
+    if let Some(host) = session {
+        record.session_action = Some(host.action().as_str().to_owned());
+        record.session_id = host.session_id();
     }
 }
 
