@@ -130,17 +130,25 @@ impl Summary {
     /// The per-transport table, then the details a reader needs to act on.
     pub(crate) fn print(&self, worker: &str) {
         println!("\nconformance results for worker {worker}\n");
+        // Wide enough for the longest transport name (http_externalize_always).
+        let width = self
+            .groups
+            .iter()
+            .map(|g| g.transport.len())
+            .chain([14])
+            .max()
+            .unwrap_or(14);
         println!(
-            "{:<14} {:>7} {:>7} {:>7} {:>7} {:>8} {:>11}",
+            "{:<width$} {:>7} {:>7} {:>7} {:>7} {:>8} {:>11}",
             "transport", "passed", "failed", "xfail", "xpass", "skipped", "unexp-skip"
         );
         for g in &self.groups {
             if let Some(error) = &g.error {
-                println!("{:<14} ERROR: {error}", g.transport);
+                println!("{:<width$} ERROR: {error}", g.transport);
                 continue;
             }
             println!(
-                "{:<14} {:>7} {:>7} {:>7} {:>7} {:>8} {:>11}",
+                "{:<width$} {:>7} {:>7} {:>7} {:>7} {:>8} {:>11}",
                 g.transport,
                 g.passed,
                 g.failures.len(),
@@ -158,7 +166,7 @@ impl Summary {
             println!("\n{title}");
             for g in &self.groups {
                 for (id, text) in pick(g) {
-                    println!("  {:<12} {id}: {text}", g.transport);
+                    println!("  {:<width$} {id}: {text}", g.transport);
                 }
             }
         };
@@ -169,7 +177,7 @@ impl Summary {
             println!("\nAllowed skips (conformance/allowed-skips.txt), by reason:");
             for g in &self.groups {
                 for (reason, count) in &g.skips {
-                    println!("  {:<12} {count:>3} x {reason}", g.transport);
+                    println!("  {:<width$} {count:>3} x {reason}", g.transport);
                 }
             }
         }
