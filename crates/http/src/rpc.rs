@@ -11,7 +11,9 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosec
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use http::StatusCode;
 use vgirpc::wire::WireError;
-use vgirpc::wire::ipc::{IpcBatch, StreamReader, StreamWriter, empty_schema, write_stream_bytes};
+use vgirpc::wire::ipc::{
+    IpcBatch, ReadLimits, StreamReader, StreamWriter, empty_schema, write_stream_bytes,
+};
 use vgirpc::wire::log::{ErrorInfo, empty_batch};
 use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::{Request, request_error_info};
@@ -176,7 +178,7 @@ impl Rpc {
     pub(crate) fn exchange(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
         let opened = || -> Result<(IpcBatch, ActiveStream, Vec<u8>), Failure> {
             // Only the first batch matters; later bytes are not read.
-            let input = read_batch(body, false)?;
+            let input = read_batch(body, self.server.limits(), false)?;
             let token = input.metadata.get(metadata::STREAM_STATE).ok_or_else(|| {
                 Failure::new(
                     StatusCode::BAD_REQUEST,
@@ -278,7 +280,7 @@ impl Rpc {
 
     /// Reads and validates a request for `method`, resolving a pointer batch.
     fn request(&self, method: &str, body: &[u8], caller: &Caller) -> Result<Request, Failure> {
-        let batch = read_batch(body, true)?;
+        let batch = read_batch(body, self.server.limits(), true)?;
         let batch = match &self.external {
             // The dispatch metadata is the outer batch's; only the
             // parameters come from storage.
@@ -750,11 +752,11 @@ fn encode_answer(answer: &Answer) -> Vec<u8> {
     body
 }
 
-/// Reads the first batch of a request body; with `drain`, also checks the
-/// stream is complete.
-fn read_batch(body: &[u8], drain: bool) -> Result<IpcBatch, Failure> {
+/// Reads the first batch of a request body within the server's read
+/// limits; with `drain`, also checks the stream is complete.
+fn read_batch(body: &[u8], limits: ReadLimits, drain: bool) -> Result<IpcBatch, Failure> {
     let bad = |err: WireError| Failure::bad_request(request_error_info(&err));
-    let mut reader = StreamReader::try_open(body, Default::default())
+    let mut reader = StreamReader::try_open(body, limits)
         .map_err(bad)?
         .ok_or_else(|| {
             bad(WireError::Truncated {
