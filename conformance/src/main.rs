@@ -44,11 +44,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(config) = options.access_log.clone() {
+        match vgirpc_access_log::AccessLog::open(config) {
+            Ok(log) => server.add_hook(log),
+            Err(err) => {
+                eprintln!("vgi-conformance-worker: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let outcome = match &options.transport {
         Transport::Pipe => vgirpc_pipe::serve_stdio(&server),
         Transport::Http(http) => return http_worker::run(&server, http),
         Transport::Unix(config) => {
-            vgirpc_pipe::serve_unix(&server, config, vgirpc::NoSideChannels, |path| {
+            vgirpc_pipe::serve_unix(&server, config, vgirpc_pipe::ShmSideChannels, |path| {
                 let mut stdout = std::io::stdout().lock();
                 // The launcher reads exactly this line to find the socket.
                 let _ = writeln!(stdout, "UNIX:{}", path.display());

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use vgirpc_access_log::{AccessLogConfig, Rotation};
 use vgirpc_pipe::UnixConfig;
 
 use crate::http_worker::{HttpFlags, HttpOptions};
@@ -19,6 +20,14 @@ Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
   --max-connections N  with --threaded, serve at most N connections at once
   --idle-timeout SEC   exit after SEC seconds without clients (0 disables;
                        default $VGI_RPC_IDLE_TIMEOUT or 300)
+
+  --access-log PATH    append one JSON line per call to PATH ({pid} and
+                       {server_id} are replaced; env VGI_RPC_ACCESS_LOG)
+  --access-log-max-bytes N        rotate at N bytes (0 = never)
+  --access-log-when INTERVAL      rotate every S, M, H, D or at midnight
+  --access-log-backup-count N     rotated files kept (default 5)
+  --access-log-max-record-bytes N longest record line (default 1048576)
+  --access-log-debug   include request payloads in records
   -h, --help           show this help";
 
 /// Where the worker serves.
@@ -33,6 +42,22 @@ pub(crate) enum Transport {
 #[derive(Debug)]
 pub(crate) struct Options {
     pub(crate) transport: Transport,
+    pub(crate) access_log: Option<AccessLogConfig>,
+}
+
+/// `VGI_RPC_*` environment defaults, as the reference worker reads them.
+fn env_number(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(raw) => raw
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, got {raw:?}")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn number(flag: &str, raw: &str) -> Result<u64, String> {
+    raw.parse()
+        .map_err(|_| format!("{flag} takes a whole number, got {raw:?}"))
 }
 
 fn seconds(flag: &str, raw: &str) -> Result<Option<Duration>, String> {
@@ -53,6 +78,12 @@ impl Options {
         let mut threaded = None;
         let mut max_connections = None;
         let mut idle_timeout = None;
+        let mut access_log = std::env::var("VGI_RPC_ACCESS_LOG").ok();
+        let mut log_max_bytes = env_number("VGI_RPC_ACCESS_LOG_MAX_BYTES", 0)?;
+        let mut log_when = std::env::var("VGI_RPC_ACCESS_LOG_WHEN").ok();
+        let mut log_backups = env_number("VGI_RPC_ACCESS_LOG_BACKUP_COUNT", 5)?;
+        let mut log_record_bytes = env_number("VGI_RPC_ACCESS_LOG_MAX_RECORD_BYTES", 1 << 20)?;
+        let mut log_debug = false;
         let mut http = HttpFlags::default();
         while let Some(arg) = args.pop_front() {
             // Both `--flag value` and `--flag=value` are accepted.
@@ -83,6 +114,12 @@ impl Options {
                     max_connections = Some(n);
                 }
                 "--idle-timeout" => idle_timeout = Some(seconds("--idle-timeout", &value()?)?),
+                "--access-log" => access_log = Some(value()?),
+                "--access-log-max-bytes" => log_max_bytes = number(&flag, &value()?)?,
+                "--access-log-when" => log_when = Some(value()?),
+                "--access-log-backup-count" => log_backups = number(&flag, &value()?)?,
+                "--access-log-max-record-bytes" => log_record_bytes = number(&flag, &value()?)?,
+                "--access-log-debug" => log_debug = true,
                 other => {
                     if !http.take(other, &mut value)? {
                         return Err(format!("unknown argument {other:?}"));
@@ -119,7 +156,33 @@ impl Options {
             Some(http) if matches!(transport, Transport::Pipe) => Transport::Http(Box::new(http)),
             Some(_) => return Err("--http and --unix are mutually exclusive".into()),
         };
-        Ok(Some(Self { transport }))
+        let access_log = match access_log.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(path) => {
+                let mut config = AccessLogConfig::new(path);
+                config.rotation = match (log_max_bytes, log_when) {
+                    (0, None) => Rotation::Never,
+                    (max, None) => Rotation::Size(max),
+                    (0, Some(when)) => {
+                        Rotation::Interval(when.parse().map_err(|e| format!("{e}"))?)
+                    }
+                    (_, Some(_)) => {
+                        return Err(
+                            "--access-log-max-bytes and --access-log-when are mutually exclusive"
+                                .into(),
+                        );
+                    }
+                };
+                config.backup_count = usize::try_from(log_backups).unwrap_or(usize::MAX);
+                config.max_record_bytes = usize::try_from(log_record_bytes).unwrap_or(usize::MAX);
+                config.include_payloads = log_debug;
+                Some(config)
+            }
+        };
+        Ok(Some(Self {
+            transport,
+            access_log,
+        }))
     }
 }
 
@@ -162,6 +225,30 @@ mod tests {
             panic!("expected unix");
         };
         assert_eq!(config.idle_timeout, None);
+    }
+
+    #[test]
+    fn access_log_flags_are_read() {
+        let options = parse(&[
+            "--access-log",
+            "/tmp/a-{pid}.jsonl",
+            "--access-log-max-bytes",
+            "500",
+        ])
+        .unwrap()
+        .unwrap();
+        let config = options.access_log.unwrap();
+        assert_eq!(config.path, "/tmp/a-{pid}.jsonl");
+        assert_eq!(config.rotation, Rotation::Size(500));
+        let clash = parse(&[
+            "--access-log",
+            "x",
+            "--access-log-max-bytes",
+            "1",
+            "--access-log-when",
+            "H",
+        ]);
+        assert!(clash.unwrap_err().contains("mutually exclusive"));
     }
 
     #[test]

@@ -367,22 +367,31 @@ fn run_cli(
     let mut group = Group::new(transport);
     let result = (|| -> Result<Vec<TestResult>> {
         remove_stale(output)?;
+        // Every call the suite makes must be logged to spec: the runner
+        // validates the worker's access log after the tests.
+        let access_log = output.with_extension("access.jsonl");
+        remove_stale(&access_log)?;
         let mut cmd = Command::new(venv.bin("vgi-rpc-test"));
         // Held until the run ends; dropping it stops the socket worker.
         let _unix_worker = match target {
             CliTarget::Launch(extra_args) => {
-                cmd.args(["--cmd", worker]).args(extra_args);
+                let logged = format!(
+                    "{worker} --access-log {}",
+                    shell_quote(&access_log.to_string_lossy())
+                );
+                cmd.args(["--cmd", &logged]).args(extra_args);
                 None
             }
             CliTarget::Unix(flags) => {
                 let socket = std::env::temp_dir()
                     .join(format!("vgi-xtask-{}-{transport}.sock", std::process::id()));
-                let listening = UnixWorker::start(worker, &socket, flags)?;
+                let listening = UnixWorker::start(worker, &socket, flags, &access_log)?;
                 cmd.arg("--unix").arg(&socket);
                 Some(listening)
             }
         };
         cmd.args(["--format", "json", "--output"]).arg(output);
+        cmd.arg("--access-log").arg(&access_log);
         if let Some(filter) = filter {
             cmd.args(["--filter", &cli_filter(filter)]);
         }
@@ -391,7 +400,25 @@ fn run_cli(
         if !matches!(status.code(), Some(0 | 1)) {
             bail!("vgi-rpc-test exited with {status} (its stderr is above)");
         }
-        parse_cli_results(output)
+        let mut tests = parse_cli_results(output)?;
+        // A failing exit with no failing test can only be the access-log check.
+        let log_failed =
+            status.code() == Some(1) && !tests.iter().any(|t| t.outcome == Outcome::Failed);
+        tests.push(TestResult {
+            id: "access_log.validation".to_owned(),
+            outcome: if log_failed {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
+            message: log_failed.then(|| {
+                format!(
+                    "vgi-rpc-test rejected {} (its stderr is above)",
+                    access_log.display()
+                )
+            }),
+        });
+        Ok(tests)
     })();
     match result {
         Ok(tests) => group.tests = tests,
@@ -407,13 +434,14 @@ struct UnixWorker {
 
 impl UnixWorker {
     /// Starts `worker --unix socket flags...` and waits for its ready line.
-    fn start(worker: &str, socket: &Path, flags: &[&str]) -> Result<Self> {
+    fn start(worker: &str, socket: &Path, flags: &[&str], access_log: &Path) -> Result<Self> {
         use std::io::BufRead as _;
         let _ = fs::remove_file(socket);
         // The worker is a shell-quoted command line, as both runners expect.
         let line = format!(
-            "exec {worker} --unix {} {}",
+            "exec {worker} --unix {} --access-log {} {}",
             shell_quote(&socket.to_string_lossy()),
+            shell_quote(&access_log.to_string_lossy()),
             flags.join(" ")
         );
         println!("+ {line} &");
