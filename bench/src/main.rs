@@ -1,0 +1,450 @@
+//! `vgirpc-bench`: our worker and the reference Python worker, side by side.
+//!
+//! One driver, built on our Rust client, runs the same ConformanceService
+//! workloads against both servers on each transport, alternating between
+//! them run by run, and reports medians, ratios and the server CPU time
+//! each operation cost (a fairer comparison than wall time, which the
+//! client's own cost caps). The machine's limits — a bare pipe and socket
+//! ping-pong and bandwidth — are measured in the same run, so latency and
+//! throughput can be judged against what the transport allows at all.
+//!
+//! Usually started by `cargo xtask bench`, which builds it and finds both
+//! workers. Results go to `<out>/results.json` and `<out>/results.md`
+//! (`quick.*` with `--quick`, `soak.*` with `--soak`).
+
+mod procstat;
+mod raw;
+mod report;
+mod rpc;
+mod servers;
+mod stats;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::json;
+
+use crate::procstat::{Machine, cpu_seconds, load_average, memory};
+use crate::raw::RawPlan;
+use crate::report::{Report, SoakResult, TransportResult, WorkloadResult};
+use crate::servers::{Endpoint, Server, TransportKind, Workers};
+use crate::workloads::{Metric, Run, Sizes, Workload};
+
+const USAGE: &str = "\
+usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
+
+  --ours PATH          our worker binary (vgi-conformance-worker)
+  --reference PATH     the reference worker (vgi-rpc-conformance); without it
+                       only ours is measured
+  --transport NAME     pipe, unix, shm or http (repeatable; default: all)
+  --quick              small sizes, one short run: finishes in seconds
+  --runs N             runs per workload and server (default 5)
+  --workload NAME      run only this workload (repeatable; e.g. void_noop,
+                       spawn_first_reply); handy under a profiler
+  --soak               instead of the benchmark: a long unary loop on our
+                       worker, reporting peak RSS growth
+  --soak-calls N       calls in the soak loop (default 1000000)
+  --out DIR            where results go (default target/bench)";
+
+/// Command-line options.
+#[derive(Debug)]
+struct Options {
+    ours: PathBuf,
+    reference: Option<PathBuf>,
+    transports: Vec<TransportKind>,
+    /// Workload names to run; empty means all.
+    workloads: Vec<String>,
+    quick: bool,
+    runs: Option<usize>,
+    soak: bool,
+    soak_calls: u64,
+    out: PathBuf,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Option<Self>> {
+        let mut ours = None;
+        let mut options = Options {
+            ours: PathBuf::new(),
+            reference: None,
+            transports: Vec::new(),
+            workloads: Vec::new(),
+            quick: false,
+            runs: None,
+            soak: false,
+            soak_calls: 1_000_000,
+            out: PathBuf::from("target/bench"),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || {
+                args.next()
+                    .cloned()
+                    .with_context(|| format!("{arg} needs a value"))
+            };
+            match arg.as_str() {
+                "--ours" => ours = Some(PathBuf::from(value()?)),
+                "--reference" => options.reference = Some(PathBuf::from(value()?)),
+                "--transport" => options.transports.push(TransportKind::parse(&value()?)?),
+                "--workload" => options.workloads.push(value()?),
+                "--quick" => options.quick = true,
+                "--runs" => {
+                    let runs: usize = value()?.parse().context("--runs takes a number")?;
+                    if runs == 0 {
+                        bail!("--runs must be at least 1");
+                    }
+                    options.runs = Some(runs);
+                }
+                "--soak" => options.soak = true,
+                "--soak-calls" => {
+                    options.soak_calls = value()?.parse().context("--soak-calls takes a number")?;
+                }
+                "--out" => options.out = PathBuf::from(value()?),
+                "-h" | "--help" => return Ok(None),
+                other => bail!("unknown argument {other:?}"),
+            }
+        }
+        options.ours = ours.context("--ours is required")?;
+        let known = workloads::names();
+        if let Some(unknown) = options
+            .workloads
+            .iter()
+            .find(|w| !known.contains(&w.as_str()))
+        {
+            bail!("unknown workload {unknown:?} (known: {})", known.join(", "));
+        }
+        if options.transports.is_empty() {
+            options.transports = TransportKind::ALL.to_vec();
+        }
+        Ok(Some(options))
+    }
+}
+
+/// How long and how big everything is.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    runs: usize,
+    /// Each measured run repeats its operation at least this long...
+    budget: Duration,
+    /// ...and at least this many times.
+    min_ops: u64,
+    /// Unmeasured operations before a workload's first run, per server.
+    warmup: Duration,
+    sizes: Sizes,
+    raw: RawPlan,
+}
+
+impl Plan {
+    fn new(options: &Options) -> Self {
+        if options.quick {
+            let runs = options.runs.unwrap_or(1);
+            Plan {
+                runs,
+                budget: Duration::from_millis(20),
+                min_ops: 1,
+                warmup: Duration::ZERO,
+                sizes: Sizes {
+                    large_values: 100_000,
+                    large_rounds: 2,
+                    bulk_rows: 10_000,
+                    bulk_batches: 4,
+                },
+                raw: RawPlan {
+                    round_trips: 1_000,
+                    bulk_bytes: 32 << 20,
+                    runs,
+                },
+            }
+        } else {
+            let runs = options.runs.unwrap_or(5);
+            Plan {
+                runs,
+                budget: Duration::from_secs(1),
+                min_ops: 3,
+                warmup: Duration::from_millis(200),
+                sizes: Sizes {
+                    large_values: 1_000_000,
+                    large_rounds: 16,
+                    bulk_rows: 100_000,
+                    bulk_batches: 50,
+                },
+                raw: RawPlan {
+                    round_trips: 20_000,
+                    bulk_bytes: 512 << 20,
+                    runs,
+                },
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("raw-peer") {
+        raw::peer_main(&args[1..])
+    } else {
+        match Options::parse(&args) {
+            Ok(Some(options)) => run(&options),
+            Ok(None) => {
+                println!("{USAGE}");
+                Ok(())
+            }
+            Err(err) => Err(err.context(format!("\n{USAGE}"))),
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vgirpc-bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<()> {
+    let started = Instant::now();
+    let machine = Machine::read();
+    let load_before = load_average();
+    let plan = Plan::new(options);
+    let scratch = std::env::temp_dir().join(format!("vgirpc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let mut workers = Workers::new(
+        options.ours.clone(),
+        options.reference.clone(),
+        scratch.clone(),
+    );
+    let outcome = if options.soak {
+        soak(options, &mut workers).map(|soak| ("soak", Vec::new(), soak))
+    } else {
+        let mode = if options.quick { "quick" } else { "results" };
+        bench(&plan, options, &mut workers, &scratch).map(|t| (mode, t, Vec::new()))
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (stem, transports, soak) = outcome?;
+
+    let report = Report {
+        mode: match stem {
+            "results" => "full",
+            other => other,
+        },
+        runs: plan.runs,
+        machine,
+        load_average: [load_before, load_average()],
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        workers: json!({
+            "ours": options.ours,
+            "reference": options.reference,
+        }),
+        transports,
+        soak,
+        duration_s: started.elapsed().as_secs_f64(),
+    };
+    let markdown = report.markdown();
+    println!("\n{markdown}");
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+    let json_path = options.out.join(format!("{stem}.json"));
+    let md_path = options.out.join(format!("{stem}.md"));
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&report.to_json())? + "\n",
+    )
+    .with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::write(&md_path, markdown).with_context(|| format!("writing {}", md_path.display()))?;
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+/// The server order of run `run`: alternated so that neither server always
+/// runs right after the other.
+fn order(servers: &[Server], run: usize) -> Vec<Server> {
+    let mut servers = servers.to_vec();
+    if run % 2 == 1 {
+        servers.reverse();
+    }
+    servers
+}
+
+fn bench(
+    plan: &Plan,
+    options: &Options,
+    workers: &mut Workers,
+    scratch: &std::path::Path,
+) -> Result<Vec<TransportResult>> {
+    let selected =
+        |name: &str| options.workloads.is_empty() || options.workloads.iter().any(|w| w == name);
+    let workloads: Vec<Workload> = workloads::all(plan.sizes)?
+        .into_iter()
+        .filter(|w| selected(w.name))
+        .collect();
+    let servers = workers.servers();
+    let mut results = Vec::new();
+    for &transport in &options.transports {
+        if let Some(reason) = transport.not_measurable() {
+            eprintln!("{}: not measured ({reason})", transport.name());
+            results.push(TransportResult::NotMeasured { transport, reason });
+            continue;
+        }
+        eprintln!("{}: machine limits", transport.name());
+        let limits = raw::measure(transport, plan.raw, scratch)?;
+
+        let mut measured = Vec::new();
+        if selected(SPAWN) {
+            eprintln!("{}: spawn → first reply", transport.name());
+            measured.push(spawn_first_reply(plan, workers, &servers, transport)?);
+        }
+
+        let mut endpoints = Vec::new();
+        for &server in &servers {
+            endpoints.push((server, workers.launch(server, transport)?));
+        }
+        for workload in &workloads {
+            eprintln!("{}: {}", transport.name(), workload.name);
+            let mut runs: Vec<(Server, Vec<Run>)> =
+                servers.iter().map(|&s| (s, Vec::new())).collect();
+            for (server, endpoint) in &mut endpoints {
+                warm_up(workload, endpoint, plan.warmup)
+                    .with_context(|| format!("{} on {}", workload.name, server.name()))?;
+            }
+            for run in 0..plan.runs {
+                for server in order(&servers, run) {
+                    let (_, endpoint) = endpoints
+                        .iter_mut()
+                        .find(|(s, _)| *s == server)
+                        .context("every server has an endpoint")?;
+                    let measured = workload
+                        .measure(endpoint, plan.budget, plan.min_ops)
+                        .with_context(|| format!("{} on {}", workload.name, server.name()))?;
+                    if let Some((_, list)) = runs.iter_mut().find(|(s, _)| *s == server) {
+                        list.push(measured);
+                    }
+                }
+            }
+            measured.push(WorkloadResult {
+                name: workload.name,
+                description: workload.description.clone(),
+                op: workload.op,
+                metrics: workload.metrics,
+                unary: workload.is_unary(),
+                runs,
+            });
+        }
+        // Closing the connections stops the workers.
+        drop(endpoints);
+        results.push(TransportResult::Measured {
+            transport,
+            limits,
+            workloads: measured,
+        });
+    }
+    Ok(results)
+}
+
+fn warm_up(workload: &Workload, endpoint: &mut Endpoint, warmup: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        workload.op(endpoint)?;
+        if start.elapsed() >= warmup {
+            return Ok(());
+        }
+    }
+}
+
+/// Name of the spawn workload, measured apart from the others.
+const SPAWN: &str = "spawn_first_reply";
+
+/// From starting a worker to its first answer (a void_noop call), each run
+/// a fresh process; the server CPU is what the process used up to then.
+fn spawn_first_reply(
+    plan: &Plan,
+    workers: &mut Workers,
+    servers: &[Server],
+    transport: TransportKind,
+) -> Result<WorkloadResult> {
+    let params = vgirpc_client::no_params();
+    let mut runs: Vec<(Server, Vec<Run>)> = servers.iter().map(|&s| (s, Vec::new())).collect();
+    for run in 0..plan.runs {
+        for server in order(servers, run) {
+            let start = Instant::now();
+            let mut endpoint = workers.launch(server, transport)?;
+            let answer = endpoint
+                .rpc
+                .unary("void_noop", &params)
+                .with_context(|| format!("first call to {}", server.name()))?;
+            let wall_s = start.elapsed().as_secs_f64();
+            if answer.num_columns() != 0 {
+                bail!("void_noop() returned columns: {:?}", answer.schema());
+            }
+            let cpu_s = cpu_seconds(endpoint.pid).ok();
+            drop(endpoint);
+            if let Some((_, list)) = runs.iter_mut().find(|(s, _)| *s == server) {
+                list.push(Run {
+                    ops: 1,
+                    wall_s,
+                    cpu_s,
+                    client_cpu_s: None,
+                    bytes: 0,
+                    latencies_us: vec![wall_s * 1e6],
+                });
+            }
+        }
+    }
+    Ok(WorkloadResult {
+        name: SPAWN,
+        description: "start a worker, connect, first void_noop() answer".to_owned(),
+        op: "spawn",
+        metrics: &[Metric::MsPerOp, Metric::CpuMsPerOp],
+        unary: false,
+        runs,
+    })
+}
+
+/// A long unary loop on our worker: does its memory stay flat?
+fn soak(options: &Options, workers: &mut Workers) -> Result<Vec<SoakResult>> {
+    let sizes = Plan::new(options).sizes;
+    let all = workloads::all(sizes)?;
+    let loop_workloads = workloads::small_unary(&all);
+    let calls = options.soak_calls;
+    // Call 10,000 is past warm-up (allocator pools, lazy statics); shorter
+    // loops checkpoint at a tenth.
+    let checkpoint = if calls >= 100_000 { 10_000 } else { calls / 10 };
+    let sample_every = (calls / 20).max(1);
+    let mut results = Vec::new();
+    for &transport in &options.transports {
+        if let Some(reason) = transport.not_measurable() {
+            eprintln!("{}: not soaked ({reason})", transport.name());
+            continue;
+        }
+        eprintln!("{}: soak, {calls} calls", transport.name());
+        let mut endpoint = workers.launch(Server::Ours, transport)?;
+        let start = Instant::now();
+        let mut samples = Vec::new();
+        let mut at_checkpoint = None;
+        for call in 1..=calls {
+            let workload = loop_workloads[(call % loop_workloads.len() as u64) as usize];
+            workload
+                .op(&mut endpoint)
+                .with_context(|| format!("soak call {call}"))?;
+            if call == checkpoint {
+                at_checkpoint = Some(memory(endpoint.pid)?);
+            }
+            if call % sample_every == 0 {
+                samples.push((call, memory(endpoint.pid)?));
+            }
+        }
+        let at_end = memory(endpoint.pid)?;
+        results.push(SoakResult {
+            transport,
+            calls,
+            checkpoint,
+            at_checkpoint: at_checkpoint.unwrap_or(at_end),
+            at_end,
+            samples,
+            wall_s: start.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(results)
+}

@@ -1,0 +1,507 @@
+//! Results: medians, ratios, the targets, Markdown tables and JSON.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use crate::procstat::{Machine, Memory};
+use crate::raw::{Limits, PING_BYTES};
+use crate::servers::{Server, TransportKind};
+use crate::stats::median;
+use crate::workloads::{Metric, Run};
+
+/// The runs of one workload on one transport, per server.
+#[derive(Debug)]
+pub(crate) struct WorkloadResult {
+    pub(crate) name: &'static str,
+    pub(crate) description: String,
+    pub(crate) op: &'static str,
+    pub(crate) metrics: &'static [Metric],
+    pub(crate) unary: bool,
+    pub(crate) runs: Vec<(Server, Vec<Run>)>,
+}
+
+impl WorkloadResult {
+    /// Median over runs of `metric` for `server`.
+    pub(crate) fn median(&self, server: Server, metric: Metric) -> Option<f64> {
+        let (_, runs) = self.runs.iter().find(|(s, _)| *s == server)?;
+        let values: Vec<f64> = runs.iter().filter_map(|r| r.metric(metric)).collect();
+        median(&values)
+    }
+
+    /// The table cell for `metric`: its median, or for a CPU time below the
+    /// clock-tick resolution, that bound.
+    fn cell(&self, server: Server, metric: Metric) -> String {
+        let value = self.median(server, metric);
+        let scale = match metric {
+            Metric::CpuUsPerOp => 1e6,
+            Metric::CpuMsPerOp => 1e3,
+            _ => return opt(value),
+        };
+        if value != Some(0.0) {
+            return opt(value);
+        }
+        let ops: Vec<f64> = self
+            .runs
+            .iter()
+            .filter(|(s, _)| *s == server)
+            .flat_map(|(_, runs)| runs.iter().map(|r| r.ops as f64))
+            .collect();
+        let ops = median(&ops).unwrap_or(1.0);
+        format!("< {}", num(crate::procstat::cpu_resolution() * scale / ops))
+    }
+
+    fn advantage(&self, metric: Metric) -> Option<f64> {
+        let ours = self.median(Server::Ours, metric)?;
+        let reference = self.median(Server::Reference, metric)?;
+        Some(metric.advantage(ours, reference))
+    }
+
+    fn to_json(&self) -> Value {
+        let mut servers = Map::new();
+        for (server, runs) in &self.runs {
+            let medians: Map<String, Value> = self
+                .metrics
+                .iter()
+                .map(|m| (m.key(self.op), json!(self.median(*server, *m))))
+                .collect();
+            servers.insert(
+                server.name().to_owned(),
+                json!({
+                    "median": medians,
+                    "runs": runs.iter().map(Run::to_json).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        let ratios: Map<String, Value> = self
+            .metrics
+            .iter()
+            .filter_map(|m| Some((m.key(self.op), json!(self.advantage(*m)?))))
+            .collect();
+        json!({
+            "name": self.name,
+            "description": self.description,
+            "servers": servers,
+            "ours_vs_reference": ratios,
+        })
+    }
+}
+
+/// One transport's results.
+#[derive(Debug)]
+pub(crate) enum TransportResult {
+    Measured {
+        transport: TransportKind,
+        limits: Option<Limits>,
+        workloads: Vec<WorkloadResult>,
+    },
+    NotMeasured {
+        transport: TransportKind,
+        reason: &'static str,
+    },
+}
+
+/// The soak loop on one transport.
+#[derive(Debug)]
+pub(crate) struct SoakResult {
+    pub(crate) transport: TransportKind,
+    pub(crate) calls: u64,
+    pub(crate) checkpoint: u64,
+    pub(crate) at_checkpoint: Memory,
+    pub(crate) at_end: Memory,
+    pub(crate) samples: Vec<(u64, Memory)>,
+    pub(crate) wall_s: f64,
+}
+
+impl SoakResult {
+    /// Growth of the peak resident set from the checkpoint to the end.
+    pub(crate) fn growth(&self) -> f64 {
+        self.at_end.peak_kib as f64 / self.at_checkpoint.peak_kib as f64 - 1.0
+    }
+}
+
+/// A target from the performance issue, evaluated.
+#[derive(Debug)]
+struct Target {
+    what: String,
+    transport: &'static str,
+    measured: String,
+    goal: &'static str,
+    /// `None` when it could not be evaluated.
+    met: Option<bool>,
+}
+
+/// Everything one invocation measured.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) mode: &'static str,
+    pub(crate) runs: usize,
+    pub(crate) machine: Machine,
+    /// Load averages when the run started and ended.
+    pub(crate) load_average: [String; 2],
+    pub(crate) command: String,
+    pub(crate) workers: Value,
+    pub(crate) transports: Vec<TransportResult>,
+    pub(crate) soak: Vec<SoakResult>,
+    pub(crate) duration_s: f64,
+}
+
+impl Report {
+    fn targets(&self) -> Vec<Target> {
+        let mut targets = Vec::new();
+        for result in &self.transports {
+            let TransportResult::Measured {
+                transport,
+                limits,
+                workloads,
+            } = result
+            else {
+                continue;
+            };
+            let name = transport.name();
+            let find = |wanted: &str| workloads.iter().find(|w| w.name == wanted);
+            for w in workloads.iter().filter(|w| w.unary) {
+                let ours = w.median(Server::Ours, Metric::CpuUsPerOp);
+                let reference = w.median(Server::Reference, Metric::CpuUsPerOp);
+                let ratio = ours.zip(reference).map(|(o, r)| r / o);
+                targets.push(Target {
+                    what: format!("server CPU per call, {}", w.name),
+                    transport: name,
+                    measured: match (ours, reference) {
+                        (Some(o), Some(r)) => format!(
+                            "{} µs vs {} µs = 1/{}",
+                            num(o),
+                            num(r),
+                            num(ratio.unwrap_or(f64::NAN))
+                        ),
+                        (Some(o), None) => format!("{} µs (no reference)", num(o)),
+                        _ => "n/a".to_owned(),
+                    },
+                    goal: "≤ 1/20 of reference",
+                    met: ratio.map(|r| r >= 20.0),
+                });
+            }
+            if let Some(limits) = limits {
+                for w in workloads
+                    .iter()
+                    .filter(|w| w.unary && w.name != "echo_bytes_64k")
+                {
+                    let p50 = w.median(Server::Ours, Metric::P50Us);
+                    let ratio = p50.map(|p| p / limits.ping_pong_p50_us);
+                    targets.push(Target {
+                        what: format!("unary p50 vs raw ping-pong, {}", w.name),
+                        transport: name,
+                        measured: format!(
+                            "{} µs vs {} µs = {}×",
+                            opt(p50),
+                            num(limits.ping_pong_p50_us),
+                            opt(ratio)
+                        ),
+                        goal: "≤ 2×",
+                        met: ratio.map(|r| r <= 2.0),
+                    });
+                }
+                if let Some(w) = find("exchange_large") {
+                    let mb = w.median(Server::Ours, Metric::MbPerSec);
+                    let share = mb.map(|m| m / limits.bandwidth_mb_s);
+                    targets.push(Target {
+                        what: "8 MB exchange rounds vs raw bandwidth".to_owned(),
+                        transport: name,
+                        measured: format!(
+                            "{} MB/s vs {} MB/s = {}%",
+                            opt(mb),
+                            num(limits.bandwidth_mb_s),
+                            opt(share.map(|s| s * 100.0))
+                        ),
+                        goal: "≥ 50%",
+                        met: share.map(|s| s >= 0.5),
+                    });
+                }
+            }
+            if *transport == TransportKind::Unix
+                && let Some(w) = find("produce_bulk")
+            {
+                let mb = w.median(Server::Ours, Metric::MbPerSec);
+                targets.push(Target {
+                    what: "bulk produce throughput".to_owned(),
+                    transport: name,
+                    measured: format!("{} MB/s", opt(mb)),
+                    goal: "≥ 2000 MB/s",
+                    met: mb.map(|m| m >= 2000.0),
+                });
+            }
+            if let Some(w) = find("spawn_first_reply") {
+                let ms = w.median(Server::Ours, Metric::MsPerOp);
+                targets.push(Target {
+                    what: "spawn → first reply".to_owned(),
+                    transport: name,
+                    measured: format!("{} ms", opt(ms)),
+                    goal: "≤ 10 ms",
+                    met: ms.map(|m| m <= 10.0),
+                });
+            }
+        }
+        for soak in &self.soak {
+            targets.push(Target {
+                what: format!(
+                    "peak RSS, call {} → call {}",
+                    thousands(soak.checkpoint),
+                    thousands(soak.calls)
+                ),
+                transport: soak.transport.name(),
+                measured: format!(
+                    "{} KiB → {} KiB = {:+.1}%",
+                    thousands(soak.at_checkpoint.peak_kib),
+                    thousands(soak.at_end.peak_kib),
+                    soak.growth() * 100.0
+                ),
+                goal: "within 10%",
+                met: Some(soak.growth().abs() <= 0.10),
+            });
+        }
+        targets
+    }
+
+    /// The report as Markdown: machine, limits, one table per transport,
+    /// the targets.
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "## vgi-rpc bench ({} mode)\n", self.mode);
+        let _ = writeln!(
+            out,
+            "Machine: {}, {} logical CPUs, {:.1} GiB, Linux {}.  ",
+            m.cpu_model, m.logical_cpus, m.memory_gib, m.kernel
+        );
+        let _ = writeln!(
+            out,
+            "Load average (1/5/15 min): {} at the start, {} at the end.  ",
+            self.load_average[0], self.load_average[1]
+        );
+        let _ = writeln!(out, "Command: `{}`  ", self.command);
+        let _ = writeln!(
+            out,
+            "Each number is the median of {} run(s); ratios say how many times \
+             better ours is (above 1: ours is faster or cheaper). Server CPU is \
+             user + system time from /proc/<pid>/stat ({} ms resolution).\n",
+            self.runs,
+            crate::procstat::cpu_resolution() * 1e3
+        );
+        if self.mode == "quick" {
+            let _ = writeln!(
+                out,
+                "Quick mode: reduced sizes and a single short run; a smoke test of the \
+                 driver, not a measurement.\n"
+            );
+        }
+        let limits: Vec<(TransportKind, Limits)> = self
+            .transports
+            .iter()
+            .filter_map(|t| match t {
+                TransportResult::Measured {
+                    transport,
+                    limits: Some(limits),
+                    ..
+                } => Some((*transport, *limits)),
+                _ => None,
+            })
+            .collect();
+        if !limits.is_empty() {
+            let _ = writeln!(out, "### Machine limits (same run)\n");
+            let _ = writeln!(
+                out,
+                "| transport | raw ping-pong p50 µs ({PING_BYTES} B) | p99 µs | raw bandwidth MB/s |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            for (transport, l) in &limits {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    transport.name(),
+                    num(l.ping_pong_p50_us),
+                    num(l.ping_pong_p99_us),
+                    num(l.bandwidth_mb_s)
+                );
+            }
+            out.push('\n');
+        }
+        for result in &self.transports {
+            match result {
+                TransportResult::NotMeasured { transport, reason } => {
+                    let _ = writeln!(out, "### {}\n\nNot measured: {reason}.\n", transport.name());
+                }
+                TransportResult::Measured {
+                    transport,
+                    workloads,
+                    ..
+                } => {
+                    let _ = writeln!(out, "### {}\n", transport.name());
+                    let _ = writeln!(
+                        out,
+                        "| workload | metric | ours | reference | ours vs reference |"
+                    );
+                    let _ = writeln!(out, "|---|---|---:|---:|---:|");
+                    for w in workloads {
+                        for (i, metric) in w.metrics.iter().enumerate() {
+                            let name = if i == 0 { w.name } else { "" };
+                            let _ = writeln!(
+                                out,
+                                "| {name} | {} | {} | {} | {} |",
+                                metric.label(w.op),
+                                w.cell(Server::Ours, *metric),
+                                w.cell(Server::Reference, *metric),
+                                w.advantage(*metric)
+                                    .filter(|a| a.is_finite())
+                                    .map_or_else(|| "–".to_owned(), |a| format!("{}×", num(a)))
+                            );
+                        }
+                    }
+                    out.push('\n');
+                }
+            }
+        }
+        let targets = self.targets();
+        if !targets.is_empty() {
+            let _ = writeln!(out, "### Targets\n");
+            let _ = writeln!(out, "| target | transport | measured | goal | met |");
+            let _ = writeln!(out, "|---|---|---|---|---|");
+            for t in &targets {
+                let met = match t.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "n/a",
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {met} |",
+                    t.what, t.transport, t.measured, t.goal
+                );
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "Total time: {:.1} s.", self.duration_s);
+        out
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let transports: Vec<Value> = self
+            .transports
+            .iter()
+            .map(|t| match t {
+                TransportResult::NotMeasured { transport, reason } => json!({
+                    "transport": transport.name(),
+                    "measured": false,
+                    "reason": reason,
+                }),
+                TransportResult::Measured {
+                    transport,
+                    limits,
+                    workloads,
+                } => json!({
+                    "transport": transport.name(),
+                    "measured": true,
+                    "machine_limits": limits.map(Limits::to_json),
+                    "workloads": workloads.iter().map(WorkloadResult::to_json).collect::<Vec<_>>(),
+                }),
+            })
+            .collect();
+        let targets: Vec<Value> = self
+            .targets()
+            .iter()
+            .map(|t| {
+                json!({
+                    "target": t.what,
+                    "transport": t.transport,
+                    "measured": t.measured,
+                    "goal": t.goal,
+                    "met": t.met,
+                })
+            })
+            .collect();
+        let soak: Vec<Value> = self
+            .soak
+            .iter()
+            .map(|s| {
+                json!({
+                    "transport": s.transport.name(),
+                    "calls": s.calls,
+                    "checkpoint_call": s.checkpoint,
+                    "peak_rss_kib_at_checkpoint": s.at_checkpoint.peak_kib,
+                    "peak_rss_kib_at_end": s.at_end.peak_kib,
+                    "rss_kib_at_end": s.at_end.rss_kib,
+                    "growth": s.growth(),
+                    "wall_s": s.wall_s,
+                    "samples": s.samples.iter().map(|(call, m)| json!({
+                        "call": call, "rss_kib": m.rss_kib, "peak_rss_kib": m.peak_kib,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "mode": self.mode,
+            "runs": self.runs,
+            "command": self.command,
+            "machine": self.machine.to_json(),
+            "load_average": {"start": self.load_average[0], "end": self.load_average[1]},
+            "workers": self.workers,
+            "transports": transports,
+            "soak": soak,
+            "targets": targets,
+            "duration_s": self.duration_s,
+        })
+    }
+}
+
+fn opt(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), num)
+}
+
+/// A number with as many digits as are worth reading.
+fn num(value: f64) -> String {
+    if !value.is_finite() {
+        return "–".to_owned();
+    }
+    let magnitude = value.abs();
+    if magnitude >= 1000.0 {
+        let sign = if value < 0.0 { "-" } else { "" };
+        format!("{sign}{}", thousands(magnitude.round() as u64))
+    } else if magnitude >= 100.0 {
+        format!("{value:.0}")
+    } else if magnitude >= 10.0 {
+        format!("{value:.1}")
+    } else if magnitude >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(1234567.8), "1,234,568");
+        assert_eq!(num(-2500.0), "-2,500");
+        assert_eq!(num(123.4), "123");
+        assert_eq!(num(12.34), "12.3");
+        assert_eq!(num(1.234), "1.23");
+        assert_eq!(num(0.1234), "0.123");
+        assert_eq!(num(f64::NAN), "–");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+    }
+}

@@ -1,0 +1,91 @@
+//! The three call shapes the workloads need, over any client transport.
+//!
+//! Workloads talk to a server through [`Rpc`] rather than a concrete
+//! `Client<T>`, so a transport whose client is not a byte-stream
+//! [`Transport`] (HTTP, where every turn is a request) only needs its own
+//! implementation of this trait to run every workload unchanged.
+
+use anyhow::{Context as _, Result};
+use arrow_array::RecordBatch;
+use vgirpc_client::{Client, Transport};
+
+/// A connection to one server, driven by one workload at a time.
+pub(crate) trait Rpc {
+    /// Calls a unary method and returns its result batch.
+    fn unary(&mut self, method: &str, params: &RecordBatch) -> Result<RecordBatch>;
+
+    /// Runs a producer stream to its end, handing every output batch to
+    /// `each` in order.
+    fn produce(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Runs an exchange session of `rounds` turns, each sending `input` and
+    /// handing the answer to `each`, then closes it.
+    fn exchange(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        rounds: usize,
+        input: &RecordBatch,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()>;
+}
+
+impl<T: Transport> Rpc for Client<T> {
+    fn unary(&mut self, method: &str, params: &RecordBatch) -> Result<RecordBatch> {
+        Ok(self
+            .call(method, params)
+            .with_context(|| format!("{method}()"))?
+            .batch)
+    }
+
+    fn produce(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut stream = self
+            .stream(method, params)
+            .with_context(|| format!("starting {method}()"))?;
+        let mut index = 0;
+        while let Some(batch) = stream
+            .next_batch()
+            .with_context(|| format!("{method}() batch {index}"))?
+        {
+            each(index, batch)?;
+            index += 1;
+        }
+        stream
+            .close()
+            .with_context(|| format!("closing {method}()"))?;
+        Ok(())
+    }
+
+    fn exchange(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        rounds: usize,
+        input: &RecordBatch,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut stream = self
+            .stream(method, params)
+            .with_context(|| format!("starting {method}()"))?;
+        for round in 0..rounds {
+            let output = stream
+                .exchange(input)
+                .with_context(|| format!("{method}() round {round}"))?;
+            each(round, output)?;
+        }
+        stream
+            .close()
+            .with_context(|| format!("closing {method}()"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! Starting the two servers on each transport and connecting our client.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use vgirpc_client::{Client, SubprocessOptions};
+
+use crate::rpc::Rpc;
+
+/// Which implementation serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Server {
+    /// Our Rust worker.
+    Ours,
+    /// The reference Python worker.
+    Reference,
+}
+
+impl Server {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Server::Ours => "ours",
+            Server::Reference => "reference",
+        }
+    }
+}
+
+/// How the client reaches a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportKind {
+    /// The worker's stdin/stdout.
+    Pipe,
+    /// A Unix domain socket the worker listens on.
+    Unix,
+    /// A pipe with batches in a shared-memory segment.
+    Shm,
+    /// HTTP, one request per turn.
+    Http,
+}
+
+impl TransportKind {
+    /// Every transport, in report order.
+    pub(crate) const ALL: [TransportKind; 4] = [
+        TransportKind::Pipe,
+        TransportKind::Unix,
+        TransportKind::Shm,
+        TransportKind::Http,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TransportKind::Pipe => "pipe",
+            TransportKind::Unix => "unix",
+            TransportKind::Shm => "shm",
+            TransportKind::Http => "http",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .with_context(|| format!("unknown transport {name:?} (pipe, unix, shm, http)"))
+    }
+
+    /// Why this transport cannot be measured yet, when it cannot.
+    ///
+    /// Measuring one needs only a branch in [`Workers::launch`] that starts
+    /// both workers for it and hands back an [`Rpc`]; the workloads, the
+    /// timing and the report take it from there.
+    pub(crate) fn not_measurable(self) -> Option<&'static str> {
+        match self {
+            TransportKind::Pipe | TransportKind::Unix => None,
+            TransportKind::Shm => Some("the Rust client has no shared-memory transport yet"),
+            TransportKind::Http => Some("the Rust client has no HTTP transport yet"),
+        }
+    }
+}
+
+/// The worker programs under test.
+#[derive(Debug)]
+pub(crate) struct Workers {
+    ours: PathBuf,
+    reference: Option<PathBuf>,
+    /// Where sockets go; removed by the caller.
+    scratch: PathBuf,
+    launched: u32,
+}
+
+impl Workers {
+    pub(crate) fn new(ours: PathBuf, reference: Option<PathBuf>, scratch: PathBuf) -> Self {
+        Self {
+            ours,
+            reference,
+            scratch,
+            launched: 0,
+        }
+    }
+
+    /// The servers to compare: ours, and the reference when it was given.
+    pub(crate) fn servers(&self) -> Vec<Server> {
+        let mut servers = vec![Server::Ours];
+        if self.reference.is_some() {
+            servers.push(Server::Reference);
+        }
+        servers
+    }
+
+    pub(crate) fn program(&self, server: Server) -> Option<&Path> {
+        match server {
+            Server::Ours => Some(&self.ours),
+            Server::Reference => self.reference.as_deref(),
+        }
+    }
+
+    /// Starts `server` on `transport` and connects to it; returns once the
+    /// connection is open (not once the server has answered anything).
+    pub(crate) fn launch(&mut self, server: Server, transport: TransportKind) -> Result<Endpoint> {
+        let program = self
+            .program(server)
+            .with_context(|| format!("no {} worker was given", server.name()))?
+            .to_path_buf();
+        self.launched += 1;
+        match transport {
+            TransportKind::Pipe => {
+                // Worker stderr is forwarded: a worker in trouble says why.
+                let client =
+                    Client::spawn_with(Command::new(&program), SubprocessOptions::default())
+                        .with_context(|| format!("spawning {}", program.display()))?;
+                let pid = client.transport().pid();
+                Ok(Endpoint {
+                    rpc: Box::new(client),
+                    pid,
+                    _listener: None,
+                })
+            }
+            TransportKind::Unix => {
+                let socket = self
+                    .scratch
+                    .join(format!("{}-{}.sock", server.name(), self.launched));
+                let mut command = Command::new(&program);
+                command.arg("--unix").arg(&socket);
+                if server == Server::Ours {
+                    // One connection at a time, as the reference serves by
+                    // default, and no idle exit during long runs.
+                    command.args(["--no-threaded", "--idle-timeout", "0"]);
+                }
+                let listener = Listener::start(command, socket)?;
+                let stream = listener.connect()?;
+                let reader = stream.try_clone().context("cloning the socket")?;
+                let pid = listener.child.id();
+                Ok(Endpoint {
+                    rpc: Box::new(Client::from_io(reader, stream)),
+                    pid,
+                    _listener: Some(listener),
+                })
+            }
+            TransportKind::Shm | TransportKind::Http => bail!(
+                "{} cannot be measured: {}",
+                transport.name(),
+                transport.not_measurable().unwrap_or("no launcher")
+            ),
+        }
+    }
+}
+
+/// A connected server.
+pub(crate) struct Endpoint {
+    /// The connection. Declared first so it closes before the listener's
+    /// worker is stopped.
+    pub(crate) rpc: Box<dyn Rpc>,
+    /// The worker's process id, for CPU and memory readings.
+    pub(crate) pid: u32,
+    /// Stops the worker when the endpoint drops (Unix sockets).
+    _listener: Option<Listener>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A worker listening on a Unix socket.
+#[derive(Debug)]
+struct Listener {
+    child: Child,
+    socket: PathBuf,
+    /// Held open so a late write to stdout cannot kill the worker.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Listener {
+    /// Starts the worker and waits for its `UNIX:<path>` line.
+    fn start(mut command: Command, socket: PathBuf) -> Result<Self> {
+        let _ = std::fs::remove_file(&socket);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {:?}", command.get_program()))?;
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .context("reading the ready line")?;
+        if !line.starts_with("UNIX:") {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            bail!("expected a UNIX:<path> line from the worker, got {line:?} (worker: {status:?})");
+        }
+        Ok(Self {
+            child,
+            socket,
+            _stdout: stdout,
+        })
+    }
+
+    /// Connects, retrying while the socket is not yet bound: the reference
+    /// worker prints its ready line before it binds.
+    fn connect(&self) -> Result<UnixStream> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(stream) => return Ok(stream),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(err) => {
+                    return Err(err)
+                        .with_context(|| format!("connecting to {}", self.socket.display()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // The worker is ours to stop; a failure means it already exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}

@@ -1,0 +1,635 @@
+//! The workloads: ConformanceService calls with every answer checked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::{Value, json};
+
+use crate::procstat::cpu_seconds;
+use crate::servers::Endpoint;
+use crate::stats::percentile;
+
+/// A number reported for a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metric {
+    /// Operations per second, sequential.
+    OpsPerSec,
+    /// Milliseconds per operation.
+    MsPerOp,
+    /// Median operation latency, microseconds.
+    P50Us,
+    /// 99th percentile operation latency, microseconds.
+    P99Us,
+    /// Payload throughput, 10^6 bytes per second.
+    MbPerSec,
+    /// Server CPU (user + system) per operation, microseconds.
+    CpuUsPerOp,
+    /// Server CPU (user + system) per operation, milliseconds.
+    CpuMsPerOp,
+}
+
+impl Metric {
+    /// Header text, e.g. `calls/s` for an operation called a call.
+    pub(crate) fn label(self, op: &str) -> String {
+        match self {
+            Metric::OpsPerSec => format!("{op}s/s"),
+            Metric::MsPerOp => format!("ms/{op}"),
+            Metric::P50Us => "p50 µs".to_owned(),
+            Metric::P99Us => "p99 µs".to_owned(),
+            Metric::MbPerSec => "MB/s".to_owned(),
+            Metric::CpuUsPerOp => format!("server CPU µs/{op}"),
+            Metric::CpuMsPerOp => format!("server CPU ms/{op}"),
+        }
+    }
+
+    /// JSON key, e.g. `calls_per_s`.
+    pub(crate) fn key(self, op: &str) -> String {
+        match self {
+            Metric::OpsPerSec => format!("{op}s_per_s"),
+            Metric::MsPerOp => format!("ms_per_{op}"),
+            Metric::P50Us => "p50_us".to_owned(),
+            Metric::P99Us => "p99_us".to_owned(),
+            Metric::MbPerSec => "mb_per_s".to_owned(),
+            Metric::CpuUsPerOp => format!("server_cpu_us_per_{op}"),
+            Metric::CpuMsPerOp => format!("server_cpu_ms_per_{op}"),
+        }
+    }
+
+    fn higher_is_better(self) -> bool {
+        matches!(self, Metric::OpsPerSec | Metric::MbPerSec)
+    }
+
+    /// How many times better `ours` is than `reference` (above 1: ours wins).
+    pub(crate) fn advantage(self, ours: f64, reference: f64) -> f64 {
+        if self.higher_is_better() {
+            ours / reference
+        } else {
+            reference / ours
+        }
+    }
+}
+
+/// What one measured run saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    pub(crate) ops: u64,
+    pub(crate) wall_s: f64,
+    /// Server CPU over the run, when the process could be read.
+    pub(crate) cpu_s: Option<f64>,
+    /// This driver's CPU over the run: the client's share of the cost.
+    pub(crate) client_cpu_s: Option<f64>,
+    /// Payload bytes moved, both directions.
+    pub(crate) bytes: u64,
+    pub(crate) latencies_us: Vec<f64>,
+}
+
+impl Run {
+    pub(crate) fn metric(&self, metric: Metric) -> Option<f64> {
+        let ops = self.ops as f64;
+        match metric {
+            Metric::OpsPerSec => Some(ops / self.wall_s),
+            Metric::MsPerOp => Some(self.wall_s * 1e3 / ops),
+            Metric::P50Us => percentile(&self.latencies_us, 50.0),
+            Metric::P99Us => percentile(&self.latencies_us, 99.0),
+            Metric::MbPerSec => Some(self.bytes as f64 / self.wall_s / 1e6),
+            Metric::CpuUsPerOp => self.cpu_s.map(|cpu| cpu * 1e6 / ops),
+            Metric::CpuMsPerOp => self.cpu_s.map(|cpu| cpu * 1e3 / ops),
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "ops": self.ops,
+            "wall_s": self.wall_s,
+            "server_cpu_s": self.cpu_s,
+            "client_cpu_s": self.client_cpu_s,
+            "bytes": self.bytes,
+            "p50_us": percentile(&self.latencies_us, 50.0),
+            "p99_us": percentile(&self.latencies_us, 99.0),
+        })
+    }
+}
+
+/// Sizes of the heavier workloads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Values per round of the large exchange.
+    pub(crate) large_values: usize,
+    /// Rounds per large exchange session.
+    pub(crate) large_rounds: usize,
+    /// Rows per batch of the bulk producer.
+    pub(crate) bulk_rows: usize,
+    /// Batches per bulk stream.
+    pub(crate) bulk_batches: usize,
+}
+
+/// What a unary answer must be.
+#[derive(Debug, Clone)]
+enum Expect {
+    Void,
+    Utf8(String),
+    Float64(f64),
+    Binary(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+enum Job {
+    Unary {
+        method: &'static str,
+        params: RecordBatch,
+        expect: Expect,
+    },
+    /// `produce_n` or `produce_large_batches`: `batches` batches of `rows`
+    /// rows, batch `k` holding `index = k*rows..`, `value = index * 10`.
+    Produce {
+        method: &'static str,
+        params: RecordBatch,
+        batches: usize,
+        rows: usize,
+    },
+    /// `exchange_scale` by [`FACTOR`], `rounds` times the same input.
+    Exchange {
+        params: RecordBatch,
+        rounds: usize,
+        input: RecordBatch,
+    },
+}
+
+/// The `exchange_scale` factor: doubling is exact in floating point, so
+/// answers can be compared for equality.
+const FACTOR: f64 = 2.0;
+
+/// One workload.
+#[derive(Debug, Clone)]
+pub(crate) struct Workload {
+    pub(crate) name: &'static str,
+    pub(crate) description: String,
+    /// What one operation is called in labels: call, stream, session.
+    pub(crate) op: &'static str,
+    /// The numbers reported, the headline first.
+    pub(crate) metrics: &'static [Metric],
+    job: Job,
+}
+
+const UNARY_METRICS: &[Metric] = &[
+    Metric::OpsPerSec,
+    Metric::P50Us,
+    Metric::P99Us,
+    Metric::CpuUsPerOp,
+];
+
+/// Every workload, in report order.
+pub(crate) fn all(sizes: Sizes) -> Result<Vec<Workload>> {
+    let text = "hello, vgi-rpc bench";
+    let blob: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let large_input: Vec<f64> = (0..sizes.large_values).map(|i| i as f64).collect();
+    Ok(vec![
+        Workload {
+            name: "void_noop",
+            description: "unary void_noop()".to_owned(),
+            op: "call",
+            metrics: UNARY_METRICS,
+            job: Job::Unary {
+                method: "void_noop",
+                params: vgirpc_client::no_params(),
+                expect: Expect::Void,
+            },
+        },
+        Workload {
+            name: "echo_string",
+            description: format!("unary echo_string({text:?})"),
+            op: "call",
+            metrics: UNARY_METRICS,
+            job: Job::Unary {
+                method: "echo_string",
+                params: one_row(vec![(
+                    "value",
+                    Arc::new(StringArray::from(vec![text])) as ArrayRef,
+                )])?,
+                expect: Expect::Utf8(text.to_owned()),
+            },
+        },
+        Workload {
+            name: "add_floats",
+            description: "unary add_floats(1.5, 2.25)".to_owned(),
+            op: "call",
+            metrics: UNARY_METRICS,
+            job: Job::Unary {
+                method: "add_floats",
+                params: one_row(vec![
+                    ("a", Arc::new(Float64Array::from(vec![1.5])) as ArrayRef),
+                    ("b", Arc::new(Float64Array::from(vec![2.25])) as ArrayRef),
+                ])?,
+                expect: Expect::Float64(3.75),
+            },
+        },
+        Workload {
+            name: "echo_bytes_64k",
+            description: "unary echo_bytes(64 KiB)".to_owned(),
+            op: "call",
+            metrics: &[
+                Metric::OpsPerSec,
+                Metric::MbPerSec,
+                Metric::P50Us,
+                Metric::CpuUsPerOp,
+            ],
+            job: Job::Unary {
+                method: "echo_bytes",
+                params: one_row(vec![(
+                    "data",
+                    Arc::new(BinaryArray::from(vec![blob.as_slice()])) as ArrayRef,
+                )])?,
+                expect: Expect::Binary(blob),
+            },
+        },
+        Workload {
+            name: "produce_n_50",
+            description: "produce_n(50): 50 one-row batches".to_owned(),
+            op: "stream",
+            metrics: &[Metric::MsPerOp, Metric::CpuMsPerOp],
+            job: Job::Produce {
+                method: "produce_n",
+                params: int_params(&[("count", 50)])?,
+                batches: 50,
+                rows: 1,
+            },
+        },
+        Workload {
+            name: "exchange_small_20",
+            description: "exchange_scale: 20 rounds of 4 float64".to_owned(),
+            op: "session",
+            metrics: &[Metric::MsPerOp, Metric::CpuMsPerOp],
+            job: Job::Exchange {
+                params: factor_params()?,
+                rounds: 20,
+                input: float_batch(vec![1.0, 2.5, -3.0, 4.25])?,
+            },
+        },
+        Workload {
+            name: "exchange_large",
+            description: format!(
+                "exchange_scale: {} rounds of {} float64 ({:.1} MB each way)",
+                sizes.large_rounds,
+                sizes.large_values,
+                sizes.large_values as f64 * 8.0 / 1e6
+            ),
+            op: "session",
+            metrics: &[Metric::MbPerSec, Metric::MsPerOp, Metric::CpuMsPerOp],
+            job: Job::Exchange {
+                params: factor_params()?,
+                rounds: sizes.large_rounds,
+                input: float_batch(large_input)?,
+            },
+        },
+        Workload {
+            name: "produce_bulk",
+            description: format!(
+                "produce_large_batches({}, {}): {:.1} MB of int64",
+                sizes.bulk_rows,
+                sizes.bulk_batches,
+                (sizes.bulk_rows * sizes.bulk_batches * 16) as f64 / 1e6
+            ),
+            op: "stream",
+            metrics: &[Metric::MbPerSec, Metric::MsPerOp, Metric::CpuMsPerOp],
+            job: Job::Produce {
+                method: "produce_large_batches",
+                params: int_params(&[
+                    ("rows_per_batch", sizes.bulk_rows as i64),
+                    ("batch_count", sizes.bulk_batches as i64),
+                ])?,
+                batches: sizes.bulk_batches,
+                rows: sizes.bulk_rows,
+            },
+        },
+    ])
+}
+
+/// Names of every workload, [`all`]'s and the spawn measurement.
+pub(crate) fn names() -> Vec<&'static str> {
+    vec![
+        "spawn_first_reply",
+        "void_noop",
+        "echo_string",
+        "add_floats",
+        "echo_bytes_64k",
+        "produce_n_50",
+        "exchange_small_20",
+        "exchange_large",
+        "produce_bulk",
+    ]
+}
+
+/// The three small unary workloads, for the soak loop.
+pub(crate) fn small_unary(workloads: &[Workload]) -> Vec<&Workload> {
+    workloads
+        .iter()
+        .filter(|w| matches!(w.name, "void_noop" | "echo_string" | "add_floats"))
+        .collect()
+}
+
+impl Workload {
+    /// Whether this is a unary workload (whose CPU and latency targets apply).
+    pub(crate) fn is_unary(&self) -> bool {
+        matches!(self.job, Job::Unary { .. })
+    }
+
+    /// One operation, answer checked; returns the payload bytes moved.
+    pub(crate) fn op(&self, endpoint: &mut Endpoint) -> Result<u64> {
+        let rpc = endpoint.rpc.as_mut();
+        match &self.job {
+            Job::Unary {
+                method,
+                params,
+                expect,
+            } => {
+                let result = rpc.unary(method, params)?;
+                check_unary(method, &result, expect)?;
+                Ok((payload_bytes(params) + payload_bytes(&result)) as u64)
+            }
+            Job::Produce {
+                method,
+                params,
+                batches,
+                rows,
+            } => {
+                let mut seen = 0;
+                let mut bytes = 0;
+                rpc.produce(method, params, &mut |index, batch| {
+                    check_counter_batch(&batch, index, *rows)
+                        .with_context(|| format!("{method}() batch {index}"))?;
+                    seen += 1;
+                    bytes += payload_bytes(&batch);
+                    Ok(())
+                })?;
+                ensure!(
+                    seen == *batches,
+                    "{method}() sent {seen} batches, not {batches}"
+                );
+                Ok(bytes as u64)
+            }
+            Job::Exchange {
+                params,
+                rounds,
+                input,
+            } => {
+                let values = float_values(input)?;
+                let mut bytes = 0;
+                rpc.exchange(
+                    "exchange_scale",
+                    params,
+                    *rounds,
+                    input,
+                    &mut |round, out| {
+                        check_scaled(values, &out).with_context(|| format!("round {round}"))?;
+                        bytes += payload_bytes(input) + payload_bytes(&out);
+                        Ok(())
+                    },
+                )?;
+                Ok(bytes as u64)
+            }
+        }
+    }
+
+    /// Repeats [`Workload::op`] until both `min_ops` operations were done and
+    /// `budget` has passed, reading the server's CPU time around the loop.
+    pub(crate) fn measure(
+        &self,
+        endpoint: &mut Endpoint,
+        budget: Duration,
+        min_ops: u64,
+    ) -> Result<Run> {
+        let client = std::process::id();
+        let client_before = cpu_seconds(client).ok();
+        let cpu_before = cpu_seconds(endpoint.pid).ok();
+        let start = Instant::now();
+        let mut ops = 0;
+        let mut bytes = 0;
+        let mut latencies_us = Vec::new();
+        while ops < min_ops || start.elapsed() < budget {
+            let op_start = Instant::now();
+            bytes += self.op(endpoint)?;
+            latencies_us.push(op_start.elapsed().as_secs_f64() * 1e6);
+            ops += 1;
+        }
+        let wall_s = start.elapsed().as_secs_f64();
+        let cpu_after = cpu_seconds(endpoint.pid).ok();
+        let client_after = cpu_seconds(client).ok();
+        let delta = |before: Option<f64>, after: Option<f64>| {
+            before.zip(after).map(|(before, after)| after - before)
+        };
+        Ok(Run {
+            ops,
+            wall_s,
+            cpu_s: delta(cpu_before, cpu_after),
+            client_cpu_s: delta(client_before, client_after),
+            bytes,
+            latencies_us,
+        })
+    }
+}
+
+/// Bytes of the values in `batch`'s buffers (what the wire must carry,
+/// framing aside).
+fn payload_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .buffers()
+                .iter()
+                .map(|buffer| buffer.len())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+fn one_row(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| Field::new(*name, array.data_type().clone(), false))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, array)| array).collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+fn int_params(values: &[(&str, i64)]) -> Result<RecordBatch> {
+    one_row(
+        values
+            .iter()
+            .map(|(name, v)| (*name, Arc::new(Int64Array::from(vec![*v])) as ArrayRef))
+            .collect(),
+    )
+}
+
+fn factor_params() -> Result<RecordBatch> {
+    one_row(vec![(
+        "factor",
+        Arc::new(Float64Array::from(vec![FACTOR])) as ArrayRef,
+    )])
+}
+
+/// The `{value: float64}` input of `exchange_scale` (nullable, as declared).
+fn float_batch(values: Vec<f64>) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Float64,
+        true,
+    )]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Float64Array::from(values))],
+    )?)
+}
+
+fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .with_context(|| format!("no column {name:?} in {:?}", batch.schema()))?
+        .as_any()
+        .downcast_ref::<T>()
+        .with_context(|| format!("column {name:?} has an unexpected type"))
+}
+
+fn check_unary(method: &str, result: &RecordBatch, expect: &Expect) -> Result<()> {
+    let single = |batch: &RecordBatch| -> Result<()> {
+        ensure!(
+            batch.num_rows() == 1,
+            "{method}() returned {} rows",
+            batch.num_rows()
+        );
+        Ok(())
+    };
+    match expect {
+        Expect::Void => ensure!(
+            result.num_columns() == 0,
+            "{method}() returned columns: {:?}",
+            result.schema()
+        ),
+        Expect::Utf8(want) => {
+            single(result)?;
+            let got = column::<StringArray>(result, "result")?.value(0);
+            ensure!(got == want, "{method}() returned {got:?}, not {want:?}");
+        }
+        Expect::Float64(want) => {
+            single(result)?;
+            let got = column::<Float64Array>(result, "result")?.value(0);
+            ensure!(got == *want, "{method}() returned {got}, not {want}");
+        }
+        Expect::Binary(want) => {
+            single(result)?;
+            let got = column::<BinaryArray>(result, "result")?.value(0);
+            ensure!(
+                got == want.as_slice(),
+                "{method}() returned different bytes"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_counter_batch(batch: &RecordBatch, index: usize, rows: usize) -> Result<()> {
+    ensure!(
+        batch.num_rows() == rows,
+        "{} rows, not {rows}",
+        batch.num_rows()
+    );
+    let first = (index * rows) as i64;
+    let indices = column::<Int64Array>(batch, "index")?;
+    let values = column::<Int64Array>(batch, "value")?;
+    ensure!(
+        indices.null_count() == 0 && values.null_count() == 0,
+        "unexpected nulls"
+    );
+    let expected = first..first + rows as i64;
+    let ok = indices
+        .values()
+        .iter()
+        .zip(values.values().iter())
+        .zip(expected)
+        .all(|((&i, &v), want)| i == want && v == want * 10);
+    if !ok {
+        bail!("rows differ from index = {first}.., value = index * 10");
+    }
+    Ok(())
+}
+
+fn float_values(batch: &RecordBatch) -> Result<&[f64]> {
+    Ok(column::<Float64Array>(batch, "value")?.values())
+}
+
+fn check_scaled(input: &[f64], output: &RecordBatch) -> Result<()> {
+    let got = column::<Float64Array>(output, "value")?;
+    ensure!(
+        got.len() == input.len() && got.null_count() == 0,
+        "{} values back for {} sent",
+        got.len(),
+        input.len()
+    );
+    let ok = got
+        .values()
+        .iter()
+        .zip(input)
+        .all(|(&out, &inp)| out == inp * FACTOR);
+    ensure!(ok, "values were not scaled by {FACTOR}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes() -> Sizes {
+        Sizes {
+            large_values: 10,
+            large_rounds: 2,
+            bulk_rows: 10,
+            bulk_batches: 2,
+        }
+    }
+
+    #[test]
+    fn names_list_every_workload() {
+        let mut expected = vec!["spawn_first_reply"];
+        expected.extend(all(sizes()).unwrap().iter().map(|w| w.name));
+        assert_eq!(names(), expected);
+    }
+
+    #[test]
+    fn answers_are_checked() {
+        let float = one_row(vec![(
+            "result",
+            Arc::new(Float64Array::from(vec![3.75])) as ArrayRef,
+        )])
+        .unwrap();
+        assert!(check_unary("add_floats", &float, &Expect::Float64(3.75)).is_ok());
+        assert!(check_unary("add_floats", &float, &Expect::Float64(4.0)).is_err());
+        assert!(check_unary("add_floats", &float, &Expect::Void).is_err());
+
+        let counter = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("index", DataType::Int64, true),
+                Field::new("value", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![4, 5])),
+                Arc::new(Int64Array::from(vec![40, 50])),
+            ],
+        )
+        .unwrap();
+        assert!(check_counter_batch(&counter, 2, 2).is_ok());
+        assert!(check_counter_batch(&counter, 1, 2).is_err());
+
+        let input = float_batch(vec![1.0, -2.5]).unwrap();
+        let doubled = float_batch(vec![2.0, -5.0]).unwrap();
+        let values = float_values(&input).unwrap();
+        assert!(check_scaled(values, &doubled).is_ok());
+        assert!(check_scaled(values, &input).is_err());
+    }
+}
