@@ -14,7 +14,10 @@
 //!   [`conformance::Options`] for the flags.
 //! * `ci` — formatting, lints, docs, tests, then `conformance`, stopping at the
 //!   first failure.  This is what `.ci/run` and the GitHub workflow call.
+//! * `bench` — our worker and the reference worker side by side; see
+//!   [`mod@bench`] and `docs/benchmarks.md`.
 
+mod bench;
 mod ci;
 mod conformance;
 mod expectations;
@@ -40,6 +43,13 @@ commands:
                   --worker CMD       test this worker command instead of building ours
                                      (also VGI_CONFORMANCE_WORKER)
   ci            fmt, clippy, doc, test, then conformance; stops at the first failure
+  bench         our worker and the reference worker, same workloads, side by side
+                  --quick            small sizes, one short run (seconds)
+                  --runs N           runs per workload and server (default 5)
+                  --transport NAME   pipe, unix, shm or http (repeatable; default: all)
+                  --soak             long unary loop on our worker: peak RSS growth
+                  --skip-build       use the binaries that are already built
+                results: target/bench/; more options: target/release/vgirpc-bench --help
 ";
 
 fn main() -> ExitCode {
@@ -55,6 +65,7 @@ fn main() -> ExitCode {
             None => ci::run(),
             Some(extra) => Err(anyhow::anyhow!("`ci` takes no arguments (got {extra:?})")),
         },
+        Some("bench") => bench::run(&bench::Options::parse(args)),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,0 +1,129 @@
+//! `cargo xtask bench`: our worker and the reference Python worker, side by side.
+//!
+//! Builds the conformance worker and the bench driver (`bench/`) in release
+//! mode, finds the reference worker in the conformance virtualenv, and runs
+//! the driver, which prints the tables and writes JSON and Markdown under
+//! `target/bench/`. Every option but `--skip-build` goes to the driver.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::process::run_ok;
+use crate::python::{self, Venv};
+
+/// `cargo xtask bench` options: `--skip-build`, and the driver's own.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// `--skip-build`: use the binaries already in the target directory.
+    skip_build: bool,
+    /// Passed to `vgirpc-bench` as they are (`--quick`, `--runs N`, ...).
+    driver_args: Vec<String>,
+}
+
+impl Options {
+    pub(crate) fn parse(args: impl Iterator<Item = String>) -> Self {
+        let mut options = Self::default();
+        for arg in args {
+            if arg == "--skip-build" {
+                options.skip_build = true;
+            } else {
+                options.driver_args.push(arg);
+            }
+        }
+        options
+    }
+
+    /// The soak measures our worker alone, so it needs no Python.
+    fn needs_reference(&self) -> bool {
+        !self
+            .driver_args
+            .iter()
+            .any(|a| a == "--soak" || a == "-h" || a == "--help")
+    }
+}
+
+pub(crate) fn run(options: &Options) -> Result<()> {
+    let target = target_dir()?;
+    if !options.skip_build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run_ok(Command::new(cargo).args([
+            "build",
+            "--release",
+            "-p",
+            "vgirpc-conformance",
+            "-p",
+            "vgirpc-bench",
+        ]))?;
+    }
+    let release = target.join("release");
+    let driver = existing(release.join("vgirpc-bench"))?;
+    let ours = existing(release.join("vgi-conformance-worker"))?;
+
+    let mut cmd = Command::new(driver);
+    cmd.arg("--ours").arg(ours);
+    if options.needs_reference() {
+        let python = python::find_or_build()?;
+        let venv = Venv::ensure(&target.join("conformance-venv"), &python)?;
+        cmd.arg("--reference")
+            .arg(existing(venv.bin("vgi-rpc-conformance"))?);
+    }
+    cmd.arg("--out")
+        .arg(target.join("bench"))
+        .args(&options.driver_args);
+    run_ok(&mut cmd)
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf> {
+    if !path.is_file() {
+        bail!(
+            "{} does not exist; run without --skip-build",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The cargo target directory, relative to the workspace root when inside
+/// it so echoed commands stay short.
+fn target_dir() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+    let Some(dir) = metadata["target_directory"].as_str() else {
+        bail!("cargo metadata has no target_directory");
+    };
+    let dir = Path::new(dir);
+    let root = std::env::current_dir()?;
+    Ok(dir
+        .strip_prefix(&root)
+        .map_or_else(|_| dir.to_path_buf(), Path::to_path_buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_build_is_ours_and_the_rest_goes_to_the_driver() {
+        let args = ["--quick", "--skip-build", "--runs", "3"].map(String::from);
+        let options = Options::parse(args.into_iter());
+        assert!(options.skip_build);
+        assert_eq!(options.driver_args, ["--quick", "--runs", "3"]);
+        assert!(options.needs_reference());
+        let soak = Options::parse(["--soak".to_owned()].into_iter());
+        assert!(!soak.needs_reference());
+    }
+}
