@@ -85,12 +85,13 @@ where
             .layer
             .level
             .filter(|_| accepts_zstd(request.headers().get(ACCEPT_ENCODING)));
-        let request = match decode(request, self.layer.max_decompressed) {
-            Ok(request) => request,
-            Err(response) => return Box::pin(async move { Ok(*response) }),
-        };
+        let limit = self.layer.max_decompressed;
         let mut inner = take(&mut self.inner);
         Box::pin(async move {
+            let request = match decode(request, limit).await {
+                Ok(request) => request,
+                Err(response) => return Ok(*response),
+            };
             let response = inner.call(request).await?;
             Ok(match level {
                 Some(level) => encode(response, level),
@@ -110,7 +111,9 @@ fn accepts_zstd(header: Option<&HeaderValue>) -> bool {
     })
 }
 
-fn decode(
+/// Decodes the request body as its `Content-Encoding` says; decompressing
+/// runs on a blocking thread, as a large body takes a while.
+async fn decode(
     request: Request<Bytes>,
     limit: usize,
 ) -> Result<Request<Bytes>, Box<Response<ResponseBody>>> {
@@ -127,12 +130,15 @@ fn decode(
         "" | "identity" => Ok(request),
         ZSTD => {
             let (mut parts, compressed) = request.into_parts();
-            let plain = decompress_zstd(&compressed, limit).map_err(|err| {
-                Box::new(body::text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Failed to decompress zstd request body: {err}"),
-                ))
-            })?;
+            let plain = tokio::task::spawn_blocking(move || decompress_zstd(&compressed, limit))
+                .await
+                .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+                .map_err(|err| {
+                    Box::new(body::text(
+                        StatusCode::BAD_REQUEST,
+                        format!("Failed to decompress zstd request body: {err}"),
+                    ))
+                })?;
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.remove(CONTENT_LENGTH);
             Ok(Request::from_parts(parts, Bytes::from(plain)))
