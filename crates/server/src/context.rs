@@ -42,11 +42,22 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// This process's server identity: 12 hex characters, fixed for the
-/// lifetime of the process so every log line of one worker agrees.
+static SERVER_ID: OnceLock<String> = OnceLock::new();
+
+/// This process's server identity: 12 random hex characters unless chosen
+/// with [`set_server_id`], fixed for the lifetime of the process so every
+/// log line of one worker agrees.
 pub fn server_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| random_hex(6))
+    SERVER_ID.get_or_init(|| random_hex(6))
+}
+
+/// Chooses this process's server identity, for example the platform's
+/// machine id (`vgirpc_http::fly::auto_server_id`), so tokens and logs
+/// name the machine. It must happen before anything reads the id (building
+/// a [`Server`](crate::Server) does); afterwards the id in use is returned
+/// as the error.
+pub fn set_server_id(id: impl Into<String>) -> Result<(), &'static str> {
+    SERVER_ID.set(id.into()).map_err(|_| server_id())
 }
 
 /// A fresh 16-hex-character request id.
@@ -252,6 +263,9 @@ mod tests {
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(id, server_id());
         assert_eq!(new_request_id().len(), 16);
+        // Too late to choose one: the id in use is kept.
+        assert_eq!(set_server_id("machine-1"), Err(id));
+        assert_eq!(server_id(), id);
     }
 
     #[test]

@@ -54,7 +54,7 @@ mod session;
 mod side;
 mod stream;
 
-pub use context::{CallContext, TransportKind, new_request_id, server_id};
+pub use context::{CallContext, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
 pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
 pub use persist::SavedStream;
