@@ -26,8 +26,9 @@ enum Inner {
 }
 
 impl ResponseBody {
-    /// A complete body.
-    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+    /// A complete body, for responses of one's own layers
+    /// (see [`HttpServer::layer`](crate::HttpServer::layer)).
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         ResponseBody(Inner::Full((!bytes.is_empty()).then_some(bytes)))
     }

@@ -4,6 +4,7 @@ use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 
 use crate::auth::Authenticate;
 use crate::external::ExternalConfig;
+use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
 
 /// How an [`HttpServer`](crate::HttpServer) serves; every knob has the
@@ -21,6 +22,7 @@ pub struct HttpConfig {
     pub(crate) upload_urls: Option<Arc<dyn UploadUrlProvider>>,
     pub(crate) max_upload_bytes: Option<u64>,
     pub(crate) authenticate: Option<Arc<dyn Authenticate>>,
+    pub(crate) sticky: Option<StickyConfig>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("upload_urls", &self.upload_urls.is_some())
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("authenticate", &self.authenticate.is_some())
+            .field("sticky", &self.sticky)
             .finish()
     }
 }
@@ -58,6 +61,7 @@ impl Default for HttpConfig {
             upload_urls: None,
             max_upload_bytes: None,
             authenticate: None,
+            sticky: None,
         }
     }
 }
@@ -133,6 +137,16 @@ impl HttpConfig {
     ) -> Self {
         self.upload_urls = Some(provider);
         self.max_upload_bytes = max_upload_bytes;
+        self
+    }
+
+    /// Enable sticky sessions: methods may bind live objects to their
+    /// caller with [`open_session`](vgirpc::CallContext::open_session), the
+    /// server advertises `VGI-Sticky-Enabled`, and serves
+    /// `DELETE {prefix}/__session__`. Session tokens are sealed with the
+    /// token key; each session lives in the worker that opened it.
+    pub fn with_sticky(mut self, sticky: StickyConfig) -> Self {
+        self.sticky = Some(sticky);
         self
     }
 

@@ -19,6 +19,7 @@ use crate::auth::AuthContext;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::layer::BoxFuture;
 use crate::layer::request_id::RequestId;
+use crate::layer::sticky::BoundSession;
 use crate::rpc::{Caller, Reply, Rpc, error_stream};
 
 /// Response header marking an error answer sent with status 200.
@@ -104,6 +105,7 @@ impl Endpoints {
                 .extensions()
                 .get::<RequestId>()
                 .map_or_else(vgirpc::new_request_id, |id| id.0.clone()),
+            session: request.extensions().get::<BoundSession>().cloned(),
         };
         let route = route(&self.prefix, request.uri().path());
         let (kind, name) = match route {
@@ -252,7 +254,7 @@ impl Service<Request<Bytes>> for Endpoints {
 /// An Arrow answer. Failures the reference reports as 500 travel as 200 with
 /// `X-VGI-RPC-Error: true`, so clients that drop 5xx bodies still read the
 /// error batch.
-fn rpc_response(reply: Reply) -> Response<ResponseBody> {
+pub(crate) fn rpc_response(reply: Reply) -> Response<ResponseBody> {
     let (status, flagged) = match reply.status {
         StatusCode::INTERNAL_SERVER_ERROR => (StatusCode::OK, true),
         status => (status, false),

@@ -17,13 +17,18 @@
 //! | `POST {prefix}/__upload_url__/init` | pre-signed upload URLs (with an [`UploadUrlProvider`]) |
 //! | `OPTIONS {prefix}/__capabilities__`, `OPTIONS {prefix}/health` | capability headers |
 //! | `GET {prefix}/health` | liveness, never behind authentication |
+//! | `DELETE {prefix}/__session__` | end a sticky session (sticky servers only) |
 //!
 //! The server is a stack of tower layers around the endpoints (request id,
-//! capability headers, authentication, body limits, zstd); see
-//! [`HttpServer::service`] to embed it in another hyper or tower server.
+//! capability headers, authentication, body limits, zstd, sticky sessions);
+//! see [`HttpServer::service`] to embed it in another hyper or tower server.
 //! Methods run on tokio's blocking threads, so slow methods never hold up
 //! the reactor and requests run in parallel on every core. This crate is the
 //! server side only.
+//!
+//! With [`HttpConfig::with_sticky`] methods may also keep live objects for
+//! a client between calls ([sticky sessions](StickyConfig)), held in the
+//! worker that opened them.
 //!
 //! ```no_run
 //! use vgirpc::{RpcError, Server};
@@ -60,11 +65,15 @@ mod external;
 mod layer;
 mod outgoing;
 mod rpc;
+mod sticky;
 mod storage;
+
+pub mod fly;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -74,7 +83,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vgirpc::{Server, TransportKind};
 
 pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
@@ -82,6 +91,7 @@ pub use body::{ARROW_STREAM, ResponseBody};
 pub use config::HttpConfig;
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
+pub use sticky::{DrainHandle, StickyConfig};
 pub use storage::{
     ExternalStorage, FakeStorageClient, UploadUrl, UploadUrlProvider, fetch_plain_http,
 };
@@ -93,6 +103,7 @@ use layer::capabilities::CapabilitiesLayer;
 use layer::compression::{CompressionLayer, ZSTD};
 use layer::limit::{BodyLimitLayer, DEFAULT_BODY_LIMIT};
 use layer::request_id::RequestIdLayer;
+use layer::sticky::StickyLayer;
 
 /// The composed HTTP service: every layer around the vgi-rpc endpoints.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ResponseBody>, Infallible>;
@@ -105,11 +116,14 @@ pub struct RemoteAddr(pub SocketAddr);
 #[derive(Clone)]
 pub struct HttpServer {
     service: HttpService,
+    drain: Option<DrainHandle>,
 }
 
 impl std::fmt::Debug for HttpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpServer").finish_non_exhaustive()
+        f.debug_struct("HttpServer")
+            .field("sticky", &self.drain.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,6 +154,10 @@ impl HttpServer {
         let max_decompressed = config
             .max_request_bytes
             .map_or(DEFAULT_BODY_LIMIT, |cap| cap.saturating_mul(16));
+        let sticky = match &config.sticky {
+            Some(sticky) => Some(Arc::new(sticky::Sticky::new(sticky, key.clone())?)),
+            None => None,
+        };
         let endpoints = Endpoints::new(
             rpc::Rpc {
                 server,
@@ -165,10 +183,36 @@ impl HttpServer {
                 config.compression_level,
                 usize::try_from(max_decompressed).unwrap_or(usize::MAX),
             ))
+            // Absent rather than idle when disabled: the non-sticky wire
+            // stays exactly what it was.
+            .option_layer(sticky.clone().map(|s| StickyLayer::new(s, &prefix)))
             .service(endpoints);
         Ok(Self {
             service: BoxCloneSyncService::new(service),
+            drain: sticky.map(|s| s.drain_handle()),
         })
+    }
+
+    /// The graceful-drain handle of a sticky server; `None` without
+    /// sticky sessions, which have nothing to drain.
+    pub fn drain_handle(&self) -> Option<DrainHandle> {
+        self.drain.clone()
+    }
+
+    /// Wraps the whole stack in `layer`, outermost: routes or middleware of
+    /// one's own in front of the vgi-rpc endpoints.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<HttpService>,
+        L::Service: Service<Request<Incoming>, Response = Response<ResponseBody>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<Incoming>>>::Future: Send + 'static,
+    {
+        self.service = BoxCloneSyncService::new(layer.layer(self.service));
+        self
     }
 
     /// The tower service, for embedding in another server.
@@ -249,5 +293,10 @@ fn capability_headers(config: &HttpConfig) -> Result<HeaderMap, HttpError> {
         }
     }
     put("vgi-supported-encodings", ZSTD.into())?;
+    if let Some(sticky) = &config.sticky {
+        for (name, value) in sticky.capability_headers() {
+            put(name, value)?;
+        }
+    }
     Ok(headers)
 }

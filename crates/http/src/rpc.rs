@@ -20,12 +20,13 @@ use vgirpc::wire::request::{Request, request_error_info};
 use vgirpc::wire::types::{deserialize_schema, serialize_schema};
 use vgirpc::{
     ActiveStream, Answer, Call, CallRecord, CallStatus, FailureKind, OpenStream, RpcError,
-    SavedStream, Server, Step, TransportKind,
+    SavedStream, Server, SessionHost, Step, TransportKind,
 };
 use vgirpc_token::{Identity, TokenKey, TokenPayload, unix_now};
 
 use crate::auth::AuthContext;
 use crate::external::{Entry, ExternalConfig, data_entry, pointer_url};
+use crate::layer::sticky::BoundSession;
 use crate::storage::UploadUrlProvider;
 
 /// Method name of the upload-URL endpoint's requests.
@@ -47,11 +48,17 @@ pub(crate) struct Caller {
     /// `ip:port` of the peer, empty when unknown.
     pub(crate) remote_addr: String,
     pub(crate) request_id: String,
+    /// The request's sticky session host, on sticky servers.
+    pub(crate) session: Option<BoundSession>,
 }
 
 impl Caller {
     fn identity(&self) -> Identity {
         self.auth.token_identity()
+    }
+
+    fn session(&self) -> Option<Arc<dyn SessionHost>> {
+        self.session.as_ref().map(|bound| bound.0.clone())
     }
 }
 
@@ -128,7 +135,10 @@ impl Rpc {
             Ok(request) => request,
             Err(failure) => return failure.reply(&caller.request_id),
         };
-        match self.server.dispatch(request, TransportKind::Http) {
+        match self
+            .server
+            .dispatch_with_session(request, TransportKind::Http, caller.session())
+        {
             Call::Answer(mut answer) => {
                 let record = answer.record.take();
                 let (reply, failure) = self.unary_reply(method, answer, &caller.request_id);
@@ -149,7 +159,10 @@ impl Rpc {
             Ok(request) => request,
             Err(failure) => return failure.reply(&caller.request_id),
         };
-        match self.server.dispatch(request, TransportKind::Http) {
+        match self
+            .server
+            .dispatch_with_session(request, TransportKind::Http, caller.session())
+        {
             Call::Answer(mut answer) => {
                 let record = answer.record.take();
                 let reply = answer_reply(&answer);
@@ -193,6 +206,9 @@ impl Rpc {
             Ok(opened) => opened,
             Err(failure) => return failure.reply(&caller.request_id),
         };
+        if let Some(host) = caller.session() {
+            stream.bind_session(host);
+        }
         let (reply, turn) = if input.metadata.contains(metadata::CANCEL) {
             stream.cancel();
             let body = write_stream_bytes(stream.output_schema(), [])

@@ -4,16 +4,16 @@
 //! 2. [`capabilities`]: capability headers on every response;
 //! 3. [`auth`]: authenticate, or answer `401` before the body is read;
 //! 4. [`limit`]: read the body, refusing oversized ones with `413`;
-//! 5. [`compression`]: zstd request and response bodies.
-//!
-//! Sticky sessions, when they arrive, belong between compression and the
-//! endpoints: they need the authenticated identity and a plain body.
+//! 5. [`compression`]: zstd request and response bodies;
+//! 6. [`sticky`]: sticky sessions, on sticky servers only (they need the
+//!    authenticated identity, and hold the session while the endpoint runs).
 
 pub(crate) mod auth;
 pub(crate) mod capabilities;
 pub(crate) mod compression;
 pub(crate) mod limit;
 pub(crate) mod request_id;
+pub(crate) mod sticky;
 
 use std::convert::Infallible;
 use std::future::Future;
