@@ -28,7 +28,8 @@
 //!
 //! With [`HttpConfig::with_sticky`] methods may also keep live objects for
 //! a client between calls ([sticky sessions](StickyConfig)), held in the
-//! worker that opened them.
+//! worker that opened them; [`HttpServer::serve_until_signalled`] then
+//! drains gracefully on SIGTERM.
 //!
 //! ```no_run
 //! use vgirpc::{RpcError, Server};
@@ -65,6 +66,7 @@ mod external;
 mod layer;
 mod outgoing;
 mod rpc;
+mod shutdown;
 mod sticky;
 mod storage;
 
@@ -91,6 +93,7 @@ pub use body::{ARROW_STREAM, ResponseBody};
 pub use config::HttpConfig;
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
+pub use shutdown::{DEFAULT_DRAIN_GRACE, ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
 pub use storage::{
     ExternalStorage, FakeStorageClient, UploadUrl, UploadUrlProvider, fetch_plain_http,
@@ -228,7 +231,16 @@ impl HttpServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), HttpError> {
-        let mut shutdown = std::pin::pin!(shutdown);
+        self.serve_until(listener, shutdown).await
+    }
+
+    /// Serves until `stop` completes, returning its output.
+    async fn serve_until<T>(
+        self,
+        listener: TcpListener,
+        stop: impl Future<Output = T>,
+    ) -> Result<T, HttpError> {
+        let mut stop = std::pin::pin!(stop);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -241,7 +253,7 @@ impl HttpServer {
                         continue;
                     }
                 },
-                () = &mut shutdown => return Ok(()),
+                stopped = &mut stop => return Ok(stopped),
             };
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%err, "cannot disable Nagle's algorithm");

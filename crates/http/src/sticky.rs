@@ -114,9 +114,10 @@ impl StickyConfig {
 ///
 /// While draining, [`open_session`](vgirpc::CallContext::open_session)
 /// fails with `ServerDrainingError` and existing sessions go on serving;
-/// [`DrainHandle::shutdown`] then closes whatever is left. Wire these into
-/// the process's shutdown: a signal handler, or a pre-fork server's worker
-/// exit hook.
+/// [`DrainHandle::shutdown`] then closes whatever is left.
+/// [`HttpServer::serve_until_signalled`](crate::HttpServer::serve_until_signalled)
+/// wires them to SIGTERM and SIGINT; pre-fork style deployments wire them
+/// into the worker's exit hook.
 #[derive(Debug, Clone)]
 pub struct DrainHandle {
     registry: Registry,
