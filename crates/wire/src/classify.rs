@@ -64,7 +64,8 @@ mod tests {
     #[test]
     fn rows_make_data_whatever_the_metadata() {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
         let md = LogRecord::new(Level::Info, "x").to_metadata();
         assert_eq!(classify(&batch, &md), BatchKind::Data);
     }

@@ -126,7 +126,11 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, WireError::Protocol(_)));
         assert_eq!(request_error_info(&err).error_type, "RpcError");
-        assert!(request_error_info(&err).message.starts_with("ProtocolError"));
+        assert!(
+            request_error_info(&err)
+                .message
+                .starts_with("ProtocolError")
+        );
     }
 
     #[test]
