@@ -20,22 +20,21 @@
 // segment live in this one module, each behind a bounds check.
 #[allow(unsafe_code, reason = "copies in and out of the mapped shm segment")]
 mod mapping;
-mod table;
 
 use std::cell::Cell;
 use std::fs::OpenOptions;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use vgirpc::arrow::array::RecordBatch;
-use vgirpc::arrow::schema::{DataType, SchemaRef};
-use vgirpc::wire::ipc::{EOS, IpcBatch, StreamReader, StreamWriter, write_stream_bytes};
+use vgirpc::wire::ipc::IpcBatch;
 use vgirpc::wire::log::empty_batch;
 use vgirpc::wire::metadata::{self, Metadata};
+use vgirpc::wire::shm::{
+    self as layout, FIXED_SIZE, FixedHeader, HEADER_SIZE, NUM_ALLOCS_AT, ShmError, Table,
+};
 use vgirpc::{RpcError, SideChannel, SideChannels};
 
 use mapping::Mapping;
-use table::{FixedHeader, HEADER_SIZE, Table};
 
 /// Where Linux keeps POSIX shared-memory objects.
 const SHM_DIR: &str = "/dev/shm";
@@ -135,9 +134,11 @@ impl Segment {
             name: name.to_owned(),
             mapping,
         };
-        let mut fixed = [0u8; table::FIXED_SIZE];
+        let mut fixed = [0u8; FIXED_SIZE];
         segment.mapping.read_at(0, &mut fixed)?;
-        FixedHeader::parse(&fixed).validate(segment.size())?;
+        FixedHeader::parse(&fixed)
+            .validate(segment.size())
+            .map_err(shm_error)?;
         segment.table()?;
         Ok(segment)
     }
@@ -150,22 +151,20 @@ impl Segment {
     /// A validated copy of the allocation table as it is now.
     fn table(&self) -> Result<Table, RpcError> {
         let mut count = [0u8; 4];
-        self.mapping.read_at(table::NUM_ALLOCS_AT, &mut count)?;
-        let count = table::entry_count(u32::from_le_bytes(count))?;
-        let mut entries = vec![0u8; table::entries_len(count)];
-        self.mapping
-            .read_at(table::FIXED_SIZE as u64, &mut entries)?;
-        Table::parse(&entries, self.size())
+        self.mapping.read_at(NUM_ALLOCS_AT, &mut count)?;
+        let count = layout::entry_count(u32::from_le_bytes(count)).map_err(shm_error)?;
+        let mut entries = vec![0u8; layout::entries_len(count)];
+        self.mapping.read_at(FIXED_SIZE as u64, &mut entries)?;
+        Table::parse(&entries, self.size()).map_err(shm_error)
     }
 
     /// Writes `table` back into the header.
     fn store(&self, table: &Table) -> Result<(), RpcError> {
         self.mapping
-            .write_at(table::FIXED_SIZE as u64, &table.encode_entries())?;
+            .write_at(FIXED_SIZE as u64, &table.encode_entries())?;
         // Never more than MAX_ALLOCS entries, so the count fits.
         let count = table.entries().len() as u32;
-        self.mapping
-            .write_at(table::NUM_ALLOCS_AT, &count.to_le_bytes())
+        self.mapping.write_at(NUM_ALLOCS_AT, &count.to_le_bytes())
     }
 
     /// Reserves `size` bytes, or `None` when the segment has no room.
@@ -181,7 +180,7 @@ impl Segment {
     /// Releases the region starting at `offset`.
     fn free(&self, offset: u64) -> Result<(), RpcError> {
         let mut table = self.table()?;
-        table.free(offset)?;
+        table.free(offset).map_err(shm_error)?;
         self.store(&table)
     }
 
@@ -229,7 +228,7 @@ struct ShmChannel {
 
 impl SideChannel for ShmChannel {
     fn resolve(&self, batch: IpcBatch) -> Result<IpcBatch, RpcError> {
-        let (batch, region) = if is_pointer(&batch) {
+        let (batch, region) = if layout::is_pointer(&batch) {
             let (batch, offset) = self.read_pointer(batch)?;
             (batch, Some(offset))
         } else {
@@ -250,9 +249,7 @@ impl SideChannel for ShmChannel {
         match self.write_batch(&batch) {
             Ok(Some((offset, length))) => {
                 let pointer = empty_batch(batch.schema_ref());
-                let metadata = metadata
-                    .with(metadata::SHM_OFFSET, offset.to_string())
-                    .with(metadata::SHM_LENGTH, length.to_string());
+                let metadata = layout::pointer_metadata(&metadata, offset, length as u64);
                 (pointer, metadata)
             }
             Ok(None) => (batch, metadata),
@@ -272,33 +269,25 @@ impl ShmChannel {
     /// Reads the batch a pointer batch refers to, returning it with the
     /// pointer keys replaced by the segment's name, and the region's offset.
     fn read_pointer(&self, pointer: IpcBatch) -> Result<(IpcBatch, u64), RpcError> {
-        let IpcBatch {
-            batch,
-            mut metadata,
-        } = pointer;
-        let offset = pointer_field(&metadata, metadata::SHM_OFFSET)?;
-        let length = pointer_field(&metadata, metadata::SHM_LENGTH)?;
-        let region = (offset >= HEADER_SIZE)
-            .then(|| self.segment.mapping.region(offset, length))
-            .flatten()
-            .ok_or_else(|| {
-                RpcError::value_error(format!(
-                    "shm pointer out of bounds: offset {offset} length {length} segment size {}",
-                    self.segment.size()
-                ))
-            })?;
-        let resolved = decode(region, batch.schema_ref()).map_err(|err| {
+        let IpcBatch { batch, metadata } = pointer;
+        let (offset, length) =
+            layout::pointer_region(&metadata, self.segment.size()).map_err(shm_error)?;
+        let region = self.segment.mapping.region(offset, length).ok_or_else(|| {
+            // `pointer_region` checked the range against this very size.
+            RpcError::value_error(format!(
+                "shm pointer out of bounds: offset {offset} length {length} segment size {}",
+                self.segment.size()
+            ))
+        })?;
+        let resolved = layout::decode_region(region, batch.schema_ref()).map_err(|err| {
             RpcError::value_error(format!(
                 "cannot read the shm batch at offset {offset} length {length}: {}",
                 err.message()
             ))
         })?;
-        metadata.remove(metadata::SHM_OFFSET);
-        metadata.remove(metadata::SHM_LENGTH);
-        metadata.insert(metadata::SHM_SOURCE, self.segment.name.as_str());
         let resolved = IpcBatch {
             batch: resolved,
-            metadata,
+            metadata: layout::resolved_metadata(metadata, &self.segment.name),
         };
         Ok((resolved, offset))
     }
@@ -306,7 +295,8 @@ impl ShmChannel {
     /// Stores `batch` in the segment, returning its region's offset and the
     /// bytes written, or `None` when the segment has no room.
     fn write_batch(&self, batch: &RecordBatch) -> Result<Option<(u64, usize)>, RpcError> {
-        let bytes = encode(batch)?;
+        let bytes =
+            layout::encode_region(batch).map_err(|err| RpcError::runtime_error(err.to_string()))?;
         Ok(self
             .segment
             .store_bytes(&bytes)?
@@ -314,83 +304,9 @@ impl ShmChannel {
     }
 }
 
-/// Whether `batch` points into the segment: zero rows and an offset key,
-/// unless log keys make it a log batch.
-fn is_pointer(batch: &IpcBatch) -> bool {
-    batch.batch.num_rows() == 0
-        && batch.metadata.contains(metadata::SHM_OFFSET)
-        && !batch.metadata.contains(metadata::LOG_LEVEL)
-}
-
-/// A decimal pointer field of a pointer batch.
-fn pointer_field(metadata: &Metadata, key: &str) -> Result<u64, RpcError> {
-    let value = metadata
-        .get(key)
-        .ok_or_else(|| RpcError::value_error(format!("shm pointer batch lacks {key}")))?;
-    value
-        .trim()
-        .parse()
-        .map_err(|_| RpcError::value_error(format!("shm pointer has an invalid {key}: {value:?}")))
-}
-
-/// Whether a top-level column is dictionary-encoded, which changes how the
-/// batch is laid out in the segment (WIRE_PROTOCOL §11).
-fn has_dictionary_columns(schema: &SchemaRef) -> bool {
-    schema
-        .fields()
-        .iter()
-        .any(|field| matches!(field.data_type(), DataType::Dictionary(..)))
-}
-
-/// Arrow encoding and decoding failures, reported with the wire error's text.
-fn wire_error(err: vgirpc::wire::WireError) -> RpcError {
-    RpcError::value_error(err.to_string())
-}
-
-/// The schema message that opens an IPC stream on `schema`.
-fn schema_message(schema: &SchemaRef) -> Result<Vec<u8>, RpcError> {
-    let mut stream = StreamWriter::try_new(Vec::new(), schema)
-        .and_then(StreamWriter::finish)
-        .map_err(wire_error)?;
-    stream.truncate(stream.len() - EOS.len());
-    Ok(stream)
-}
-
-/// The bytes stored in the segment for `batch`: a complete IPC stream, or
-/// for dictionary-encoded batches only the dictionary and record batch
-/// messages, as the reference reader expects.
-fn encode(batch: &RecordBatch) -> Result<Vec<u8>, RpcError> {
-    let schema = batch.schema_ref();
-    let stream = write_stream_bytes(schema, [(batch, &Metadata::new())]).map_err(wire_error)?;
-    if !has_dictionary_columns(schema) {
-        return Ok(stream);
-    }
-    let prefix = schema_message(schema)?;
-    stream
-        .strip_prefix(prefix.as_slice())
-        .and_then(|rest| rest.strip_suffix(&EOS[..]))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| RpcError::runtime_error("unexpected ipc stream layout for a shm batch"))
-}
-
-/// Decodes a region written by [`encode`] (or a peer) against the pointer
-/// batch's `schema`.
-fn decode(region: mapping::Region<'_>, schema: &SchemaRef) -> Result<RecordBatch, RpcError> {
-    if has_dictionary_columns(schema) {
-        let prefix = schema_message(schema)?;
-        first_batch(prefix.as_slice().chain(region).chain(&EOS[..]))
-    } else {
-        first_batch(region)
-    }
-}
-
-fn first_batch(reader: impl Read) -> Result<RecordBatch, RpcError> {
-    let mut stream = StreamReader::open(reader).map_err(wire_error)?;
-    stream
-        .next_batch()
-        .map_err(wire_error)?
-        .map(|batch| batch.batch)
-        .ok_or_else(|| RpcError::value_error("the region holds no record batch"))
+/// A corrupt header, table or pointer, reported as the reference does.
+fn shm_error(err: ShmError) -> RpcError {
+    RpcError::value_error(err.message())
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! stream; several streams follow each other on one byte stream. This crate
 //! reads and writes those streams with per-batch custom metadata, defines the
 //! `vgi_rpc.*` metadata keys, maps Rust types to Arrow types, builds log and
-//! error batches, classifies received batches and builds `__describe__`.
+//! error batches, classifies received batches, builds `__describe__` and lays
+//! out shared-memory segments.
 //!
 //! It does no I/O beyond [`std::io::Read`] and [`std::io::Write`] and knows
 //! nothing of transports or async runtimes.
@@ -42,6 +43,7 @@ pub mod ipc;
 pub mod log;
 pub mod metadata;
 pub mod request;
+pub mod shm;
 pub mod types;
 pub mod value;
 

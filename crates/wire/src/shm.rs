@@ -1,30 +1,57 @@
-//! The segment header and its allocation table (WIRE_PROTOCOL §11).
+//! The shared-memory segment layout (WIRE_PROTOCOL §11): its header, the
+//! allocation table in it, the bytes a batch occupies in a region, and the
+//! pointer batches that name a region.
 //!
-//! The header is shared state both peers read and rewrite, so everything
-//! here works on private copies of its bytes and validates them before use:
-//! a peer can put anything in the header, and none of it may steer a read
-//! or write outside the segment.
+//! Both peers of the side channel use this: the client, which creates and
+//! owns the segment, and the server, which attaches to it per request. The
+//! segment itself (creating, mapping, copying in and out) belongs to each
+//! side; this module only works on private copies of the bytes, and
+//! validates them before use, because a peer can write anything into the
+//! header and none of it may steer an access outside the segment.
 
-use vgirpc::RpcError;
+use std::io::Read;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, SchemaRef};
+
+use crate::ipc::{EOS, IpcBatch, StreamReader, StreamWriter, write_stream_bytes};
+use crate::metadata::{self, Metadata};
 
 /// Bytes reserved for the header; the data region starts right after it.
-pub(super) const HEADER_SIZE: u64 = 65_536;
+pub const HEADER_SIZE: u64 = 65_536;
 /// Identifies a vgi-rpc segment.
-pub(super) const MAGIC: [u8; 4] = *b"VGIS";
+pub const MAGIC: [u8; 4] = *b"VGIS";
 /// The only header layout this crate understands.
-pub(super) const VERSION: u32 = 1;
+pub const VERSION: u32 = 1;
 /// Size of the fixed fields before the allocation entries.
-pub(super) const FIXED_SIZE: usize = 24;
+pub const FIXED_SIZE: usize = 24;
 /// Byte offset of the `num_allocs` field.
-pub(super) const NUM_ALLOCS_AT: u64 = 16;
+pub const NUM_ALLOCS_AT: u64 = 16;
 /// Size of one `(offset, length)` allocation entry.
 const ENTRY_SIZE: usize = 16;
 /// As many entries as fit in the header.
-pub(super) const MAX_ALLOCS: usize = (HEADER_SIZE as usize - FIXED_SIZE) / ENTRY_SIZE;
+pub const MAX_ALLOCS: usize = (HEADER_SIZE as usize - FIXED_SIZE) / ENTRY_SIZE;
+
+/// Why segment bytes were refused: a corrupt header or table, a pointer
+/// outside the segment, or a region that holds no batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShmError(String);
+
+impl ShmError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// The explanation, without any prefix.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The fixed fields at the start of the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct FixedHeader {
+pub struct FixedHeader {
     magic: [u8; 4],
     version: u32,
     data_size: u64,
@@ -32,8 +59,19 @@ pub(super) struct FixedHeader {
 }
 
 impl FixedHeader {
+    /// The header of a fresh segment of `segment_size` bytes: no
+    /// allocations yet.
+    pub fn new(segment_size: u64) -> Self {
+        Self {
+            magic: MAGIC,
+            version: VERSION,
+            data_size: segment_size.saturating_sub(HEADER_SIZE),
+            num_allocs: 0,
+        }
+    }
+
     /// Decodes the little-endian fixed fields.
-    pub(super) fn parse(bytes: &[u8; FIXED_SIZE]) -> Self {
+    pub fn parse(bytes: &[u8; FIXED_SIZE]) -> Self {
         let u32_at = |at: usize| {
             u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
         };
@@ -47,24 +85,34 @@ impl FixedHeader {
         }
     }
 
+    /// Encodes the fixed fields, padding included.
+    pub fn encode(&self) -> [u8; FIXED_SIZE] {
+        let mut bytes = [0u8; FIXED_SIZE];
+        bytes[..4].copy_from_slice(&self.magic);
+        bytes[4..8].copy_from_slice(&self.version.to_le_bytes());
+        bytes[8..16].copy_from_slice(&self.data_size.to_le_bytes());
+        bytes[16..20].copy_from_slice(&self.num_allocs.to_le_bytes());
+        bytes
+    }
+
     /// Checks the header describes a segment of `segment_size` bytes, so
     /// both peers agree on where the data region ends.
-    pub(super) fn validate(&self, segment_size: u64) -> Result<(), RpcError> {
+    pub fn validate(&self, segment_size: u64) -> Result<(), ShmError> {
         if self.magic != MAGIC {
-            return Err(RpcError::value_error(format!(
+            return Err(ShmError::new(format!(
                 "bad shm magic: {:?}",
                 String::from_utf8_lossy(&self.magic)
             )));
         }
         if self.version != VERSION {
-            return Err(RpcError::value_error(format!(
+            return Err(ShmError::new(format!(
                 "unsupported shm version: {}",
                 self.version
             )));
         }
         let expected = segment_size.saturating_sub(HEADER_SIZE);
         if self.data_size != expected {
-            return Err(RpcError::value_error(format!(
+            return Err(ShmError::new(format!(
                 "shm data_size mismatch: header says {}, segment has {expected}",
                 self.data_size
             )));
@@ -73,33 +121,33 @@ impl FixedHeader {
     }
 
     /// Number of allocation entries, refusing counts the header cannot hold.
-    pub(super) fn entry_count(&self) -> Result<usize, RpcError> {
+    pub fn entry_count(&self) -> Result<usize, ShmError> {
         entry_count(self.num_allocs)
     }
 }
 
 /// `num_allocs` as a count, refusing values the header cannot hold.
-pub(super) fn entry_count(num_allocs: u32) -> Result<usize, RpcError> {
+pub fn entry_count(num_allocs: u32) -> Result<usize, ShmError> {
     match usize::try_from(num_allocs) {
         Ok(count) if count <= MAX_ALLOCS => Ok(count),
-        _ => Err(RpcError::value_error(format!(
+        _ => Err(ShmError::new(format!(
             "corrupt shm header: num_allocs {num_allocs} exceeds the maximum of {MAX_ALLOCS}"
         ))),
     }
 }
 
 /// Byte length of `count` allocation entries.
-pub(super) fn entries_len(count: usize) -> usize {
+pub fn entries_len(count: usize) -> usize {
     count * ENTRY_SIZE
 }
 
 /// One occupied region of the data area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Allocation {
+pub struct Allocation {
     /// Absolute offset from the start of the segment.
-    pub(super) offset: u64,
+    pub offset: u64,
     /// Bytes reserved.
-    pub(super) length: u64,
+    pub length: u64,
 }
 
 impl Allocation {
@@ -113,15 +161,14 @@ impl Allocation {
 /// The sorted list of occupied regions. Free space is never recorded, so
 /// removing an entry merges it with any free neighbours by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Table {
+pub struct Table {
     entries: Vec<Allocation>,
     segment_size: u64,
 }
 
 impl Table {
     /// An empty table for a segment of `segment_size` bytes.
-    #[cfg(test)]
-    pub(super) fn empty(segment_size: u64) -> Self {
+    pub fn empty(segment_size: u64) -> Self {
         Self {
             entries: Vec::new(),
             segment_size,
@@ -131,7 +178,7 @@ impl Table {
     /// Decodes `bytes` (the raw entries) and checks they are sorted,
     /// disjoint and inside the data region: the allocator's gap arithmetic
     /// relies on all three.
-    pub(super) fn parse(bytes: &[u8], segment_size: u64) -> Result<Self, RpcError> {
+    pub fn parse(bytes: &[u8], segment_size: u64) -> Result<Self, ShmError> {
         let mut entries = Vec::with_capacity(bytes.len() / ENTRY_SIZE);
         let mut prev_end = HEADER_SIZE;
         for (index, raw) in bytes.chunks_exact(ENTRY_SIZE).enumerate() {
@@ -145,7 +192,7 @@ impl Table {
                 .checked_add(length)
                 .is_some_and(|end| offset >= prev_end && end <= segment_size);
             if !in_bounds {
-                return Err(RpcError::value_error(format!(
+                return Err(ShmError::new(format!(
                     "corrupt shm allocation table: entry {index} (offset {offset}, length \
                      {length}) overlaps its predecessor or lies outside the data region of a \
                      {segment_size}-byte segment"
@@ -161,12 +208,12 @@ impl Table {
     }
 
     /// The occupied regions, sorted by offset.
-    pub(super) fn entries(&self) -> &[Allocation] {
+    pub fn entries(&self) -> &[Allocation] {
         &self.entries
     }
 
     /// Encodes the entries as they are stored after the fixed fields.
-    pub(super) fn encode_entries(&self) -> Vec<u8> {
+    pub fn encode_entries(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(entries_len(self.entries.len()));
         for entry in &self.entries {
             bytes.extend_from_slice(&entry.offset.to_le_bytes());
@@ -181,7 +228,7 @@ impl Table {
     ///
     /// `align` 1 is the reference allocator exactly; batches ask for more so
     /// that a peer reading Arrow buffers in place finds them aligned.
-    pub(super) fn allocate(&mut self, size: u64, align: u64) -> Option<u64> {
+    pub fn allocate(&mut self, size: u64, align: u64) -> Option<u64> {
         if size == 0 || self.entries.len() >= MAX_ALLOCS {
             return None;
         }
@@ -213,19 +260,137 @@ impl Table {
     }
 
     /// Releases the allocation starting at `offset`.
-    pub(super) fn free(&mut self, offset: u64) -> Result<(), RpcError> {
+    pub fn free(&mut self, offset: u64) -> Result<(), ShmError> {
         let index = self
             .entries
             .binary_search_by_key(&offset, |entry| entry.offset)
-            .map_err(|_| RpcError::value_error(format!("no shm allocation at offset {offset}")))?;
+            .map_err(|_| ShmError::new(format!("no shm allocation at offset {offset}")))?;
         self.entries.remove(index);
         Ok(())
+    }
+}
+
+/// Whether `batch` points into the segment: zero rows and an offset key,
+/// unless log keys make it a log batch.
+pub fn is_pointer(batch: &IpcBatch) -> bool {
+    batch.batch.num_rows() == 0
+        && batch.metadata.contains(metadata::SHM_OFFSET)
+        && !batch.metadata.contains(metadata::LOG_LEVEL)
+}
+
+/// The region a pointer batch names, as `(offset, length)`, checked to lie
+/// in the data area of a segment of `segment_size` bytes.
+pub fn pointer_region(metadata: &Metadata, segment_size: u64) -> Result<(u64, u64), ShmError> {
+    let offset = pointer_field(metadata, metadata::SHM_OFFSET)?;
+    let length = pointer_field(metadata, metadata::SHM_LENGTH)?;
+    let inside = offset >= HEADER_SIZE
+        && offset
+            .checked_add(length)
+            .is_some_and(|end| end <= segment_size);
+    if !inside {
+        return Err(ShmError::new(format!(
+            "shm pointer out of bounds: offset {offset} length {length} segment size \
+             {segment_size}"
+        )));
+    }
+    Ok((offset, length))
+}
+
+/// A decimal pointer field of a pointer batch.
+fn pointer_field(metadata: &Metadata, key: &str) -> Result<u64, ShmError> {
+    let value = metadata
+        .get(key)
+        .ok_or_else(|| ShmError::new(format!("shm pointer batch lacks {key}")))?;
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ShmError::new(format!("shm pointer has an invalid {key}: {value:?}")))
+}
+
+/// The metadata of a pointer to `offset..offset + length`, on top of the
+/// batch's own `metadata`.
+pub fn pointer_metadata(metadata: &Metadata, offset: u64, length: u64) -> Metadata {
+    metadata
+        .clone()
+        .with(metadata::SHM_OFFSET, offset.to_string())
+        .with(metadata::SHM_LENGTH, length.to_string())
+}
+
+/// The metadata of a batch read from a segment: the pointer's, without the
+/// region keys, naming the segment it came from.
+pub fn resolved_metadata(mut pointer: Metadata, segment_name: &str) -> Metadata {
+    pointer.remove(metadata::SHM_OFFSET);
+    pointer.remove(metadata::SHM_LENGTH);
+    pointer.insert(metadata::SHM_SOURCE, segment_name);
+    pointer
+}
+
+/// Whether a top-level column is dictionary-encoded, which changes how the
+/// batch is laid out in a region.
+fn has_dictionary_columns(schema: &SchemaRef) -> bool {
+    schema
+        .fields()
+        .iter()
+        .any(|field| matches!(field.data_type(), DataType::Dictionary(..)))
+}
+
+/// The schema message that opens an IPC stream on `schema`.
+fn schema_message(schema: &SchemaRef) -> Result<Vec<u8>, ShmError> {
+    let mut stream = StreamWriter::try_new(Vec::new(), schema)
+        .and_then(StreamWriter::finish)
+        .map_err(|e| ShmError::new(format!("cannot encode a schema message: {e}")))?;
+    stream.truncate(stream.len() - EOS.len());
+    Ok(stream)
+}
+
+/// The bytes a region holds for `batch`: a complete IPC stream, or for
+/// dictionary-encoded batches only the dictionary and record batch
+/// messages, as the reference reader expects.
+pub fn encode_region(batch: &RecordBatch) -> Result<Vec<u8>, ShmError> {
+    let schema = batch.schema_ref();
+    let stream = write_stream_bytes(schema, [(batch, &Metadata::new())])
+        .map_err(|e| ShmError::new(format!("cannot encode a batch for shared memory: {e}")))?;
+    if !has_dictionary_columns(schema) {
+        return Ok(stream);
+    }
+    let prefix = schema_message(schema)?;
+    stream
+        .strip_prefix(prefix.as_slice())
+        .and_then(|rest| rest.strip_suffix(&EOS[..]))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| ShmError::new("unexpected ipc stream layout for a shm batch"))
+}
+
+/// Decodes the bytes of a region written by [`encode_region`] (or a peer)
+/// against the pointer batch's `schema`.
+pub fn decode_region(region: impl Read, schema: &SchemaRef) -> Result<RecordBatch, ShmError> {
+    let first_batch = |reader: &mut dyn Read| -> Result<RecordBatch, ShmError> {
+        let wire = |e: crate::WireError| ShmError::new(e.to_string());
+        let mut stream = StreamReader::open(reader).map_err(wire)?;
+        stream
+            .next_batch()
+            .map_err(wire)?
+            .map(|batch| batch.batch)
+            .ok_or_else(|| ShmError::new("the region holds no record batch"))
+    };
+    if has_dictionary_columns(schema) {
+        let prefix = schema_message(schema)?;
+        first_batch(&mut prefix.as_slice().chain(region).chain(&EOS[..]))
+    } else {
+        let mut region = region;
+        first_batch(&mut region)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+
+    use arrow_array::types::Int32Type;
+    use arrow_array::{Array, DictionaryArray, Int64Array};
+    use arrow_schema::{Field, Schema};
 
     const SEGMENT: u64 = HEADER_SIZE + 16_384;
 
@@ -256,12 +421,9 @@ mod tests {
         let b = table.allocate(50, 1).unwrap();
         table.free(gap).unwrap();
         assert_eq!((a, b), (HEADER_SIZE, HEADER_SIZE + 256));
-        let mut header = Vec::new();
-        header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&(SEGMENT - HEADER_SIZE).to_le_bytes());
-        header.extend_from_slice(&2u32.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
+        let mut fixed = FixedHeader::new(SEGMENT);
+        fixed.num_allocs = 2;
+        let mut header = fixed.encode().to_vec();
         header.extend(table.encode_entries());
         let golden = "5647495301000000004000000000000002000000000000000000010000000000\
                       640000000000000000010100000000003200000000000000";
@@ -270,6 +432,14 @@ mod tests {
         let fixed: [u8; FIXED_SIZE] = header[..FIXED_SIZE].try_into().unwrap();
         FixedHeader::parse(&fixed).validate(SEGMENT).unwrap();
         assert_eq!(Table::parse(&header[FIXED_SIZE..], SEGMENT).unwrap(), table);
+    }
+
+    #[test]
+    fn a_fresh_header_round_trips() {
+        let fixed = FixedHeader::new(SEGMENT);
+        assert_eq!(FixedHeader::parse(&fixed.encode()), fixed);
+        fixed.validate(SEGMENT).unwrap();
+        assert_eq!(fixed.entry_count().unwrap(), 0);
     }
 
     #[test]
@@ -342,10 +512,7 @@ mod tests {
 
     #[test]
     fn corrupt_headers_and_tables_are_rejected() {
-        let mut fixed = [0u8; FIXED_SIZE];
-        fixed[..4].copy_from_slice(&MAGIC);
-        fixed[4..8].copy_from_slice(&VERSION.to_le_bytes());
-        fixed[8..16].copy_from_slice(&(SEGMENT - HEADER_SIZE).to_le_bytes());
+        let fixed = FixedHeader::new(SEGMENT).encode();
         FixedHeader::parse(&fixed).validate(SEGMENT).unwrap();
 
         let mut bad = fixed;
@@ -379,5 +546,61 @@ mod tests {
         ] {
             assert!(Table::parse(&bytes, SEGMENT).is_err());
         }
+    }
+
+    #[test]
+    fn pointers_name_regions_inside_the_data_area() {
+        let md = pointer_metadata(&Metadata::new().with("k", "v"), HEADER_SIZE + 64, 100);
+        assert_eq!(
+            pointer_region(&md, SEGMENT).unwrap(),
+            (HEADER_SIZE + 64, 100)
+        );
+        let resolved = resolved_metadata(md, "psm_1");
+        assert_eq!(resolved.get("k"), Some("v"));
+        assert_eq!(resolved.get(metadata::SHM_SOURCE), Some("psm_1"));
+        assert!(!resolved.contains(metadata::SHM_OFFSET));
+
+        for (offset, length) in [(8, 1), (SEGMENT, 1), (HEADER_SIZE, u64::MAX)] {
+            let err = pointer_region(&pointer_metadata(&Metadata::new(), offset, length), SEGMENT)
+                .unwrap_err();
+            assert_eq!(
+                err.message(),
+                format!(
+                    "shm pointer out of bounds: offset {offset} length {length} segment size \
+                     {SEGMENT}"
+                )
+            );
+        }
+        let garbled = Metadata::new()
+            .with(metadata::SHM_OFFSET, "x")
+            .with(metadata::SHM_LENGTH, "1");
+        assert!(pointer_region(&garbled, SEGMENT).is_err());
+        let half = Metadata::new().with(metadata::SHM_OFFSET, "70000");
+        assert!(pointer_region(&half, SEGMENT).is_err());
+    }
+
+    #[test]
+    fn regions_round_trip_plain_and_dictionary_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let plain =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
+                .unwrap();
+        let bytes = encode_region(&plain).unwrap();
+        assert!(bytes.ends_with(&EOS), "a complete stream");
+        assert_eq!(decode_region(bytes.as_slice(), &schema).unwrap(), plain);
+
+        let dict: DictionaryArray<Int32Type> = vec!["a", "b", "a"].into_iter().collect();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "d",
+            dict.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dict)]).unwrap();
+        let bytes = encode_region(&batch).unwrap();
+        assert!(!bytes.ends_with(&EOS), "no schema, no end marker");
+        assert_eq!(decode_region(bytes.as_slice(), &schema).unwrap(), batch);
+
+        let err = decode_region(&EOS[..], &schema).unwrap_err();
+        assert!(!err.message().is_empty());
     }
 }
