@@ -346,7 +346,7 @@ fn build_worker(target: &Path, skip_build: bool) -> Result<String> {
 }
 
 /// Remove `path` so a runner that dies cannot leave a previous run's results to be read.
-fn remove_stale(path: &Path) -> Result<()> {
+pub(crate) fn remove_stale(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
             Err(err).with_context(|| format!("removing {}", path.display()))
@@ -396,35 +396,46 @@ fn run_cli(
             cmd.args(["--filter", &cli_filter(filter)]);
         }
         let status = process::run(&mut cmd)?;
-        // 0: all passed, 1: some failed; anything else means the run itself broke.
-        if !matches!(status.code(), Some(0 | 1)) {
-            bail!("vgi-rpc-test exited with {status} (its stderr is above)");
-        }
-        let mut tests = parse_cli_results(output)?;
-        // A failing exit with no failing test can only be the access-log check.
-        let log_failed =
-            status.code() == Some(1) && !tests.iter().any(|t| t.outcome == Outcome::Failed);
-        tests.push(TestResult {
-            id: "access_log.validation".to_owned(),
-            outcome: if log_failed {
-                Outcome::Failed
-            } else {
-                Outcome::Passed
-            },
-            message: log_failed.then(|| {
-                format!(
-                    "vgi-rpc-test rejected {} (its stderr is above)",
-                    access_log.display()
-                )
-            }),
-        });
-        Ok(tests)
+        cli_results(status, output, &access_log)
     })();
     match result {
         Ok(tests) => group.tests = tests,
         Err(err) => group.error = Some(format!("{err:#}")),
     }
     group
+}
+
+/// The results of a `vgi-rpc-test` run that exited with `status`, plus
+/// `access_log.validation`: whether the runner accepted the worker's access
+/// log at `access_log`.
+pub(crate) fn cli_results(
+    status: std::process::ExitStatus,
+    output: &Path,
+    access_log: &Path,
+) -> Result<Vec<TestResult>> {
+    // 0: all passed, 1: some failed; anything else means the run itself broke.
+    if !matches!(status.code(), Some(0 | 1)) {
+        bail!("vgi-rpc-test exited with {status} (its stderr is above)");
+    }
+    let mut tests = parse_cli_results(output)?;
+    // A failing exit with no failing test can only be the access-log check.
+    let log_failed =
+        status.code() == Some(1) && !tests.iter().any(|t| t.outcome == Outcome::Failed);
+    tests.push(TestResult {
+        id: "access_log.validation".to_owned(),
+        outcome: if log_failed {
+            Outcome::Failed
+        } else {
+            Outcome::Passed
+        },
+        message: log_failed.then(|| {
+            format!(
+                "vgi-rpc-test rejected {} (its stderr is above)",
+                access_log.display()
+            )
+        }),
+    });
+    Ok(tests)
 }
 
 /// Our worker serving on a Unix socket for the length of one runner.
@@ -498,7 +509,7 @@ pub(crate) fn cli_filter(filter: &str) -> String {
 }
 
 /// Read `vgi-rpc-test --format json` output.
-pub(crate) fn parse_cli_results(path: &Path) -> Result<Vec<TestResult>> {
+fn parse_cli_results(path: &Path) -> Result<Vec<TestResult>> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("vgi-rpc-test wrote no {}", path.display()))?;
     let json: Value =

@@ -14,9 +14,9 @@ use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
-use crate::conformance::{cli_filter, parse_cli_results};
+use crate::conformance::{cli_filter, cli_results, remove_stale};
 use crate::process::{self, shell_quote};
 use crate::python::Venv;
 use crate::report::{Group, Outcome, TestResult};
@@ -111,9 +111,17 @@ fn run_profiles(
             let (_, url) = storage.as_ref().expect("started above");
             flags.extend(["--fake-storage".to_owned(), url.clone()]);
         }
-        let (_worker, port) = start_worker(worker, &flags)?;
         let output = out_dir.join(format!("{transport}-{}.json", profile.name));
-        let tests = run_vgi_rpc_test(venv, port, selection.as_deref(), &output)?;
+        // Every call must be logged to spec: the runner validates the
+        // worker's access log after the tests.
+        let access_log = output.with_extension("access.jsonl");
+        remove_stale(&access_log)?;
+        flags.extend([
+            "--access-log".to_owned(),
+            access_log.to_string_lossy().into_owned(),
+        ]);
+        let (_worker, port) = start_worker(worker, &flags)?;
+        let tests = run_vgi_rpc_test(venv, port, selection.as_deref(), &output, &access_log)?;
         if profile.category.is_none() {
             results = tests;
         } else {
@@ -123,17 +131,19 @@ fn run_profiles(
     Ok(results)
 }
 
-/// Replaces skips in `base` with what another configuration made of the
-/// same test.
+/// Folds a re-run into `base`: a test skipped there takes the re-run's
+/// result, and a failure in the re-run (its own access log, say) wins.
 fn merge(base: &mut [TestResult], rerun: Vec<TestResult>) {
     for test in rerun {
-        if test.outcome == Outcome::Skipped {
+        let Some(slot) = base.iter_mut().find(|t| t.id == test.id) else {
             continue;
-        }
-        if let Some(slot) = base
-            .iter_mut()
-            .find(|t| t.id == test.id && t.outcome == Outcome::Skipped)
-        {
+        };
+        let replaces = match (slot.outcome, test.outcome) {
+            (_, Outcome::Skipped) => false,
+            (Outcome::Skipped, _) => true,
+            (_, outcome) => outcome == Outcome::Failed,
+        };
+        if replaces {
             *slot = test;
         }
     }
@@ -144,25 +154,20 @@ fn run_vgi_rpc_test(
     port: u16,
     filter: Option<&str>,
     output: &Path,
+    access_log: &Path,
 ) -> Result<Vec<TestResult>> {
-    if let Err(err) = std::fs::remove_file(output)
-        && err.kind() != std::io::ErrorKind::NotFound
-    {
-        return Err(err).with_context(|| format!("removing {}", output.display()));
-    }
+    remove_stale(output)?;
     let mut cmd = Command::new(venv.bin("vgi-rpc-test"));
     cmd.args(["--url", &format!("http://127.0.0.1:{port}")])
         .args(["--format", "json", "--output"])
-        .arg(output);
+        .arg(output)
+        .arg("--access-log")
+        .arg(access_log);
     if let Some(filter) = filter {
         cmd.args(["--filter", filter]);
     }
     let status = process::run(&mut cmd)?;
-    // 0: all passed, 1: some failed; anything else means the run itself broke.
-    if !matches!(status.code(), Some(0 | 1)) {
-        bail!("vgi-rpc-test exited with {status} (its stderr is above)");
-    }
-    parse_cli_results(output)
+    cli_results(status, output, access_log)
 }
 
 /// A process started for one run, stopped when dropped.
@@ -240,19 +245,23 @@ mod tests {
     }
 
     #[test]
-    fn reruns_only_replace_skips() {
+    fn reruns_fill_skips_and_report_failures() {
         let mut base = vec![
             result("a.one", Outcome::Passed),
+            result("a.two", Outcome::Failed),
             result("cap.wire", Outcome::Skipped),
             result("cap.external", Outcome::Skipped),
+            result("access_log.validation", Outcome::Passed),
         ];
         merge(
             &mut base,
             vec![
-                result("a.one", Outcome::Failed),
+                result("a.one", Outcome::Skipped),
+                result("a.two", Outcome::Passed),
                 result("cap.wire", Outcome::Passed),
                 result("cap.external", Outcome::Skipped),
                 result("cap.unknown", Outcome::Passed),
+                result("access_log.validation", Outcome::Failed),
             ],
         );
         let outcomes: Vec<_> = base.iter().map(|t| (t.id.as_str(), t.outcome)).collect();
@@ -260,8 +269,10 @@ mod tests {
             outcomes,
             [
                 ("a.one", Outcome::Passed),
+                ("a.two", Outcome::Failed),
                 ("cap.wire", Outcome::Passed),
                 ("cap.external", Outcome::Skipped),
+                ("access_log.validation", Outcome::Failed),
             ]
         );
     }
