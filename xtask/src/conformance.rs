@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::expectations::{Ledger, is_glob};
 use crate::http;
-use crate::process::{self, run_ok, shell_quote};
+use crate::process::{self, Background, run_ok, shell_quote};
 use crate::python::{self, Venv};
 use crate::report::{Group, Outcome, Summary, TestResult};
 
@@ -385,7 +385,7 @@ fn run_cli(
             CliTarget::Unix(flags) => {
                 let socket = std::env::temp_dir()
                     .join(format!("vgi-xtask-{}-{transport}.sock", std::process::id()));
-                let listening = UnixWorker::start(worker, &socket, flags, &access_log)?;
+                let listening = start_unix_worker(worker, &socket, flags, &access_log)?;
                 cmd.arg("--unix").arg(&socket);
                 Some(listening)
             }
@@ -438,58 +438,28 @@ pub(crate) fn cli_results(
     Ok(tests)
 }
 
-/// Our worker serving on a Unix socket for the length of one runner.
-struct UnixWorker {
-    child: std::process::Child,
-}
-
-impl UnixWorker {
-    /// Starts `worker --unix socket flags...` and waits for its ready line.
-    fn start(worker: &str, socket: &Path, flags: &[&str], access_log: &Path) -> Result<Self> {
-        use std::io::BufRead as _;
-        let _ = fs::remove_file(socket);
-        // The worker is a shell-quoted command line, as both runners expect.
-        let line = format!(
-            "exec {worker} --unix {} --access-log {} {}",
-            shell_quote(&socket.to_string_lossy()),
-            shell_quote(&access_log.to_string_lossy()),
-            flags.join(" ")
-        );
-        println!("+ {line} &");
-        let mut child = Command::new("sh")
-            .args(["-c", &line])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting `{line}`"))?;
-        let stdout = child.stdout.take().context("worker stdout")?;
-        let mut ready = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut ready)
-            .context("reading the worker's ready line")?;
-        let expected = format!("UNIX:{}", socket.display());
-        if ready.trim_end() != expected {
-            let _ = child.kill();
-            bail!(
-                "worker printed {:?}, expected {expected:?}",
-                ready.trim_end()
-            );
-        }
-        Ok(Self { child })
+/// Starts `worker --unix socket flags...` for the length of one runner and
+/// waits for its ready line.
+fn start_unix_worker(
+    worker: &str,
+    socket: &Path,
+    flags: &[&str],
+    access_log: &Path,
+) -> Result<Background> {
+    let _ = fs::remove_file(socket);
+    // The worker is a shell-quoted command line, as both runners expect.
+    let line = format!(
+        "exec {worker} --unix {} --access-log {} {}",
+        shell_quote(&socket.to_string_lossy()),
+        shell_quote(&access_log.to_string_lossy()),
+        flags.join(" ")
+    );
+    let (worker, ready) = Background::start(&line)?;
+    let expected = format!("UNIX:{}", socket.display());
+    if ready != expected {
+        bail!("worker printed {ready:?}, expected {expected:?}");
     }
-}
-
-impl Drop for UnixWorker {
-    fn drop(&mut self) {
-        // SIGTERM lets the worker remove its socket file; kill is the fallback.
-        let stopped = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stopped {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
+    Ok(worker)
 }
 
 /// vgi-rpc-test matches whole names, pytest `-k` substrings: give plain words

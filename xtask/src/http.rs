@@ -10,14 +10,13 @@
 //! servers are used. A test counts as skipped only if no configuration ran
 //! it.
 
-use std::io::BufRead as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
 use crate::conformance::{cli_filter, cli_results, remove_stale};
-use crate::process::{self, shell_quote};
+use crate::process::{self, Background, shell_quote};
 use crate::python::Venv;
 use crate::report::{Group, Outcome, TestResult};
 
@@ -170,63 +169,28 @@ fn run_vgi_rpc_test(
     cli_results(status, output, access_log)
 }
 
-/// A process started for one run, stopped when dropped.
-struct Background {
-    child: Child,
-}
-
-impl Background {
-    /// Runs `line` with `sh` and returns the process with the port from the
-    /// `PORT:<n>` line it prints when ready.
-    fn start(line: &str) -> Result<(Self, u16)> {
-        println!("+ {line} &");
-        let mut child = Command::new("sh")
-            .args(["-c", line])
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting `{line}`"))?;
-        let stdout = child.stdout.take().context("capturing stdout")?;
-        let background = Self { child };
-        let mut ready = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut ready)
-            .context("reading the ready line")?;
-        let port = ready
-            .trim_end()
-            .strip_prefix("PORT:")
-            .and_then(|p| p.parse().ok())
-            .with_context(|| {
-                format!("`{line}` printed {:?}, expected PORT:<n>", ready.trim_end())
-            })?;
-        Ok((background, port))
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        // SIGTERM lets the process shut down cleanly; kill is the fallback.
-        let stopped = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stopped {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
+/// Starts `line` and reads the port from the `PORT:<n>` line it prints
+/// when ready.
+fn start_listening(line: &str) -> Result<(Background, u16)> {
+    let (process, ready) = Background::start(line)?;
+    let port = ready
+        .strip_prefix("PORT:")
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("`{line}` printed {ready:?}, expected PORT:<n>"))?;
+    Ok((process, port))
 }
 
 fn start_worker(worker: &str, flags: &[String]) -> Result<(Background, u16)> {
     let flags: Vec<String> = flags.iter().map(|f| shell_quote(f).into_owned()).collect();
     // The worker is a shell-quoted command line, as both runners expect.
-    Background::start(&format!("exec {worker} --http {}", flags.join(" ")))
+    start_listening(&format!("exec {worker} --http {}", flags.join(" ")))
 }
 
 /// The reference's in-memory object store, which the storage profiles
 /// externalize into; returns it with its base URL.
 fn start_fake_storage(venv: &Venv) -> Result<(Background, String)> {
     let python = shell_quote(&venv.python().to_string_lossy()).into_owned();
-    let (process, port) = Background::start(&format!(
+    let (process, port) = start_listening(&format!(
         "exec {python} -m vgi_rpc.conformance.fake_storage --port 0"
     ))?;
     Ok((process, format!("http://127.0.0.1:{port}")))

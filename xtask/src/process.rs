@@ -5,8 +5,9 @@
 //! failing step by hand.
 
 use std::borrow::Cow;
+use std::io::BufRead as _;
 use std::io::Write as _;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -43,6 +44,46 @@ pub(crate) fn probe(cmd: &mut Command) -> Option<String> {
         .status
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// A server process started for one runner, stopped when dropped: SIGTERM
+/// first, so it can clean up (a worker removes its socket file), then kill.
+pub(crate) struct Background {
+    child: Child,
+}
+
+impl Background {
+    /// Echoes `line`, runs it with `sh`, and returns the process with the
+    /// first line it prints on stdout, which announces it is ready.
+    pub(crate) fn start(line: &str) -> Result<(Self, String)> {
+        println!("+ {line} &");
+        let mut child = Command::new("sh")
+            .args(["-c", line])
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{line}`"))?;
+        let stdout = child.stdout.take().context("capturing stdout")?;
+        // From here on, dropping the process stops it, even on errors.
+        let process = Self { child };
+        let mut ready = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .with_context(|| format!("reading the ready line of `{line}`"))?;
+        Ok((process, ready.trim_end().to_owned()))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let stopped = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// `cmd` as a shell line: explicitly set environment variables, program, arguments.
