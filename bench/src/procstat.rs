@@ -80,7 +80,12 @@ pub(crate) fn memory(pid: u32) -> Result<Memory> {
 /// other work, which wall-clock numbers on a small machine depend on.
 pub(crate) fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
