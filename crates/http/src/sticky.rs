@@ -277,7 +277,6 @@ pub(crate) struct Outcome {
 }
 
 /// Everything about a request's session except the state itself.
-#[derive(Debug)]
 struct Progress {
     id: Option<SessionId>,
     action: SessionAction,
@@ -300,9 +299,13 @@ pub(crate) struct StickyCall {
 
 impl std::fmt::Debug for StickyCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The minted token stays out of logs: it is the client's key.
+        let progress = lock(&self.progress);
         f.debug_struct("StickyCall")
             .field("accept_opens", &self.accept_opens)
-            .field("progress", &*lock(&self.progress))
+            .field("session_id", &progress.id)
+            .field("action", &progress.action)
+            .field("closed", &progress.closed)
             .finish_non_exhaustive()
     }
 }
@@ -404,6 +407,9 @@ impl SessionHost for StickyCall {
         progress.id = Some(lease.id());
         progress.action = SessionAction::Open;
         progress.minted = Some(token);
+        // Reopened after a close in the same call: the client must keep
+        // the new token, not drop it along with the old one.
+        progress.closed = false;
         *slot = Some(lease);
         Ok(())
     }

@@ -45,6 +45,8 @@ pub trait Tally {
     fn meet(&self, ctx: &CallContext) -> Result<bool, RpcError>;
     /// Closes the session, returning the counter.
     fn close(&self, ctx: &CallContext) -> Result<i64, RpcError>;
+    /// Closes the session and opens a new one holding the same value.
+    fn reopen(&self, ctx: &CallContext) -> Result<i64, RpcError>;
     /// Emits the counter, incremented, `count` times.
     fn ticks(&self, count: i64) -> Result<Stream, RpcError>;
     /// Adds each input's `by` to the counter and emits it.
@@ -123,6 +125,12 @@ impl Tally for TallyImpl {
     fn close(&self, ctx: &CallContext) -> Result<i64, RpcError> {
         let last = ctx.session::<Counter>().ok_or_else(no_counter)?.value;
         ctx.close_session()?;
+        Ok(last)
+    }
+    fn reopen(&self, ctx: &CallContext) -> Result<i64, RpcError> {
+        let last = ctx.session::<Counter>().ok_or_else(no_counter)?.value;
+        ctx.close_session()?;
+        ctx.open_session(self.counter(last))?;
         Ok(last)
     }
     fn ticks(&self, count: i64) -> Result<Stream, RpcError> {
@@ -513,6 +521,20 @@ async fn open_resume_and_close_with_their_headers() {
     // The registry really let go of it.
     assert_lost(&add(server.addr, &session, 1).await);
     assert_eq!(server.closes.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_reopened_in_one_call_hands_out_only_the_new_token() {
+    let server = start(sticky()).await;
+    let (_, old) = open(server.addr, 4).await;
+    let reply = call(server.addr, &Session::with(&old), "reopen", vec![]).await;
+    assert_eq!(reply.int(), 4);
+    assert_eq!(reply.header("vgi-session-close"), None);
+    let new = reply.header("vgi-session").unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(server.closes.load(Ordering::SeqCst), 1);
+    assert_lost(&add(server.addr, &Session::with(&old), 1).await);
+    assert_eq!(add(server.addr, &Session::with(&new), 1).await.int(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
