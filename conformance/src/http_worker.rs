@@ -1,13 +1,26 @@
 //! `--http`: the worker as an HTTP server, with the flags (and defaults) of
 //! the reference's `tests/serve_conformance_http*.py` servers, so one binary
 //! plays the plain, strict-cap, shared-key, storage and reject-all servers.
+//!
+//! Like the reference's servers it enables sticky sessions by default, with
+//! a fixed echo header for the suite's echo test, and serves the test-only
+//! drain switch `POST`/`DELETE /__test_drain__`.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{Method, Request, Response, StatusCode};
+use tower::{Layer, Service};
 use vgirpc::Server;
-use vgirpc_http::{ExternalConfig, FakeStorageClient, HttpConfig, HttpServer, TokenKey};
+use vgirpc_http::{
+    DrainHandle, ExternalConfig, FakeStorageClient, HttpConfig, HttpServer, ResponseBody,
+    ShutdownSignals, StickyConfig, Stopped, TokenKey,
+};
 
 /// Usage lines of the HTTP flags.
 pub(crate) const USAGE: &str = "\
@@ -24,10 +37,21 @@ pub(crate) const USAGE: &str = "\
   --max-response-bytes N     HTTP body cap
   --max-externalized-response-bytes N  external upload cap per response
   --auth reject-all    refuse every request except the health check
+  --no-sticky          disable sticky sessions (enabled by default)
+  --no-sticky-echo     do not advertise the sticky echo header
+                       (default: x-vgi-conformance-echo: conformance-fixed-marker)
+  --drain-grace-seconds SEC  on SIGTERM/SIGINT, serve open sticky sessions
+                       this long before exiting (default 0)
   --describe           accepted for compatibility; __describe__ is always served";
 
 /// Upload size advertised with vended URLs, as the reference worker does.
 const MAX_UPLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The echo header the suite's `test_echo_header_round_trip` expects.
+const ECHO_HEADER: (&str, &str) = ("x-vgi-conformance-echo", "conformance-fixed-marker");
+
+/// Path of the test-only drain switch.
+const TEST_DRAIN_PATH: &str = "/__test_drain__";
 
 /// The HTTP flags, collected while the command line is parsed.
 #[derive(Debug, Default)]
@@ -43,6 +67,9 @@ pub(crate) struct HttpFlags {
     max_response_bytes: Option<u64>,
     max_externalized_response_bytes: Option<u64>,
     reject_all: bool,
+    no_sticky: bool,
+    no_sticky_echo: bool,
+    drain_grace: Option<Duration>,
 }
 
 /// What `--http` serves.
@@ -53,6 +80,7 @@ pub(crate) struct HttpOptions {
     reject_all: bool,
     token_key: Option<TokenKey>,
     config: HttpConfig,
+    drain_grace: Duration,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, raw: &str) -> Result<T, String> {
@@ -94,6 +122,19 @@ impl HttpFlags {
                 "reject-all" => self.reject_all = true,
                 other => return Err(format!("--auth takes reject-all, got {other:?}")),
             },
+            "--no-sticky" => self.no_sticky = true,
+            "--no-sticky-echo" => self.no_sticky_echo = true,
+            "--drain-grace-seconds" => {
+                let raw = value()?;
+                let secs = raw
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| {
+                        format!("{flag} takes a non-negative number of seconds, got {raw:?}")
+                    })?;
+                self.drain_grace = Some(Duration::from_secs_f64(secs));
+            }
             // The reference needs it to serve __describe__; we always do.
             "--describe" => {}
             _ => return Ok(false),
@@ -114,7 +155,10 @@ impl HttpFlags {
                 || self.max_request_bytes.is_some()
                 || self.max_response_bytes.is_some()
                 || self.max_externalized_response_bytes.is_some()
-                || self.reject_all;
+                || self.reject_all
+                || self.no_sticky
+                || self.no_sticky_echo
+                || self.drain_grace.is_some();
             return if any {
                 Err("HTTP flags need --http".into())
             } else {
@@ -149,17 +193,28 @@ impl HttpFlags {
         if let Some(bytes) = self.max_externalized_response_bytes {
             config = config.with_max_externalized_response_bytes(bytes);
         }
+        if !self.no_sticky {
+            let mut sticky = StickyConfig::new();
+            if !self.no_sticky_echo {
+                sticky = sticky.with_echo_header(ECHO_HEADER.0, ECHO_HEADER.1);
+            }
+            config = config.with_sticky(sticky);
+        }
         Ok(Some(HttpOptions {
             host: self.host.unwrap_or_else(|| "127.0.0.1".into()),
             port: self.port.unwrap_or(0),
             reject_all: self.reject_all,
             token_key,
             config,
+            // The fixtures stop the worker with SIGTERM and wait only
+            // briefly, so by default draining ends at once.
+            drain_grace: self.drain_grace.unwrap_or(Duration::ZERO),
         }))
     }
 }
 
-/// Serves `server` over HTTP until SIGTERM or SIGINT.
+/// Serves `server` over HTTP until SIGTERM or SIGINT, draining sticky
+/// sessions for the grace period first.
 pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -177,6 +232,7 @@ pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
         reject_all,
         token_key,
         config,
+        drain_grace,
     } = options;
     let port = *port;
     let mut config = config.clone();
@@ -188,6 +244,10 @@ pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
     }
     let result = runtime.block_on(async {
         let http = HttpServer::new(server.clone(), config).map_err(|e| e.to_string())?;
+        let drain = http.drain_handle();
+        let http = http.layer(TestDrainLayer(drain));
+        // Before the ready line: a signal right after it must drain, not kill.
+        let signals = ShutdownSignals::install().map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
@@ -200,14 +260,17 @@ pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
                 .and_then(|()| stdout.flush())
                 .map_err(|e| e.to_string())?;
         }
-        http.serve(listener, shutdown_signal())
+        http.serve_until_signalled(listener, signals, *drain_grace)
             .await
             .map_err(|e| e.to_string())
     });
     // Requests still running get a moment; the process is leaving anyway.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Graceful) => ExitCode::SUCCESS,
+        // A second signal cut the grace period short, as the reference's
+        // exit status 1 reports.
+        Ok(_) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("vgi-conformance-worker: {err}");
             ExitCode::FAILURE
@@ -215,18 +278,64 @@ pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; serving until killed");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// `POST /__test_drain__` starts draining, `DELETE` stops it (both 204), so
+/// the suite's drain test can run without signalling the worker and leave
+/// it usable; the reference's conformance server has the same switch. A
+/// server without sticky sessions accepts both and does nothing.
+#[derive(Debug, Clone)]
+struct TestDrainLayer(Option<DrainHandle>);
+
+impl<S> Layer<S> for TestDrainLayer {
+    type Service = TestDrain<S>;
+
+    fn layer(&self, inner: S) -> TestDrain<S> {
+        TestDrain {
+            inner,
+            drain: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TestDrain<S> {
+    inner: S,
+    drain: Option<DrainHandle>,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl<S, B> Service<Request<B>> for TestDrain<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Answer {
+        if request.uri().path() != TEST_DRAIN_PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        let status = match (request.method(), &self.drain) {
+            (&Method::POST, Some(drain)) => {
+                drain.drain();
+                StatusCode::NO_CONTENT
+            }
+            (&Method::DELETE, Some(drain)) => {
+                drain.cancel_drain();
+                StatusCode::NO_CONTENT
+            }
+            (&Method::POST | &Method::DELETE, None) => StatusCode::NO_CONTENT,
+            _ => StatusCode::METHOD_NOT_ALLOWED,
+        };
+        let mut response = Response::new(ResponseBody::full(Vec::new()));
+        *response.status_mut() = status;
+        Box::pin(std::future::ready(Ok(response)))
     }
 }
 
@@ -252,7 +361,22 @@ mod tests {
     fn defaults_mirror_the_reference_servers() {
         let plain = parse(&["--http"]).unwrap().unwrap();
         assert_eq!((plain.host.as_str(), plain.port), ("127.0.0.1", 0));
-        assert!(format!("{:?}", plain.config).contains("max_request_bytes: None"));
+        let config = format!("{:?}", plain.config);
+        assert!(config.contains("max_request_bytes: None"));
+        // Sticky with the suite's echo header, like the reference server.
+        assert!(
+            config.contains(
+                r#"echo_headers: [("x-vgi-conformance-echo", "conformance-fixed-marker")]"#
+            ),
+            "{config}"
+        );
+        assert_eq!(plain.drain_grace, Duration::ZERO);
+
+        let no_echo = parse(&["--http", "--no-sticky-echo"]).unwrap().unwrap();
+        let config = format!("{:?}", no_echo.config);
+        assert!(config.contains("echo_headers: []"), "{config}");
+        let off = parse(&["--http", "--no-sticky"]).unwrap().unwrap();
+        assert!(format!("{:?}", off.config).contains("sticky: None"));
 
         // With storage, requests are capped at the externalization threshold.
         let storage = parse(&["--http", "--fake-storage", "http://127.0.0.1:9"])
@@ -291,12 +415,15 @@ mod tests {
             "65536",
             "--auth",
             "reject-all",
+            "--drain-grace-seconds",
+            "2.5",
             "--describe",
         ])
         .unwrap()
         .unwrap();
         assert_eq!((options.host.as_str(), options.port), ("0.0.0.0", 8080));
         assert!(options.reject_all && options.token_key.is_some());
+        assert_eq!(options.drain_grace, Duration::from_millis(2500));
         let config = format!("{:?}", options.config);
         for expected in [
             "threshold_bytes: 1",
@@ -316,6 +443,8 @@ mod tests {
         assert!(parse(&["--http", "--auth", "allow-all"]).is_err());
         assert!(parse(&["--http", "--token-key", "xyz"]).is_err());
         assert!(parse(&["--http", "--port", "http"]).is_err());
+        assert!(parse(&["--http", "--drain-grace-seconds", "-1"]).is_err());
+        assert!(parse(&["--no-sticky"]).unwrap_err().contains("--http"));
         assert!(parse(&[]).unwrap().is_none());
     }
 }

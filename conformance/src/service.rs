@@ -239,11 +239,6 @@ pub trait ConformanceService {
 #[derive(Debug, Default)]
 pub struct Conformance;
 
-/// Sticky sessions need a transport that can carry session tokens.
-fn no_sessions() -> RpcError {
-    RpcError::runtime_error("sticky sessions not available on this transport")
-}
-
 impl ConformanceService for Conformance {
     fn echo_string(&self, value: String) -> Result<String, RpcError> {
         Ok(value)
@@ -664,30 +659,32 @@ impl ConformanceService for Conformance {
         .with_header(RichHeader::from_seed(seed)))
     }
 
-    fn open_counter(&self, _initial: i64, _ctx: &CallContext) -> Result<i64, RpcError> {
-        Err(no_sessions())
+    fn open_counter(&self, initial: i64, ctx: &CallContext) -> Result<i64, RpcError> {
+        ctx.open_session(StickyCounter { value: initial })?;
+        Ok(initial)
     }
-    fn increment_counter(&self, _by: i64, _ctx: &CallContext) -> Result<i64, RpcError> {
-        Err(RpcError::runtime_error(
-            "no sticky counter bound to this request",
-        ))
+    fn increment_counter(&self, by: i64, ctx: &CallContext) -> Result<i64, RpcError> {
+        // The session's lock serializes calls on one counter; no guard here.
+        let mut counter = ctx.session::<StickyCounter>().ok_or_else(no_counter)?;
+        counter.value += by;
+        Ok(counter.value)
     }
-    fn close_counter(&self, _ctx: &CallContext) -> Result<i64, RpcError> {
-        Err(RpcError::runtime_error(
-            "no sticky counter bound to this request",
-        ))
+    fn close_counter(&self, ctx: &CallContext) -> Result<i64, RpcError> {
+        let last = ctx.session::<StickyCounter>().ok_or_else(no_counter)?.value;
+        ctx.close_session()?;
+        Ok(last)
     }
     fn stream_session_counter(&self, count: i64) -> Result<Stream, RpcError> {
         Ok(Stream::producer(
             session_counter_schema(),
-            NoSessionProducer { count, current: 0 },
+            SessionCounterProducer { count, current: 0 },
         ))
     }
     fn exchange_session_counter(&self) -> Result<Stream, RpcError> {
         Ok(Stream::exchange(
             session_counter_input_schema(),
             session_counter_schema(),
-            NoSessionExchange,
+            SessionCounterExchange,
         ))
     }
 }

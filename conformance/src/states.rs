@@ -10,7 +10,7 @@ use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, String
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use vgirpc::{
     AnnotatedBatch, ArrowStruct, CallContext, ExchangeState, Level, OutputCollector, ProducerState,
-    RpcError,
+    RpcError, SessionState,
 };
 
 use crate::probe::{CancelProbe, Counter};
@@ -389,41 +389,71 @@ pub fn session_counter_input_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("by", DataType::Int64, true)]))
 }
 
-fn no_counter() -> RpcError {
+/// The error of the session-counter methods when no counter is bound.
+pub(crate) fn no_counter() -> RpcError {
     RpcError::runtime_error("no sticky counter bound to this request")
 }
 
-/// `stream_session_counter` where no sticky session can be bound: it
-/// finishes an empty stream or fails on the first increment, as the
-/// reference does outside HTTP.
+/// The object `open_counter` binds to a sticky session; the unary counter
+/// methods and both session-counter streams find it again through
+/// [`CallContext::session`].
+///
+/// Its close hook is observable in the worker's log (`sticky counter
+/// closed`, at INFO, with the final value), so tests can watch eviction,
+/// explicit close and drain shutdown from outside the process.
+#[derive(Debug)]
+pub struct StickyCounter {
+    pub value: i64,
+}
+
+impl SessionState for StickyCounter {
+    fn close(&mut self) {
+        tracing::info!(value = self.value, "sticky counter closed");
+    }
+}
+
+/// `stream_session_counter`: increments the session's counter and emits
+/// it, `count` times. The stream state only counts turns; the counter
+/// itself stays in the session, found again on every turn.
 #[derive(Debug, Clone, Default, ArrowStruct)]
-pub struct NoSessionProducer {
+pub struct SessionCounterProducer {
     pub count: i64,
     pub current: i64,
 }
 
 #[vgirpc::stream_state]
-impl ProducerState for NoSessionProducer {
-    fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
+impl ProducerState for SessionCounterProducer {
+    fn produce(&mut self, out: &mut OutputCollector, ctx: &CallContext) -> Result<(), RpcError> {
         if self.current >= self.count {
             return out.finish();
         }
-        Err(no_counter())
+        let mut counter = ctx.session::<StickyCounter>().ok_or_else(no_counter)?;
+        counter.value += 1;
+        self.current += 1;
+        out.emit_arrays(vec![Arc::new(Int64Array::from(vec![counter.value]))])
     }
 }
 
-/// `exchange_session_counter` where no sticky session can be bound.
+/// `exchange_session_counter`: adds each input's `by` column to the
+/// session's counter and emits it.
 #[derive(Debug, Clone, Default, ArrowStruct)]
-pub struct NoSessionExchange;
+pub struct SessionCounterExchange;
 
 #[vgirpc::stream_state]
-impl ExchangeState for NoSessionExchange {
+impl ExchangeState for SessionCounterExchange {
     fn exchange(
         &mut self,
-        _input: &AnnotatedBatch,
-        _out: &mut OutputCollector,
-        _ctx: &CallContext,
+        input: &AnnotatedBatch,
+        out: &mut OutputCollector,
+        ctx: &CallContext,
     ) -> Result<(), RpcError> {
-        Err(no_counter())
+        let by = input
+            .batch
+            .column_by_name("by")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| RpcError::type_error("input needs an int64 column 'by'"))?;
+        let mut counter = ctx.session::<StickyCounter>().ok_or_else(no_counter)?;
+        counter.value += by.iter().flatten().sum::<i64>();
+        out.emit_arrays(vec![Arc::new(Int64Array::from(vec![counter.value]))])
     }
 }
