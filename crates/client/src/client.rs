@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -10,15 +11,16 @@ use arrow_schema::Schema;
 use serde_json::{Map, Value as Json};
 use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::describe::{DESCRIBE_METHOD, ServiceDescription, parse_describe_batch};
-use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter};
+use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader};
 use vgirpc_wire::log::{ErrorInfo, Level, LogRecord};
 use vgirpc_wire::metadata::{self, Metadata};
-use vgirpc_wire::request::Request;
 
 use crate::ClientError;
+use crate::shm::{ShmSegment, ShmTransport};
 use crate::stream::StreamCall;
 use crate::subprocess::{SubprocessOptions, SubprocessTransport};
-use crate::transport::{PipeTransport, Transport};
+use crate::transport::{CallIo, Connection, PipeTransport, Transport};
+use crate::unix::UnixTransport;
 
 /// A log message the server sent to the client during a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +38,7 @@ pub struct ServerLog {
 }
 
 impl ServerLog {
-    fn new(record: LogRecord, md: &Metadata) -> Self {
+    pub(crate) fn new(record: LogRecord, md: &Metadata) -> Self {
         Self {
             level: record.level,
             message: record.message,
@@ -63,13 +65,14 @@ pub struct CallResult {
     pub logs: Vec<ServerLog>,
 }
 
-/// A vgi-rpc client over one connection.
+/// A vgi-rpc client over one transport.
 ///
 /// Calls run one at a time: a [`StreamCall`] borrows the client until it
 /// is closed, mirroring the single lockstep conversation of the pipe
-/// transport. A call that fails with a server error leaves the connection
+/// transport. A call that fails with a server error leaves the client
 /// ready for the next call; one that fails with a connection error
-/// ([`ClientError::is_connection_error`]) does not.
+/// ([`ClientError::is_connection_error`]) leaves a byte-stream connection
+/// unusable (an HTTP client simply reconnects on its next request).
 pub struct Client<T: Transport> {
     transport: T,
     on_log: Option<LogCallback>,
@@ -99,11 +102,31 @@ impl Client<SubprocessTransport> {
     }
 }
 
+impl Client<UnixTransport> {
+    /// Connects to a worker listening on the Unix socket at `path`.
+    pub fn connect_unix(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        Ok(Self::new(UnixTransport::connect(path)?))
+    }
+}
+
 impl<R: Read, W: Write> Client<PipeTransport<R, W>> {
     /// A client over a reader (server to client) and a writer (client to
     /// server).
     pub fn from_io(reader: R, writer: W) -> Self {
         Self::new(PipeTransport::new(reader, writer))
+    }
+}
+
+impl<C: Connection> Client<C> {
+    /// Moves the client onto `segment`: from now on its requests name the
+    /// segment, the server may answer with batches stored there, and large
+    /// stream inputs are written there instead of onto the connection.
+    pub fn with_shm(self, segment: ShmSegment) -> Client<ShmTransport<C>> {
+        Client {
+            transport: ShmTransport::new(self.transport, segment),
+            on_log: self.on_log,
+            limits: self.limits,
+        }
     }
 }
 
@@ -139,28 +162,21 @@ impl<T: Transport> Client<T> {
         &self.transport
     }
 
+    /// The transport, mutably (to change its settings between calls).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// Calls unary method `method` with a one-row parameter batch (one
     /// column per parameter; see [`no_params`] for methods without any).
     pub fn call(&mut self, method: &str, params: &RecordBatch) -> Result<CallResult, ClientError> {
-        let (reader, writer) = self.transport.io();
-        send_request(writer, method, params)?;
         let mut logs = Vec::new();
-        let mut response = open_response(reader, self.limits)?;
-        let mut sink = LogSink {
+        let mut io = CallIo {
             callback: &mut self.on_log,
             collected: Some(&mut logs),
+            limits: self.limits,
         };
-        let data = read_data(&mut response, &mut sink);
-        // Reading to the end of the response keeps the connection aligned
-        // on the next call, whatever this one produced.
-        let drained = response.drain().map_err(ClientError::from_wire);
-        let data = data?;
-        drained?;
-        let data = data.ok_or_else(|| {
-            ClientError::Protocol(format!(
-                "the response to {method}() ended without a result batch"
-            ))
-        })?;
+        let data = self.transport.unary(method, params, &mut io)?;
         Ok(CallResult {
             batch: data.batch,
             metadata: data.metadata,
@@ -171,60 +187,63 @@ impl<T: Transport> Client<T> {
     /// Starts stream method `method` (producer or exchange) that declares
     /// no header.
     ///
-    /// Nothing is read until the first batch: a method that fails while
-    /// starting reports its error then. On a pipe that leaves the
-    /// connection out of step (the server answered the request with the
-    /// error, so it reads this call's input as the next request), exactly as
-    /// with the reference client; drop the client after such an error.
+    /// On a byte-stream connection nothing is read until the first batch: a
+    /// method that fails while starting reports its error then, and that
+    /// leaves the connection out of step (the server answered the request
+    /// with the error, so it reads this call's input as the next request),
+    /// exactly as with the reference client; drop the client after such an
+    /// error. Over HTTP the start is a request of its own, so its error is
+    /// returned here and the client stays usable.
     pub fn stream(
         &mut self,
         method: &str,
         params: &RecordBatch,
     ) -> Result<StreamCall<'_, T>, ClientError> {
-        let (reader, writer) = self.transport.io();
-        send_request(writer, method, params)?;
-        Ok(StreamCall::new(
-            reader,
-            writer,
-            &mut self.on_log,
-            self.limits,
-            None,
-        ))
+        self.open(method, params, false)
     }
 
     /// Starts stream method `method` that declares a header, reading the
     /// header before returning (see [`StreamCall::header`]).
     ///
     /// A method that fails while starting reports its error here, and the
-    /// connection stays usable. Which methods have headers is part of the
+    /// client stays usable. Which methods have headers is part of the
     /// service's contract; [`Client::describe`] reports it.
     pub fn stream_with_header(
         &mut self,
         method: &str,
         params: &RecordBatch,
     ) -> Result<StreamCall<'_, T>, ClientError> {
-        let (reader, writer) = self.transport.io();
-        send_request(writer, method, params)?;
-        let mut response = open_response(&mut *reader, self.limits)?;
-        let mut sink = LogSink {
+        self.open(method, params, true)
+    }
+
+    fn open(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        header: bool,
+    ) -> Result<StreamCall<'_, T>, ClientError> {
+        let mut io = CallIo {
             callback: &mut self.on_log,
             collected: None,
+            limits: self.limits,
         };
-        let header = read_data(&mut response, &mut sink);
-        let drained = response.drain().map_err(ClientError::from_wire);
-        let header = header?;
-        drained?;
-        let header = header.ok_or_else(|| {
-            ClientError::Protocol(format!(
-                "the header stream of {method}() ended without a header batch"
-            ))
-        })?;
+        let (engine, header_batch) = self
+            .transport
+            .open_stream(method, params, header, &mut io)?;
+        let header_batch = match (header, header_batch) {
+            (false, _) => None,
+            (true, Some(batch)) => Some(batch.batch),
+            (true, None) => {
+                return Err(ClientError::Protocol(format!(
+                    "the header stream of {method}() ended without a header batch"
+                )));
+            }
+        };
         Ok(StreamCall::new(
-            reader,
-            writer,
+            engine,
             &mut self.on_log,
             self.limits,
-            Some(header.batch),
+            header_batch,
         ))
     }
 
@@ -240,12 +259,24 @@ impl<T: Transport> Client<T> {
     /// Closes the connection (for a worker: stdin closes, then it exits or
     /// is killed after a timeout).
     pub fn close(mut self) -> Result<(), ClientError> {
-        self.transport.close()
+        self.transport.shut()
     }
 
     /// Gives back the transport without closing it.
     pub fn into_transport(self) -> T {
         self.transport
+    }
+}
+
+impl<T: Transport> AsRef<Client<T>> for Client<T> {
+    fn as_ref(&self) -> &Client<T> {
+        self
+    }
+}
+
+impl<T: Transport> AsMut<Client<T>> for Client<T> {
+    fn as_mut(&mut self) -> &mut Client<T> {
+        self
     }
 }
 
@@ -256,24 +287,6 @@ pub fn no_params() -> RecordBatch {
     // Zero columns and an explicit row count are always a valid batch.
     RecordBatch::try_new_with_options(Arc::new(Schema::empty()), Vec::new(), &options)
         .unwrap_or_else(|_| RecordBatch::new_empty(Arc::new(Schema::empty())))
-}
-
-/// Writes one request stream and flushes it.
-fn send_request<W: Write>(
-    writer: &mut W,
-    method: &str,
-    params: &RecordBatch,
-) -> Result<(), ClientError> {
-    let mut stream =
-        StreamWriter::try_new(&mut *writer, params.schema_ref()).map_err(ClientError::from_wire)?;
-    stream
-        .write(params, &Request::metadata_for(method))
-        .map_err(ClientError::from_wire)?;
-    stream
-        .finish()
-        .map_err(ClientError::from_wire)?
-        .flush()
-        .map_err(ClientError::from_io)
 }
 
 /// Opens the next IPC stream from the server; the server never closes a
@@ -287,60 +300,55 @@ pub(crate) fn open_response<R: Read>(
         .ok_or(ClientError::ConnectionClosed)
 }
 
-/// Where log batches go while a response is read.
-pub(crate) struct LogSink<'a> {
-    pub(crate) callback: &'a mut Option<LogCallback>,
-    pub(crate) collected: Option<&'a mut Vec<ServerLog>>,
+/// A batch that is neither a log message nor an error.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// Application data.
+    Data(IpcBatch),
+    /// A zero-row batch that stands for something else.
+    Special(IpcBatch, Special),
 }
 
-impl LogSink<'_> {
-    fn deliver(&mut self, log: ServerLog) {
-        if let Some(callback) = self.callback.as_mut() {
-            callback(&log);
-        }
-        if let Some(collected) = self.collected.as_mut() {
-            collected.push(log);
-        }
-    }
+/// What a zero-row batch stands for.
+#[derive(Debug)]
+pub(crate) enum Special {
+    /// A pointer into a shared-memory segment.
+    ShmPointer,
+    /// A pointer to an externalized batch at this URL.
+    External(String),
+    /// A stream state token, in the batch's metadata.
+    StateToken,
 }
 
-/// Reads up to the next data batch, delivering logs on the way.
+/// Reads up to the next batch that is not a log message, delivering logs
+/// on the way.
 ///
 /// `Ok(None)` means the stream ended (EOS) first. An EXCEPTION batch
 /// becomes [`ClientError::Remote`]; the stream is left unread after it.
-pub(crate) fn read_data<R: Read>(
+pub(crate) fn receive<R: Read>(
     reader: &mut StreamReader<R>,
-    sink: &mut LogSink<'_>,
-) -> Result<Option<IpcBatch>, ClientError> {
+    io: &mut CallIo<'_>,
+) -> Result<Option<Received>, ClientError> {
     while let Some(batch) = reader.next_batch().map_err(ClientError::from_wire)? {
         match classify(&batch.batch, &batch.metadata) {
-            BatchKind::Data => return Ok(Some(batch)),
-            BatchKind::Log(record) => sink.deliver(ServerLog::new(record, &batch.metadata)),
+            BatchKind::Data => return Ok(Some(Received::Data(batch))),
+            BatchKind::Log(record) => io.deliver(ServerLog::new(record, &batch.metadata)),
             BatchKind::Error(info) => return Err(remote_error(info, &batch.metadata)),
             BatchKind::ExternalPointer(url) => {
-                return Err(ClientError::Protocol(format!(
-                    "the server sent an external-location batch ({url}), which this transport \
-                     does not resolve"
-                )));
+                return Ok(Some(Received::Special(batch, Special::External(url))));
             }
             BatchKind::ShmPointer => {
-                return Err(ClientError::Protocol(
-                    "the server sent a shared-memory pointer batch, but no segment is attached"
-                        .into(),
-                ));
+                return Ok(Some(Received::Special(batch, Special::ShmPointer)));
             }
             BatchKind::StateToken => {
-                return Err(ClientError::Protocol(
-                    "the server sent a stream state token, which only the HTTP transport uses"
-                        .into(),
-                ));
+                return Ok(Some(Received::Special(batch, Special::StateToken)));
             }
         }
     }
     Ok(None)
 }
 
-fn remote_error(info: ErrorInfo, md: &Metadata) -> ClientError {
+pub(crate) fn remote_error(info: ErrorInfo, md: &Metadata) -> ClientError {
     ClientError::Remote {
         error_type: info.error_type,
         message: info.message,

@@ -39,9 +39,41 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The client was set up wrongly (an unusable URL, for example).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// The server could not be reached.
+    #[error("cannot connect to {target}")]
+    Connect {
+        /// The socket path or URL.
+        target: String,
+        /// Why the connection failed.
+        #[source]
+        source: io::Error,
+    },
     /// The worker process died or closed its output during a call.
     #[error("{0}")]
     WorkerExited(WorkerExit),
+    /// The server did not answer within the configured time.
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// An HTTP server answered with something that is not a vgi-rpc
+    /// response (a proxy's error page, a `404` for a path it does not serve).
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// The start of the body, as text.
+        body: String,
+    },
+    /// A batch the server externalized could not be fetched or read.
+    #[error("cannot resolve the external batch at {url}: {message}")]
+    External {
+        /// Where the batch was to be fetched from.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The server closed the connection during a call.
     #[error("the server closed the connection")]
     ConnectionClosed,
@@ -60,6 +92,10 @@ pub enum ClientError {
     /// The server ended an exchange stream instead of answering an input.
     #[error("the server ended the stream")]
     StreamEnded,
+    /// The shared-memory segment could not be created, or what the server
+    /// left in it could not be read.
+    #[error("shared memory: {0}")]
+    SharedMemory(String),
     /// A value could not be converted between Rust and Arrow.
     #[error("cannot convert {context}")]
     Codec {
@@ -98,6 +134,8 @@ impl ClientError {
         matches!(
             self,
             ClientError::WorkerExited(_)
+                | ClientError::Connect { .. }
+                | ClientError::Timeout(_)
                 | ClientError::ConnectionClosed
                 | ClientError::Io(_)
                 | ClientError::Wire(_)

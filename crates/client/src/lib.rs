@@ -7,9 +7,19 @@
 //! declared with `#[vgirpc::service]` also get a typed `<Trait>Client` that
 //! wraps this one with plain Rust parameters and results.
 //!
-//! A client runs over a [`Transport`]: a reader and a writer used in
-//! lockstep. [`SubprocessTransport`] spawns a worker and talks to it over
-//! its stdin/stdout; [`PipeTransport`] wraps any reader/writer pair.
+//! A client runs over a [`Transport`]:
+//!
+//! | transport | made by | reaches |
+//! |---|---|---|
+//! | [`SubprocessTransport`] | [`Client::spawn`] | a worker it starts, over its stdin/stdout |
+//! | [`UnixTransport`] | [`Client::connect_unix`] | a worker listening on a Unix socket |
+//! | [`ShmTransport`] | [`Client::with_shm`] | either of those, with batches passed through a shared-memory segment the client owns |
+//! | [`PipeTransport`] | [`Client::from_io`] | any reader/writer pair |
+//! | `http::HttpTransport` | `Client::connect_http` | an HTTP server (feature `http`), with sticky sessions (`http::StickySession`) |
+//!
+//! The first four are byte-stream [`Connection`]s speaking the pipe
+//! protocol; over HTTP every call is a request of its own. Typed clients
+//! work over all of them.
 //!
 //! ```no_run
 //! use std::process::Command;
@@ -35,17 +45,25 @@
 
 mod client;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
+mod pipe;
+mod shm;
 mod stream;
 mod subprocess;
 mod transport;
+mod unix;
 
 pub use client::{CallResult, Client, ServerLog, no_params};
 pub use error::{ClientError, SERVER_DRAINING, SESSION_LOST, WorkerExit};
+pub use pipe::PipeStream;
+pub use shm::{ShmSegment, ShmTransport};
 pub use stream::{StreamCall, TypedStream};
 pub use subprocess::{
     KillHandle, StderrMode, SubprocessOptions, SubprocessTransport, WorkerStdin, WorkerStdout,
 };
-pub use transport::{PipeTransport, Transport};
+pub use transport::{Connection, PipeTransport, Transport};
+pub use unix::{ShutdownHandle, UnixTransport};
 pub use vgirpc_wire as wire;
 
 #[doc(hidden)]

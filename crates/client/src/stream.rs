@@ -1,19 +1,16 @@
-//! Client side of producer and exchange streams (WIRE_PROTOCOL §9).
+//! Client side of producer and exchange streams (WIRE_PROTOCOL §9, and
+//! §10 over HTTP).
 
 use std::fmt;
-use std::io::Write;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::Schema;
-use vgirpc_wire::ipc::{ReadLimits, StreamReader, StreamWriter};
-use vgirpc_wire::log::empty_batch;
-use vgirpc_wire::metadata::{self, Metadata};
+use vgirpc_wire::ipc::ReadLimits;
 
 use crate::ClientError;
-use crate::client::{LogCallback, LogSink, open_response, read_data};
-use crate::transport::Transport;
+use crate::client::LogCallback;
+use crate::transport::sealed::StreamEngine;
+use crate::transport::{CallIo, Transport};
 
 /// Where a stream call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,65 +23,46 @@ enum State {
     Closed,
 }
 
-/// The output side: not yet opened (the server writes its output schema
-/// only after it sees the client's first input message) or open.
-enum Output<'c, R> {
-    Pending(&'c mut R),
-    Open(StreamReader<&'c mut R>),
-    /// Opening failed: the connection is unusable.
-    Broken,
-}
-
-/// The input side: the encoder's bytes go to the transport after every
-/// message, so the encoder needs no borrow of the writer.
-enum Input {
-    NotStarted,
-    Open(Box<StreamWriter<Vec<u8>>>),
-    Finished,
-}
-
 /// A running stream call: a producer (call [`StreamCall::next_batch`] or
 /// iterate) or an exchange (call [`StreamCall::exchange`]).
 ///
-/// Input and output are two long-lived IPC streams driven in lockstep:
-/// every input batch (a zero-row tick for producers) is answered by log
-/// batches and one output batch. Dropping the call closes it, so the
-/// connection is ready for the next call.
-pub struct StreamCall<'c, T: Transport> {
-    output: Output<'c, T::Reader>,
-    writer: &'c mut T::Writer,
+/// On a byte-stream connection input and output are two long-lived IPC
+/// streams driven in lockstep: every input batch (a zero-row tick for
+/// producers) is answered by log batches and one output batch. Over HTTP
+/// each exchange is a request carrying the stream's state token, and a
+/// producer's batches arrive in responses that continue with a fresh token
+/// until the producer finishes; the token never shows in the batches
+/// returned here. Dropping the call closes it, so the client is ready for
+/// the next call.
+pub struct StreamCall<'c, T: Transport + 'c> {
+    engine: T::Stream<'c>,
     on_log: &'c mut Option<LogCallback>,
     limits: ReadLimits,
     header: Option<RecordBatch>,
-    input: Input,
     state: State,
 }
 
-impl<T: Transport> fmt::Debug for StreamCall<'_, T> {
+impl<'c, T: Transport + 'c> fmt::Debug for StreamCall<'c, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamCall")
             .field("state", &self.state)
             .field("has_header", &self.header.is_some())
-            .field("input_open", &matches!(self.input, Input::Open(_)))
             .finish_non_exhaustive()
     }
 }
 
-impl<'c, T: Transport> StreamCall<'c, T> {
+impl<'c, T: Transport + 'c> StreamCall<'c, T> {
     pub(crate) fn new(
-        reader: &'c mut T::Reader,
-        writer: &'c mut T::Writer,
+        engine: T::Stream<'c>,
         on_log: &'c mut Option<LogCallback>,
         limits: ReadLimits,
         header: Option<RecordBatch>,
     ) -> Self {
         Self {
-            output: Output::Pending(reader),
-            writer,
+            engine,
             on_log,
             limits,
             header,
-            input: Input::NotStarted,
             state: State::Open,
         }
     }
@@ -115,12 +93,11 @@ impl<'c, T: Transport> StreamCall<'c, T> {
             State::Ended => return Ok(None),
             State::Closed => return Err(ClientError::StreamClosed),
         }
-        let tick = empty_batch(&Arc::new(Schema::empty()));
-        match self.round_trip(&tick, &Metadata::new())? {
+        let mut io = io(self.on_log, self.limits);
+        let answer = self.engine.tick(&mut io);
+        match self.settle(answer)?.map(|batch| batch.batch) {
             Some(batch) => Ok(Some(batch)),
             None => {
-                // Our input stream ends too; the server is waiting for it.
-                self.finish_input(None)?;
                 self.state = State::Ended;
                 Ok(None)
             }
@@ -136,7 +113,9 @@ impl<'c, T: Transport> StreamCall<'c, T> {
         if self.state != State::Open {
             return Err(ClientError::StreamClosed);
         }
-        match self.round_trip(input, &Metadata::new())? {
+        let mut io = io(self.on_log, self.limits);
+        let answer = self.engine.exchange(input, &mut io);
+        match self.settle(answer)?.map(|batch| batch.batch) {
             Some(batch) => Ok(batch),
             None => {
                 self.close()?;
@@ -145,15 +124,11 @@ impl<'c, T: Transport> StreamCall<'c, T> {
         }
     }
 
-    /// Ends the stream: closes the input stream and reads the rest of the
-    /// output, delivering its logs. Safe to call more than once.
+    /// Ends the stream: on a byte-stream connection closes the input stream
+    /// and reads the rest of the output, delivering its logs (over HTTP
+    /// there is nothing to tell the server). Safe to call more than once.
     pub fn close(&mut self) -> Result<(), ClientError> {
-        if self.state == State::Closed {
-            return Ok(());
-        }
-        self.state = State::Closed;
-        self.finish_input(None)?;
-        self.drain_output()
+        self.finish(false)
     }
 
     /// Asks the server to stop: sends a zero-row batch marked
@@ -162,132 +137,44 @@ impl<'c, T: Transport> StreamCall<'c, T> {
     /// Safe to call more than once, and after [`StreamCall::close`] (then it
     /// does nothing).
     pub fn cancel(&mut self) -> Result<(), ClientError> {
+        self.finish(true)
+    }
+
+    fn finish(&mut self, cancel: bool) -> Result<(), ClientError> {
         if self.state == State::Closed {
             return Ok(());
         }
         self.state = State::Closed;
-        let cancel = Metadata::new().with(metadata::CANCEL, "1");
-        self.finish_input(Some(&cancel))?;
-        self.drain_output()
+        let mut io = io(self.on_log, self.limits);
+        self.engine.finish(cancel, &mut io)
     }
 
-    /// Writes one input batch and reads the answer: logs, then one data
-    /// batch (`None` when the output ended instead).
-    fn round_trip(
+    /// What a turn's failure does to the stream: a connection error leaves
+    /// nothing to read or write; a server error ends the stream, and closing
+    /// it completes the exchange of end markers so the client stays usable.
+    fn settle<B>(
         &mut self,
-        input: &RecordBatch,
-        md: &Metadata,
-    ) -> Result<Option<RecordBatch>, ClientError> {
-        if let Err(err) = self.write_input(input, md) {
-            self.state = State::Closed;
-            return Err(err);
-        }
-        let answer = self.read_answer();
+        answer: Result<Option<B>, ClientError>,
+    ) -> Result<Option<B>, ClientError> {
         match answer {
-            Ok(batch) => Ok(batch),
+            Ok(answer) => Ok(answer),
             Err(err) if err.is_connection_error() => {
-                // Nothing more can be read or written on this connection.
                 self.state = State::Closed;
                 Err(err)
             }
             Err(err) => {
-                // A server error ends the stream; closing completes the
-                // exchange of EOS markers so the connection stays usable.
                 let _ = self.close();
                 Err(err)
             }
         }
     }
-
-    fn write_input(&mut self, batch: &RecordBatch, md: &Metadata) -> Result<(), ClientError> {
-        if matches!(self.input, Input::NotStarted) {
-            let writer = StreamWriter::try_new(Vec::new(), batch.schema_ref())
-                .map_err(ClientError::from_wire)?;
-            self.input = Input::Open(Box::new(writer));
-        }
-        let Input::Open(input) = &mut self.input else {
-            return Err(ClientError::StreamClosed);
-        };
-        input.write(batch, md).map_err(codec_error)?;
-        let bytes = std::mem::take(input.get_mut());
-        self.send(&bytes)
-    }
-
-    /// Ends the input stream once, optionally with a last (cancel) batch.
-    ///
-    /// With no input stream yet, a whole one is written on the empty schema:
-    /// the server always reads exactly one input stream per call.
-    fn finish_input(&mut self, last: Option<&Metadata>) -> Result<(), ClientError> {
-        let mut input = match std::mem::replace(&mut self.input, Input::Finished) {
-            Input::Finished => return Ok(()),
-            Input::Open(input) => *input,
-            Input::NotStarted => StreamWriter::try_new(Vec::new(), &Arc::new(Schema::empty()))
-                .map_err(ClientError::from_wire)?,
-        };
-        if let Some(md) = last {
-            let schema = input.schema().clone();
-            input
-                .write(&empty_batch(&schema), md)
-                .map_err(codec_error)?;
-        }
-        let bytes = input.finish().map_err(ClientError::from_wire)?;
-        self.send(&bytes)
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.writer.write_all(bytes).map_err(ClientError::from_io)?;
-        self.writer.flush().map_err(ClientError::from_io)
-    }
-
-    fn open_output(&mut self) -> Result<(), ClientError> {
-        self.output = match std::mem::replace(&mut self.output, Output::Broken) {
-            Output::Pending(reader) => Output::Open(open_response(reader, self.limits)?),
-            other => other,
-        };
-        Ok(())
-    }
-
-    fn read_answer(&mut self) -> Result<Option<RecordBatch>, ClientError> {
-        self.open_output()?;
-        let Output::Open(reader) = &mut self.output else {
-            return Err(ClientError::ConnectionClosed);
-        };
-        let mut sink = LogSink {
-            callback: &mut *self.on_log,
-            collected: None,
-        };
-        Ok(read_data(reader, &mut sink)?.map(|b| b.batch))
-    }
-
-    /// Reads the output stream to its end, delivering logs; server errors
-    /// found there are dropped (the stream is being abandoned anyway).
-    fn drain_output(&mut self) -> Result<(), ClientError> {
-        self.open_output()?;
-        let Output::Open(reader) = &mut self.output else {
-            return Err(ClientError::ConnectionClosed);
-        };
-        let mut sink = LogSink {
-            callback: &mut *self.on_log,
-            collected: None,
-        };
-        loop {
-            match read_data(reader, &mut sink) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(()),
-                Err(ClientError::Remote { .. }) => {}
-                Err(err) => return Err(err),
-            }
-        }
-    }
 }
 
-fn codec_error(source: vgirpc_wire::WireError) -> ClientError {
-    match source {
-        vgirpc_wire::WireError::Io(e) => ClientError::from_io(e),
-        source => ClientError::Codec {
-            context: "a stream input batch".into(),
-            source,
-        },
+fn io<'a>(on_log: &'a mut Option<LogCallback>, limits: ReadLimits) -> CallIo<'a> {
+    CallIo {
+        callback: on_log,
+        collected: None,
+        limits,
     }
 }
 

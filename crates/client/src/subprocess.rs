@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::transport::Transport;
+use crate::transport::Connection;
 use crate::{ClientError, WorkerExit};
 
 /// Lines of worker stderr kept for error reports.
@@ -54,7 +54,7 @@ impl SubprocessOptions {
         self
     }
 
-    /// How long [`Transport::close`] waits for the worker to exit after its
+    /// How long [`Connection::close`] waits for the worker to exit after its
     /// stdin closes before killing it (default: 10 s).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
@@ -199,7 +199,7 @@ impl KillHandle {
     }
 }
 
-impl Transport for SubprocessTransport {
+impl Connection for SubprocessTransport {
     type Reader = WorkerStdout;
     type Writer = WorkerStdin;
 

@@ -111,7 +111,7 @@ fn close_kills_a_worker_that_ignores_end_of_input() {
         let options = capture().close_timeout(Duration::from_millis(200));
         let mut transport = SubprocessTransport::spawn_with(sh("exec sleep 30"), options).unwrap();
         let start = Instant::now();
-        vgirpc_client::Transport::close(&mut transport).unwrap();
+        vgirpc_client::Connection::close(&mut transport).unwrap();
         let status = transport.try_exit_status().expect("the worker was reaped");
         assert!(!status.success());
         start.elapsed()

@@ -324,6 +324,24 @@ fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
 
             #(#calls)*
         }
+
+        impl<T: #client_crate::Transport> ::core::convert::AsRef<#client_crate::Client<T>>
+            for #client_ident<T>
+        {
+            fn as_ref(&self) -> &#client_crate::Client<T> {
+                &self.inner
+            }
+        }
+
+        // Lets scopes over a client (an HTTP sticky session) hold the typed
+        // client and still reach the dynamic one underneath.
+        impl<T: #client_crate::Transport> ::core::convert::AsMut<#client_crate::Client<T>>
+            for #client_ident<T>
+        {
+            fn as_mut(&mut self) -> &mut #client_crate::Client<T> {
+                &mut self.inner
+            }
+        }
     }
 }
 

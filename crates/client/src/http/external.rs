@@ -1,0 +1,119 @@
+//! Resolving externalized batches (WIRE_PROTOCOL §12): a zero-row pointer
+//! batch names a URL holding an IPC stream with the output cycle it stands
+//! for (log batches, then one data batch).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use http::header::{ACCEPT_ENCODING, HeaderMap, HeaderValue};
+use sha2::{Digest, Sha256};
+use vgirpc_wire::classify::{BatchKind, classify};
+use vgirpc_wire::ipc::{IpcBatch, StreamReader};
+use vgirpc_wire::metadata;
+
+use super::{HttpTransport, ZSTD};
+use crate::ClientError;
+use crate::client::{ServerLog, remote_error};
+use crate::transport::CallIo;
+
+/// Attempts per fetch, and the pause between them (the reference's).
+const FETCH_ATTEMPTS: usize = 3;
+const FETCH_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+impl HttpTransport {
+    /// Fetches what `pointer` points to at `url`, delivers the log batches
+    /// stored with it, and returns its data batch with the stored metadata
+    /// plus where and how fast it was fetched.
+    pub(super) fn fetch_external(
+        &mut self,
+        pointer: IpcBatch,
+        url: &str,
+        io: &mut CallIo<'_>,
+    ) -> Result<IpcBatch, ClientError> {
+        let fail = |message: String| ClientError::External {
+            url: url.to_owned(),
+            message,
+        };
+        if !url.starts_with("http://") {
+            return Err(fail(
+                "only http:// locations can be fetched (this client has no TLS)".into(),
+            ));
+        }
+        let started = Instant::now();
+        let bytes = self.fetch_with_retries(url).map_err(fail)?;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if let Some(expected) = pointer.metadata.get(metadata::LOCATION_SHA256) {
+            let actual = hex(&Sha256::digest(&bytes));
+            if actual != expected {
+                return Err(fail(format!(
+                    "SHA-256 checksum mismatch: expected {expected}, got {actual}"
+                )));
+            }
+        }
+        let mut reader = StreamReader::try_open(bytes.as_ref(), io.limits)
+            .ok()
+            .flatten()
+            .ok_or_else(|| fail("the location holds no Arrow IPC stream".into()))?;
+        let mut data = Vec::new();
+        while let Some(batch) = reader
+            .next_batch()
+            .map_err(|e| fail(format!("cannot read the stored stream: {e}")))?
+        {
+            if batch.metadata.contains(metadata::LOCATION) {
+                return Err(fail(
+                    "redirect loop: the stored batch points elsewhere again".into(),
+                ));
+            }
+            match classify(&batch.batch, &batch.metadata) {
+                BatchKind::Log(record) => io.deliver(ServerLog::new(record, &batch.metadata)),
+                BatchKind::Error(info) => return Err(remote_error(info, &batch.metadata)),
+                _ => data.push(batch),
+            }
+        }
+        let mut resolved = match data.len() {
+            1 => data.remove(0),
+            n => {
+                return Err(fail(format!(
+                    "expected one data batch in the stored stream, found {n}"
+                )));
+            }
+        };
+        if resolved.batch.schema_ref().fields() != pointer.batch.schema_ref().fields() {
+            return Err(fail(format!(
+                "schema mismatch: the pointer has {}, the stored batch {}",
+                pointer.batch.schema(),
+                resolved.batch.schema()
+            )));
+        }
+        resolved
+            .metadata
+            .insert(metadata::LOCATION_FETCH_MS, format!("{elapsed_ms:.1}"));
+        resolved.metadata.insert(metadata::LOCATION_SOURCE, url);
+        Ok(resolved)
+    }
+
+    /// `GET url`, a few times if it fails; the body comes back decoded.
+    fn fetch_with_retries(&self, url: &str) -> Result<Bytes, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
+        let mut last = String::new();
+        for attempt in 0..FETCH_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(FETCH_RETRY_DELAY);
+            }
+            // Storage is not the vgi-rpc server: no session or bearer
+            // headers, and the fetch's own retries stand in for the policy.
+            match self.send_once(Method::GET, url, &headers, Bytes::new()) {
+                Ok(reply) if reply.status.is_success() => return Ok(reply.body),
+                Ok(reply) => last = format!("the storage answered {}", reply.status),
+                Err(failure) => last = failure.to_string(),
+            }
+        }
+        Err(format!("failed after {FETCH_ATTEMPTS} attempts: {last}"))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
