@@ -1,12 +1,12 @@
-//! The client conformance suite as a test: our typed client against our
-//! worker, and against the Python reference worker when its venv exists
-//! (`cargo xtask conformance` creates it), with the same observations
-//! required from both.
+//! The client conformance suite as a test: our typed client over every
+//! transport against our worker, and against the Python reference worker
+//! when its venv exists (`cargo xtask conformance` creates it), with the
+//! same observations required from both within each family of transports.
 
 use std::path::Path;
 use std::time::Duration;
 
-use vgirpc_conformance::client_suite::{self, Report, Server, Verdict};
+use vgirpc_conformance::client_suite::{self, Report, Server, TransportKind, Verdict};
 
 fn failures(report: &Report) -> Vec<String> {
     report
@@ -40,16 +40,25 @@ fn the_typed_client_passes_against_every_available_worker() {
             reference.display()
         );
     }
-    let reports: Vec<Report> = servers
-        .iter()
-        .map(|server| client_suite::run(server, None, Duration::from_secs(30)))
-        .collect();
+    let reports: Vec<Report> = std::thread::scope(|scope| {
+        let runs: Vec<_> = servers
+            .iter()
+            .flat_map(|server| TransportKind::ALL.map(|transport| (server, transport)))
+            .map(|(server, transport)| {
+                scope.spawn(move || {
+                    client_suite::run(server, transport, None, Duration::from_secs(30))
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    assert_eq!(reports.len(), servers.len() * 4);
     for report in &reports {
         let failed = failures(report);
         assert!(
             failed.is_empty(),
             "{} failed {} tests:\n{}",
-            report.server.name,
+            report.label(),
             failed.len(),
             failed.join("\n")
         );
@@ -59,7 +68,10 @@ fn the_typed_client_passes_against_every_available_worker() {
         );
     }
     let divergences = client_suite::divergences(&reports);
-    assert!(divergences.is_empty(), "servers disagree: {divergences:#?}");
+    assert!(
+        divergences.is_empty(),
+        "servers or transports disagree: {divergences:#?}"
+    );
 }
 
 #[test]
@@ -71,6 +83,7 @@ fn a_hung_worker_fails_its_test_instead_of_hanging_the_suite() {
     };
     let report = client_suite::run(
         &server,
+        TransportKind::Pipe,
         Some("scalar_echo.echo_int"),
         Duration::from_millis(300),
     );
@@ -78,5 +91,32 @@ fn a_hung_worker_fails_its_test_instead_of_hanging_the_suite() {
     match &report.outcomes[0].verdict {
         Verdict::Failed(message) => assert!(message.contains("timed out"), "{message}"),
         other => panic!("expected a timeout failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_worker_that_never_listens_fails_every_test_with_the_reason() {
+    // `true` exits at once without announcing a socket or a port.
+    let server = Server {
+        name: "mute".into(),
+        program: "true".into(),
+        args: Vec::new(),
+    };
+    for transport in [TransportKind::Unix, TransportKind::Http] {
+        let report = client_suite::run(
+            &server,
+            transport,
+            Some("scalar_echo"),
+            Duration::from_secs(5),
+        );
+        assert!(!report.outcomes.is_empty());
+        for outcome in &report.outcomes {
+            match &outcome.verdict {
+                Verdict::Failed(message) => {
+                    assert!(message.contains("did not start"), "{message}");
+                }
+                other => panic!("{}: expected a failure, got {other:?}", outcome.test),
+            }
+        }
     }
 }

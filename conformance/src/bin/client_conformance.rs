@@ -1,20 +1,27 @@
 //! `client_conformance`: runs the client conformance suite
 //! ([`vgirpc_conformance::client_suite`]) against conformance workers over
-//! the pipe transport and compares what each one answered.
+//! every client transport and compares what each one answered.
 //!
 //! ```text
-//! client_conformance [--server NAME=COMMAND]... [--filter TEXT]
-//!                    [--timeout SECONDS] [--json] [--list]
+//! client_conformance [--server NAME=COMMAND]... [--transport NAME]...
+//!                    [--filter TEXT] [--timeout SECONDS] [--json] [--list]
 //! ```
 //!
 //! Without `--server`, the servers are the Python reference worker of
 //! `target/conformance-venv` (`vgi-rpc-conformance --describe`) and the
 //! `vgi-conformance-worker` built next to this binary. `COMMAND` is split
-//! on spaces. The text report goes to stdout and ends with a total line
+//! on spaces; it must serve the pipe, and `--unix PATH --threaded` and
+//! `--http` as both workers do. Without `--transport`, every transport
+//! runs: `pipe`, `unix`, `shm` and `http`. Each server and transport pair
+//! runs on its own thread.
+//!
+//! The text report goes to stdout: one line per server and transport, a
+//! table of the counts, and a total line
 //! `client-conformance: N passed, N failed, N skipped`; with `--json` the
 //! report on stdout is one JSON object instead and the text goes to stderr.
 //! The exit status is 0 only when every test passed on every server and
-//! all servers observed the same results.
+//! transport, and the observations agree within each family of
+//! transports.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,13 +29,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::json;
-use vgirpc_conformance::client_suite::{self, Divergence, Report, Server, Verdict};
+use vgirpc_conformance::client_suite::{self, Divergence, Report, Server, TransportKind, Verdict};
 
-const USAGE: &str = "usage: client_conformance [--server NAME=COMMAND]... [--filter TEXT] \
-[--timeout SECONDS] [--json] [--list]";
+const USAGE: &str = "usage: client_conformance [--server NAME=COMMAND]... [--transport NAME]... \
+[--filter TEXT] [--timeout SECONDS] [--json] [--list]";
 
 struct Options {
     servers: Vec<Server>,
+    transports: Vec<TransportKind>,
     filter: Option<String>,
     timeout: Duration,
     json: bool,
@@ -49,11 +57,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let reports: Vec<Report> = options
-        .servers
-        .iter()
-        .map(|server| client_suite::run(server, options.filter.as_deref(), options.timeout))
-        .collect();
+    let reports = run_all(&options);
     let divergences = client_suite::divergences(&reports);
     let text = text_report(&reports, &divergences);
     let written = if options.json {
@@ -73,9 +77,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every server over every transport, concurrently; reports in server,
+/// then transport order.
+fn run_all(options: &Options) -> Vec<Report> {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = options
+            .servers
+            .iter()
+            .flat_map(|server| options.transports.iter().map(move |t| (server, *t)))
+            .map(|(server, transport)| {
+                scope.spawn(move || {
+                    client_suite::run(
+                        server,
+                        transport,
+                        options.filter.as_deref(),
+                        options.timeout,
+                    )
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("a suite run does not panic"))
+            .collect()
+    })
+}
+
 fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         servers: Vec::new(),
+        transports: Vec::new(),
         filter: None,
         timeout: Duration::from_secs(30),
         json: false,
@@ -94,6 +124,15 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .servers
                     .push(server(name, command.split_whitespace())?);
             }
+            "--transport" => {
+                let name = value("--transport")?;
+                let transport = TransportKind::parse(&name).ok_or_else(|| {
+                    format!("unknown transport {name:?} (pipe, unix, shm or http)")
+                })?;
+                if !options.transports.contains(&transport) {
+                    options.transports.push(transport);
+                }
+            }
             "--filter" => options.filter = Some(value("--filter")?),
             "--timeout" => {
                 let seconds: f64 = value("--timeout")?
@@ -111,6 +150,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     if options.servers.is_empty() && !options.list {
         options.servers = default_servers()?;
     }
+    if options.transports.is_empty() {
+        options.transports = TransportKind::ALL.to_vec();
+    }
+    options.transports.sort();
     Ok(options)
 }
 
@@ -170,7 +213,7 @@ fn text_report(reports: &[Report], divergences: &[Divergence]) -> String {
     for report in reports {
         text.push_str(&format!(
             "{} ({}): {} passed, {} failed, {} skipped\n",
-            report.server.name,
+            report.label(),
             report.server.command_line(),
             report.passed(),
             report.failed(),
@@ -184,10 +227,11 @@ fn text_report(reports: &[Report], divergences: &[Divergence]) -> String {
     }
     for divergence in divergences {
         text.push_str(&format!("DIVERGED {}:\n", divergence.test));
-        for (server, observation) in &divergence.observations {
-            text.push_str(&format!("  {server}: {observation}\n"));
+        for (run, observation) in &divergence.observations {
+            text.push_str(&format!("  {run}: {observation}\n"));
         }
     }
+    text.push_str(&table(reports));
     let passed: usize = reports.iter().map(Report::passed).sum();
     let failed: usize = reports.iter().map(Report::failed).sum::<usize>() + divergences.len();
     let skipped: usize = reports.iter().map(Report::skipped).sum();
@@ -197,8 +241,52 @@ fn text_report(reports: &[Report], divergences: &[Divergence]) -> String {
     text
 }
 
+/// Counts per server and transport, one row each.
+fn table(reports: &[Report]) -> String {
+    let rows: Vec<[String; 5]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.server.name.clone(),
+                r.transport.name().to_owned(),
+                r.passed().to_string(),
+                r.failed().to_string(),
+                r.skipped().to_string(),
+            ]
+        })
+        .collect();
+    let header = ["server", "transport", "passed", "failed", "skipped"].map(str::to_owned);
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|row| row[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, width))| {
+                if i < 2 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 fn json_report(reports: &[Report], divergences: &[Divergence]) -> serde_json::Value {
-    let servers: Vec<serde_json::Value> = reports
+    let runs: Vec<serde_json::Value> = reports
         .iter()
         .map(|report| {
             let failures: Vec<serde_json::Value> = report
@@ -227,7 +315,8 @@ fn json_report(reports: &[Report], divergences: &[Divergence]) -> serde_json::Va
                 })
                 .collect();
             json!({
-                "name": report.server.name,
+                "server": report.server.name,
+                "transport": report.transport.name(),
                 "command": report.server.command_line(),
                 "passed": report.passed(),
                 "failed": report.failed(),
@@ -243,13 +332,13 @@ fn json_report(reports: &[Report], divergences: &[Divergence]) -> serde_json::Va
             let observations: serde_json::Map<String, serde_json::Value> = d
                 .observations
                 .iter()
-                .map(|(server, observation)| (server.clone(), observation.clone().into()))
+                .map(|(run, observation)| (run.clone(), observation.clone().into()))
                 .collect();
             json!({"test": d.test, "observations": observations})
         })
         .collect();
     json!({
-        "servers": servers,
+        "runs": runs,
         "divergences": divergences,
         "passed": reports.iter().map(Report::passed).sum::<usize>(),
         "failed": reports.iter().map(Report::failed).sum::<usize>(),
