@@ -17,9 +17,10 @@ Commands:
 Connection (exactly one):
   -c, --cmd COMMAND   spawn COMMAND (split like a shell would) and talk to it
                       over its stdin/stdout
-      --unix PATH     connect to a Unix socket (not supported yet)
-  -u, --url URL       connect over HTTP (not supported yet)
-  -p, --prefix PATH   URL path prefix for --url
+      --unix PATH     connect to a worker listening on a Unix socket
+  -u, --url URL       connect to an HTTP server (http:// only), e.g.
+                      http://127.0.0.1:8000
+  -p, --prefix PATH   URL path prefix for --url (default: none)
 
 Output:
   -f, --format FMT    auto, table, tsv, json or arrow (default: auto, which is

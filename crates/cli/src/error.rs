@@ -7,9 +7,6 @@ pub(crate) enum CliError {
     /// The command line was wrong (exit status 2).
     #[error("{0}")]
     Usage(String),
-    /// The command line asks for something this build cannot do yet.
-    #[error("{0}")]
-    Unsupported(String),
     /// The call itself failed: the server's error or a broken connection.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -37,7 +34,7 @@ impl CliError {
     /// Exit status: 2 for command-line mistakes, 1 for everything else.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Unsupported(_) => 2,
+            CliError::Usage(_) => 2,
             _ => 1,
         }
     }

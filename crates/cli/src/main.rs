@@ -7,6 +7,8 @@
 //! vgi-rpc --cmd "vgi-conformance-worker" describe
 //! vgi-rpc --cmd "vgi-conformance-worker" call echo_string value=hi
 //! vgi-rpc --cmd "vgi-conformance-worker" call produce_n count=3 --format json
+//! vgi-rpc --unix /tmp/worker.sock call echo_string value=hi
+//! vgi-rpc --url http://127.0.0.1:8000 --prefix /vgi describe
 //! ```
 //!
 //! Run `vgi-rpc --help` for every option.
@@ -22,9 +24,8 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use arrow_array::RecordBatch;
-use vgirpc_client::{
-    Client, ServerLog, StderrMode, StreamCall, SubprocessOptions, SubprocessTransport,
-};
+use vgirpc_client::http::HttpOptions;
+use vgirpc_client::{Client, ServerLog, StderrMode, StreamCall, SubprocessOptions, Transport};
 use vgirpc_wire::describe::{MethodDescription, MethodType, ServiceDescription};
 use vgirpc_wire::ipc::StreamReader;
 
@@ -66,7 +67,26 @@ fn run(args: Args) -> Result<(), CliError> {
         }
         Action::Describe | Action::Call { .. } => {}
     }
-    let mut client = connect(&args)?;
+    match connect(&args)? {
+        Connected::Worker(client) => session(client, &args),
+        Connected::Unix(client) => session(client, &args),
+        Connected::Http(client) => session(*client, &args),
+    }
+}
+
+/// A client over whichever transport the command line named.
+enum Connected {
+    Worker(Client<vgirpc_client::SubprocessTransport>),
+    Unix(Client<vgirpc_client::UnixTransport>),
+    // Boxed: an HTTP client carries its runtime and connection pool.
+    Http(Box<Client<vgirpc_client::http::HttpTransport>>),
+}
+
+/// Runs the command's action on `client`, then closes it.
+fn session<T: Transport>(mut client: Client<T>, args: &Args) -> Result<(), CliError> {
+    if args.verbose {
+        client.set_log_callback(print_log);
+    }
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {
@@ -98,33 +118,35 @@ fn run(args: Args) -> Result<(), CliError> {
         Action::Help | Action::Version => Ok(()),
     };
     let finished = printer.finish();
-    // The worker is stopped whatever happened; the first failure is reported.
+    // The connection is closed whatever happened (a worker is stopped);
+    // the first failure is reported.
     let closed = client.close().map_err(CliError::from);
     result.and(finished).and(closed)
 }
 
-fn connect(args: &Args) -> Result<Client<SubprocessTransport>, CliError> {
-    let command_line = match &args.target {
-        Some(Target::Command(line)) => line,
-        Some(Target::Unix(_)) => {
-            return Err(CliError::Unsupported(
-                "--unix is not supported yet; use --cmd".into(),
-            ));
-        }
-        Some(Target::Url(_)) => {
-            return Err(CliError::Unsupported(
-                "--url is not supported yet; use --cmd".into(),
-            ));
-        }
-        None => {
-            return Err(CliError::Usage(
-                "say where the service is: --cmd COMMAND".into(),
-            ));
-        }
-    };
-    if args.prefix.is_some() {
+fn connect(args: &Args) -> Result<Connected, CliError> {
+    let target = args.target.as_ref().ok_or_else(|| {
+        CliError::Usage("say where the service is: --cmd COMMAND, --unix PATH or --url URL".into())
+    })?;
+    if args.prefix.is_some() && !matches!(target, Target::Url(_)) {
         return Err(CliError::Usage("--prefix only applies to --url".into()));
     }
+    match target {
+        Target::Command(line) => spawn(line, args.verbose).map(Connected::Worker),
+        Target::Unix(path) => Ok(Connected::Unix(Client::connect_unix(path)?)),
+        Target::Url(url) => {
+            let options = HttpOptions::new().prefix(args.prefix.clone().unwrap_or_default());
+            let client = Client::connect_http_with(url, options)?;
+            Ok(Connected::Http(Box::new(client)))
+        }
+    }
+}
+
+/// Spawns the worker `command_line` names.
+fn spawn(
+    command_line: &str,
+    verbose: bool,
+) -> Result<Client<vgirpc_client::SubprocessTransport>, CliError> {
     let words = shlex::split(command_line)
         .filter(|words| !words.is_empty())
         .ok_or_else(|| {
@@ -134,25 +156,23 @@ fn connect(args: &Args) -> Result<Client<SubprocessTransport>, CliError> {
     command.args(&words[1..]);
     // Worker stderr stays out of the output unless asked for; its last lines
     // still explain a worker that dies.
-    let stderr = if args.verbose {
+    let stderr = if verbose {
         StderrMode::Forward
     } else {
         StderrMode::Capture
     };
-    let client = Client::spawn_with(command, SubprocessOptions::default().stderr(stderr))?;
-    Ok(if args.verbose {
-        client.with_log_callback(print_log)
-    } else {
-        client
-    })
+    Ok(Client::spawn_with(
+        command,
+        SubprocessOptions::default().stderr(stderr),
+    )?)
 }
 
 fn print_log(log: &ServerLog) {
     eprintln!("[{}] {}", log.level, log.message);
 }
 
-fn describe<W: Write>(
-    client: &mut Client<SubprocessTransport>,
+fn describe<T: Transport, W: Write>(
+    client: &mut Client<T>,
     printer: &mut Printer<W>,
 ) -> Result<(), CliError> {
     let description = client.describe()?;
@@ -254,8 +274,8 @@ fn describe_json(description: &ServiceDescription) -> serde_json::Value {
     })
 }
 
-fn call<W: Write>(
-    client: &mut Client<SubprocessTransport>,
+fn call<T: Transport, W: Write>(
+    client: &mut Client<T>,
     printer: &mut Printer<W>,
     method: &str,
     assignments: &[String],
@@ -310,8 +330,8 @@ fn call<W: Write>(
 }
 
 /// Sends every batch of an Arrow IPC stream or file and prints each answer.
-fn exchange_all<W: Write>(
-    stream: &mut StreamCall<'_, SubprocessTransport>,
+fn exchange_all<T: Transport, W: Write>(
+    stream: &mut StreamCall<'_, T>,
     printer: &mut Printer<W>,
     path: &Path,
 ) -> Result<(), CliError> {

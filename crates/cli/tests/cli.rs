@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use vgirpc::Service;
+use vgirpc::{Server, Service};
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
+use vgirpc_http::{HttpConfig, HttpServer};
+use vgirpc_pipe::{ShmSideChannels, UnixConfig};
 use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc_wire::metadata::Metadata;
 
@@ -302,20 +304,113 @@ fn a_dead_worker_is_reported_with_its_exit_status() {
     assert!(text.contains("no config"), "{text}");
 }
 
+/// Our HTTP server with the conformance service, on a free port of this
+/// test process; returns its base URL. It serves until the process ends.
+fn http_worker() -> String {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
+    let http = HttpServer::new(server, HttpConfig::new()).unwrap();
+    std::thread::spawn(move || {
+        runtime
+            .block_on(http.serve(listener, std::future::pending()))
+            .unwrap();
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Our worker listening on a Unix socket of its own, on a thread of this
+/// test process; returns the socket path.
+fn unix_worker() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vgi-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("worker.sock");
+    let config = UnixConfig::new(&path);
+    let (ready, bound) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
+        vgirpc_pipe::serve_unix(&server, &config, ShmSideChannels, |_| {
+            ready.send(()).unwrap();
+        })
+        .unwrap();
+    });
+    bound.recv().unwrap();
+    path
+}
+
 #[test]
-fn transports_that_are_not_there_yet_say_so() {
-    for args in [
-        &["--unix", "/tmp/x.sock", "describe"][..],
-        &["--url", "http://127.0.0.1:1", "describe"],
-    ] {
-        let output = vgi_rpc(args);
-        assert_eq!(output.status.code(), Some(2));
-        assert!(
-            stderr(&output).contains("not supported yet"),
-            "{}",
-            stderr(&output)
-        );
-    }
+fn calls_reach_a_server_over_http() {
+    let url = http_worker();
+    let text = succeeded(&vgi_rpc(&[
+        "--url",
+        &url,
+        "call",
+        "echo_string",
+        "value=hi",
+    ]));
+    assert_eq!(text, "hi\n");
+    let text = succeeded(&vgi_rpc(&["-u", &url, "call", "produce_n", "count=3"]));
+    assert_eq!(text, "index\tvalue\n0\t0\n1\t10\n2\t20\n");
+    let text = succeeded(&vgi_rpc(&["--url", &url, "describe"]));
+    assert!(text.contains("\necho_string\tunary\t"), "{text}");
+    // Server errors travel as over a pipe.
+    let output = vgi_rpc(&["--url", &url, "call", "raise_value_error", "message=boom"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output), "vgi-rpc: ValueError: boom\n");
+    // A prefix the server does not serve is a plain HTTP error.
+    let output = vgi_rpc(&["--url", &url, "--prefix", "/nope", "describe"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("HTTP 404"), "{}", stderr(&output));
+}
+
+#[test]
+fn calls_reach_a_worker_over_a_unix_socket() {
+    let socket = unix_worker();
+    let socket = socket.to_str().unwrap();
+    let text = succeeded(&vgi_rpc(&[
+        "--unix",
+        socket,
+        "call",
+        "echo_string",
+        "value=hi",
+    ]));
+    assert_eq!(text, "hi\n");
+    let text = succeeded(&vgi_rpc(&[
+        "--unix",
+        socket,
+        "call",
+        "produce_n",
+        "count=2",
+    ]));
+    assert_eq!(text, "index\tvalue\n0\t0\n1\t10\n");
+}
+
+#[test]
+fn unreachable_servers_and_misplaced_options_are_reported() {
+    let output = vgi_rpc(&["--unix", "/nonexistent/x.sock", "describe"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot connect to /nonexistent/x.sock"),
+        "{}",
+        stderr(&output)
+    );
+    let output = vgi_rpc(&["--url", "https://127.0.0.1:1", "describe"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("plain http"),
+        "{}",
+        stderr(&output)
+    );
+    let output = vgi_rpc(&["--unix", "/tmp/x.sock", "--prefix", "/vgi", "describe"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--prefix"), "{}", stderr(&output));
     let output = vgi_rpc(&["describe"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--cmd"), "{}", stderr(&output));
