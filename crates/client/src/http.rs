@@ -13,8 +13,8 @@
 //!
 //! Requests go through a hyper client that keeps connections alive and
 //! reuses them; bodies are zstd-compressed both ways. The transport is
-//! blocking: it drives its requests on a small tokio runtime of its own,
-//! so it must not be used from inside another tokio runtime.
+//! blocking: it drives its requests on a one-thread tokio runtime of its
+//! own, so it must not be used from inside another tokio runtime.
 
 mod external;
 mod retry;
@@ -212,7 +212,12 @@ impl HttpTransport {
                 "{url:?} has a query string; give the base URL only"
             )));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // One worker thread of its own keeps the pooled connections'
+        // tasks running between calls, so a connection the server closed
+        // is noticed and dropped before the next request would use it.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("vgirpc-http-client")
             .enable_all()
             .build()
             .map_err(ClientError::Io)?;
