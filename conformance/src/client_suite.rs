@@ -420,50 +420,12 @@ fn run_with<T: Transport>(
             continue;
         }
         let start = Instant::now();
-        let skip = match &case.body {
-            Body::Skip(reason) => Some(*reason),
-            Body::Run(_, not_on) => not_on(transport),
-        };
-        let verdict = match (skip, case.body) {
-            (Some(reason), _) => Verdict::Skipped(reason.to_owned()),
-            (None, Body::Skip(_)) => unreachable!("a skipped body always has a reason"),
-            (None, Body::Run(body, _)) => {
-                let result = match connection.take() {
-                    Some(open) => Ok(open),
-                    None => connect(),
-                }
-                .and_then(|mut open| {
-                    lock(&open.logs).clear();
-                    let watchdog = Watchdog::arm(open.interrupt.clone(), timeout);
-                    let mut ctx = Ctx {
-                        client: &mut open.client,
-                        logs: &open.logs,
-                        connect,
-                        fresh: Vec::new(),
-                    };
-                    let result = body(&mut ctx);
-                    let fresh = std::mem::take(&mut ctx.fresh);
-                    let timed_out = watchdog.disarm();
-                    for interrupt in fresh {
-                        interrupt();
-                    }
-                    let result = match result {
-                        _ if timed_out => {
-                            Err(Failure::lost(format!("timed out after {timeout:?}")))
-                        }
-                        other => other,
-                    };
-                    // Keep the connection only while it is sound.
-                    if !result.as_ref().is_err_and(|f| f.connection_lost) {
-                        connection = Some(open);
-                    }
-                    result
-                });
-                match result {
-                    Ok(observation) => Verdict::Passed(observation),
-                    Err(failure) => Verdict::Failed(failure.message),
-                }
-            }
+        let verdict = match case.body {
+            Body::Skip(reason) => Verdict::Skipped(reason.to_owned()),
+            Body::Run(body, not_on) => match not_on(transport) {
+                Some(reason) => Verdict::Skipped(reason.to_owned()),
+                None => run_one(body, &mut connection, timeout, connect),
+            },
         };
         outcomes.push(Outcome {
             test,
@@ -477,6 +439,49 @@ fn run_with<T: Transport>(
         let _ = open.client.into_dynamic().close();
     }
     outcomes
+}
+
+/// Runs one test body on the open connection (or a new one), keeping the
+/// connection for the next test while it is sound.
+fn run_one<T: Transport>(
+    body: Run<T>,
+    connection: &mut Option<Connection<T>>,
+    timeout: Duration,
+    connect: Connect<'_, T>,
+) -> Verdict {
+    let result = match connection.take() {
+        Some(open) => Ok(open),
+        None => connect(),
+    }
+    .and_then(|mut open| {
+        lock(&open.logs).clear();
+        let watchdog = Watchdog::arm(open.interrupt.clone(), timeout);
+        let mut ctx = Ctx {
+            client: &mut open.client,
+            logs: &open.logs,
+            connect,
+            fresh: Vec::new(),
+        };
+        let result = body(&mut ctx);
+        let fresh = std::mem::take(&mut ctx.fresh);
+        let timed_out = watchdog.disarm();
+        for interrupt in fresh {
+            interrupt();
+        }
+        let result = match result {
+            _ if timed_out => Err(Failure::lost(format!("timed out after {timeout:?}"))),
+            other => other,
+        };
+        // Keep the connection only while it is sound.
+        if !result.as_ref().is_err_and(|f| f.connection_lost) {
+            *connection = Some(open);
+        }
+        result
+    });
+    match result {
+        Ok(observation) => Verdict::Passed(observation),
+        Err(failure) => Verdict::Failed(failure.message),
+    }
 }
 
 /// Tests that passed on every server and transport of one family but
@@ -788,13 +793,13 @@ impl<T: Transport> TestCase<T> {
         format!("{}.{}", self.category, self.name)
     }
 
-    /// The same test, not run over HTTP, for `reason`.
+    /// The same test, not run over HTTP.
     fn not_over_http(mut self) -> Self {
         if let Body::Run(body, _) = self.body {
             self.body = Body::Run(body, |transport| {
                 (transport == TransportKind::Http).then_some(
-                    "HTTP serves sticky sessions; the sticky tests run them against the \
-                     reference's sticky server",
+                    "over HTTP sessions are real: tests/client_transports.rs checks them \
+                     against both sticky servers",
                 )
             });
         }

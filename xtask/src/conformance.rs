@@ -8,6 +8,9 @@
 //!   pytest session covers all selected pytest transports at once: they are
 //!   the parameter ids of its `conformance_conn` fixture.
 //!
+//! The `client` transport runs our own client conformance suite instead
+//! (see [`crate::client`]): our client against the reference worker and ours.
+//!
 //! Each runner writes machine-readable results, which are judged against
 //! `conformance/known-failures.txt` and `conformance/allowed-skips.txt` (see
 //! [`crate::expectations`]) and summarised by [`crate::report`].
@@ -36,6 +39,9 @@ enum Runner {
     /// The pytest suite, with this transport as the `conformance_conn` parameter
     /// (it must exist in `conformance/tests/conftest.py`).
     Pytest,
+    /// Our client against the reference worker and ours, over every client
+    /// transport (see [`crate::client`]); one group per server and transport.
+    Client,
 }
 
 /// One row of [`TRANSPORTS`].
@@ -111,6 +117,10 @@ const TRANSPORTS: &[Transport] = &[
         name: "http_roundrobin",
         runner: Runner::Pytest,
     },
+    Transport {
+        name: "client",
+        runner: Runner::Client,
+    },
 ];
 
 /// Group name for pytest tests that take no `conformance_conn` (HTTP-only
@@ -160,6 +170,7 @@ impl Options {
                 "--filter" => options.filter = Some(value()?),
                 "--worker" => options.worker = Some(value()?),
                 "--skip-build" if inline.is_none() => options.skip_build = true,
+                "--client" if inline.is_none() => options.transports.push("client".to_owned()),
                 _ => bail!("unknown conformance option {arg:?} (see `cargo xtask help`)"),
             }
         }
@@ -239,6 +250,22 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 &worker,
                 transport.name,
                 filter,
+                &out_dir,
+            ));
+        }
+        if let Runner::Client = transport.runner {
+            // Our worker is built next to the suite's binary unless the run
+            // tests another worker, which then stands in for ours.
+            let custom = options
+                .worker
+                .clone()
+                .or_else(|| std::env::var("VGI_CONFORMANCE_WORKER").ok())
+                .filter(|w| !w.trim().is_empty());
+            groups.extend(crate::client::run(
+                &target.join("release"),
+                custom.as_deref(),
+                &venv.bin("vgi-rpc-conformance"),
+                options.filter.as_deref(),
                 &out_dir,
             ));
         }
@@ -645,6 +672,19 @@ mod tests {
             parse(&[]).unwrap().selected().unwrap().len(),
             TRANSPORTS.len()
         );
+    }
+
+    #[test]
+    fn client_selects_the_client_suite() {
+        let names: Vec<_> = parse(&["--client"])
+            .unwrap()
+            .selected()
+            .unwrap()
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["client"]);
+        assert!(parse(&["--client=yes"]).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 mod bench;
 mod ci;
+mod client;
 mod conformance;
 mod expectations;
 mod http;
@@ -37,6 +38,8 @@ usage: cargo xtask <command> [options]
 commands:
   conformance   run the vgi-rpc conformance suite against the Rust worker
                   --transport NAME   run only this transport (repeatable; default: all)
+                  --client           run the client suite (the `client` transport):
+                                     our client against both workers on every transport
                   --filter PATTERN   select tests: a glob for vgi-rpc-test, a -k
                                      expression for pytest (a plain word works for both)
                   --skip-build       use the worker binary that is already built
