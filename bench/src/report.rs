@@ -279,14 +279,18 @@ impl Report {
             self.load_average[0], self.load_average[1]
         );
         let _ = writeln!(out, "Command: `{}`  ", self.command);
-        let _ = writeln!(
-            out,
-            "Each number is the median of {} run(s); ratios say how many times \
-             better ours is (above 1: ours is faster or cheaper). Server CPU is \
-             user + system time from /proc/<pid>/stat ({} ms resolution).\n",
-            self.runs,
-            crate::procstat::cpu_resolution() * 1e3
-        );
+        if !self.transports.is_empty() {
+            let _ = writeln!(
+                out,
+                "Each number is the median of {} run(s); ratios say how many times \
+                 better ours is (above 1: ours is faster or cheaper). Server CPU is \
+                 user + system time from /proc/<pid>/stat ({} ms resolution).\n",
+                self.runs,
+                crate::procstat::cpu_resolution() * 1e3
+            );
+        } else {
+            out.push('\n');
+        }
         if self.mode == "quick" {
             let _ = writeln!(
                 out,

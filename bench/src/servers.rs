@@ -7,9 +7,13 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use vgirpc_client::{Client, SubprocessOptions};
+use vgirpc_client::{Client, ShmSegment, SubprocessOptions};
 
 use crate::rpc::Rpc;
+
+/// Size of the client's shared-memory segment: room for the largest
+/// workload's 8 MB batches in both directions.
+const SHM_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Which implementation serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +40,7 @@ pub(crate) enum TransportKind {
     Pipe,
     /// A Unix domain socket the worker listens on.
     Unix,
-    /// A pipe with batches in a shared-memory segment.
+    /// The pipe, with batches in a shared-memory segment the client owns.
     Shm,
     /// HTTP, one request per turn.
     Http,
@@ -74,9 +78,11 @@ impl TransportKind {
     /// timing and the report take it from there.
     pub(crate) fn not_measurable(self) -> Option<&'static str> {
         match self {
-            TransportKind::Pipe | TransportKind::Unix => None,
-            TransportKind::Shm => Some("the Rust client has no shared-memory transport yet"),
-            TransportKind::Http => Some("the Rust client has no HTTP transport yet"),
+            TransportKind::Pipe | TransportKind::Unix | TransportKind::Shm => None,
+            TransportKind::Http => Some(
+                "the driver does not start HTTP workers yet (the Rust HTTP client is newer \
+                 than it)",
+            ),
         }
     }
 }
@@ -126,14 +132,21 @@ impl Workers {
             .to_path_buf();
         self.launched += 1;
         match transport {
-            TransportKind::Pipe => {
+            TransportKind::Pipe | TransportKind::Shm => {
                 // Worker stderr is forwarded: a worker in trouble says why.
                 let client =
                     Client::spawn_with(Command::new(&program), SubprocessOptions::default())
                         .with_context(|| format!("spawning {}", program.display()))?;
                 let pid = client.transport().pid();
+                let rpc: Box<dyn Rpc> = if transport == TransportKind::Shm {
+                    let segment = ShmSegment::create(SHM_SEGMENT_BYTES)
+                        .context("creating the shared-memory segment")?;
+                    Box::new(client.with_shm(segment))
+                } else {
+                    Box::new(client)
+                };
                 Ok(Endpoint {
-                    rpc: Box::new(client),
+                    rpc,
                     pid,
                     _listener: None,
                 })
@@ -159,7 +172,7 @@ impl Workers {
                     _listener: Some(listener),
                 })
             }
-            TransportKind::Shm | TransportKind::Http => bail!(
+            TransportKind::Http => bail!(
                 "{} cannot be measured: {}",
                 transport.name(),
                 transport.not_measurable().unwrap_or("no launcher")
