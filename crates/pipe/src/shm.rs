@@ -234,8 +234,18 @@ impl SideChannel for ShmChannel {
         } else {
             (batch, None)
         };
-        if let Some(previous) = self.pending_free.replace(region) {
-            self.segment.free(previous)?;
+        if let Some(previous) = self.pending_free.replace(region)
+            && let Err(err) = self.segment.free(previous)
+        {
+            // The client edits the same allocation table (it frees our
+            // outputs when it is done with them), so a table caught
+            // mid-update must not fail the call: the region stays allocated
+            // until the client resets the segment.
+            tracing::warn!(
+                segment = %self.segment.name,
+                error = %err,
+                "cannot free a shared-memory input region"
+            );
         }
         Ok(batch)
     }

@@ -551,10 +551,12 @@ fn malformed_pointers_and_region_contents_are_errors_not_crashes() {
 }
 
 #[test]
-fn freeing_a_region_the_table_does_not_hold_is_an_error() {
+fn freeing_a_region_the_table_does_not_hold_does_not_fail_the_stream() {
+    // The client edits the allocation table too, so a region missing from
+    // it is logged and left alone rather than failing the call.
     let segment = TestSegment::create(HEADER_SIZE + 64 * 1024);
     // A valid batch the client wrote without recording an allocation, away
-    // from where the server's first output will go.
+    // from where the server's outputs will go.
     let offset = HEADER_SIZE + 32 * 1024;
     let stream = segment_bytes(&ints(&[1]), false);
     segment.file.write_all_at(&stream, offset).unwrap();
@@ -566,9 +568,11 @@ fn freeing_a_region_the_table_does_not_hold_is_an_error() {
     bytes.extend(input(&ints_schema(), &[pointer_to(), pointer_to()]));
     let streams = serve(bytes);
     let outputs = &streams[0];
-    assert!(is_pointer(&outputs[0]), "the first input resolves");
-    let err = error_of(outputs);
-    assert_eq!(err.message, format!("no shm allocation at offset {offset}"));
+    assert_eq!(outputs.len(), 2, "both inputs are answered");
+    assert!(
+        outputs.iter().all(is_pointer),
+        "and both answers travel through the segment"
+    );
 }
 
 /// Answers a `text` call naming `md`'s segment, then a plain call, and
