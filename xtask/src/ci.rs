@@ -70,7 +70,7 @@ pub(crate) fn run() -> Result<()> {
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
     }
     println!("\n==> ci: conformance");
-    conformance::run(&conformance::Options::default()).context("ci step `conformance` failed")?;
+    conformance::run(&conformance::Options::for_ci()).context("ci step `conformance` failed")?;
     println!("\nci: all steps passed");
     Ok(())
 }

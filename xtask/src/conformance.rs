@@ -144,6 +144,9 @@ pub(crate) struct Options {
     filter: Option<String>,
     /// `--skip-build`: test the worker binary already in the target directory.
     skip_build: bool,
+    /// `--debug`: test debug builds; CI uses them because the test suite has
+    /// already compiled them, which saves a whole release build.
+    debug: bool,
     /// `--worker CMD` or `$VGI_CONFORMANCE_WORKER`: a worker command line to
     /// test instead of ours, e.g. the reference Python worker when checking
     /// the harness itself.  Nothing is built then.
@@ -151,6 +154,14 @@ pub(crate) struct Options {
 }
 
 impl Options {
+    /// The options `cargo xtask ci` runs with: everything, on debug builds.
+    pub(crate) fn for_ci() -> Self {
+        Self {
+            debug: true,
+            ..Self::default()
+        }
+    }
+
     /// Parse the arguments after `conformance`; `--opt value` and `--opt=value` both work.
     pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
         let mut options = Self::default();
@@ -170,6 +181,7 @@ impl Options {
                 "--filter" => options.filter = Some(value()?),
                 "--worker" => options.worker = Some(value()?),
                 "--skip-build" if inline.is_none() => options.skip_build = true,
+                "--debug" if inline.is_none() => options.debug = true,
                 "--client" if inline.is_none() => options.transports.push("client".to_owned()),
                 _ => bail!("unknown conformance option {arg:?} (see `cargo xtask help`)"),
             }
@@ -233,7 +245,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         .or_else(|| std::env::var("VGI_CONFORMANCE_WORKER").ok())
     {
         Some(worker) if !worker.trim().is_empty() => worker,
-        _ => build_worker(&target, options.skip_build)?,
+        _ => build_worker(&target, options.skip_build, options.debug)?,
     };
     let python = python::find_or_build()?;
     println!("xtask: using Python {}", python.display());
@@ -262,7 +274,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 .or_else(|| std::env::var("VGI_CONFORMANCE_WORKER").ok())
                 .filter(|w| !w.trim().is_empty());
             groups.extend(crate::client::run(
-                &target.join("release"),
+                &target.join(profile_dir(options.debug)),
                 custom.as_deref(),
                 &venv.bin("vgi-rpc-conformance"),
                 options.filter.as_deref(),
@@ -355,13 +367,23 @@ fn target_dir() -> Result<PathBuf> {
         .unwrap_or(dir))
 }
 
-/// Build the release worker (unless told not to) and return its command line.
-fn build_worker(target: &Path, skip_build: bool) -> Result<String> {
+/// The target subdirectory of the chosen build profile.
+fn profile_dir(debug: bool) -> &'static str {
+    if debug { "debug" } else { "release" }
+}
+
+/// Build the worker (unless told not to) and return its command line.
+fn build_worker(target: &Path, skip_build: bool, debug: bool) -> Result<String> {
     if !skip_build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        run_ok(Command::new(cargo).args(["build", "--release", "-p", WORKER_PACKAGE]))?;
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build");
+        if !debug {
+            cmd.arg("--release");
+        }
+        run_ok(cmd.args(["-p", WORKER_PACKAGE]))?;
     }
-    let binary = target.join("release").join(WORKER_BIN);
+    let binary = target.join(profile_dir(debug)).join(WORKER_BIN);
     if !binary.is_file() {
         bail!(
             "{} does not exist; run without --skip-build",

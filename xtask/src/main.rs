@@ -43,6 +43,7 @@ commands:
                   --filter PATTERN   select tests: a glob for vgi-rpc-test, a -k
                                      expression for pytest (a plain word works for both)
                   --skip-build       use the worker binary that is already built
+                  --debug            test debug builds instead of release builds
                   --worker CMD       test this worker command instead of building ours
                                      (also VGI_CONFORMANCE_WORKER)
   ci            fmt, clippy, doc, test, then conformance; stops at the first failure
