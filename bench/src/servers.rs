@@ -1,12 +1,14 @@
 //! Starting the two servers on each transport and connecting our client.
 
 use std::io::{BufRead as _, BufReader};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use vgirpc_client::http::{HttpOptions, HttpTransport};
 use vgirpc_client::{Client, ShmSegment, SubprocessOptions};
 
 use crate::rpc::Rpc;
@@ -42,7 +44,7 @@ pub(crate) enum TransportKind {
     Unix,
     /// The pipe, with batches in a shared-memory segment the client owns.
     Shm,
-    /// HTTP, one request per turn.
+    /// HTTP on the loopback interface, one request per turn.
     Http,
 }
 
@@ -78,11 +80,10 @@ impl TransportKind {
     /// timing and the report take it from there.
     pub(crate) fn not_measurable(self) -> Option<&'static str> {
         match self {
-            TransportKind::Pipe | TransportKind::Unix | TransportKind::Shm => None,
-            TransportKind::Http => Some(
-                "the driver does not start HTTP workers yet (the Rust HTTP client is newer \
-                 than it)",
-            ),
+            TransportKind::Pipe
+            | TransportKind::Unix
+            | TransportKind::Shm
+            | TransportKind::Http => None,
         }
     }
 }
@@ -162,8 +163,8 @@ impl Workers {
                     // default, and no idle exit during long runs.
                     command.args(["--no-threaded", "--idle-timeout", "0"]);
                 }
-                let listener = Listener::start(command, socket)?;
-                let stream = listener.connect()?;
+                let listener = Listener::start(command, "UNIX:", Some(socket))?;
+                let stream = listener.connect_unix()?;
                 let reader = stream.try_clone().context("cloning the socket")?;
                 let pid = listener.child.id();
                 Ok(Endpoint {
@@ -172,11 +173,21 @@ impl Workers {
                     _listener: Some(listener),
                 })
             }
-            TransportKind::Http => bail!(
-                "{} cannot be measured: {}",
-                transport.name(),
-                transport.not_measurable().unwrap_or("no launcher")
-            ),
+            TransportKind::Http => {
+                let mut command = Command::new(&program);
+                command.arg("--http");
+                let listener = Listener::start(command, "PORT:", None)?;
+                let url = format!("http://127.0.0.1:{}", listener.ready.trim());
+                listener.wait_for_tcp(&url)?;
+                let transport = HttpTransport::new(&url, HttpOptions::new())
+                    .with_context(|| format!("an HTTP client for {url}"))?;
+                let pid = listener.child.id();
+                Ok(Endpoint {
+                    rpc: Box::new(Client::new(transport)),
+                    pid,
+                    _listener: Some(listener),
+                })
+            }
         }
     }
 }
@@ -200,19 +211,25 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// A worker listening on a Unix socket.
+/// A worker listening on a Unix socket or a TCP port.
 #[derive(Debug)]
 struct Listener {
     child: Child,
-    socket: PathBuf,
+    /// What followed the ready line's prefix: the socket path or the port.
+    ready: String,
+    /// The socket file, removed when the worker stops.
+    socket: Option<PathBuf>,
     /// Held open so a late write to stdout cannot kill the worker.
     _stdout: BufReader<ChildStdout>,
 }
 
 impl Listener {
-    /// Starts the worker and waits for its `UNIX:<path>` line.
-    fn start(mut command: Command, socket: PathBuf) -> Result<Self> {
-        let _ = std::fs::remove_file(&socket);
+    /// Starts the worker and waits for its ready line, `UNIX:<path>` or
+    /// `PORT:<port>` (`prefix` says which).
+    fn start(mut command: Command, prefix: &str, socket: Option<PathBuf>) -> Result<Self> {
+        if let Some(socket) = &socket {
+            let _ = std::fs::remove_file(socket);
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -224,34 +241,33 @@ impl Listener {
         stdout
             .read_line(&mut line)
             .context("reading the ready line")?;
-        if !line.starts_with("UNIX:") {
+        let Some(ready) = line.strip_prefix(prefix) else {
             let _ = child.kill();
             let status = child.wait().ok();
-            bail!("expected a UNIX:<path> line from the worker, got {line:?} (worker: {status:?})");
-        }
+            bail!("expected a {prefix} line from the worker, got {line:?} (worker: {status:?})");
+        };
         Ok(Self {
+            ready: ready.trim().to_owned(),
             child,
             socket,
             _stdout: stdout,
         })
     }
 
-    /// Connects, retrying while the socket is not yet bound: the reference
-    /// worker prints its ready line before it binds.
-    fn connect(&self) -> Result<UnixStream> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match UnixStream::connect(&self.socket) {
-                Ok(stream) => return Ok(stream),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err(err) => {
-                    return Err(err)
-                        .with_context(|| format!("connecting to {}", self.socket.display()));
-                }
-            }
-        }
+    /// Connects to the socket, retrying while it is not yet bound: the
+    /// reference worker prints its ready line before it binds.
+    fn connect_unix(&self) -> Result<UnixStream> {
+        let path = PathBuf::from(&self.ready);
+        retry_connect(|| UnixStream::connect(&path))
+            .with_context(|| format!("connecting to {}", path.display()))
+    }
+
+    /// Waits until the port accepts connections, for the same reason.
+    fn wait_for_tcp(&self, url: &str) -> Result<()> {
+        let address = format!("127.0.0.1:{}", self.ready);
+        retry_connect(|| TcpStream::connect(&address))
+            .map(drop)
+            .with_context(|| format!("connecting to {url}"))
     }
 }
 
@@ -260,6 +276,22 @@ impl Drop for Listener {
         // The worker is ours to stop; a failure means it already exited.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
+        if let Some(socket) = &self.socket {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// Calls `connect` until it succeeds or 30 s have passed.
+fn retry_connect<T>(mut connect: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match connect() {
+            Ok(connected) => return Ok(connected),
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(err) => return Err(err),
+        }
     }
 }
