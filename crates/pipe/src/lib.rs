@@ -26,6 +26,7 @@
 //! ```
 
 use std::io::{BufReader, BufWriter};
+use std::os::fd::AsFd;
 
 mod shm;
 mod unix;
@@ -71,8 +72,12 @@ pub enum PipeError {
 /// ([`ShmSideChannels`]).
 pub fn serve_stdio(server: &Server) -> Result<(), PipeError> {
     exit_on_termination_signals()?;
-    let stdin = std::io::stdin().lock();
-    let stdout = std::io::stdout().lock();
+    // Std's handles buffer on their own, and stdout's is line-buffered: a
+    // response containing a newline byte would go out in two writes and
+    // wake the client twice. Plain files over the same descriptors leave
+    // buffering to the writers below, which flush once per response.
+    let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let reader = BufReader::with_capacity(256 * 1024, stdin);
     let writer = BufWriter::with_capacity(256 * 1024, stdout);
     server.serve_with(reader, writer, TransportKind::Pipe, &ShmSideChannels)?;
