@@ -460,7 +460,7 @@ impl Rpc {
             let mut writer = StreamWriter::try_new(&mut *out, &schema)?;
             // Ends the turn on `info`: the error batch closes the stream.
             let mut fail = |writer: &mut StreamWriter<&mut Vec<u8>>, info: ErrorInfo| {
-                let (batch, md) = error_entry(&schema, &info, &request_id);
+                let (batch, md) = vgirpc::error_batch(&schema, &info, &request_id);
                 turn.failure = Some(info);
                 writer.write(&batch, &md)
             };
@@ -802,18 +802,9 @@ fn internal(err: WireError) -> RpcError {
     RpcError::runtime_error(format!("cannot encode the response: {err}"))
 }
 
-fn error_entry(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> Entry {
-    let mut md = info.to_log_record().to_metadata();
-    md.insert(metadata::SERVER_ID, vgirpc::server_id());
-    if !request_id.is_empty() {
-        md.insert(metadata::REQUEST_ID, request_id);
-    }
-    (empty_batch(schema), md)
-}
-
 /// A complete IPC stream holding one error batch.
 pub(crate) fn error_stream(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> Vec<u8> {
-    let (batch, md) = error_entry(schema, info, request_id);
+    let (batch, md) = vgirpc::error_batch(schema, info, request_id);
     write_stream_bytes(schema, [(&batch, &md)]).expect("an error batch always encodes")
 }
 

@@ -58,7 +58,9 @@ pub use context::{CallContext, TransportKind, new_request_id, server_id, set_ser
 pub use error::{RpcError, ServeError};
 pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
 pub use persist::SavedStream;
-pub use server::{ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Server, Step};
+pub use server::{
+    ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Server, Step, error_batch,
+};
 pub use service::{Outcome, Service};
 pub use session::{SessionAction, SessionHost, SessionRef, SessionState, StateGuard};
 pub use side::{NoSideChannels, SideChannel, SideChannels};

@@ -58,7 +58,7 @@ pub struct Answer {
 
 impl Answer {
     fn error(schema: SchemaRef, kind: FailureKind, info: ErrorInfo, request_id: &str) -> Self {
-        let batches = vec![error_entry(&schema, &info, request_id)];
+        let batches = vec![error_batch(&schema, &info, request_id)];
         Self {
             schema,
             batches,
@@ -288,7 +288,7 @@ impl ActiveStream {
                     error_type: info.error_type.clone(),
                     message: info.message.clone(),
                 };
-                let entry = error_entry(&self.output_schema, &info, &self.request_id);
+                let entry = error_batch(&self.output_schema, &info, &self.request_id);
                 self.record_output(std::slice::from_ref(&entry));
                 Step::Failed(vec![entry], info)
             }
@@ -635,7 +635,7 @@ impl Server {
             (MethodType::Unary, Err(err)) => {
                 let schema = description.result_schema.clone();
                 let mut batches = logs(&schema);
-                batches.push(error_entry(&schema, err.info(), &request_id));
+                batches.push(error_batch(&schema, err.info(), &request_id));
                 let answer = Answer {
                     schema,
                     batches,
@@ -838,7 +838,7 @@ impl Server {
                 Ok(None) => break,
                 Err(err) => {
                     let info = request_error_info(&err);
-                    let (batch, md) = error_entry(&output_schema, &info, stream.request_id());
+                    let (batch, md) = error_batch(&output_schema, &info, stream.request_id());
                     // The peer may be gone; the read error is what ends the connection.
                     let _ = out.write(&batch, &md);
                     connection_error = Some(err);
@@ -856,7 +856,7 @@ impl Server {
             let batch = match resolved {
                 Ok(resolved) => resolved,
                 Err(err) => {
-                    let (batch, md) = error_entry(&output_schema, err.info(), stream.request_id());
+                    let (batch, md) = error_batch(&output_schema, err.info(), stream.request_id());
                     out.write(&batch, &md)?;
                     break;
                 }
@@ -956,7 +956,13 @@ fn log_entries(
         .collect()
 }
 
-fn error_entry(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> (RecordBatch, Metadata) {
+/// The zero-row EXCEPTION batch reporting `info` on `schema`, carrying this
+/// server's id and `request_id` (when not empty), as every transport sends it.
+pub fn error_batch(
+    schema: &SchemaRef,
+    info: &ErrorInfo,
+    request_id: &str,
+) -> (RecordBatch, Metadata) {
     let batch = empty_batch(schema);
     let md = with_ids(info.to_log_record().to_metadata(), &batch, request_id);
     (batch, md)
