@@ -16,6 +16,7 @@ use vgirpc::wire::log::ErrorInfo;
 
 use crate::RemoteAddr;
 use crate::auth::AuthContext;
+use crate::blocking;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::layer::BoxFuture;
 use crate::layer::request_id::RequestId;
@@ -206,7 +207,7 @@ enum Prepared {
     Call(Call),
 }
 
-/// A call to run on a blocking thread.
+/// A method call, run as blocking work (see [`blocking`]).
 struct Call {
     kind: CallKind,
     name: String,
@@ -231,7 +232,7 @@ impl Service<Request<Bytes>> for Endpoints {
         let body = request.into_body();
         Box::pin(async move {
             let Call { kind, name, caller } = call;
-            let reply = tokio::task::spawn_blocking(move || match kind {
+            let reply = blocking::run(move || match kind {
                 CallKind::Unary => rpc.unary(&name, &body, &caller),
                 CallKind::Init => rpc.init(&name, &body, &caller),
                 CallKind::Exchange => rpc.exchange(&name, &body, &caller),

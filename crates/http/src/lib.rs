@@ -58,6 +58,7 @@
 //! ```
 
 mod auth;
+mod blocking;
 mod body;
 mod config;
 mod endpoints;

@@ -82,7 +82,9 @@ pub(crate) fn decompress_zstd(data: &[u8], limit: usize) -> std::io::Result<Vec<
     let decoder = zstd::stream::read::Decoder::new(data)?;
     let mut out = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "beyond it".
-    decoder.take(limit as u64 + 1).read_to_end(&mut out)?;
+    decoder
+        .take((limit as u64).saturating_add(1))
+        .read_to_end(&mut out)?;
     if out.len() > limit {
         return Err(std::io::Error::other(format!(
             "decompressed size exceeds {limit} bytes"

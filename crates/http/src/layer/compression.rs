@@ -2,11 +2,16 @@
 //! (bounded, so a small body cannot claim gigabytes), and an Arrow response
 //! is compressed for clients whose `Accept-Encoding` names zstd.
 //!
-//! A response is compressed while it is sent, in chunks, on a blocking
-//! thread: memory stays at about one uncompressed body plus a few chunks,
-//! instead of the body, its compressed copy and a joined buffer. The frame
-//! header records the uncompressed size, which eager decoders need.
+//! A large response is compressed while it is sent, in chunks, on a
+//! blocking thread: memory stays at about one uncompressed body plus a few
+//! chunks, instead of the body, its compressed copy and a joined buffer.
+//! Bodies of up to [`INLINE_LIMIT`] bytes — nearly every unary call — are
+//! handled in place with a zstd context kept per thread, because creating
+//! a context and handing work to another thread cost more than the small
+//! body itself. Either way the frame header records the uncompressed
+//! size, which eager decoders need.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::io::Write;
 use std::task::{Context, Poll};
@@ -20,6 +25,7 @@ use tokio::sync::mpsc;
 use tower::{Layer, Service};
 
 use super::{BoxFuture, take};
+use crate::blocking;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::storage::decompress_zstd;
 
@@ -29,6 +35,16 @@ pub(crate) const ZSTD: &str = "zstd";
 const CHUNK: usize = 64 * 1024;
 /// Compressed chunks buffered ahead of a slow client.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Bodies up to this size are (de)compressed in place, on the request's
+/// own thread.
+const INLINE_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CompressionLayer {
@@ -130,15 +146,21 @@ async fn decode(
         "" | "identity" => Ok(request),
         ZSTD => {
             let (mut parts, compressed) = request.into_parts();
-            let plain = tokio::task::spawn_blocking(move || decompress_zstd(&compressed, limit))
-                .await
-                .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
-                .map_err(|err| {
-                    Box::new(body::text(
-                        StatusCode::BAD_REQUEST,
-                        format!("Failed to decompress zstd request body: {err}"),
-                    ))
-                })?;
+            let plain = if compressed.len() <= INLINE_LIMIT
+                && let Some(size) = small_frame_size(&compressed, limit)
+            {
+                decompress_small(&compressed, size)
+            } else {
+                blocking::run(move || decompress_zstd(&compressed, limit))
+                    .await
+                    .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked.to_string())))
+            };
+            let plain = plain.map_err(|err| {
+                Box::new(body::text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Failed to decompress zstd request body: {err}"),
+                ))
+            })?;
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.remove(CONTENT_LENGTH);
             Ok(Request::from_parts(parts, Bytes::from(plain)))
@@ -163,18 +185,72 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     let Some(plain) = response.body_mut().take_full() else {
         return response;
     };
-    let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    tokio::task::spawn_blocking(move || {
-        if let Err(err) = compress(&plain, level, sender) {
-            tracing::debug!(%err, "response compression stopped");
+    if plain.len() <= INLINE_LIMIT {
+        match compress_small(&plain, level) {
+            Ok(compressed) => *response.body_mut() = ResponseBody::full(compressed),
+            Err(err) => {
+                // Sent as it is rather than not at all.
+                tracing::debug!(%err, "response compression failed");
+                *response.body_mut() = ResponseBody::full(plain);
+                return response;
+            }
         }
-    });
-    *response.body_mut() = ResponseBody::chunks(chunks);
+    } else {
+        let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = compress(&plain, level, sender) {
+                tracing::debug!(%err, "response compression stopped");
+            }
+        });
+        *response.body_mut() = ResponseBody::chunks(chunks);
+    }
     let headers = response.headers_mut();
     headers.remove(CONTENT_LENGTH);
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
     headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+/// The decompressed size of a body that is one frame declaring it, if it
+/// is within `limit`; `None` sends the body down the streaming path, which
+/// also handles several frames and produces the error for one beyond the
+/// limit.
+fn small_frame_size(compressed: &[u8], limit: usize) -> Option<usize> {
+    let frame = zstd::zstd_safe::find_frame_compressed_size(compressed).ok()?;
+    if frame != compressed.len() {
+        return None;
+    }
+    let size = zstd::zstd_safe::get_frame_content_size(compressed).ok()??;
+    usize::try_from(size).ok().filter(|&size| size <= limit)
+}
+
+fn decompress_small(compressed: &[u8], size: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        let decompressor = match slot {
+            Some(decompressor) => decompressor,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        let plain = decompressor.decompress(compressed, size)?;
+        if plain.len() != size {
+            return Err(std::io::Error::other(format!(
+                "the zstd frame declares {size} bytes but holds {}",
+                plain.len()
+            )));
+        }
+        Ok(plain)
+    })
+}
+
+/// One frame, with the content size in its header (the bulk API knows the
+/// whole input, so it always records it).
+fn compress_small(plain: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(kept, _)| *kept != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = slot.as_mut().expect("set just above");
+        compressor.compress(plain)
+    })
 }
 
 fn compress(plain: &[u8], level: i32, sender: mpsc::Sender<Bytes>) -> std::io::Result<()> {
@@ -237,6 +313,35 @@ mod tests {
         assert!(check("gzip;q=1.0, ZSTD;q=0.5"));
         assert!(!check("gzip, br"));
         assert!(!accepts_zstd(None));
+    }
+
+    #[test]
+    fn small_bodies_round_trip_through_the_kept_contexts() {
+        let plain: Vec<u8> = (0..5_000u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+        for level in [3, 1, 3] {
+            let compressed = compress_small(&plain, level).unwrap();
+            let size = small_frame_size(&compressed, plain.len()).expect("size is declared");
+            assert_eq!(size, plain.len());
+            assert_eq!(decompress_small(&compressed, size).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn small_bodies_beyond_the_limit_or_broken_take_the_checked_path() {
+        let plain = vec![9u8; 4096];
+        let compressed = compress_small(&plain, 3).unwrap();
+        assert_eq!(small_frame_size(&compressed, plain.len() - 1), None);
+        assert!(decompress_zstd(&compressed, plain.len() - 1).is_err());
+        let truncated = &compressed[..compressed.len() - 3];
+        assert_eq!(small_frame_size(truncated, plain.len()), None);
+        assert!(decompress_zstd(truncated, plain.len()).is_err());
+        let mut two_frames = compressed.clone();
+        two_frames.extend_from_slice(&compressed);
+        assert_eq!(small_frame_size(&two_frames, usize::MAX), None);
+        assert_eq!(
+            decompress_zstd(&two_frames, usize::MAX).unwrap().len(),
+            8192
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -20,6 +20,7 @@ use vgirpc_token::Identity;
 
 use super::{BoxFuture, take};
 use crate::auth::AuthContext;
+use crate::blocking;
 use crate::body::{self, ResponseBody};
 use crate::endpoints::rpc_response;
 use crate::layer::request_id::RequestId;
@@ -122,8 +123,7 @@ where
                     let who = identity.clone();
                     // Waits while another request holds the session, so not
                     // on the reactor.
-                    let resolved =
-                        tokio::task::spawn_blocking(move || resolver.resume(&token, &who)).await;
+                    let resolved = blocking::run(move || resolver.resume(&token, &who)).await;
                     match resolved {
                         Ok(Ok(lease)) => Some(lease),
                         Ok(Err(lost)) => {
@@ -202,7 +202,7 @@ async fn delete_session(
 ) -> Response<ResponseBody> {
     let closed = match token {
         None => false,
-        Some(token) => tokio::task::spawn_blocking(move || {
+        Some(token) => blocking::run(move || {
             // The close hook runs here too, off the reactor.
             sticky
                 .resume(&token, &identity)
