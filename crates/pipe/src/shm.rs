@@ -15,15 +15,24 @@
 //! The segment belongs to the client, which can write anything into it, so
 //! every header field, table entry and pointer is validated before use and
 //! batches are copied out before they are decoded.
+//!
+//! A client names the same segment in every request, so the mapping is kept
+//! between requests on the serving thread rather than made and torn down
+//! each time (opening, mapping and faulting the pages back in cost more
+//! than a small call). Each request still checks, with one `stat`, that the
+//! name leads to the same file at the same size, and re-validates the
+//! header; the mapping is let go when the connection ends.
 
 // The workspace denies unsafe code. The raw memory accesses to the mapped
 // segment live in this one module, each behind a bounds check.
 #[allow(unsafe_code, reason = "copies in and out of the mapped shm segment")]
 mod mapping;
 
-use std::cell::Cell;
-use std::fs::OpenOptions;
+use std::cell::{Cell, RefCell};
+use std::fs::{Metadata as FileInfo, OpenOptions};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use vgirpc::arrow::array::RecordBatch;
 use vgirpc::wire::ipc::IpcBatch;
@@ -43,6 +52,12 @@ const MAX_NAME_LEN: usize = 255;
 /// Start alignment of regions the server allocates: Arrow's preferred
 /// buffer alignment, for a client that reads the buffers in place.
 const REGION_ALIGN: u64 = 64;
+
+thread_local! {
+    /// The segment last attached on this thread, kept for the next request
+    /// of the same connection.
+    static ATTACHED: RefCell<Option<Rc<Segment>>> = const { RefCell::new(None) };
+}
 
 /// Side channels through client-owned shared-memory segments, attached per
 /// request from the request's metadata.
@@ -75,7 +90,7 @@ impl SideChannels for ShmSideChannels {
                 metadata::SHM_SEGMENT_SIZE
             ))
         })?;
-        let segment = Segment::open(name)?;
+        let segment = attach_segment(name)?;
         // Like the reference, trust the size the kernel reports: the OS may
         // have rounded the client's requested size up to a page.
         if declared != segment.size() {
@@ -91,59 +106,99 @@ impl SideChannels for ShmSideChannels {
             pending_free: Cell::new(None),
         })))
     }
+
+    fn connection_closed(&self) {
+        ATTACHED.set(None);
+    }
 }
 
-/// An attached segment: its mapping and the name the client gave it.
+/// The segment `name`, reusing this thread's kept mapping when the name
+/// still leads to the same file at the same size.
+fn attach_segment(name: &str) -> Result<Rc<Segment>, RpcError> {
+    let path = segment_path(name)?;
+    // The shm directory is world-writable: a symlink planted there must not
+    // send us to some other file, so the link itself is inspected.
+    let info = std::fs::symlink_metadata(&path).map_err(|e| os_error(name, "open", e))?;
+    if !info.file_type().is_file() {
+        return Err(RpcError::value_error(format!(
+            "shm segment '{name}' is not a regular file"
+        )));
+    }
+    let kept = ATTACHED.with_borrow(|kept| kept.clone());
+    if let Some(segment) = kept.filter(|kept| kept.is(name, &info)) {
+        segment.validate_header()?;
+        return Ok(segment);
+    }
+    // Unmapped before the replacement is mapped, not after.
+    ATTACHED.set(None);
+    let segment = Rc::new(Segment::open(name, &path, &info)?);
+    ATTACHED.set(Some(Rc::clone(&segment)));
+    Ok(segment)
+}
+
+fn os_error(name: &str, action: &str, err: std::io::Error) -> RpcError {
+    RpcError::new(
+        "OSError",
+        format!("cannot {action} shm segment '{name}': {err}"),
+    )
+}
+
+/// An attached segment: its mapping, the name the client gave it, and the
+/// file it was mapped from.
 #[derive(Debug)]
 struct Segment {
     name: String,
     mapping: Mapping,
+    /// Device and inode of the mapped file.
+    file_id: (u64, u64),
 }
 
 impl Segment {
-    /// Maps the segment `name` and checks its header.
-    fn open(name: &str) -> Result<Self, RpcError> {
-        let path = segment_path(name)?;
-        let os_error = |action: &str, err: std::io::Error| {
-            RpcError::new(
-                "OSError",
-                format!("cannot {action} shm segment '{name}': {err}"),
-            )
-        };
-        // The shm directory is world-writable: a symlink planted there must
-        // not send us to some other file.
-        let info = std::fs::symlink_metadata(&path).map_err(|e| os_error("open", e))?;
-        if !info.file_type().is_file() {
-            return Err(RpcError::value_error(format!(
-                "shm segment '{name}' is not a regular file"
-            )));
-        }
+    /// Maps the segment `name` (the regular file `info` describes at
+    /// `path`) and checks its header.
+    fn open(name: &str, path: &Path, info: &FileInfo) -> Result<Self, RpcError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&path)
-            .map_err(|e| os_error("open", e))?;
-        let size = file.metadata().map_err(|e| os_error("inspect", e))?.len();
+            .open(path)
+            .map_err(|e| os_error(name, "open", e))?;
+        let opened = file.metadata().map_err(|e| os_error(name, "inspect", e))?;
+        if (opened.dev(), opened.ino()) != (info.dev(), info.ino()) {
+            return Err(RpcError::value_error(format!(
+                "shm segment '{name}' was replaced while being opened"
+            )));
+        }
+        let size = opened.len();
         if size <= HEADER_SIZE {
             return Err(RpcError::value_error(format!(
                 "shm segment '{name}' has {size} bytes, not more than its {HEADER_SIZE}-byte header"
             )));
         }
-        let mapping = Mapping::map(&file).map_err(|e| os_error("map", e))?;
+        let mapping = Mapping::map(&file).map_err(|e| os_error(name, "map", e))?;
         let segment = Self {
             name: name.to_owned(),
             mapping,
+            file_id: (opened.dev(), opened.ino()),
         };
-        let mut fixed = [0u8; FIXED_SIZE];
-        segment.mapping.read_at(0, &mut fixed)?;
-        FixedHeader::parse(&fixed)
-            .validate(segment.size())
-            .map_err(shm_error)?;
-        // The allocation table is checked where it is used, not here: the
-        // client rewrites it whenever it releases one of our outputs, which
-        // can overlap this request, and a table caught mid-update must cost
-        // at most an inline batch, never the call.
+        segment.validate_header()?;
         Ok(segment)
+    }
+
+    /// Whether this is the mapping of `name` as `info` describes it now.
+    fn is(&self, name: &str, info: &FileInfo) -> bool {
+        self.name == name && self.file_id == (info.dev(), info.ino()) && self.size() == info.len()
+    }
+
+    /// Checks the fixed header. The allocation table is checked where it is
+    /// used, not here: the client rewrites it whenever it releases one of
+    /// our outputs, which can overlap a request, and a table caught
+    /// mid-update must cost at most an inline batch, never the call.
+    fn validate_header(&self) -> Result<(), RpcError> {
+        let mut fixed = [0u8; FIXED_SIZE];
+        self.mapping.read_at(0, &mut fixed)?;
+        FixedHeader::parse(&fixed)
+            .validate(self.size())
+            .map_err(shm_error)
     }
 
     /// Total size of the segment, header included.
@@ -223,7 +278,7 @@ fn segment_path(name: &str) -> Result<PathBuf, RpcError> {
 /// The side channel of one request.
 #[derive(Debug)]
 struct ShmChannel {
-    segment: Segment,
+    segment: Rc<Segment>,
     /// Region of the last input read from the segment, freed when the next
     /// input arrives: the stream state has finished with it by then.
     pending_free: Cell<Option<u64>>,

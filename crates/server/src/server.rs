@@ -726,15 +726,17 @@ impl Server {
         side: &dyn SideChannels,
     ) -> Result<(), ServeError> {
         self.notify_serve_start(kind)?;
-        loop {
+        let outcome = loop {
             match self.serve_one(&mut reader, &mut writer, kind, side) {
                 Ok(Served::Request) => {}
-                Ok(Served::Closed) => return Ok(()),
-                Err(ServeError::Io(e)) if is_disconnect(&e) => return Ok(()),
-                Err(ServeError::Wire(WireError::Io(e))) if is_disconnect(&e) => return Ok(()),
-                Err(e) => return Err(e),
+                Ok(Served::Closed) => break Ok(()),
+                Err(ServeError::Io(e)) if is_disconnect(&e) => break Ok(()),
+                Err(ServeError::Wire(WireError::Io(e))) if is_disconnect(&e) => break Ok(()),
+                Err(e) => break Err(e),
             }
-        }
+        };
+        side.connection_closed();
+        outcome
     }
 
     /// Reads one request from `reader` and answers it on `writer`.

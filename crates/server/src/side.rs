@@ -21,6 +21,10 @@ pub trait SideChannels {
     /// Attaches the side channel a request names in its metadata, if any.
     fn attach(&self, request_metadata: &Metadata)
     -> Result<Option<Box<dyn SideChannel>>, RpcError>;
+
+    /// Called on the serving thread when a connection ends, so resources
+    /// kept between its requests (such as a mapped segment) are let go.
+    fn connection_closed(&self) {}
 }
 
 /// A transport without side channels.
