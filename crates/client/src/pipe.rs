@@ -133,9 +133,8 @@ fn open_stream<'a, R: Read, W: Write>(
     };
     let stream = PipeStream {
         output: Output::Pending(reader),
-        writer,
         shm,
-        input: Input::NotStarted,
+        input: Input::NotStarted(writer),
     };
     Ok((stream, header))
 }
@@ -202,24 +201,25 @@ enum Output<'a, R> {
     Broken,
 }
 
-/// The input side: the encoder's bytes go to the connection after every
-/// message, so the encoder needs no borrow of the writer.
-enum Input {
-    NotStarted,
-    Open(Box<StreamWriter<Vec<u8>>>),
+/// The input side. The encoder writes straight to the connection: a large
+/// batch's body goes from Arrow's encoding to the kernel without another
+/// copy through an intermediate buffer.
+enum Input<'a, W: Write> {
+    NotStarted(&'a mut W),
+    Open(Box<StreamWriter<&'a mut W>>),
+    /// Ended, or broken by a failed write.
     Finished,
 }
 
 /// A stream on a byte-stream connection: one input and one output IPC
 /// stream in lockstep.
-pub struct PipeStream<'a, R, W> {
+pub struct PipeStream<'a, R, W: Write> {
     output: Output<'a, R>,
-    writer: &'a mut W,
     shm: Option<&'a ShmSegment>,
-    input: Input,
+    input: Input<'a, W>,
 }
 
-impl<R, W> std::fmt::Debug for PipeStream<'_, R, W> {
+impl<R, W: Write> std::fmt::Debug for PipeStream<'_, R, W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipeStream")
             .field("input_open", &matches!(self.input, Input::Open(_)))
@@ -273,8 +273,12 @@ impl<'a, R: Read, W: Write> PipeStream<'a, R, W> {
     /// Writes `batch` on the input stream, through the segment when one is
     /// attached and the batch fits in it.
     fn write_input(&mut self, batch: &RecordBatch) -> Result<(), ClientError> {
-        if matches!(self.input, Input::NotStarted) {
-            let writer = StreamWriter::try_new(Vec::new(), batch.schema_ref())
+        if let Input::NotStarted(_) = self.input {
+            let Input::NotStarted(connection) = std::mem::replace(&mut self.input, Input::Finished)
+            else {
+                unreachable!("matched just above");
+            };
+            let writer = StreamWriter::try_new(connection, batch.schema_ref())
                 .map_err(ClientError::from_wire)?;
             self.input = Input::Open(Box::new(writer));
         }
@@ -290,8 +294,7 @@ impl<'a, R: Read, W: Write> PipeStream<'a, R, W> {
             None => input.write(batch, &Metadata::new()),
         }
         .map_err(codec_error)?;
-        let bytes = std::mem::take(input.get_mut());
-        self.send(&bytes)
+        input.get_mut().flush().map_err(ClientError::from_io)
     }
 
     /// Ends the input stream once, optionally with a last (cancel) batch.
@@ -302,8 +305,10 @@ impl<'a, R: Read, W: Write> PipeStream<'a, R, W> {
         let mut input = match std::mem::replace(&mut self.input, Input::Finished) {
             Input::Finished => return Ok(()),
             Input::Open(input) => *input,
-            Input::NotStarted => StreamWriter::try_new(Vec::new(), &Arc::new(Schema::empty()))
-                .map_err(ClientError::from_wire)?,
+            Input::NotStarted(connection) => {
+                StreamWriter::try_new(connection, &Arc::new(Schema::empty()))
+                    .map_err(ClientError::from_wire)?
+            }
         };
         if let Some(md) = last {
             let schema = input.schema().clone();
@@ -311,13 +316,8 @@ impl<'a, R: Read, W: Write> PipeStream<'a, R, W> {
                 .write(&empty_batch(&schema), md)
                 .map_err(codec_error)?;
         }
-        let bytes = input.finish().map_err(ClientError::from_wire)?;
-        self.send(&bytes)
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.writer.write_all(bytes).map_err(ClientError::from_io)?;
-        self.writer.flush().map_err(ClientError::from_io)
+        let connection = input.finish().map_err(ClientError::from_wire)?;
+        connection.flush().map_err(ClientError::from_io)
     }
 
     fn open_output(&mut self, limits: ReadLimits) -> Result<(), ClientError> {
