@@ -4,14 +4,18 @@
 //! workloads against both servers on each transport, alternating between
 //! them run by run, and reports medians, ratios and the server CPU time
 //! each operation cost (a fairer comparison than wall time, which the
-//! client's own cost caps). The machine's limits — a bare pipe and socket
-//! ping-pong and bandwidth — are measured in the same run, so latency and
-//! throughput can be judged against what the transport allows at all.
+//! client's own cost caps). The machine's limits — a bare pipe, Unix
+//! socket and TCP ping-pong and bandwidth, and the CPU a bare echo costs —
+//! are measured in the same run, so latency, throughput and server CPU can
+//! be judged against what the transport allows at all. On HTTP a load test
+//! of many concurrent connections shows what each server sustains when our
+//! client's per-call cost is out of the way.
 //!
 //! Usually started by `cargo xtask bench`, which builds it and finds both
 //! workers. Results go to `<out>/results.json` and `<out>/results.md`
 //! (`quick.*` with `--quick`, `soak.*` with `--soak`).
 
+mod load;
 mod procstat;
 mod raw;
 mod report;
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
+use crate::load::LoadPlan;
 use crate::procstat::{Machine, cpu_seconds, load_average, memory};
 use crate::raw::RawPlan;
 use crate::report::{Report, SoakResult, TransportResult, WorkloadResult};
@@ -43,7 +48,7 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
   --quick              small sizes, one short run: finishes in seconds
   --runs N             runs per workload and server (default 5)
   --workload NAME      run only this workload (repeatable; e.g. void_noop,
-                       spawn_first_reply); handy under a profiler
+                       spawn_first_reply, http_load); handy under a profiler
   --soak               instead of the benchmark: a long unary loop on our
                        worker, reporting peak RSS growth
   --soak-calls N       calls in the soak loop (default 1000000)
@@ -135,6 +140,7 @@ struct Plan {
     warmup: Duration,
     sizes: Sizes,
     raw: RawPlan,
+    load: LoadPlan,
 }
 
 impl Plan {
@@ -157,6 +163,10 @@ impl Plan {
                     bulk_bytes: 32 << 20,
                     runs,
                 },
+                load: LoadPlan {
+                    warmup: Duration::from_millis(50),
+                    duration: Duration::from_millis(200),
+                },
             }
         } else {
             let runs = options.runs.unwrap_or(5);
@@ -175,6 +185,10 @@ impl Plan {
                     round_trips: 20_000,
                     bulk_bytes: 512 << 20,
                     runs,
+                },
+                load: LoadPlan {
+                    warmup: Duration::from_millis(200),
+                    duration: Duration::from_secs(1),
                 },
             }
         }
@@ -332,12 +346,17 @@ fn bench(
                 runs,
             });
         }
+        let mut load = Vec::new();
+        if transport == TransportKind::Http && selected(HTTP_LOAD) {
+            load = http_load(plan, &servers, &endpoints)?;
+        }
         // Closing the connections stops the workers.
         drop(endpoints);
         results.push(TransportResult::Measured {
             transport,
             limits,
             workloads: measured,
+            load,
         });
     }
     Ok(results)
@@ -400,6 +419,52 @@ fn spawn_first_reply(
         unary: false,
         runs,
     })
+}
+
+/// Name of the HTTP load test, measured apart from the others.
+const HTTP_LOAD: &str = "http_load";
+
+/// The HTTP load test at each connection count, against the HTTP workers
+/// the other workloads used.
+fn http_load(
+    plan: &Plan,
+    servers: &[Server],
+    endpoints: &[(Server, Endpoint)],
+) -> Result<Vec<WorkloadResult>> {
+    let generator = load::Generator::new(plan.load)?;
+    let mut results = Vec::new();
+    for (connections, name) in load::LEVELS {
+        eprintln!("http: {name}");
+        let mut runs: Vec<(Server, Vec<Run>)> = servers.iter().map(|&s| (s, Vec::new())).collect();
+        for run in 0..plan.runs {
+            for server in order(servers, run) {
+                let (_, endpoint) = endpoints
+                    .iter()
+                    .find(|(s, _)| *s == server)
+                    .context("every server has an endpoint")?;
+                let address = endpoint
+                    .http_address
+                    .context("the HTTP worker's address is known")?;
+                let measured = generator
+                    .run(address, endpoint.pid, connections)
+                    .with_context(|| format!("{name} on {}", server.name()))?;
+                if let Some((_, list)) = runs.iter_mut().find(|(s, _)| *s == server) {
+                    list.push(measured);
+                }
+            }
+        }
+        results.push(WorkloadResult {
+            name,
+            description: format!(
+                "{connections} keep-alive connection(s), echo_string back to back"
+            ),
+            op: "request",
+            metrics: load::METRICS,
+            unary: false,
+            runs,
+        });
+    }
+    Ok(results)
 }
 
 /// A long unary loop on our worker: does its memory stay flat?

@@ -50,6 +50,18 @@ pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((field(14)? + field(15)?) / ticks_per_second())
 }
 
+/// Nanoseconds `pid`'s main thread has spent on a CPU, from the first
+/// field of `/proc/<pid>/schedstat`: exact, where [`cpu_seconds`] counts
+/// clock ticks, but one thread only.
+pub(crate) fn on_cpu_ns(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/schedstat");
+    let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    stat.split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse().ok())
+        .with_context(|| format!("{path} does not start with a number: {stat:?}"))
+}
+
 /// Resident memory of a process, in KiB.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Memory {
@@ -157,6 +169,8 @@ mod tests {
     fn reads_this_process() {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
+        // The main thread, not this test's, so only readability is checked.
+        assert!(on_cpu_ns(pid).is_ok());
         let memory = memory(pid).unwrap();
         assert!(memory.rss_kib > 0 && memory.peak_kib >= memory.rss_kib);
     }

@@ -1,12 +1,16 @@
 //! The machine's own limits, measured in the same run as the servers: a
-//! small-message ping-pong and one-way bandwidth over a bare pipe and a bare
-//! Unix socket, between this process and a copy of it (`raw-peer` mode)
-//! doing nothing but echoing or discarding bytes.
+//! small-message ping-pong and one-way bandwidth over a bare pipe, a bare
+//! Unix socket and a bare loopback TCP connection, between this process
+//! and a copy of it (`raw-peer` mode) doing nothing but echoing or
+//! discarding bytes.
 //!
 //! They bound what any RPC implementation can reach on the transport, so
-//! our server's latency and throughput are judged against them.
+//! our server's latency and throughput are judged against them. The echo
+//! peer's own CPU time per round trip — one read and one write — is the
+//! least CPU any server can spend on a small call over that link.
 
 use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
+use crate::procstat::on_cpu_ns;
 use crate::servers::TransportKind;
 use crate::stats::{median, percentile};
 
@@ -36,72 +41,117 @@ pub(crate) struct RawPlan {
     pub(crate) runs: usize,
 }
 
-/// The limits of one transport.
+/// A bare connection between two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    Pipe,
+    Unix,
+    /// TCP on 127.0.0.1, without Nagle's delay (as HTTP servers set it).
+    Tcp,
+}
+
+impl Link {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Link::Pipe => "pipe",
+            Link::Unix => "unix",
+            Link::Tcp => "tcp",
+        }
+    }
+
+    /// The bare link `transport`'s requests travel: shm's go through the
+    /// pipe (only batches take the shared memory), HTTP's through TCP.
+    pub(crate) fn under(transport: TransportKind) -> Link {
+        match transport {
+            TransportKind::Pipe | TransportKind::Shm => Link::Pipe,
+            TransportKind::Unix => Link::Unix,
+            TransportKind::Http => Link::Tcp,
+        }
+    }
+}
+
+/// The limits of one link.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    pub(crate) link: Link,
     /// Median over runs of each run's median round trip.
     pub(crate) ping_pong_p50_us: f64,
     /// Median over runs of each run's 99th percentile round trip.
     pub(crate) ping_pong_p99_us: f64,
+    /// Median over runs of the echo peer's CPU time per round trip, in
+    /// microseconds; NaN where `/proc/<pid>/schedstat` could not be read.
+    pub(crate) echo_cpu_us: f64,
     /// Median over runs of one-way throughput, in 10^6 bytes per second.
     pub(crate) bandwidth_mb_s: f64,
 }
 
 impl Limits {
     pub(crate) fn to_json(self) -> Value {
+        let finite = |v: f64| v.is_finite().then_some(v);
         json!({
+            "link": self.link.name(),
             "ping_pong_bytes": PING_BYTES,
             "ping_pong_p50_us": self.ping_pong_p50_us,
             "ping_pong_p99_us": self.ping_pong_p99_us,
+            "echo_cpu_us_per_round_trip": finite(self.echo_cpu_us),
             "bandwidth_mb_s": self.bandwidth_mb_s,
         })
     }
 }
 
-/// Measures `transport`'s limits, or `None` for transports without a bare
-/// equivalent here.
+/// Measures the limits of the link under `transport`, or `None` for shm,
+/// whose link (the pipe) is measured with the pipe transport.
 pub(crate) fn measure(
     transport: TransportKind,
     plan: RawPlan,
     scratch: &Path,
 ) -> Result<Option<Limits>> {
-    if !matches!(transport, TransportKind::Pipe | TransportKind::Unix) {
+    if transport == TransportKind::Shm {
         return Ok(None);
     }
+    let link = Link::under(transport);
     let mut p50 = Vec::new();
     let mut p99 = Vec::new();
+    let mut echo_cpu = Vec::new();
     let mut bandwidth = Vec::new();
     for run in 0..plan.runs {
-        let mut peer = Peer::start(transport, scratch, run, &["echo", &PING_BYTES.to_string()])?;
-        let latencies = ping_pong(&mut peer, plan.round_trips)?;
+        let mut peer = Peer::start(link, scratch, run, &["echo", &PING_BYTES.to_string()])?;
+        let (latencies, cpu) = ping_pong(&mut peer, plan.round_trips)?;
         peer.finish()?;
         p50.push(percentile(&latencies, 50.0).unwrap_or(f64::NAN));
         p99.push(percentile(&latencies, 99.0).unwrap_or(f64::NAN));
+        echo_cpu.extend(cpu);
 
-        let mut peer = Peer::start(
-            transport,
-            scratch,
-            run,
-            &["sink", &plan.bulk_bytes.to_string()],
-        )?;
+        let mut peer = Peer::start(link, scratch, run, &["sink", &plan.bulk_bytes.to_string()])?;
         let elapsed = push_bytes(&mut peer, plan.bulk_bytes)?;
         peer.finish()?;
         bandwidth.push(plan.bulk_bytes as f64 / elapsed.as_secs_f64() / 1e6);
     }
     Ok(Some(Limits {
+        link,
         ping_pong_p50_us: median(&p50).unwrap_or(f64::NAN),
         ping_pong_p99_us: median(&p99).unwrap_or(f64::NAN),
+        echo_cpu_us: median(&echo_cpu).unwrap_or(f64::NAN),
         bandwidth_mb_s: median(&bandwidth).unwrap_or(f64::NAN),
     }))
 }
 
-/// Round-trip times in microseconds, after a short warm-up.
-fn ping_pong(peer: &mut Peer, round_trips: usize) -> Result<Vec<f64>> {
+/// Round-trip times in microseconds, after a short warm-up, and the echo
+/// peer's CPU time per round trip when it could be read.
+///
+/// The peer's CPU comes from `/proc/<pid>/schedstat` (nanoseconds, of its
+/// only thread) rather than `/proc/<pid>/stat`, whose 10 ms ticks would
+/// swallow a few microseconds per round trip. When the last reply has
+/// arrived the peer is blocked in its next read, so the reading after the
+/// loop holds all of the loop's work.
+fn ping_pong(peer: &mut Peer, round_trips: usize) -> Result<(Vec<f64>, Option<f64>)> {
     let mut message = vec![0x5Au8; PING_BYTES];
     for _ in 0..round_trips.min(100) {
         peer.writer.write_all(&message)?;
         peer.reader.read_exact(&mut message)?;
     }
+    let pid = peer.child.id();
+    let cpu_before = on_cpu_ns(pid).ok();
     let mut latencies = Vec::with_capacity(round_trips);
     for _ in 0..round_trips {
         let start = Instant::now();
@@ -109,7 +159,11 @@ fn ping_pong(peer: &mut Peer, round_trips: usize) -> Result<Vec<f64>> {
         peer.reader.read_exact(&mut message)?;
         latencies.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    Ok(latencies)
+    let cpu_after = on_cpu_ns(pid).ok();
+    let cpu_us = cpu_before
+        .zip(cpu_after)
+        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e3 / round_trips as f64);
+    Ok((latencies, cpu_us))
 }
 
 /// Time to write `total` bytes and hear that the peer has read them all.
@@ -138,12 +192,12 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(transport: TransportKind, scratch: &Path, run: usize, args: &[&str]) -> Result<Self> {
+    fn start(link: Link, scratch: &Path, run: usize, args: &[&str]) -> Result<Self> {
         let exe = std::env::current_exe().context("locating this program")?;
         let mut command = Command::new(exe);
         command.arg("raw-peer").args(args).stderr(Stdio::inherit());
-        let mut peer = match transport {
-            TransportKind::Unix => {
+        let mut peer = match link {
+            Link::Unix => {
                 let socket = scratch.join(format!("raw-{run}-{}.sock", args[0]));
                 let _ = std::fs::remove_file(&socket);
                 let listener = UnixListener::bind(&socket)
@@ -164,7 +218,28 @@ impl Peer {
                     socket: Some(socket),
                 }
             }
-            _ => {
+            Link::Tcp => {
+                let listener =
+                    TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
+                let address = listener.local_addr()?;
+                let child = command
+                    .arg("--tcp")
+                    .arg(address.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .context("spawning the raw peer")?;
+                let (stream, _) = listener.accept().context("accepting the raw peer")?;
+                stream.set_nodelay(true)?;
+                let reader = stream.try_clone()?;
+                Peer {
+                    child,
+                    reader: Box::new(reader),
+                    writer: Box::new(stream),
+                    socket: None,
+                }
+            }
+            Link::Pipe => {
                 let mut child = command
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
@@ -207,12 +282,12 @@ impl Peer {
 }
 
 /// Entry point of `raw-peer` mode: `echo SIZE` or `sink TOTAL`, on
-/// stdin/stdout or, after `--unix PATH`, on that socket.
+/// stdin/stdout or, after `--unix PATH` or `--tcp ADDRESS`, on that socket.
 pub(crate) fn peer_main(args: &[String]) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (job, rest) = match args.as_slice() {
         [job, size, rest @ ..] => ((*job, size.parse::<usize>()?), rest),
-        _ => bail!("usage: raw-peer (echo SIZE | sink TOTAL) [--unix PATH]"),
+        _ => bail!("usage: raw-peer (echo SIZE | sink TOTAL) [--unix PATH | --tcp ADDRESS]"),
     };
     let (mut reader, mut writer): (Box<dyn Read>, Box<dyn Write>) = match rest {
         [] => (
@@ -221,6 +296,12 @@ pub(crate) fn peer_main(args: &[String]) -> Result<()> {
         ),
         ["--unix", path] => {
             let stream = UnixStream::connect(path).with_context(|| format!("connecting {path}"))?;
+            (Box::new(stream.try_clone()?), Box::new(stream))
+        }
+        ["--tcp", address] => {
+            let stream =
+                TcpStream::connect(address).with_context(|| format!("connecting {address}"))?;
+            stream.set_nodelay(true)?;
             (Box::new(stream.try_clone()?), Box::new(stream))
         }
         _ => bail!("raw-peer: unexpected arguments {rest:?}"),

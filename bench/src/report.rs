@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use crate::procstat::{Machine, Memory};
-use crate::raw::{Limits, PING_BYTES};
+use crate::raw::{Limits, Link, PING_BYTES};
 use crate::servers::{Server, TransportKind};
 use crate::stats::median;
 use crate::workloads::{Metric, Run};
@@ -54,7 +54,7 @@ impl WorkloadResult {
     fn advantage(&self, metric: Metric) -> Option<f64> {
         let ours = self.median(Server::Ours, metric)?;
         let reference = self.median(Server::Reference, metric)?;
-        Some(metric.advantage(ours, reference))
+        metric.advantage(ours, reference)
     }
 
     fn to_json(&self) -> Value {
@@ -94,6 +94,8 @@ pub(crate) enum TransportResult {
         transport: TransportKind,
         limits: Option<Limits>,
         workloads: Vec<WorkloadResult>,
+        /// The HTTP load test, one result per connection count.
+        load: Vec<WorkloadResult>,
     },
     NotMeasured {
         transport: TransportKind,
@@ -129,6 +131,51 @@ struct Target {
     goal: &'static str,
     /// `None` when it could not be evaluated.
     met: Option<bool>,
+    /// For ratio targets on server CPU: the best ratio the link allows.
+    floor: Option<Floor>,
+}
+
+/// How far a server-CPU ratio can go at all: no server spends less CPU on a
+/// small call than the raw echo peer does on a round trip over the same
+/// link (one read, one write), so reference CPU / echo CPU bounds it.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    link: Link,
+    reference_cpu_us: f64,
+    /// `None` when the link was not measured in this run.
+    echo_cpu_us: Option<f64>,
+}
+
+impl Floor {
+    fn max_ratio(&self) -> Option<f64> {
+        self.echo_cpu_us
+            .map(|echo| self.reference_cpu_us / echo)
+            // A reference below the clock tick reads as zero: no bound.
+            .filter(|r| r.is_finite() && *r > 0.0)
+    }
+
+    fn text(&self) -> String {
+        match (self.echo_cpu_us, self.max_ratio()) {
+            (Some(echo), Some(ratio)) => format!(
+                "reference {} µs / {} echo {} µs = {}×",
+                num(self.reference_cpu_us),
+                self.link.name(),
+                num(echo),
+                num(ratio)
+            ),
+            (Some(_), None) => "–".to_owned(),
+            (None, _) => format!("{} echo CPU not measured", self.link.name()),
+        }
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "link": self.link.name(),
+            "reference_cpu_us": self.reference_cpu_us,
+            "echo_cpu_us_per_round_trip": self.echo_cpu_us,
+            "max_ratio": self.max_ratio(),
+        })
+    }
 }
 
 /// Everything one invocation measured.
@@ -147,13 +194,41 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// Every link measured in this run, in report order.
+    fn limits(&self) -> Vec<Limits> {
+        self.transports
+            .iter()
+            .filter_map(|t| match t {
+                TransportResult::Measured {
+                    limits: Some(limits),
+                    ..
+                } => Some(*limits),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn targets(&self) -> Vec<Target> {
+        let links = self.limits();
+        let floor = |transport: TransportKind, reference: Option<f64>| {
+            let link = Link::under(transport);
+            reference.map(|reference_cpu_us| Floor {
+                link,
+                reference_cpu_us,
+                echo_cpu_us: links
+                    .iter()
+                    .find(|l| l.link == link)
+                    .map(|l| l.echo_cpu_us)
+                    .filter(|e| e.is_finite()),
+            })
+        };
         let mut targets = Vec::new();
         for result in &self.transports {
             let TransportResult::Measured {
                 transport,
                 limits,
                 workloads,
+                load,
             } = result
             else {
                 continue;
@@ -179,9 +254,34 @@ impl Report {
                     },
                     goal: "≤ 1/20 of reference",
                     met: ratio.map(|r| r >= 20.0),
+                    floor: floor(*transport, reference),
                 });
             }
-            if let Some(limits) = limits {
+            if let Some(w) = load.iter().find(|w| w.name == "http_load_64") {
+                let ours = w.median(Server::Ours, Metric::OpsPerSec);
+                let reference = w.median(Server::Reference, Metric::OpsPerSec);
+                let ratio = ours.zip(reference).map(|(o, r)| o / r);
+                targets.push(Target {
+                    what: "HTTP load at 64 connections, requests/s".to_owned(),
+                    transport: name,
+                    measured: match (ours, reference) {
+                        (Some(o), Some(r)) => format!(
+                            "{} vs {} = {}×",
+                            num(o),
+                            num(r),
+                            num(ratio.unwrap_or(f64::NAN))
+                        ),
+                        (Some(o), None) => format!("{} (no reference)", num(o)),
+                        _ => "n/a".to_owned(),
+                    },
+                    goal: "≥ 20× reference req/s",
+                    met: ratio.map(|r| r >= 20.0),
+                    floor: floor(*transport, w.median(Server::Reference, Metric::CpuUsPerOp)),
+                });
+            }
+            // The latency and bandwidth goals were set for the byte-stream
+            // transports; the TCP floor under HTTP only bounds CPU.
+            if let Some(limits) = limits.filter(|l| l.link != Link::Tcp) {
                 for w in workloads
                     .iter()
                     .filter(|w| w.unary && w.name != "echo_bytes_64k")
@@ -199,6 +299,7 @@ impl Report {
                         ),
                         goal: "≤ 2×",
                         met: ratio.map(|r| r <= 2.0),
+                        floor: None,
                     });
                 }
                 if let Some(w) = find("exchange_large") {
@@ -215,6 +316,7 @@ impl Report {
                         ),
                         goal: "≥ 50%",
                         met: share.map(|s| s >= 0.5),
+                        floor: None,
                     });
                 }
             }
@@ -228,6 +330,7 @@ impl Report {
                     measured: format!("{} MB/s", opt(mb)),
                     goal: "≥ 2000 MB/s",
                     met: mb.map(|m| m >= 2000.0),
+                    floor: None,
                 });
             }
             if let Some(w) = find("spawn_first_reply") {
@@ -238,6 +341,7 @@ impl Report {
                     measured: format!("{} ms", opt(ms)),
                     goal: "≤ 10 ms",
                     met: ms.map(|m| m <= 10.0),
+                    floor: None,
                 });
             }
         }
@@ -257,6 +361,7 @@ impl Report {
                 ),
                 goal: "within 10%",
                 met: Some(soak.growth().abs() <= 0.10),
+                floor: None,
             });
         }
         targets
@@ -298,32 +403,28 @@ impl Report {
                  driver, not a measurement.\n"
             );
         }
-        let limits: Vec<(TransportKind, Limits)> = self
-            .transports
-            .iter()
-            .filter_map(|t| match t {
-                TransportResult::Measured {
-                    transport,
-                    limits: Some(limits),
-                    ..
-                } => Some((*transport, *limits)),
-                _ => None,
-            })
-            .collect();
+        let limits = self.limits();
         if !limits.is_empty() {
             let _ = writeln!(out, "### Machine limits (same run)\n");
             let _ = writeln!(
                 out,
-                "| transport | raw ping-pong p50 µs ({PING_BYTES} B) | p99 µs | raw bandwidth MB/s |"
+                "Echo peer CPU is the raw peer's own time on a CPU per round trip \
+                 (/proc/<pid>/schedstat): the floor for any server's CPU per small call \
+                 on that link (pipe for pipe and shm, tcp for http).\n"
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|");
-            for (transport, l) in &limits {
+            let _ = writeln!(
+                out,
+                "| link | raw ping-pong p50 µs ({PING_BYTES} B) | p99 µs | echo peer CPU µs/round trip | raw bandwidth MB/s |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+            for l in &limits {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} |",
-                    transport.name(),
+                    "| {} | {} | {} | {} | {} |",
+                    l.link.name(),
                     num(l.ping_pong_p50_us),
                     num(l.ping_pong_p99_us),
+                    num(l.echo_cpu_us),
                     num(l.bandwidth_mb_s)
                 );
             }
@@ -337,47 +438,46 @@ impl Report {
                 TransportResult::Measured {
                     transport,
                     workloads,
+                    load,
                     ..
                 } => {
-                    let _ = writeln!(out, "### {}\n", transport.name());
-                    let _ = writeln!(
-                        out,
-                        "| workload | metric | ours | reference | ours vs reference |"
-                    );
-                    let _ = writeln!(out, "|---|---|---:|---:|---:|");
-                    for w in workloads {
-                        for (i, metric) in w.metrics.iter().enumerate() {
-                            let name = if i == 0 { w.name } else { "" };
-                            let _ = writeln!(
-                                out,
-                                "| {name} | {} | {} | {} | {} |",
-                                metric.label(w.op),
-                                w.cell(Server::Ours, *metric),
-                                w.cell(Server::Reference, *metric),
-                                w.advantage(*metric)
-                                    .filter(|a| a.is_finite())
-                                    .map_or_else(|| "–".to_owned(), |a| format!("{}×", num(a)))
-                            );
-                        }
+                    if !workloads.is_empty() {
+                        let _ = writeln!(out, "### {}\n", transport.name());
+                        workload_table(&mut out, workloads);
                     }
-                    out.push('\n');
+                    if !load.is_empty() {
+                        let _ = writeln!(out, "### {}: server-only load\n", transport.name());
+                        let _ = writeln!(
+                            out,
+                            "N keep-alive HTTP/1.1 connections, each sending the same \
+                             uncompressed echo_string request back to back (encoded once; \
+                             every reply decoded and checked). The load generator shares \
+                             the machine with the server: its CPU use, in cores, shows \
+                             whether it was the limit.\n"
+                        );
+                        workload_table(&mut out, load);
+                    }
                 }
             }
         }
         let targets = self.targets();
         if !targets.is_empty() {
             let _ = writeln!(out, "### Targets\n");
-            let _ = writeln!(out, "| target | transport | measured | goal | met |");
-            let _ = writeln!(out, "|---|---|---|---|---|");
+            let _ = writeln!(
+                out,
+                "| target | transport | measured | goal | met | what the link allows |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|---|");
             for t in &targets {
                 let met = match t.met {
                     Some(true) => "yes",
                     Some(false) => "**no**",
                     None => "n/a",
                 };
+                let floor = t.floor.map_or_else(String::new, |f| f.text());
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {met} |",
+                    "| {} | {} | {} | {} | {met} | {floor} |",
                     t.what, t.transport, t.measured, t.goal
                 );
             }
@@ -401,11 +501,13 @@ impl Report {
                     transport,
                     limits,
                     workloads,
+                    load,
                 } => json!({
                     "transport": transport.name(),
                     "measured": true,
                     "machine_limits": limits.map(Limits::to_json),
                     "workloads": workloads.iter().map(WorkloadResult::to_json).collect::<Vec<_>>(),
+                    "http_load": load.iter().map(WorkloadResult::to_json).collect::<Vec<_>>(),
                 }),
             })
             .collect();
@@ -419,6 +521,7 @@ impl Report {
                     "measured": t.measured,
                     "goal": t.goal,
                     "met": t.met,
+                    "floor": t.floor.map(Floor::to_json),
                 })
             })
             .collect();
@@ -454,6 +557,31 @@ impl Report {
             "duration_s": self.duration_s,
         })
     }
+}
+
+/// One row per workload and metric, ours beside the reference.
+fn workload_table(out: &mut String, workloads: &[WorkloadResult]) {
+    let _ = writeln!(
+        out,
+        "| workload | metric | ours | reference | ours vs reference |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|");
+    for w in workloads {
+        for (i, metric) in w.metrics.iter().enumerate() {
+            let name = if i == 0 { w.name } else { "" };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} |",
+                metric.label(w.op),
+                w.cell(Server::Ours, *metric),
+                w.cell(Server::Reference, *metric),
+                w.advantage(*metric)
+                    .filter(|a| a.is_finite())
+                    .map_or_else(|| "–".to_owned(), |a| format!("{}×", num(a)))
+            );
+        }
+    }
+    out.push('\n');
 }
 
 fn opt(value: Option<f64>) -> String {
@@ -495,6 +623,116 @@ fn thousands(value: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(ops: u64, server_cpu_s: f64) -> Run {
+        Run {
+            ops,
+            wall_s: 1.0,
+            cpu_s: Some(server_cpu_s),
+            client_cpu_s: Some(0.5),
+            bytes: 0,
+            latencies_us: vec![100.0],
+        }
+    }
+
+    fn result(name: &'static str, unary: bool, ours: Run, reference: Run) -> WorkloadResult {
+        WorkloadResult {
+            name,
+            description: String::new(),
+            op: "call",
+            metrics: crate::load::METRICS,
+            unary,
+            runs: vec![
+                (Server::Ours, vec![ours]),
+                (Server::Reference, vec![reference]),
+            ],
+        }
+    }
+
+    fn limits(link: Link, echo_cpu_us: f64) -> Limits {
+        Limits {
+            link,
+            ping_pong_p50_us: 10.0,
+            ping_pong_p99_us: 20.0,
+            echo_cpu_us,
+            bandwidth_mb_s: 1000.0,
+        }
+    }
+
+    #[test]
+    fn targets_carry_the_link_floor() {
+        let measured = |transport, limits, workloads, load| TransportResult::Measured {
+            transport,
+            limits,
+            workloads,
+            load,
+        };
+        let report = Report {
+            mode: "full",
+            runs: 1,
+            machine: Machine::read(),
+            load_average: [String::new(), String::new()],
+            command: String::new(),
+            workers: Value::Null,
+            transports: vec![
+                measured(
+                    TransportKind::Pipe,
+                    Some(limits(Link::Pipe, 2.0)),
+                    vec![],
+                    vec![],
+                ),
+                // 10 µs against 100 µs per call; shm is judged on the pipe.
+                measured(
+                    TransportKind::Shm,
+                    None,
+                    vec![result("void_noop", true, run(1000, 0.01), run(1000, 0.1))],
+                    vec![],
+                ),
+                // 30,000 against 1,000 requests/s, the reference at 1 ms each.
+                measured(
+                    TransportKind::Http,
+                    Some(limits(Link::Tcp, 10.0)),
+                    vec![],
+                    vec![result(
+                        "http_load_64",
+                        false,
+                        run(30_000, 1.2),
+                        run(1000, 1.0),
+                    )],
+                ),
+            ],
+            soak: Vec::new(),
+            duration_s: 1.0,
+        };
+        let targets = report.targets();
+        let [cpu, load] = targets.as_slice() else {
+            panic!("{targets:?}");
+        };
+        assert_eq!((cpu.transport, cpu.met), ("shm", Some(false)));
+        let floor = cpu.floor.unwrap();
+        assert_eq!((floor.link, floor.max_ratio()), (Link::Pipe, Some(50.0)));
+
+        assert_eq!((load.transport, load.met), ("http", Some(true)));
+        assert_eq!(load.measured, "30,000 vs 1,000 = 30.0×");
+        assert_eq!(load.floor.unwrap().max_ratio(), Some(100.0));
+        let markdown = report.markdown();
+        assert!(
+            markdown.contains("| tcp | 10.0 | 20.0 | 10.0 | 1,000 |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("reference 1,000 µs / tcp echo 10.0 µs = 100×"));
+    }
+
+    #[test]
+    fn a_floor_needs_its_link() {
+        let floor = Floor {
+            link: Link::Unix,
+            reference_cpu_us: 100.0,
+            echo_cpu_us: None,
+        };
+        assert_eq!(floor.max_ratio(), None);
+        assert_eq!(floor.text(), "unix echo CPU not measured");
+    }
 
     #[test]
     fn numbers_read_well() {

@@ -1,7 +1,7 @@
 //! Starting the two servers on each transport and connecting our client.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -149,6 +149,7 @@ impl Workers {
                 Ok(Endpoint {
                     rpc,
                     pid,
+                    http_address: None,
                     _listener: None,
                 })
             }
@@ -170,6 +171,7 @@ impl Workers {
                 Ok(Endpoint {
                     rpc: Box::new(Client::from_io(reader, stream)),
                     pid,
+                    http_address: None,
                     _listener: Some(listener),
                 })
             }
@@ -179,12 +181,16 @@ impl Workers {
                 let listener = Listener::start(command, "PORT:", None)?;
                 let url = format!("http://127.0.0.1:{}", listener.ready.trim());
                 listener.wait_for_tcp(&url)?;
+                let address: SocketAddr = format!("127.0.0.1:{}", listener.ready.trim())
+                    .parse()
+                    .with_context(|| format!("the worker's port {:?}", listener.ready))?;
                 let transport = HttpTransport::new(&url, HttpOptions::new())
                     .with_context(|| format!("an HTTP client for {url}"))?;
                 let pid = listener.child.id();
                 Ok(Endpoint {
                     rpc: Box::new(Client::new(transport)),
                     pid,
+                    http_address: Some(address),
                     _listener: Some(listener),
                 })
             }
@@ -199,6 +205,9 @@ pub(crate) struct Endpoint {
     pub(crate) rpc: Box<dyn Rpc>,
     /// The worker's process id, for CPU and memory readings.
     pub(crate) pid: u32,
+    /// Where an HTTP worker listens, for connections of our own beside
+    /// `rpc`'s (the load test).
+    pub(crate) http_address: Option<SocketAddr>,
     /// Stops the worker when the endpoint drops (Unix sockets).
     _listener: Option<Listener>,
 }

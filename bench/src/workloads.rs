@@ -31,6 +31,9 @@ pub(crate) enum Metric {
     CpuUsPerOp,
     /// Server CPU (user + system) per operation, milliseconds.
     CpuMsPerOp,
+    /// This driver's CPU over the run divided by wall time: how many cores
+    /// the load generator kept busy.
+    GeneratorCores,
 }
 
 impl Metric {
@@ -44,6 +47,7 @@ impl Metric {
             Metric::MbPerSec => "MB/s".to_owned(),
             Metric::CpuUsPerOp => format!("server CPU µs/{op}"),
             Metric::CpuMsPerOp => format!("server CPU ms/{op}"),
+            Metric::GeneratorCores => "load generator CPU, cores".to_owned(),
         }
     }
 
@@ -57,6 +61,7 @@ impl Metric {
             Metric::MbPerSec => "mb_per_s".to_owned(),
             Metric::CpuUsPerOp => format!("server_cpu_us_per_{op}"),
             Metric::CpuMsPerOp => format!("server_cpu_ms_per_{op}"),
+            Metric::GeneratorCores => "generator_cpu_cores".to_owned(),
         }
     }
 
@@ -64,12 +69,15 @@ impl Metric {
         matches!(self, Metric::OpsPerSec | Metric::MbPerSec)
     }
 
-    /// How many times better `ours` is than `reference` (above 1: ours wins).
-    pub(crate) fn advantage(self, ours: f64, reference: f64) -> f64 {
-        if self.higher_is_better() {
-            ours / reference
+    /// How many times better `ours` is than `reference` (above 1: ours
+    /// wins); `None` for what describes the driver, not the servers.
+    pub(crate) fn advantage(self, ours: f64, reference: f64) -> Option<f64> {
+        if self == Metric::GeneratorCores {
+            None
+        } else if self.higher_is_better() {
+            Some(ours / reference)
         } else {
-            reference / ours
+            Some(reference / ours)
         }
     }
 }
@@ -99,6 +107,7 @@ impl Run {
             Metric::MbPerSec => Some(self.bytes as f64 / self.wall_s / 1e6),
             Metric::CpuUsPerOp => self.cpu_s.map(|cpu| cpu * 1e6 / ops),
             Metric::CpuMsPerOp => self.cpu_s.map(|cpu| cpu * 1e3 / ops),
+            Metric::GeneratorCores => self.client_cpu_s.map(|cpu| cpu / self.wall_s),
         }
     }
 
@@ -309,7 +318,8 @@ pub(crate) fn all(sizes: Sizes) -> Result<Vec<Workload>> {
     ])
 }
 
-/// Names of every workload, [`all`]'s and the spawn measurement.
+/// Names of every workload: [`all`]'s, the spawn measurement and the
+/// HTTP load test.
 pub(crate) fn names() -> Vec<&'static str> {
     vec![
         "spawn_first_reply",
@@ -321,6 +331,7 @@ pub(crate) fn names() -> Vec<&'static str> {
         "exchange_small_20",
         "exchange_large",
         "produce_bulk",
+        "http_load",
     ]
 }
 
@@ -598,7 +609,24 @@ mod tests {
     fn names_list_every_workload() {
         let mut expected = vec!["spawn_first_reply"];
         expected.extend(all(sizes()).unwrap().iter().map(|w| w.name));
+        expected.push("http_load");
         assert_eq!(names(), expected);
+    }
+
+    #[test]
+    fn generator_cores_are_not_compared() {
+        let run = Run {
+            ops: 100,
+            wall_s: 2.0,
+            cpu_s: Some(0.1),
+            client_cpu_s: Some(0.5),
+            bytes: 0,
+            latencies_us: Vec::new(),
+        };
+        assert_eq!(run.metric(Metric::GeneratorCores), Some(0.25));
+        assert_eq!(run.metric(Metric::CpuUsPerOp), Some(1000.0));
+        assert_eq!(Metric::GeneratorCores.advantage(0.5, 0.25), None);
+        assert_eq!(Metric::OpsPerSec.advantage(30.0, 10.0), Some(3.0));
     }
 
     #[test]

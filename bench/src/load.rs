@@ -1,0 +1,328 @@
+//! HTTP server-only load: many keep-alive connections calling `echo_string`
+//! back to back, to see how far each server goes when the client is not
+//! the limit.
+//!
+//! The sequential workloads pay our full client per call (Arrow encoding,
+//! zstd, a one-thread runtime), which caps their rate well below what a
+//! fast server can answer. Here the request body is encoded once and sent
+//! as the same bytes every time, uncompressed and without asking for
+//! compression, over plain hyper HTTP/1.1 connections on a multi-thread
+//! runtime; each reply is still decoded and its echo compared. The
+//! generator's own CPU use is reported with the results, so a reader can
+//! tell whether it, not the server, was saturated.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use arrow_array::{Array as _, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use vgirpc_wire::classify::{BatchKind, classify};
+use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
+use vgirpc_wire::request::Request as RpcRequest;
+
+use crate::procstat::cpu_seconds;
+use crate::workloads::{Metric, Run};
+
+/// The method every request calls.
+const METHOD: &str = "echo_string";
+
+/// What every request echoes: as long as the sequential echo_string's.
+const TEXT: &str = "hello, vgi-rpc bench";
+
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// The connection counts measured, with their workload names.
+pub(crate) const LEVELS: [(usize, &str); 3] =
+    [(1, "http_load_1"), (8, "http_load_8"), (64, "http_load_64")];
+
+/// The numbers reported per connection count, the headline first.
+pub(crate) const METRICS: &[Metric] = &[
+    Metric::OpsPerSec,
+    Metric::P50Us,
+    Metric::P99Us,
+    Metric::CpuUsPerOp,
+    Metric::GeneratorCores,
+];
+
+/// Longest a run may take past its end for in-flight requests to finish.
+const STRAGGLER_GRACE: Duration = Duration::from_secs(30);
+
+/// How long each load run lasts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadPlan {
+    /// Unmeasured load on fresh connections before each run.
+    pub(crate) warmup: Duration,
+    /// The measured window.
+    pub(crate) duration: Duration,
+}
+
+/// The one request all connections send, built once.
+#[derive(Debug, Clone)]
+struct Template {
+    uri: Uri,
+    host: HeaderValue,
+    body: Bytes,
+}
+
+impl Template {
+    fn new(address: SocketAddr) -> Result<Self> {
+        Ok(Self {
+            uri: Uri::try_from(format!("/{METHOD}"))?,
+            host: HeaderValue::from_str(&address.to_string())?,
+            body: Bytes::from(request_body(TEXT)?),
+        })
+    }
+
+    /// Headers and bytes are reference-counted, so each request costs no
+    /// encoding and no copy of the body.
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(HOST, self.host.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
+        request
+    }
+}
+
+/// The body our client sends for a unary `echo_string(text)`: one IPC
+/// stream holding the parameters, the method named in its metadata.
+fn request_body(text: &str) -> Result<Vec<u8>> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Utf8,
+        false,
+    )]));
+    let params = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text]))])?;
+    Ok(write_stream_bytes(
+        params.schema_ref(),
+        [(&params, &RpcRequest::metadata_for(METHOD))],
+    )?)
+}
+
+/// Fails unless `body` is a 200 reply whose one result is `want`.
+fn check_reply(status: StatusCode, body: &[u8], want: &str) -> Result<()> {
+    if status != StatusCode::OK {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+        bail!("{METHOD}() answered HTTP {status}: {text}");
+    }
+    let mut reader = StreamReader::open(body).context("the reply is not an Arrow stream")?;
+    let reply = reader
+        .next_batch()
+        .context("cannot decode the reply batch")?
+        .context("the reply holds no batch")?;
+    if let BatchKind::Error(info) = classify(&reply.batch, &reply.metadata) {
+        bail!(
+            "{METHOD}() failed on the server: {}: {}",
+            info.error_type,
+            info.message
+        );
+    }
+    let got = reply
+        .batch
+        .column_by_name("result")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .filter(|c| c.len() == 1)
+        .with_context(|| format!("the reply is not one utf8 result: {:?}", reply.batch))?
+        .value(0);
+    ensure!(got == want, "{METHOD}() returned {got:?}, not {want:?}");
+    Ok(())
+}
+
+/// What the connections are told to do.
+const WARMING: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// What one connection saw in the measured window.
+#[derive(Debug, Default)]
+struct Tally {
+    requests: u64,
+    latencies_us: Vec<f64>,
+}
+
+/// One connection: requests back to back until told to stop; replies
+/// completed while measuring are counted.
+async fn connection(
+    address: SocketAddr,
+    template: Arc<Template>,
+    phase: Arc<AtomicU8>,
+) -> Result<Tally> {
+    let stream = TcpStream::connect(address)
+        .await
+        .with_context(|| format!("connecting to {address}"))?;
+    stream.set_nodelay(true)?;
+    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP/1.1 handshake")?;
+    // Dropping the sender at the end closes the connection and ends this.
+    tokio::spawn(driver);
+    let mut tally = Tally::default();
+    while phase.load(Ordering::Relaxed) != STOPPING {
+        sender.ready().await.context("the connection closed")?;
+        let start = Instant::now();
+        let response = sender
+            .send_request(template.request())
+            .await
+            .with_context(|| format!("{METHOD}() request"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the {METHOD}() reply"))?
+            .to_bytes();
+        let elapsed = start.elapsed();
+        check_reply(status, &body, TEXT)?;
+        if phase.load(Ordering::Relaxed) == MEASURING {
+            tally.requests += 1;
+            tally.latencies_us.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    Ok(tally)
+}
+
+/// One run: `connections` connections to the server at `address` (process
+/// `pid`), warmed up, then measured for `plan.duration`.
+async fn load_run(
+    address: SocketAddr,
+    pid: u32,
+    connections: usize,
+    plan: LoadPlan,
+) -> Result<Run> {
+    let template = Arc::new(Template::new(address)?);
+    let phase = Arc::new(AtomicU8::new(WARMING));
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| tokio::spawn(connection(address, template.clone(), phase.clone())))
+        .collect();
+    tokio::time::sleep(plan.warmup).await;
+    let generator = std::process::id();
+    let generator_before = cpu_seconds(generator).ok();
+    let server_before = cpu_seconds(pid).ok();
+    let start = Instant::now();
+    phase.store(MEASURING, Ordering::Relaxed);
+    tokio::time::sleep(plan.duration).await;
+    phase.store(STOPPING, Ordering::Relaxed);
+    let wall_s = start.elapsed().as_secs_f64();
+    let server_after = cpu_seconds(pid).ok();
+    let generator_after = cpu_seconds(generator).ok();
+
+    let mut run = Run {
+        ops: 0,
+        wall_s,
+        cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
+        client_cpu_s: generator_before.zip(generator_after).map(|(b, a)| a - b),
+        bytes: 0,
+        latencies_us: Vec::new(),
+    };
+    let finished = tokio::time::timeout(STRAGGLER_GRACE, join_all(tasks))
+        .await
+        .with_context(|| format!("requests still unanswered {STRAGGLER_GRACE:?} after the run"))?;
+    for (index, tally) in finished.into_iter().enumerate() {
+        let tally = tally
+            .context("a connection task panicked")?
+            .with_context(|| format!("connection {index} of {connections}"))?;
+        run.ops += tally.requests;
+        run.latencies_us.extend(tally.latencies_us);
+    }
+    ensure!(run.ops > 0, "no request was answered in {wall_s:.2} s");
+    Ok(run)
+}
+
+/// Awaits every task in turn: they run concurrently, so the order costs
+/// nothing.
+async fn join_all<T>(
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await);
+    }
+    results
+}
+
+/// Runs the load generator for one measurement.
+#[derive(Debug)]
+pub(crate) struct Generator {
+    runtime: tokio::runtime::Runtime,
+    plan: LoadPlan,
+}
+
+impl Generator {
+    pub(crate) fn new(plan: LoadPlan) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the load generator's runtime")?;
+        Ok(Self { runtime, plan })
+    }
+
+    /// One measured run of `connections` connections against the HTTP
+    /// worker at `address`, process `pid`.
+    pub(crate) fn run(&self, address: SocketAddr, pid: u32, connections: usize) -> Result<Run> {
+        self.runtime
+            .block_on(load_run(address, pid, connections, self.plan))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vgirpc_wire::log::ErrorInfo;
+    use vgirpc_wire::metadata::{self, Metadata};
+
+    fn reply(text: &str) -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "result",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![text]))]).unwrap();
+        write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap()
+    }
+
+    #[test]
+    fn request_body_is_a_unary_call() {
+        let (_, batches) =
+            vgirpc_wire::ipc::read_stream_bytes(&request_body(TEXT).unwrap()).unwrap();
+        let [call] = batches.as_slice() else {
+            panic!("{} batches", batches.len());
+        };
+        assert_eq!(call.metadata.get(metadata::METHOD), Some(METHOD));
+        let value = call.batch.column_by_name("value").unwrap();
+        let value = value.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(value.value(0), TEXT);
+    }
+
+    #[test]
+    fn replies_are_checked() {
+        assert!(check_reply(StatusCode::OK, &reply(TEXT), TEXT).is_ok());
+        let wrong = check_reply(StatusCode::OK, &reply("hello"), TEXT).unwrap_err();
+        assert!(
+            wrong.to_string().contains("not \"hello, vgi-rpc bench\""),
+            "{wrong}"
+        );
+        assert!(check_reply(StatusCode::INTERNAL_SERVER_ERROR, &reply(TEXT), TEXT).is_err());
+        assert!(check_reply(StatusCode::OK, b"not arrow", TEXT).is_err());
+
+        let error = ErrorInfo::new("ValueError", "boom")
+            .to_log_record()
+            .to_metadata();
+        let schema = vgirpc_wire::ipc::empty_schema();
+        let batch = vgirpc_wire::log::empty_batch(&schema);
+        let body = write_stream_bytes(&schema, [(&batch, &error)]).unwrap();
+        let failed = check_reply(StatusCode::OK, &body, TEXT).unwrap_err();
+        assert!(failed.to_string().contains("ValueError: boom"), "{failed}");
+    }
+}
