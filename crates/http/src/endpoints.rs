@@ -16,7 +16,7 @@ use vgirpc::wire::log::ErrorInfo;
 
 use crate::RemoteAddr;
 use crate::auth::AuthContext;
-use crate::blocking;
+use crate::blocking::InPlaceCalls;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::layer::BoxFuture;
 use crate::layer::request_id::RequestId;
@@ -65,6 +65,7 @@ pub(crate) struct Endpoints {
     prefix: Arc<str>,
     /// `GET {prefix}/health`, rendered once.
     health: Bytes,
+    in_place: InPlaceCalls,
 }
 
 impl std::fmt::Debug for Endpoints {
@@ -86,6 +87,7 @@ impl Endpoints {
             rpc: Arc::new(rpc),
             prefix: prefix.into(),
             health: Bytes::from(health.to_string()),
+            in_place: InPlaceCalls::default(),
         }
     }
 
@@ -207,7 +209,7 @@ enum Prepared {
     Call(Call),
 }
 
-/// A method call, run as blocking work (see [`blocking`]).
+/// A method call, run in place or as blocking work (see [`InPlaceCalls`]).
 struct Call {
     kind: CallKind,
     name: String,
@@ -229,16 +231,18 @@ impl Service<Request<Bytes>> for Endpoints {
             Prepared::Answer(response) => return Box::pin(async move { Ok(response) }),
         };
         let rpc = self.rpc.clone();
+        let in_place = self.in_place.clone();
         let body = request.into_body();
         Box::pin(async move {
             let Call { kind, name, caller } = call;
-            let reply = blocking::run(move || match kind {
-                CallKind::Unary => rpc.unary(&name, &body, &caller),
-                CallKind::Init => rpc.init(&name, &body, &caller),
-                CallKind::Exchange => rpc.exchange(&name, &body, &caller),
-                CallKind::UploadUrls => rpc.upload_urls(&body, &caller),
-            })
-            .await;
+            let reply = in_place
+                .run(move || match kind {
+                    CallKind::Unary => rpc.unary(&name, &body, &caller),
+                    CallKind::Init => rpc.init(&name, &body, &caller),
+                    CallKind::Exchange => rpc.exchange(&name, &body, &caller),
+                    CallKind::UploadUrls => rpc.upload_urls(&body, &caller),
+                })
+                .await;
             Ok(match reply {
                 Ok(reply) => rpc_response(reply),
                 Err(err) => {

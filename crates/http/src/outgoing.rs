@@ -45,9 +45,14 @@ pub(crate) fn send(
             .await
             .map_err(|_| HttpError::outgoing(url, "timed out"))?
     };
-    // Blocking threads of the serving runtime can drive the request on it;
+    // A method call may run on a worker thread of the serving runtime (see
+    // `blocking`), which must give its other tasks away before it blocks;
+    // blocking threads can drive the request on the runtime directly, and
     // callers outside any runtime get a small one of their own.
     match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(exchange))
+        }
         Ok(handle) => handle.block_on(exchange),
         Err(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
