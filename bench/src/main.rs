@@ -195,6 +195,12 @@ impl Plan {
     }
 }
 
+/// The same allocator as our worker: the driver is the client of both
+/// servers, and with glibc's allocator re-faulting freed 8 MB blocks it
+/// would cap the large workloads below what either server can do.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("raw-peer") {
