@@ -11,6 +11,7 @@
 //! error and request batch, so the message framing lives here while Arrow
 //! does the body encoding and decoding.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -107,6 +108,18 @@ fn read_frame<R: Read, T>(
     limits: &ReadLimits,
     decode: impl FnOnce(arrow_ipc::Message<'_>, Buffer) -> Result<T>,
 ) -> Result<Frame<T>> {
+    let header = match read_header(reader, limits)? {
+        Frame::Message(header) => header,
+        Frame::EndOfStream => return Ok(Frame::EndOfStream),
+        Frame::Eof => return Ok(Frame::Eof),
+    };
+    let message = verify_header(&header)?;
+    let body = read_body(reader, &message, limits)?;
+    decode(message, body).map(Frame::Message)
+}
+
+/// Reads a message's length prefix and flatbuffer header, unverified.
+fn read_header<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame<Vec<u8>>> {
     let mut word = [0u8; 4];
     match read_fully(reader, &mut word)? {
         0 => return Ok(Frame::Eof),
@@ -133,8 +146,20 @@ fn read_frame<R: Read, T>(
     }
     let mut header = vec![0u8; len as usize];
     read_exact_or_truncated(reader, &mut header, "message header")?;
-    let message = arrow_ipc::root_as_message(&header)
-        .map_err(|e| WireError::Malformed(format!("invalid message flatbuffer: {e}")))?;
+    Ok(Frame::Message(header))
+}
+
+fn verify_header(header: &[u8]) -> Result<arrow_ipc::Message<'_>> {
+    arrow_ipc::root_as_message(header)
+        .map_err(|e| WireError::Malformed(format!("invalid message flatbuffer: {e}")))
+}
+
+/// Reads the body `message` declares.
+fn read_body<R: Read>(
+    reader: &mut R,
+    message: &arrow_ipc::Message<'_>,
+    limits: &ReadLimits,
+) -> Result<Buffer> {
     let body_len = u64::try_from(message.bodyLength())
         .map_err(|_| WireError::Malformed("negative message body length".into()))?;
     if body_len > limits.max_body_bytes {
@@ -158,7 +183,62 @@ fn read_frame<R: Read, T>(
             context: "message body",
         });
     }
-    decode(message, Buffer::from_vec(body)).map(Frame::Message)
+    Ok(Buffer::from_vec(body))
+}
+
+/// Schema messages decoded on this thread, by their exact bytes. A
+/// connection repeats the same few schemas call after call, and verifying
+/// and converting one is a large part of decoding a small request.
+struct SchemaCache;
+
+/// Entries kept per thread; the cache starts over when it is full, so a
+/// peer sending ever new schemas cannot make it grow.
+const SCHEMA_CACHE_ENTRIES: usize = 256;
+
+thread_local! {
+    static SCHEMAS: RefCell<HashMap<Box<[u8]>, SchemaRef>> = RefCell::new(HashMap::new());
+}
+
+impl SchemaCache {
+    fn get(header: &[u8]) -> Option<SchemaRef> {
+        SCHEMAS.with_borrow(|schemas| schemas.get(header).cloned())
+    }
+
+    fn put(header: Vec<u8>, schema: &SchemaRef) {
+        SCHEMAS.with_borrow_mut(|schemas| {
+            if schemas.len() >= SCHEMA_CACHE_ENTRIES {
+                schemas.clear();
+            }
+            schemas.insert(header.into_boxed_slice(), Arc::clone(schema));
+        });
+    }
+}
+
+/// Reads a schema message, through [`SchemaCache`].
+fn read_schema<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame<SchemaRef>> {
+    let header = match read_header(reader, limits)? {
+        Frame::Message(header) => header,
+        Frame::EndOfStream => return Ok(Frame::EndOfStream),
+        Frame::Eof => return Ok(Frame::Eof),
+    };
+    // Equal bytes are an equal message, body length included, and only
+    // messages without a body are cached: nothing is left unread on a hit.
+    if let Some(schema) = SchemaCache::get(&header) {
+        return Ok(Frame::Message(schema));
+    }
+    let message = verify_header(&header)?;
+    let body = read_body(reader, &message, limits)?;
+    let decoded = message.header_as_schema().ok_or_else(|| {
+        WireError::Malformed(format!(
+            "expected a schema message, got {:?}",
+            message.header_type()
+        ))
+    })?;
+    let schema = Arc::new(arrow_ipc::convert::try_fb_to_schema(decoded)?);
+    if body.is_empty() {
+        SchemaCache::put(header, &schema);
+    }
+    Ok(Frame::Message(schema))
 }
 
 fn custom_metadata(message: &arrow_ipc::Message<'_>) -> Metadata {
@@ -197,16 +277,7 @@ impl<R: Read> StreamReader<R> {
     /// Opens the next IPC stream; `Ok(None)` means the byte stream ended
     /// cleanly where a new IPC stream would start (the peer hung up).
     pub fn try_open(mut reader: R, limits: ReadLimits) -> Result<Option<Self>> {
-        let frame = read_frame(&mut reader, &limits, |message, _body| {
-            let schema = message.header_as_schema().ok_or_else(|| {
-                WireError::Malformed(format!(
-                    "expected a schema message, got {:?}",
-                    message.header_type()
-                ))
-            })?;
-            Ok(Arc::new(arrow_ipc::convert::try_fb_to_schema(schema)?))
-        })?;
-        let schema = match frame {
+        let schema = match read_schema(&mut reader, &limits)? {
             Frame::Eof => return Ok(None),
             Frame::EndOfStream => {
                 return Err(WireError::Malformed(
@@ -807,6 +878,27 @@ mod tests {
     fn batches_keep_their_metadata_and_values() {
         assert_round_trip_with_metadata(&varied_batches());
         assert_round_trip_with_metadata(&large_and_small_batches());
+    }
+
+    #[test]
+    fn repeated_schemas_are_decoded_once_per_thread() {
+        let batch = sample();
+        let bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap();
+        let first = StreamReader::open(bytes.as_slice()).unwrap();
+        let second = StreamReader::open(bytes.as_slice()).unwrap();
+        assert!(Arc::ptr_eq(first.schema(), second.schema()));
+        // Past the cache's bound every schema still reads correctly.
+        for width in 1..=SCHEMA_CACHE_ENTRIES + 8 {
+            let fields: Vec<_> = (0..width % 5 + 1)
+                .map(|i| Field::new(format!("c{i}_{width}"), DataType::Int64, true))
+                .collect();
+            let schema = Arc::new(Schema::new(fields));
+            let bytes = write_stream_bytes(&schema, std::iter::empty()).unwrap();
+            let (read, batches) = read_stream_bytes(&bytes).unwrap();
+            assert_eq!(read, schema);
+            assert!(batches.is_empty());
+        }
+        assert!(SCHEMAS.with_borrow(HashMap::len) <= SCHEMA_CACHE_ENTRIES);
     }
 
     #[test]
