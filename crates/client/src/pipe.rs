@@ -15,6 +15,7 @@ use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter};
 use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::Request;
+use vgirpc_wire::shm as layout;
 
 use crate::ClientError;
 use crate::client::{Received, Special, open_response, receive};
@@ -286,7 +287,7 @@ impl<'a, R: Read, W: Write> PipeStream<'a, R, W> {
             return Err(ClientError::StreamClosed);
         };
         let stored = match self.shm {
-            Some(segment) if batch.num_rows() > 0 => segment.put(batch)?,
+            Some(segment) if layout::worth_offloading(batch) => segment.put(batch)?,
             _ => None,
         };
         match stored {

@@ -309,9 +309,7 @@ impl SideChannel for ShmChannel {
     }
 
     fn offload(&self, batch: RecordBatch, metadata: Metadata) -> (RecordBatch, Metadata) {
-        // Zero-row batches (logs, errors, empty results) stay on the pipe:
-        // they are small, and readers classify them by their metadata.
-        if batch.num_rows() == 0 {
+        if !layout::worth_offloading(&batch) {
             return (batch, metadata);
         }
         match self.write_batch(&batch) {

@@ -102,6 +102,12 @@ fn ints(values: &[i64]) -> RecordBatch {
     .unwrap()
 }
 
+/// Enough integers, from `start` on, for a batch worth a segment region
+/// (at least `MIN_OFFLOAD_BYTES`).
+fn many(start: i64) -> Vec<i64> {
+    (start..start + 10_000).collect()
+}
+
 fn dict_schema() -> SchemaRef {
     let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     Arc::new(Schema::new(vec![Field::new("d", dict, true)]))
@@ -487,23 +493,27 @@ fn a_segment_replaced_between_requests_of_a_connection_is_mapped_anew() {
 
 #[test]
 fn a_kept_segment_whose_header_is_corrupted_is_refused_on_the_next_request() {
-    let segment = Arc::new(TestSegment::create(CORRUPT_SIZE));
-    let params = length_params("length", 5);
+    let size = HEADER_SIZE + 1024 * 1024;
+    let segment = Arc::new(TestSegment::create(size));
+    let params = length_params("length", 100_000);
     let call = || request(&params, &segment.request("text"));
     let corrupted = Arc::clone(&segment);
     let corrupt: Box<dyn FnOnce()> = Box::new(move || {
-        corrupted.write_fixed_header(b"NOPE", 1, CORRUPT_SIZE - HEADER_SIZE, 0);
+        corrupted.write_fixed_header(b"NOPE", 1, size - HEADER_SIZE, 0);
     });
     let streams = serve_staged(call(), vec![(corrupt, call())]);
-    assert_eq!(text_of(&segment, &streams[0][0]), "xxxxx");
+    assert_eq!(text_of(&segment, &streams[0][0]), "x".repeat(100_000));
     assert!(error_of(&streams[1]).message.contains("bad shm magic"));
 }
 
 #[test]
 fn exchange_inputs_are_resolved_and_freed_when_the_next_arrives() {
     let segment = TestSegment::create(HEADER_SIZE + 1024 * 1024);
-    let first = segment.store(&segment_bytes(&ints(&[1, 2, 3]), false));
-    let last = segment.store(&segment_bytes(&ints(&[7, 8]), false));
+    // Longer than the others, so an output placed where it was freed is
+    // told apart from it.
+    let first_values: Vec<i64> = (1..12_001).collect();
+    let first = segment.store(&segment_bytes(&ints(&first_values), false));
+    let last = segment.store(&segment_bytes(&ints(&many(7)), false));
     let pointer_to = |md: &Metadata| {
         let md = md.clone().with("user.key", "kept");
         (empty_batch(&ints_schema()), md)
@@ -513,14 +523,14 @@ fn exchange_inputs_are_resolved_and_freed_when_the_next_arrives() {
         &ints_schema(),
         &[
             pointer_to(&first),
-            (ints(&[4, 5]), Metadata::new()),
+            (ints(&many(4)), Metadata::new()),
             pointer_to(&last),
         ],
     ));
     let streams = serve(bytes);
     let outputs = &streams[0];
     assert_eq!(outputs.len(), 3);
-    let expected = [ints(&[1, 2, 3]), ints(&[4, 5]), ints(&[7, 8])];
+    let expected = [ints(&first_values), ints(&many(4)), ints(&many(7))];
     for (output, expected) in outputs.iter().zip(&expected) {
         assert!(is_pointer(output), "{:?}", output.metadata);
         assert_eq!(&read_pointer(&segment, output, false), expected);
@@ -553,7 +563,7 @@ fn exchange_inputs_are_resolved_and_freed_when_the_next_arrives() {
 #[test]
 fn dictionary_batches_are_stored_without_schema_and_end_marker() {
     let segment = TestSegment::create(HEADER_SIZE + 1024 * 1024);
-    let batch = dict_batch(&["red", "green", "red", "blue"]);
+    let batch = dict_batch(&["red", "green", "red", "blue"].repeat(5_000));
     let stored = segment_bytes(&batch, true);
     assert!(!stored.ends_with(&EOS));
     let pointer_md = segment.store(&stored);
@@ -570,25 +580,29 @@ fn dictionary_batches_are_stored_without_schema_and_end_marker() {
 
 #[test]
 fn a_full_segment_sends_batches_inline() {
-    let segment = TestSegment::create(HEADER_SIZE + 4096);
-    let mut bytes = request(&length_params("count", 10_000), &segment.request("rows"));
-    bytes.extend(ticks(2));
-    bytes.extend(request(
-        &length_params("count", 3),
-        &segment.request("rows"),
-    ));
-    bytes.extend(ticks(2));
+    let segment = TestSegment::create(HEADER_SIZE + 256 * 1024);
+    let mut bytes = Vec::new();
+    for count in [100_000, 8_000, 3] {
+        bytes.extend(request(
+            &length_params("count", count),
+            &segment.request("rows"),
+        ));
+        bytes.extend(ticks(2));
+    }
     let streams = serve(bytes);
-    let large = &streams[0][0];
-    assert!(!is_pointer(large));
-    assert_eq!(large.batch, rows_batch(10_000));
-    assert!(!large.metadata.contains(metadata::SHM_OFFSET));
-    let small = &streams[1][0];
+    let too_large = &streams[0][0];
+    assert!(!is_pointer(too_large));
+    assert_eq!(too_large.batch, rows_batch(100_000));
+    assert!(!too_large.metadata.contains(metadata::SHM_OFFSET));
+    let fitting = &streams[1][0];
     assert!(
-        is_pointer(small),
+        is_pointer(fitting),
         "a batch that fits still uses the segment"
     );
-    assert_eq!(read_pointer(&segment, small, false), rows_batch(3));
+    assert_eq!(read_pointer(&segment, fitting, false), rows_batch(8_000));
+    let small = &streams[2][0];
+    assert!(!is_pointer(small), "a small batch is cheaper inline");
+    assert_eq!(small.batch, rows_batch(3));
 }
 
 /// Runs one `echo_ints` exchange whose only input is a pointer batch with
@@ -658,11 +672,11 @@ fn malformed_pointers_and_region_contents_are_errors_not_crashes() {
 fn freeing_a_region_the_table_does_not_hold_does_not_fail_the_stream() {
     // The client edits the allocation table too, so a region missing from
     // it is logged and left alone rather than failing the call.
-    let segment = TestSegment::create(HEADER_SIZE + 64 * 1024);
+    let segment = TestSegment::create(HEADER_SIZE + 1024 * 1024);
     // A valid batch the client wrote without recording an allocation, away
     // from where the server's outputs will go.
-    let offset = HEADER_SIZE + 32 * 1024;
-    let stream = segment_bytes(&ints(&[1]), false);
+    let offset = HEADER_SIZE + 512 * 1024;
+    let stream = segment_bytes(&ints(&many(1)), false);
     segment.file.write_all_at(&stream, offset).unwrap();
     let pointer_to = || {
         let md = pointer(offset, stream.len() as u64);
@@ -732,9 +746,11 @@ fn corrupt_headers_are_refused_with_a_clear_error() {
 fn a_corrupt_allocation_table_costs_an_inline_batch_not_the_call() {
     // The client rewrites the table as it releases our outputs, so a table
     // that does not make sense is worked around rather than refused.
-    let segment = TestSegment::create(CORRUPT_SIZE);
-    segment.set_allocations(&[(HEADER_SIZE, CORRUPT_SIZE)]);
-    let params = length_params("length", 5);
+    let size = HEADER_SIZE + 1024 * 1024;
+    let segment = TestSegment::create(size);
+    // A region reaching past the end of the segment.
+    segment.set_allocations(&[(HEADER_SIZE, size)]);
+    let params = length_params("length", 100_000);
     let streams = serve(request(&params, &segment.request("text")));
     let last = streams[0].last().unwrap();
     assert_eq!(last.batch.num_rows(), 1, "the result arrives inline");

@@ -32,6 +32,20 @@ const ENTRY_SIZE: usize = 16;
 /// As many entries as fit in the header.
 pub const MAX_ALLOCS: usize = (HEADER_SIZE as usize - FIXED_SIZE) / ENTRY_SIZE;
 
+/// Smallest batch, by Arrow memory size, worth moving through a segment.
+/// Below it the table update, the copy into the segment and the pointer
+/// batch cost more than sending the bytes inline, which the protocol
+/// always allows (a full segment does the same).
+pub const MIN_OFFLOAD_BYTES: usize = 64 * 1024;
+
+/// Whether `batch` should travel through a segment rather than inline:
+/// data batches of at least [`MIN_OFFLOAD_BYTES`]. Zero-row batches (logs,
+/// errors, empty results) always stay inline, where readers classify them
+/// by their metadata.
+pub fn worth_offloading(batch: &RecordBatch) -> bool {
+    batch.num_rows() > 0 && batch.get_array_memory_size() >= MIN_OFFLOAD_BYTES
+}
+
 /// Why segment bytes were refused: a corrupt header or table, a pointer
 /// outside the segment, or a region that holds no batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
