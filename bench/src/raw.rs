@@ -11,6 +11,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd as _;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,10 @@ use crate::stats::{median, percentile};
 /// Bytes per ping-pong message: about the size of a small unary request
 /// and of its answer (a void_noop request is 392 bytes, its answer 240).
 pub(crate) const PING_BYTES: usize = 320;
+
+/// Kernel buffer of each bare pipe: what `vgirpc-pipe` asks for on its
+/// stdin and stdout (Linux's limit for unprivileged processes).
+const PIPE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Chunk written and read per system call when measuring bandwidth.
 const CHUNK: usize = 1 << 20;
@@ -248,6 +253,12 @@ impl Peer {
                 let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                     bail!("the raw peer has no pipes");
                 };
+                // The pipe transport grows its pipes the same way, so the
+                // bare pipe is measured at the size the servers use.
+                for pipe in [stdin.as_fd(), stdout.as_fd()] {
+                    rustix::pipe::fcntl_setpipe_size(pipe, PIPE_BUFFER_BYTES)
+                        .context("growing the raw peer's pipe")?;
+                }
                 Peer {
                     child,
                     reader: Box::new(stdout),
