@@ -139,11 +139,13 @@ fn check_shm(command: Command) {
         client.transport().segment().regions_in_use().unwrap()
     };
 
+    // Large enough that both sides use the segment rather than the pipe.
+    let text = "x".repeat(100_000);
     let result = svc
         .dynamic()
-        .call("echo_string", &echo_params("hi"))
+        .call("echo_string", &echo_params(&text))
         .unwrap();
-    assert_eq!(result.batch.column(0).as_string::<i32>().value(0), "hi");
+    assert_eq!(result.batch.column(0).as_string::<i32>().value(0), text);
     assert_eq!(
         result.metadata.get(metadata::SHM_SOURCE),
         Some(name.as_str()),
@@ -152,10 +154,10 @@ fn check_shm(command: Command) {
     assert_eq!(in_use(&svc), 0, "the client freed the result region");
 
     let mut session = svc.exchange_accumulate().unwrap();
-    let out = session.exchange(&value_batch(&[1.0, 2.0])).unwrap();
-    assert_eq!(float(&out, "running_sum"), 3.0);
-    let out = session.exchange(&value_batch(&[10.0])).unwrap();
-    assert_eq!(float(&out, "running_sum"), 13.0);
+    let out = session.exchange(&value_batch(&[1.0; 10_000])).unwrap();
+    assert_eq!(float(&out, "running_sum"), 10_000.0);
+    let out = session.exchange(&value_batch(&[10.0; 10_000])).unwrap();
+    assert_eq!(float(&out, "running_sum"), 110_000.0);
     session.close().unwrap();
     drop(session);
     // Only the last input is left: the server freed the first when the
@@ -497,7 +499,9 @@ fn gateway_errors_are_retried_for_repeatable_requests_only() {
     );
 
     // A producer's continuation asks for the same batches again: retried.
-    let (port, seen) = proxy(upstream, |line, before| {
+    // A one-byte response cap makes the producer continue turn by turn.
+    let turn_by_turn = in_process_server(HttpConfig::new().with_max_response_bytes(1));
+    let (port, seen) = proxy(turn_by_turn, |line, before| {
         line.contains("/produce_n/exchange") && before == 0
     });
     let mut svc = client(port);

@@ -22,6 +22,7 @@ mod sticky;
 
 use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -144,6 +145,8 @@ pub struct HttpTransport {
     options: HttpOptions,
     /// The open sticky session, while a [`StickySession`] scope lasts.
     session: Option<SessionState>,
+    /// Requests sent so far, retries included.
+    requests: AtomicU64,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -228,6 +231,7 @@ impl HttpTransport {
             endpoint: format!("{base}{}", options.prefix),
             options,
             session: None,
+            requests: AtomicU64::new(0),
         })
     }
 
@@ -313,6 +317,13 @@ impl HttpTransport {
         }
     }
 
+    /// HTTP requests this transport has sent, retries included: how many
+    /// round trips the calls so far took. A producer stream on a server
+    /// without a response cap takes one.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     fn send_once(
         &self,
         method: Method,
@@ -320,6 +331,7 @@ impl HttpTransport {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Reply, Failure> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = Request::builder()
             .method(method)
             .uri(url)

@@ -6,6 +6,7 @@
 //! the runtime's blocking threads, one request per thread.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -33,6 +34,15 @@ use crate::storage::UploadUrlProvider;
 pub(crate) const UPLOAD_URL_METHOD: &str = "__upload_url__";
 /// The most URL pairs one upload-URL request may ask for.
 const MAX_UPLOAD_URLS: i64 = 100;
+
+/// Without a response cap, a producer turn still ends once its body holds
+/// this much, which bounds the memory a long stream's response takes.
+const UNCAPPED_TURN_BYTES: u64 = 16 << 20;
+
+/// Without a response cap, a producer turn also ends after this long, so a
+/// slow producer's batches reach the client as they come rather than all at
+/// the end. Fast ones finish well within it, in one response.
+const UNCAPPED_TURN_TIME: Duration = Duration::from_millis(250);
 
 /// What an endpoint answers: a status and an Arrow IPC body.
 #[derive(Debug)]
@@ -439,8 +449,10 @@ impl Rpc {
     }
 
     /// Runs a producer until it finishes, fails, or the body reaches
-    /// `max_response_bytes` (without a cap: one batch per request), and then
-    /// hands out a continuation token. Appends one IPC stream to `out`.
+    /// `max_response_bytes`, and then hands out a continuation token.
+    /// Without a cap a turn ends at [`UNCAPPED_TURN_BYTES`] or after
+    /// [`UNCAPPED_TURN_TIME`], so a short stream arrives in one response.
+    /// Appends one IPC stream to `out`.
     ///
     /// The wire cap is soft here (the token covers the overshoot); the
     /// external cap is hard and is checked before each upload.
@@ -468,6 +480,7 @@ impl Rpc {
                 writer.write(batch, md)?;
             }
             let mut uploaded = 0;
+            let turn_started = Instant::now();
             loop {
                 let entries = match stream.step(tick()) {
                     Step::Continue(entries) => entries,
@@ -503,7 +516,17 @@ impl Rpc {
                     }
                 }
                 let written = (writer.get_mut().len() - start) as u64;
-                if self.max_response_bytes.is_some_and(|cap| written < cap) {
+                let room = match self.max_response_bytes {
+                    Some(cap) => written < cap,
+                    // An exchange without input columns is driven like a
+                    // producer here, as the reference does, but must still
+                    // answer each turn's input with one output.
+                    None if stream.is_exchange() => false,
+                    None => {
+                        written < UNCAPPED_TURN_BYTES && turn_started.elapsed() < UNCAPPED_TURN_TIME
+                    }
+                };
+                if room {
                     continue;
                 }
                 match self.mint(stream, caller) {

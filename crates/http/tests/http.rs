@@ -164,6 +164,12 @@ fn keyed() -> HttpConfig {
     HttpConfig::new().with_token_key(TokenKey::new(b"test key"))
 }
 
+/// A one-byte response cap: every producer turn ends after its first
+/// batch, with a continuation token.
+fn turn_by_turn() -> HttpConfig {
+    keyed().with_max_response_bytes(1)
+}
+
 struct Reply {
     status: StatusCode,
     headers: HeaderMap,
@@ -608,8 +614,8 @@ async fn zstd_bodies_both_ways() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn producers_continue_with_tokens_on_any_worker_sharing_the_key() {
-    let a = start(keyed()).await;
-    let b = start(keyed()).await;
+    let a = start(turn_by_turn()).await;
+    let b = start(turn_by_turn()).await;
     let mut reply = call(
         a.addr,
         "/count/init",
@@ -617,7 +623,6 @@ async fn producers_continue_with_tokens_on_any_worker_sharing_the_key() {
     )
     .await;
     let mut seen = reply.ints();
-    // Without a response cap, every turn carries one batch and a token.
     let mut servers = [b.addr, a.addr].into_iter().cycle();
     while let Some(token) = reply.token() {
         let next = servers.next().unwrap();
@@ -631,6 +636,34 @@ async fn producers_continue_with_tokens_on_any_worker_sharing_the_key() {
         seen.extend(reply.ints());
     }
     assert_eq!(seen, [0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_cap_a_short_producer_arrives_in_one_response() {
+    let server = start(keyed()).await;
+    let reply = call(
+        server.addr,
+        "/count/init",
+        request("count", vec![("limit", int(500))]),
+    )
+    .await;
+    assert_eq!(reply.ints(), (0..500).collect::<Vec<_>>());
+    assert_eq!(reply.token(), None, "no continuation was needed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_cap_an_endless_producer_still_hands_out_a_token() {
+    let server = start(keyed()).await;
+    let reply = call(
+        server.addr,
+        "/count/init",
+        request("count", vec![("limit", int(i64::MAX))]),
+    )
+    .await;
+    let ints = reply.ints();
+    assert!(!ints.is_empty());
+    assert_eq!(ints, (0..ints.len() as i64).collect::<Vec<_>>());
+    assert!(reply.token().is_some(), "the turn ended with a token");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -694,8 +727,13 @@ async fn exchanges_carry_a_fresh_token_on_every_output() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn foreign_and_tampered_tokens_are_400() {
-    let ours = start(keyed()).await;
-    let theirs = start(HttpConfig::new().with_token_key(TokenKey::new(b"other key"))).await;
+    let ours = start(turn_by_turn()).await;
+    let theirs = start(
+        HttpConfig::new()
+            .with_token_key(TokenKey::new(b"other key"))
+            .with_max_response_bytes(1),
+    )
+    .await;
     let reply = call(
         theirs.addr,
         "/count/init",
@@ -750,7 +788,7 @@ async fn foreign_and_tampered_tokens_are_400() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_ends_the_stream_with_an_empty_answer() {
-    let server = start(keyed()).await;
+    let server = start(turn_by_turn()).await;
     let reply = call(
         server.addr,
         "/count/init",
@@ -766,7 +804,7 @@ async fn cancel_ends_the_stream_with_an_empty_answer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn states_without_stream_state_fail_clearly_over_http() {
-    let server = start(keyed()).await;
+    let server = start(turn_by_turn()).await;
     let reply = call(server.addr, "/forgetful/init", request("forgetful", vec![])).await;
     // The first batch is produced; handing out the token is what fails.
     assert_eq!(reply.ints(), [0]);
@@ -860,7 +898,11 @@ async fn every_call_and_stream_turn_reaches_the_hooks() {
         "t".to_owned(),
         AuthContext::authenticated("bearer", "alice"),
     )];
-    let server = start_with(server, keyed().with_authenticate(bearer_static(tokens))).await;
+    let server = start_with(
+        server,
+        turn_by_turn().with_authenticate(bearer_static(tokens)),
+    )
+    .await;
     let authorized = |path: &str, body: Vec<u8>| {
         post(path, body.clone())
             .header("authorization", "Bearer t")

@@ -168,7 +168,10 @@ fn token_of(body: &[u8]) -> Option<String> {
 async fn each_stream_turn_runs_in_an_rpc_span_with_the_stream_id() {
     let capture = capture();
     let server = Server::new(TickerServer::new(Impl)).unwrap();
-    let config = HttpConfig::new().with_token_key(TokenKey::new(b"span test key"));
+    // A one-byte cap: every producer turn ends after one batch, with a token.
+    let config = HttpConfig::new()
+        .with_token_key(TokenKey::new(b"span test key"))
+        .with_max_response_bytes(1);
     let http = HttpServer::new(server, config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
