@@ -222,6 +222,7 @@ async fn load_run(
         wall_s,
         cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
         client_cpu_s: generator_before.zip(generator_after).map(|(b, a)| a - b),
+        http_requests: None,
         bytes: 0,
         latencies_us: Vec::new(),
     };

@@ -411,6 +411,7 @@ fn spawn_first_reply(
                     wall_s,
                     cpu_s,
                     client_cpu_s: None,
+                    http_requests: None,
                     bytes: 0,
                     latencies_us: vec![wall_s * 1e6],
                 });

@@ -630,6 +630,7 @@ mod tests {
             wall_s: 1.0,
             cpu_s: Some(server_cpu_s),
             client_cpu_s: Some(0.5),
+            http_requests: None,
             bytes: 0,
             latencies_us: vec![100.0],
         }

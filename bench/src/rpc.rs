@@ -7,6 +7,7 @@
 
 use anyhow::{Context as _, Result};
 use arrow_array::RecordBatch;
+use vgirpc_client::http::HttpTransport;
 use vgirpc_client::{Client, Transport};
 
 /// A connection to one server, driven by one workload at a time.
@@ -33,6 +34,44 @@ pub(crate) trait Rpc {
         input: &RecordBatch,
         each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
     ) -> Result<()>;
+
+    /// HTTP requests sent so far, on HTTP connections.
+    fn http_requests(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Our HTTP client, which also counts its requests.
+pub(crate) struct HttpRpc(pub(crate) Client<HttpTransport>);
+
+impl Rpc for HttpRpc {
+    fn unary(&mut self, method: &str, params: &RecordBatch) -> Result<RecordBatch> {
+        self.0.unary(method, params)
+    }
+
+    fn produce(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        self.0.produce(method, params, each)
+    }
+
+    fn exchange(
+        &mut self,
+        method: &str,
+        params: &RecordBatch,
+        rounds: usize,
+        input: &RecordBatch,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        self.0.exchange(method, params, rounds, input, each)
+    }
+
+    fn http_requests(&self) -> Option<u64> {
+        Some(self.0.transport().requests_sent())
+    }
 }
 
 impl<T: Transport> Rpc for Client<T> {

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use vgirpc_client::http::{HttpOptions, HttpTransport};
 use vgirpc_client::{Client, ShmSegment, SubprocessOptions};
 
-use crate::rpc::Rpc;
+use crate::rpc::{HttpRpc, Rpc};
 
 /// Size of the client's shared-memory segment: room for the largest
 /// workload's 8 MB batches in both directions.
@@ -188,7 +188,7 @@ impl Workers {
                     .with_context(|| format!("an HTTP client for {url}"))?;
                 let pid = listener.child.id();
                 Ok(Endpoint {
-                    rpc: Box::new(Client::new(transport)),
+                    rpc: Box::new(HttpRpc(Client::new(transport))),
                     pid,
                     http_address: Some(address),
                     _listener: Some(listener),

@@ -34,6 +34,8 @@ pub(crate) enum Metric {
     /// This driver's CPU over the run divided by wall time: how many cores
     /// the load generator kept busy.
     GeneratorCores,
+    /// HTTP requests per operation (http only).
+    RequestsPerOp,
 }
 
 impl Metric {
@@ -48,6 +50,7 @@ impl Metric {
             Metric::CpuUsPerOp => format!("server CPU µs/{op}"),
             Metric::CpuMsPerOp => format!("server CPU ms/{op}"),
             Metric::GeneratorCores => "load generator CPU, cores".to_owned(),
+            Metric::RequestsPerOp => format!("HTTP requests/{op}"),
         }
     }
 
@@ -62,6 +65,7 @@ impl Metric {
             Metric::CpuUsPerOp => format!("server_cpu_us_per_{op}"),
             Metric::CpuMsPerOp => format!("server_cpu_ms_per_{op}"),
             Metric::GeneratorCores => "generator_cpu_cores".to_owned(),
+            Metric::RequestsPerOp => format!("http_requests_per_{op}"),
         }
     }
 
@@ -91,6 +95,8 @@ pub(crate) struct Run {
     pub(crate) cpu_s: Option<f64>,
     /// This driver's CPU over the run: the client's share of the cost.
     pub(crate) client_cpu_s: Option<f64>,
+    /// HTTP requests the client sent over the run (http only).
+    pub(crate) http_requests: Option<u64>,
     /// Payload bytes moved, both directions.
     pub(crate) bytes: u64,
     pub(crate) latencies_us: Vec<f64>,
@@ -108,6 +114,7 @@ impl Run {
             Metric::CpuUsPerOp => self.cpu_s.map(|cpu| cpu * 1e6 / ops),
             Metric::CpuMsPerOp => self.cpu_s.map(|cpu| cpu * 1e3 / ops),
             Metric::GeneratorCores => self.client_cpu_s.map(|cpu| cpu / self.wall_s),
+            Metric::RequestsPerOp => self.http_requests.map(|requests| requests as f64 / ops),
         }
     }
 
@@ -117,6 +124,7 @@ impl Run {
             "wall_s": self.wall_s,
             "server_cpu_s": self.cpu_s,
             "client_cpu_s": self.client_cpu_s,
+            "http_requests": self.http_requests,
             "bytes": self.bytes,
             "p50_us": percentile(&self.latencies_us, 50.0),
             "p99_us": percentile(&self.latencies_us, 99.0),
@@ -260,7 +268,7 @@ pub(crate) fn all(sizes: Sizes) -> Result<Vec<Workload>> {
             name: "produce_n_50",
             description: "produce_n(50): 50 one-row batches".to_owned(),
             op: "stream",
-            metrics: &[Metric::MsPerOp, Metric::CpuMsPerOp],
+            metrics: &[Metric::MsPerOp, Metric::CpuMsPerOp, Metric::RequestsPerOp],
             job: Job::Produce {
                 method: "produce_n",
                 params: int_params(&[("count", 50)])?,
@@ -417,6 +425,7 @@ impl Workload {
         let client = std::process::id();
         let client_before = cpu_seconds(client).ok();
         let cpu_before = cpu_seconds(endpoint.pid).ok();
+        let requests_before = endpoint.rpc.http_requests();
         let start = Instant::now();
         let mut ops = 0;
         let mut bytes = 0;
@@ -430,6 +439,7 @@ impl Workload {
         let wall_s = start.elapsed().as_secs_f64();
         let cpu_after = cpu_seconds(endpoint.pid).ok();
         let client_after = cpu_seconds(client).ok();
+        let requests_after = endpoint.rpc.http_requests();
         let delta = |before: Option<f64>, after: Option<f64>| {
             before.zip(after).map(|(before, after)| after - before)
         };
@@ -438,6 +448,9 @@ impl Workload {
             wall_s,
             cpu_s: delta(cpu_before, cpu_after),
             client_cpu_s: delta(client_before, client_after),
+            http_requests: requests_before
+                .zip(requests_after)
+                .map(|(before, after)| after - before),
             bytes,
             latencies_us,
         })
@@ -620,10 +633,12 @@ mod tests {
             wall_s: 2.0,
             cpu_s: Some(0.1),
             client_cpu_s: Some(0.5),
+            http_requests: Some(300),
             bytes: 0,
             latencies_us: Vec::new(),
         };
         assert_eq!(run.metric(Metric::GeneratorCores), Some(0.25));
+        assert_eq!(run.metric(Metric::RequestsPerOp), Some(3.0));
         assert_eq!(run.metric(Metric::CpuUsPerOp), Some(1000.0));
         assert_eq!(Metric::GeneratorCores.advantage(0.5, 0.25), None);
         assert_eq!(Metric::OpsPerSec.advantage(30.0, 10.0), Some(3.0));
