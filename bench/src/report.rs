@@ -567,7 +567,12 @@ fn workload_table(out: &mut String, workloads: &[WorkloadResult]) {
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|");
     for w in workloads {
-        for (i, metric) in w.metrics.iter().enumerate() {
+        // Metrics no server reported on this transport (HTTP requests off
+        // HTTP) get no row.
+        let reported = w.metrics.iter().filter(|m| {
+            w.median(Server::Ours, **m).is_some() || w.median(Server::Reference, **m).is_some()
+        });
+        for (i, metric) in reported.enumerate() {
             let name = if i == 0 { w.name } else { "" };
             let _ = writeln!(
                 out,
