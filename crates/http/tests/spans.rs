@@ -1,8 +1,7 @@
 //! Every HTTP stream turn runs inside the `rpc` span of its stream, so
 //! tracing layers see one stream id across the requests of one stream.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -11,15 +10,14 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::field::{Field as TracingField, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::SubscriberExt;
 use vgirpc::wire::ipc::{StreamReader, empty_schema, write_stream_bytes};
 use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::Request as RpcRequest;
 use vgirpc::{ArrowStruct, CallContext, OutputCollector, ProducerState, RpcError, Server, Stream};
 use vgirpc_http::{HttpConfig, HttpServer, TokenKey};
+use vgirpc_test_support::SpanCapture;
 
 /// Service used by this test.
 #[vgirpc::service]
@@ -56,73 +54,12 @@ impl Ticker for Impl {
     }
 }
 
-type Fields = BTreeMap<String, String>;
-
-/// The `rpc` span fields each "producing" event happened in.
-#[derive(Clone, Default)]
-struct Capture {
-    spans: Arc<Mutex<BTreeMap<u64, (String, Fields)>>>,
-    turns: Arc<Mutex<Vec<Fields>>>,
-}
-
-struct Collect<'a>(&'a mut Fields);
-
-impl Visit for Collect<'_> {
-    fn record_debug(&mut self, field: &TracingField, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &TracingField, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S>
-    for Capture
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        attrs.record(&mut Collect(&mut fields));
-        let name = attrs.metadata().name().to_owned();
-        self.spans
-            .lock()
-            .unwrap()
-            .insert(id.into_u64(), (name, fields));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        if let Some((_, fields)) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Collect(fields));
-        }
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        event.record(&mut Collect(&mut fields));
-        if fields.get("message").map(String::as_str) != Some("producing") {
-            return;
-        }
-        let span = ctx
-            .lookup_current()
-            .and_then(|span| {
-                self.spans
-                    .lock()
-                    .unwrap()
-                    .get(&span.id().into_u64())
-                    .cloned()
-            })
-            .filter(|(name, _)| name == "rpc")
-            .map(|(_, fields)| fields)
-            .unwrap_or_default();
-        self.turns.lock().unwrap().push(span);
-    }
-}
-
-/// Handlers run on the runtime's blocking threads, so the capture must be
+/// Handlers run on the runtime's threads, not the test's, so the capture must be
 /// the global subscriber; this test binary holds only this test.
-fn capture() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+fn capture() -> &'static SpanCapture {
+    static CAPTURE: OnceLock<SpanCapture> = OnceLock::new();
     CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
+        let capture = SpanCapture::default();
         tracing::subscriber::set_global_default(Registry::default().with(capture.clone()))
             .expect("no other global subscriber in this test binary");
         capture
@@ -197,7 +134,7 @@ async fn each_stream_turn_runs_in_an_rpc_span_with_the_stream_id() {
     }
     assert!(requests > 1, "the stream took several HTTP requests");
 
-    let turns = capture.turns.lock().unwrap().clone();
+    let turns = capture.spans_of("producing", "rpc");
     assert_eq!(turns.len(), 3, "one event per produced batch: {turns:?}");
     for span in &turns {
         assert_eq!(span["otel.name"], "rpc count");

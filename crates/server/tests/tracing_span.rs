@@ -1,16 +1,13 @@
 //! Every dispatch runs inside an `rpc` span that tracing layers (Sentry,
 //! OpenTelemetry) can attach to.
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use tracing::field::{Field as TracingField, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::SubscriberExt;
 use vgirpc::wire::ipc::{StreamWriter, empty_schema, write_stream_bytes};
 use vgirpc::wire::log::empty_batch;
 use vgirpc::wire::metadata::Metadata;
@@ -18,6 +15,7 @@ use vgirpc::wire::request::Request;
 use vgirpc::{
     CallContext, OutputCollector, ProducerState, RpcError, Server, Stream, TransportKind,
 };
+use vgirpc_test_support::{Fields, SpanCapture};
 
 /// Service used by this test.
 #[vgirpc::service]
@@ -54,69 +52,8 @@ impl Traced for Impl {
     }
 }
 
-type Fields = BTreeMap<String, String>;
-
-/// An event's message and the fields of the `rpc` span it happened in.
-type Event = (String, Option<Fields>);
-
-/// Records each span's fields, and which span each event happened in.
-#[derive(Clone, Default)]
-struct Capture {
-    spans: Arc<Mutex<BTreeMap<u64, (String, Fields)>>>,
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-struct Collect<'a>(&'a mut Fields);
-
-impl Visit for Collect<'_> {
-    fn record_debug(&mut self, field: &TracingField, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &TracingField, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S>
-    for Capture
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        attrs.record(&mut Collect(&mut fields));
-        let name = attrs.metadata().name().to_owned();
-        self.spans
-            .lock()
-            .unwrap()
-            .insert(id.into_u64(), (name, fields));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        if let Some((_, fields)) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Collect(fields));
-        }
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        event.record(&mut Collect(&mut fields));
-        let span = ctx
-            .lookup_current()
-            .and_then(|span| {
-                self.spans
-                    .lock()
-                    .unwrap()
-                    .get(&span.id().into_u64())
-                    .cloned()
-            })
-            .filter(|(name, _)| name == "rpc")
-            .map(|(_, fields)| fields);
-        let message = fields.remove("message").unwrap_or_default();
-        self.events.lock().unwrap().push((message, span));
-    }
-}
-
-fn run(input: Vec<u8>) -> Capture {
-    let capture = Capture::default();
+fn run(input: Vec<u8>) -> SpanCapture {
+    let capture = SpanCapture::default();
     let subscriber = Registry::default().with(capture.clone());
     tracing::subscriber::with_default(subscriber, || {
         let server = Server::new(TracedServer::new(Impl)).unwrap();
@@ -127,13 +64,10 @@ fn run(input: Vec<u8>) -> Capture {
     capture
 }
 
-fn span_of(capture: &Capture, message: &str) -> Fields {
-    let events = capture.events.lock().unwrap();
-    let (_, span) = events
-        .iter()
-        .find(|(m, _)| m == message)
-        .unwrap_or_else(|| panic!("no event {message:?}"));
-    span.clone().expect("the event happened inside an rpc span")
+fn span_of(capture: &SpanCapture, message: &str) -> Fields {
+    capture
+        .span_of(message, "rpc")
+        .unwrap_or_else(|| panic!("no event {message:?} inside an rpc span"))
 }
 
 #[test]
