@@ -11,11 +11,6 @@
 //! and sends a pointer, and the server frees the region when the next input
 //! arrives. Whatever does not fit travels inline as usual.
 
-// The workspace denies unsafe code. The raw memory accesses to the mapped
-// segment live in this one module, each behind a bounds check.
-#[allow(unsafe_code, reason = "copies in and out of the mapped shm segment")]
-mod mapping;
-
 use std::fs::OpenOptions;
 use std::hash::{BuildHasher, RandomState};
 use std::os::unix::fs::OpenOptionsExt;
@@ -23,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::RecordBatch;
+use vgirpc_shm::{Mapping, OutOfBounds};
 use vgirpc_wire::ipc::IpcBatch;
 use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::Metadata;
@@ -32,7 +28,6 @@ use vgirpc_wire::shm::{
 
 use crate::ClientError;
 use crate::transport::Connection;
-use mapping::{Mapping, OutOfBounds};
 
 /// Where Linux keeps POSIX shared-memory objects.
 const SHM_DIR: &str = "/dev/shm";
@@ -193,12 +188,7 @@ impl ShmSegment {
     }
 
     fn bounds(&self, err: OutOfBounds) -> ClientError {
-        ClientError::SharedMemory(format!(
-            "access out of bounds: offset {} length {} segment size {}",
-            err.offset,
-            err.len,
-            self.size()
-        ))
+        ClientError::SharedMemory(err.to_string())
     }
 }
 

@@ -23,11 +23,6 @@
 //! name leads to the same file at the same size, and re-validates the
 //! header; the mapping is let go when the connection ends.
 
-// The workspace denies unsafe code. The raw memory accesses to the mapped
-// segment live in this one module, each behind a bounds check.
-#[allow(unsafe_code, reason = "copies in and out of the mapped shm segment")]
-mod mapping;
-
 use std::cell::{Cell, RefCell};
 use std::fs::{Metadata as FileInfo, OpenOptions};
 use std::os::unix::fs::MetadataExt as _;
@@ -42,8 +37,7 @@ use vgirpc::wire::shm::{
     self as layout, FIXED_SIZE, FixedHeader, HEADER_SIZE, NUM_ALLOCS_AT, ShmError, Table,
 };
 use vgirpc::{RpcError, SideChannel, SideChannels};
-
-use mapping::Mapping;
+use vgirpc_shm::{Mapping, OutOfBounds};
 
 /// Where Linux keeps POSIX shared-memory objects.
 const SHM_DIR: &str = "/dev/shm";
@@ -195,7 +189,7 @@ impl Segment {
     /// mid-update must cost at most an inline batch, never the call.
     fn validate_header(&self) -> Result<(), RpcError> {
         let mut fixed = [0u8; FIXED_SIZE];
-        self.mapping.read_at(0, &mut fixed)?;
+        self.mapping.read_at(0, &mut fixed).map_err(out_of_bounds)?;
         FixedHeader::parse(&fixed)
             .validate(self.size())
             .map_err(shm_error)
@@ -209,20 +203,27 @@ impl Segment {
     /// A validated copy of the allocation table as it is now.
     fn table(&self) -> Result<Table, RpcError> {
         let mut count = [0u8; 4];
-        self.mapping.read_at(NUM_ALLOCS_AT, &mut count)?;
+        self.mapping
+            .read_at(NUM_ALLOCS_AT, &mut count)
+            .map_err(out_of_bounds)?;
         let count = layout::entry_count(u32::from_le_bytes(count)).map_err(shm_error)?;
         let mut entries = vec![0u8; layout::entries_len(count)];
-        self.mapping.read_at(FIXED_SIZE as u64, &mut entries)?;
+        self.mapping
+            .read_at(FIXED_SIZE as u64, &mut entries)
+            .map_err(out_of_bounds)?;
         Table::parse(&entries, self.size()).map_err(shm_error)
     }
 
     /// Writes `table` back into the header.
     fn store(&self, table: &Table) -> Result<(), RpcError> {
         self.mapping
-            .write_at(FIXED_SIZE as u64, &table.encode_entries())?;
+            .write_at(FIXED_SIZE as u64, &table.encode_entries())
+            .map_err(out_of_bounds)?;
         // Never more than MAX_ALLOCS entries, so the count fits.
         let count = table.entries().len() as u32;
-        self.mapping.write_at(NUM_ALLOCS_AT, &count.to_le_bytes())
+        self.mapping
+            .write_at(NUM_ALLOCS_AT, &count.to_le_bytes())
+            .map_err(out_of_bounds)
     }
 
     /// Reserves `size` bytes, or `None` when the segment has no room.
@@ -251,7 +252,7 @@ impl Segment {
             // The allocation lies inside the segment, so this cannot
             // happen; should it anyway, give the region back.
             let _ = self.free(offset);
-            return Err(err);
+            return Err(out_of_bounds(err));
         }
         Ok(Some(offset))
     }
@@ -368,6 +369,12 @@ impl ShmChannel {
             .store_bytes(&bytes)?
             .map(|offset| (offset, bytes.len())))
     }
+}
+
+/// An access outside the segment, which the checks before it should
+/// have made impossible.
+fn out_of_bounds(err: OutOfBounds) -> RpcError {
+    RpcError::value_error(err.to_string())
 }
 
 /// A corrupt header, table or pointer, reported as the reference does.
