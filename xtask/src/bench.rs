@@ -5,13 +5,12 @@
 //! the driver, which prints the tables and writes JSON and Markdown under
 //! `target/bench/`. Every option but `--skip-build` goes to the driver.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
+use anyhow::{Result, bail};
 
-use crate::process::run_ok;
+use crate::process::{cargo, run_ok, target_dir};
 use crate::python::{self, Venv};
 
 /// `cargo xtask bench` options: `--skip-build`, and the driver's own.
@@ -48,8 +47,7 @@ impl Options {
 pub(crate) fn run(options: &Options) -> Result<()> {
     let target = target_dir()?;
     if !options.skip_build {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        run_ok(Command::new(cargo).args([
+        run_ok(cargo().args([
             "build",
             "--release",
             "-p",
@@ -84,32 +82,6 @@ fn existing(path: PathBuf) -> Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// The cargo target directory, relative to the workspace root when inside
-/// it so echoed commands stay short.
-fn target_dir() -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let metadata: Value =
-        serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
-    let Some(dir) = metadata["target_directory"].as_str() else {
-        bail!("cargo metadata has no target_directory");
-    };
-    let dir = Path::new(dir);
-    let root = std::env::current_dir()?;
-    Ok(dir
-        .strip_prefix(&root)
-        .map_or_else(|_| dir.to_path_buf(), Path::to_path_buf))
 }
 
 #[cfg(test)]

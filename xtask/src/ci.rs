@@ -3,12 +3,10 @@
 //! Cheap static checks come first so a formatting slip is reported in
 //! seconds, not after a release build and the conformance suite.
 
-use std::process::Command;
-
 use anyhow::{Context as _, Result};
 
 use crate::conformance;
-use crate::process::run_ok;
+use crate::process::{cargo, run_ok};
 
 /// A cargo invocation: step name, arguments, extra environment.
 type Step = (
@@ -61,11 +59,9 @@ const STEPS: &[Step] = &[
 
 /// Run [`STEPS`], then the conformance suite; stop at the first failure.
 pub(crate) fn run() -> Result<()> {
-    // The cargo that started us, so a pinned toolchain is used throughout.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for &(name, args, env) in STEPS {
         println!("\n==> ci: {name}");
-        let mut cmd = Command::new(&cargo);
+        let mut cmd = cargo();
         cmd.args(args).envs(env.iter().copied());
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
     }

@@ -16,7 +16,7 @@
 //! [`crate::expectations`]) and summarised by [`crate::report`].
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::expectations::{Ledger, is_glob};
 use crate::http;
-use crate::process::{self, Background, run_ok, shell_quote};
+use crate::process::{self, Background, run_ok, shell_quote, target_dir};
 use crate::python::{self, Venv};
 use crate::report::{Group, Outcome, Summary, TestResult};
 
@@ -340,33 +340,6 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The cargo target directory, relative to the workspace root when inside it
-/// so echoed commands stay short.
-fn target_dir() -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let metadata: Value =
-        serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
-    let Some(dir) = metadata["target_directory"].as_str() else {
-        bail!("cargo metadata has no target_directory");
-    };
-    let dir = PathBuf::from(dir);
-    let root = std::env::current_dir()?;
-    Ok(dir
-        .strip_prefix(&root)
-        .map(Path::to_path_buf)
-        .unwrap_or(dir))
-}
-
 /// The target subdirectory of the chosen build profile.
 fn profile_dir(debug: bool) -> &'static str {
     if debug { "debug" } else { "release" }
@@ -375,8 +348,7 @@ fn profile_dir(debug: bool) -> &'static str {
 /// Build the worker (unless told not to) and return its command line.
 fn build_worker(target: &Path, skip_build: bool, debug: bool) -> Result<String> {
     if !skip_build {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
+        let mut cmd = process::cargo();
         cmd.arg("build");
         if !debug {
             cmd.arg("--release");

@@ -7,9 +7,42 @@
 use std::borrow::Cow;
 use std::io::BufRead as _;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use anyhow::{Context as _, Result, bail};
+
+/// A command running the cargo that started us, so a pinned toolchain is
+/// used throughout.
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The cargo target directory, relative to the workspace root when inside
+/// it so echoed commands stay short.
+pub(crate) fn target_dir() -> Result<PathBuf> {
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+    let Some(dir) = metadata["target_directory"].as_str() else {
+        bail!("cargo metadata has no target_directory");
+    };
+    let dir = PathBuf::from(dir);
+    let root = std::env::current_dir()?;
+    Ok(dir
+        .strip_prefix(&root)
+        .map(Path::to_path_buf)
+        .unwrap_or(dir))
+}
 
 /// Echo `cmd`, then run it with inherited stdio and return how it exited.
 pub(crate) fn run(cmd: &mut Command) -> Result<ExitStatus> {
