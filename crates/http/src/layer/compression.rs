@@ -38,6 +38,10 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// Bodies up to this size are (de)compressed in place, on the request's
 /// own thread.
 const INLINE_LIMIT: usize = 64 * 1024;
+/// A request body is decompressed in place only if it also expands to no
+/// more than this: a small frame can declare gigabytes, and decompressing
+/// those would hold the thread's other connections.
+const INLINE_DECOMPRESSED_LIMIT: usize = 16 * INLINE_LIMIT;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
@@ -212,16 +216,18 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
 }
 
 /// The decompressed size of a body that is one frame declaring it, if it
-/// is within `limit`; `None` sends the body down the streaming path, which
-/// also handles several frames and produces the error for one beyond the
-/// limit.
+/// is within `limit` and small enough to decompress in place; `None` sends
+/// the body down the streaming path, which also handles several frames and
+/// produces the error for one beyond the limit.
 fn small_frame_size(compressed: &[u8], limit: usize) -> Option<usize> {
     let frame = zstd::zstd_safe::find_frame_compressed_size(compressed).ok()?;
     if frame != compressed.len() {
         return None;
     }
     let size = zstd::zstd_safe::get_frame_content_size(compressed).ok()??;
-    usize::try_from(size).ok().filter(|&size| size <= limit)
+    usize::try_from(size)
+        .ok()
+        .filter(|&size| size <= limit.min(INLINE_DECOMPRESSED_LIMIT))
 }
 
 fn decompress_small(compressed: &[u8], size: usize) -> std::io::Result<Vec<u8>> {
@@ -335,6 +341,9 @@ mod tests {
         let truncated = &compressed[..compressed.len() - 3];
         assert_eq!(small_frame_size(truncated, plain.len()), None);
         assert!(decompress_zstd(truncated, plain.len()).is_err());
+        let expanding = compress_small(&vec![0u8; INLINE_DECOMPRESSED_LIMIT + 1], 3).unwrap();
+        assert!(expanding.len() <= INLINE_LIMIT);
+        assert_eq!(small_frame_size(&expanding, usize::MAX), None);
         let mut two_frames = compressed.clone();
         two_frames.extend_from_slice(&compressed);
         assert_eq!(small_frame_size(&two_frames, usize::MAX), None);
