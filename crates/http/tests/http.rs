@@ -1,22 +1,22 @@
 //! The HTTP transport end to end: a test service behind a real listener,
 //! driven by raw HTTP requests carrying Arrow IPC bodies.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use common::{Reply, int, request, send};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use vgirpc::wire::ipc::{IpcBatch, StreamReader, empty_schema, write_stream_bytes};
-use vgirpc::wire::log::{ErrorInfo, LogRecord};
+use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
 use vgirpc::wire::metadata::{self, Metadata};
-use vgirpc::wire::request::Request as RpcRequest;
 use vgirpc::{
     ArrowStruct, CallContext, CallRecord, DispatchHook, ExchangeState, OutputCollector,
     ProducerState, RpcError, Server, Stream,
@@ -170,82 +170,6 @@ fn turn_by_turn() -> HttpConfig {
     keyed().with_max_response_bytes(1)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Every batch of every IPC stream in the body.
-    fn batches(&self) -> Vec<IpcBatch> {
-        let mut cursor = std::io::Cursor::new(self.body.to_vec());
-        let mut out = Vec::new();
-        while let Some(mut reader) =
-            StreamReader::try_open(&mut cursor, Default::default()).unwrap()
-        {
-            while let Some(batch) = reader.next_batch().unwrap() {
-                out.push(batch);
-            }
-        }
-        out
-    }
-
-    fn error(&self) -> ErrorInfo {
-        let batch = self
-            .batches()
-            .into_iter()
-            .find(|b| b.metadata.get(metadata::LOG_LEVEL) == Some("EXCEPTION"))
-            .expect("an error batch");
-        ErrorInfo::from_log_record(&LogRecord::from_metadata(&batch.metadata).unwrap())
-    }
-
-    fn token(&self) -> Option<String> {
-        self.batches()
-            .iter()
-            .find_map(|b| b.metadata.get(metadata::STREAM_STATE).map(str::to_owned))
-    }
-
-    fn ints(&self) -> Vec<i64> {
-        self.batches()
-            .iter()
-            .filter(|b| b.batch.num_rows() > 0)
-            .flat_map(|b| {
-                let column = b
-                    .batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap();
-                column.values().to_vec()
-            })
-            .collect()
-    }
-}
-
-async fn send<B>(addr: SocketAddr, request: Request<B>) -> Reply
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync,
-{
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
 fn post(path: &str, body: Vec<u8>) -> http::request::Builder {
     let _ = body;
     Request::builder()
@@ -263,33 +187,6 @@ async fn call(addr: SocketAddr, path: &str, body: Vec<u8>) -> Reply {
             .unwrap(),
     )
     .await
-}
-
-/// A request stream for `method` with one-row parameter columns.
-fn request(method: &str, params: Vec<(&str, ArrayRef)>) -> Vec<u8> {
-    request_with(method, params, Metadata::new())
-}
-
-fn request_with(method: &str, params: Vec<(&str, ArrayRef)>, extra: Metadata) -> Vec<u8> {
-    let mut md = RpcRequest::metadata_for(method);
-    for (k, v) in extra.iter() {
-        md.insert(k, v);
-    }
-    let batch = if params.is_empty() {
-        RecordBatch::new_empty(empty_schema())
-    } else {
-        let fields: Vec<Field> = params
-            .iter()
-            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
-            .collect();
-        let columns = params.into_iter().map(|(_, array)| array).collect();
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
-    };
-    write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap()
-}
-
-fn int(v: i64) -> ArrayRef {
-    Arc::new(Int64Array::from(vec![v]))
 }
 
 /// An exchange or continuation request carrying `token`.
@@ -358,15 +255,22 @@ async fn protocol_errors_are_400() {
     let body = write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap();
     let reply = call(server.addr, "/echo", body).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.error().error_type, "VersionError");
+    assert_eq!(
+        reply.error().expect("an error batch").error_type,
+        "VersionError"
+    );
 
     // The URL names another method than the batch.
     let reply = call(server.addr, "/echo", request("fail", vec![])).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(
-        reply.error().message.contains("Method name mismatch"),
+        reply
+            .error()
+            .expect("an error batch")
+            .message
+            .contains("Method name mismatch"),
         "{:?}",
-        reply.error()
+        reply.error().expect("an error batch")
     );
 
     // A stream method on the unary endpoint.
@@ -380,6 +284,7 @@ async fn protocol_errors_are_400() {
     assert!(
         reply
             .error()
+            .expect("an error batch")
             .message
             .contains("requires /init and /exchange")
     );
@@ -387,7 +292,10 @@ async fn protocol_errors_are_400() {
     // Not Arrow IPC at all.
     let reply = call(server.addr, "/echo", b"definitely not arrow".to_vec()).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.error().error_type, "ArrowInvalid");
+    assert_eq!(
+        reply.error().expect("an error batch").error_type,
+        "ArrowInvalid"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -395,7 +303,7 @@ async fn unknown_methods_and_paths_are_404() {
     let server = start(keyed()).await;
     let reply = call(server.addr, "/nope", request("nope", vec![])).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let error = reply.error();
+    let error = reply.error().expect("an error batch");
     assert_eq!(error.error_type, "MethodNotImplementedError");
     assert!(error.message.contains("'echo'"), "{}", error.message);
 
@@ -419,7 +327,13 @@ async fn wrong_media_types_are_415() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(reply.error().message.contains("Expected Content-Type"));
+    assert!(
+        reply
+            .error()
+            .expect("an error batch")
+            .message
+            .contains("Expected Content-Type")
+    );
 
     let reply = send(
         server.addr,
@@ -445,7 +359,7 @@ async fn method_failures_travel_as_200_with_the_error_header() {
     let reply = call(server.addr, "/fail", body).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("x-vgi-rpc-error"), Some("true"));
-    let error = reply.error();
+    let error = reply.error().expect("an error batch");
     assert_eq!(
         (error.error_type.as_str(), error.message.as_str()),
         ("RuntimeError", "boom")
@@ -534,9 +448,13 @@ async fn truncated_bodies_are_refused_and_the_server_keeps_serving() {
     let reply = call(server.addr, "/echo", body[..body.len() - 12].to_vec()).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(
-        reply.error().message.contains("truncated"),
+        reply
+            .error()
+            .expect("an error batch")
+            .message
+            .contains("truncated"),
         "{}",
-        reply.error().message
+        reply.error().expect("an error batch").message
     );
 
     // A client that promises more bytes than it sends, then hangs up.
@@ -624,7 +542,7 @@ async fn producers_continue_with_tokens_on_any_worker_sharing_the_key() {
     .await;
     let mut seen = reply.ints();
     let mut servers = [b.addr, a.addr].into_iter().cycle();
-    while let Some(token) = reply.token() {
+    while let Some(token) = reply.stream_token() {
         let next = servers.next().unwrap();
         reply = call(
             next,
@@ -648,7 +566,7 @@ async fn without_a_cap_a_short_producer_arrives_in_one_response() {
     )
     .await;
     assert_eq!(reply.ints(), (0..500).collect::<Vec<_>>());
-    assert_eq!(reply.token(), None, "no continuation was needed");
+    assert_eq!(reply.stream_token(), None, "no continuation was needed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -663,7 +581,10 @@ async fn without_a_cap_an_endless_producer_still_hands_out_a_token() {
     let ints = reply.ints();
     assert!(!ints.is_empty());
     assert_eq!(ints, (0..ints.len() as i64).collect::<Vec<_>>());
-    assert!(reply.token().is_some(), "the turn ended with a token");
+    assert!(
+        reply.stream_token().is_some(),
+        "the turn ended with a token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -677,7 +598,7 @@ async fn producers_fill_the_body_up_to_the_cap_before_handing_out_a_token() {
     .await;
     assert_eq!(reply.ints(), (0..50).collect::<Vec<_>>());
     assert_eq!(
-        reply.token(),
+        reply.stream_token(),
         None,
         "the stream finished inside one response"
     );
@@ -695,7 +616,9 @@ async fn exchanges_carry_a_fresh_token_on_every_output() {
         ),
     )
     .await;
-    let mut token = reply.token().expect("exchange init hands out a token");
+    let mut token = reply
+        .stream_token()
+        .expect("exchange init hands out a token");
     for round in 1..=3 {
         let input = RecordBatch::try_new(
             float_schema(),
@@ -740,7 +663,7 @@ async fn foreign_and_tampered_tokens_are_400() {
         request("count", vec![("limit", int(5))]),
     )
     .await;
-    let token = reply.token().unwrap();
+    let token = reply.stream_token().unwrap();
 
     let reply = call(
         ours.addr,
@@ -750,7 +673,7 @@ async fn foreign_and_tampered_tokens_are_400() {
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        reply.error().message,
+        reply.error().expect("an error batch").message,
         "State token signature verification failed"
     );
 
@@ -761,13 +684,16 @@ async fn foreign_and_tampered_tokens_are_400() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.error().message, "Malformed state token");
+    assert_eq!(
+        reply.error().expect("an error batch").message,
+        "Malformed state token"
+    );
 
     let body = write_stream_bytes(&empty_schema(), [(&tick(), &Metadata::new())]).unwrap();
     let reply = call(ours.addr, "/count/exchange", body).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        reply.error().message,
+        reply.error().expect("an error batch").message,
         "Missing state token in exchange request"
     );
 
@@ -780,9 +706,13 @@ async fn foreign_and_tampered_tokens_are_400() {
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(
-        reply.error().message.contains("belongs to method"),
+        reply
+            .error()
+            .expect("an error batch")
+            .message
+            .contains("belongs to method"),
         "{}",
-        reply.error().message
+        reply.error().expect("an error batch").message
     );
 }
 
@@ -795,7 +725,7 @@ async fn cancel_ends_the_stream_with_an_empty_answer() {
         request("count", vec![("limit", int(9))]),
     )
     .await;
-    let token = reply.token().unwrap();
+    let token = reply.stream_token().unwrap();
     let cancel = Metadata::new().with(metadata::CANCEL, "1");
     let reply = call(server.addr, "/count/exchange", turn(&token, tick(), cancel)).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -808,7 +738,7 @@ async fn states_without_stream_state_fail_clearly_over_http() {
     let reply = call(server.addr, "/forgetful/init", request("forgetful", vec![])).await;
     // The first batch is produced; handing out the token is what fails.
     assert_eq!(reply.ints(), [0]);
-    let error = reply.error();
+    let error = reply.error().expect("an error batch");
     assert!(
         error.message.contains("#[vgirpc::stream_state]"),
         "{}",
@@ -923,7 +853,7 @@ async fn every_call_and_stream_turn_reaches_the_hooks() {
         authorized("/count/init", request("count", vec![("limit", int(1))])),
     )
     .await;
-    let token = reply.token().unwrap();
+    let token = reply.stream_token().unwrap();
     send(
         server.addr,
         authorized("/count/exchange", turn(&token, tick(), Metadata::new())),

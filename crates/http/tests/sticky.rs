@@ -2,6 +2,8 @@
 //! session-lost cases, DELETE /__session__, per-session serialization,
 //! drain, streams and access records.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,15 +12,13 @@ use std::time::Duration;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use common::{Reply, int, request, send};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use vgirpc::wire::ipc::{IpcBatch, StreamReader, empty_schema, write_stream_bytes};
-use vgirpc::wire::log::{ErrorInfo, LogRecord};
+use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
 use vgirpc::wire::metadata::{self, Metadata};
-use vgirpc::wire::request::Request as RpcRequest;
 use vgirpc::{
     ArrowStruct, CallContext, CallRecord, DispatchHook, ExchangeState, OutputCollector,
     ProducerState, RpcError, Server, SessionState, Stream,
@@ -251,81 +251,24 @@ async fn start(config: HttpConfig) -> TestServer {
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+/// Integers of a reply that must not carry an error.
+trait Checked {
+    fn checked_ints(&self) -> Vec<i64>;
+    fn int(&self) -> i64;
 }
 
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn batches(&self) -> Vec<IpcBatch> {
-        let mut cursor = std::io::Cursor::new(self.body.to_vec());
-        let mut out = Vec::new();
-        while let Some(mut reader) =
-            StreamReader::try_open(&mut cursor, Default::default()).unwrap()
-        {
-            while let Some(batch) = reader.next_batch().unwrap() {
-                out.push(batch);
-            }
-        }
-        out
-    }
-
-    fn error(&self) -> Option<ErrorInfo> {
-        self.batches()
-            .into_iter()
-            .find(|b| b.metadata.get(metadata::LOG_LEVEL) == Some("EXCEPTION"))
-            .map(|b| ErrorInfo::from_log_record(&LogRecord::from_metadata(&b.metadata).unwrap()))
-    }
-
-    fn ints(&self) -> Vec<i64> {
+impl Checked for Reply {
+    fn checked_ints(&self) -> Vec<i64> {
         if let Some(error) = self.error() {
             panic!("unexpected error: {error}");
         }
-        self.batches()
-            .iter()
-            .filter(|b| b.batch.num_rows() > 0)
-            .flat_map(|b| {
-                let column = b
-                    .batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap();
-                column.values().to_vec()
-            })
-            .collect()
+        self.ints()
     }
 
     fn int(&self) -> i64 {
-        let ints = self.ints();
+        let ints = self.checked_ints();
         assert_eq!(ints.len(), 1, "{ints:?}");
         ints[0]
-    }
-
-    fn stream_token(&self) -> Option<String> {
-        self.batches()
-            .iter()
-            .find_map(|b| b.metadata.get(metadata::STREAM_STATE).map(str::to_owned))
-    }
-}
-
-async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
     }
 }
 
@@ -372,32 +315,13 @@ impl Session {
     }
 }
 
-fn int(v: i64) -> ArrayRef {
-    Arc::new(Int64Array::from(vec![v]))
-}
-
-fn call_body(method: &str, params: Vec<(&str, ArrayRef)>) -> Vec<u8> {
-    let md = RpcRequest::metadata_for(method);
-    let batch = if params.is_empty() {
-        RecordBatch::new_empty(empty_schema())
-    } else {
-        let fields: Vec<Field> = params
-            .iter()
-            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
-            .collect();
-        let columns = params.into_iter().map(|(_, array)| array).collect();
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
-    };
-    write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap()
-}
-
 async fn call(
     addr: SocketAddr,
     session: &Session,
     method: &str,
     params: Vec<(&str, ArrayRef)>,
 ) -> Reply {
-    let body = call_body(method, params);
+    let body = request(method, params);
     send(
         addr,
         session.request(Method::POST, &format!("/{method}"), body),
@@ -800,14 +724,14 @@ async fn producer_and_exchange_turns_resume_the_session() {
 
     // Without a response cap every producer turn is its own request.
     let mut seen = Vec::new();
-    let body = call_body("ticks", vec![("count", int(3))]);
+    let body = request("ticks", vec![("count", int(3))]);
     let mut reply = send(
         server.addr,
         session.request(Method::POST, "/ticks/init", body),
     )
     .await;
     loop {
-        seen.extend(reply.ints());
+        seen.extend(reply.checked_ints());
         let Some(state) = reply.stream_token() else {
             break;
         };
@@ -822,7 +746,7 @@ async fn producer_and_exchange_turns_resume_the_session() {
     }
     assert_eq!(seen, [1, 2, 3]);
 
-    let body = call_body("adder", vec![]);
+    let body = request("adder", vec![]);
     let reply = send(
         server.addr,
         session.request(Method::POST, "/adder/init", body),
@@ -844,7 +768,7 @@ async fn producer_and_exchange_turns_resume_the_session() {
     assert_eq!(add(server.addr, &session, 0).await.int(), 18);
 
     // A stream without a session fails like a unary call would.
-    let body = call_body("ticks", vec![("count", int(1))]);
+    let body = request("ticks", vec![("count", int(1))]);
     let reply = send(
         server.addr,
         Session::default().request(Method::POST, "/ticks/init", body),
