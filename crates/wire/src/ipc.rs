@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{Cursor, Read, Write};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -24,6 +24,7 @@ use arrow_ipc::writer::{
 };
 use arrow_ipc::{MessageHeader, MetadataVersion};
 use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
 use flatbuffers::FlatBufferBuilder;
 
 use crate::metadata::Metadata;
@@ -106,6 +107,7 @@ fn read_exact_or_truncated<R: Read>(
 fn read_frame<R: Read, T>(
     reader: &mut R,
     limits: &ReadLimits,
+    take_body: TakeBody<R>,
     decode: impl FnOnce(arrow_ipc::Message<'_>, Buffer) -> Result<T>,
 ) -> Result<Frame<T>> {
     let header = match read_header(reader, limits)? {
@@ -114,9 +116,14 @@ fn read_frame<R: Read, T>(
         Frame::Eof => return Ok(Frame::Eof),
     };
     let message = verify_header(&header)?;
-    let body = read_body(reader, &message, limits)?;
+    let body_len = body_length(&message, limits)?;
+    let body = take_body(reader, body_len)?;
     decode(message, body).map(Frame::Message)
 }
+
+/// How a reader turns the next `len` bytes into a message body: copied
+/// out of any [`Read`], or sliced out of bytes already in memory.
+type TakeBody<R> = fn(&mut R, usize) -> Result<Buffer>;
 
 /// Reads a message's length prefix and flatbuffer header, unverified.
 fn read_header<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame<Vec<u8>>> {
@@ -144,8 +151,7 @@ fn read_header<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame<Vec
             limit: u64::from(limits.max_metadata_bytes),
         });
     }
-    let mut header = vec![0u8; len as usize];
-    read_exact_or_truncated(reader, &mut header, "message header")?;
+    let header = read_claimed(reader, len as usize, "message header")?;
     Ok(Frame::Message(header))
 }
 
@@ -154,12 +160,8 @@ fn verify_header(header: &[u8]) -> Result<arrow_ipc::Message<'_>> {
         .map_err(|e| WireError::Malformed(format!("invalid message flatbuffer: {e}")))
 }
 
-/// Reads the body `message` declares.
-fn read_body<R: Read>(
-    reader: &mut R,
-    message: &arrow_ipc::Message<'_>,
-    limits: &ReadLimits,
-) -> Result<Buffer> {
+/// The body length `message` declares, within `limits`.
+fn body_length(message: &arrow_ipc::Message<'_>, limits: &ReadLimits) -> Result<usize> {
     let body_len = u64::try_from(message.bodyLength())
         .map_err(|_| WireError::Malformed("negative message body length".into()))?;
     if body_len > limits.max_body_bytes {
@@ -168,48 +170,113 @@ fn read_body<R: Read>(
             limit: limits.max_body_bytes,
         });
     }
-    let body_len = usize::try_from(body_len)
-        .map_err(|_| WireError::Malformed("message body too large for this platform".into()))?;
+    usize::try_from(body_len)
+        .map_err(|_| WireError::Malformed("message body too large for this platform".into()))
+}
+
+/// Reads a body of `len` bytes into memory of its own.
+fn copy_body<R: Read>(reader: &mut R, len: usize) -> Result<Buffer> {
+    Ok(Buffer::from_vec(read_claimed(reader, len, "message body")?))
+}
+
+/// Shares a body of `len` bytes with the in-memory stream it is part of.
+fn slice_body(reader: &mut Cursor<Bytes>, len: usize) -> Result<Buffer> {
+    let start = usize::try_from(reader.position()).unwrap_or(usize::MAX);
+    let end = start
+        .checked_add(len)
+        .filter(|&end| end <= reader.get_ref().len())
+        .ok_or(WireError::Truncated {
+            context: "message body",
+        })?;
+    let body = reader.get_ref().slice(start..end);
+    reader.set_position(end as u64);
+    Ok(Buffer::from(body))
+}
+
+/// How much of a declared length is reserved before its bytes arrive.
+///
+/// Lengths come from the peer, so trusting one outright lets a few bytes
+/// claim gigabytes. Up to this size the whole length is reserved at once,
+/// which keeps ordinary bodies to one allocation and one read; beyond it
+/// the buffer grows only as bytes come in, doubling each time, so what is
+/// held stays within twice what the peer actually sent.
+pub const EAGER_RESERVE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads exactly `len` bytes a peer announced, reserving memory as they
+/// arrive rather than all at once (see [`EAGER_RESERVE_BYTES`]).
+fn read_claimed<R: Read>(reader: &mut R, len: usize, context: &'static str) -> Result<Vec<u8>> {
     // Reading into spare capacity skips zeroing memory the read overwrites
     // anyway, a visible cost for multi-megabyte batches. The system
     // allocator's 16-byte alignment lets Arrow use the body's buffers in
     // place; were a buffer misaligned, Arrow would copy it, not fail.
-    let mut body = Vec::with_capacity(body_len);
-    let read = (&mut *reader)
-        .take(body_len as u64)
-        .read_to_end(&mut body)?;
-    if read < body_len {
-        return Err(WireError::Truncated {
-            context: "message body",
-        });
+    let mut bytes = Vec::with_capacity(len.min(EAGER_RESERVE_BYTES));
+    while bytes.len() < len {
+        if bytes.len() == bytes.capacity() {
+            let more = (len - bytes.len()).min(bytes.capacity().max(EAGER_RESERVE_BYTES));
+            bytes.try_reserve_exact(more).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    format!("cannot hold the {len}-byte {context}"),
+                )
+            })?;
+        }
+        let room = (bytes.capacity() - bytes.len()).min(len - bytes.len());
+        // `take` stops the read at the reserved room, so `read_to_end`
+        // never grows the buffer by its own policy.
+        let read = (&mut *reader).take(room as u64).read_to_end(&mut bytes)?;
+        if read < room {
+            return Err(WireError::Truncated { context });
+        }
     }
-    Ok(Buffer::from_vec(body))
+    Ok(bytes)
 }
 
 /// Schema messages decoded on this thread, by their exact bytes. A
 /// connection repeats the same few schemas call after call, and verifying
 /// and converting one is a large part of decoding a small request.
+///
+/// The keys are bytes a peer chose, so the cache is bounded by what it
+/// holds, not by how many entries: a schema message above
+/// [`SCHEMA_CACHE_ENTRY_BYTES`] is decoded every time instead of kept, and
+/// the cache starts over once it holds [`SCHEMA_CACHE_BYTES`].
 struct SchemaCache;
 
-/// Entries kept per thread; the cache starts over when it is full, so a
-/// peer sending ever new schemas cannot make it grow.
-const SCHEMA_CACHE_ENTRIES: usize = 256;
+/// Largest schema message kept; vgi-rpc's own schemas are a few hundred
+/// bytes, so only a peer's oddities are decoded again each time.
+const SCHEMA_CACHE_ENTRY_BYTES: usize = 64 * 1024;
+/// Bytes of schema messages kept per thread.
+const SCHEMA_CACHE_BYTES: usize = 1024 * 1024;
+
+#[derive(Default)]
+struct CachedSchemas {
+    by_message: HashMap<Box<[u8]>, SchemaRef>,
+    /// Sum of the key lengths, which also bounds the decoded schemas'
+    /// names and metadata.
+    bytes: usize,
+}
 
 thread_local! {
-    static SCHEMAS: RefCell<HashMap<Box<[u8]>, SchemaRef>> = RefCell::new(HashMap::new());
+    static SCHEMAS: RefCell<CachedSchemas> = RefCell::new(CachedSchemas::default());
 }
 
 impl SchemaCache {
     fn get(header: &[u8]) -> Option<SchemaRef> {
-        SCHEMAS.with_borrow(|schemas| schemas.get(header).cloned())
+        SCHEMAS.with_borrow(|schemas| schemas.by_message.get(header).cloned())
     }
 
     fn put(header: Vec<u8>, schema: &SchemaRef) {
+        if header.len() > SCHEMA_CACHE_ENTRY_BYTES {
+            return;
+        }
         SCHEMAS.with_borrow_mut(|schemas| {
-            if schemas.len() >= SCHEMA_CACHE_ENTRIES {
-                schemas.clear();
+            if schemas.bytes + header.len() > SCHEMA_CACHE_BYTES {
+                // Dropped rather than cleared, so the memory goes back too.
+                *schemas = CachedSchemas::default();
             }
-            schemas.insert(header.into_boxed_slice(), Arc::clone(schema));
+            schemas.bytes += header.len();
+            schemas
+                .by_message
+                .insert(header.into_boxed_slice(), Arc::clone(schema));
         });
     }
 }
@@ -227,7 +294,7 @@ fn read_schema<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame<Sch
         return Ok(Frame::Message(schema));
     }
     let message = verify_header(&header)?;
-    let body = read_body(reader, &message, limits)?;
+    let body = copy_body(reader, body_length(&message, limits)?)?;
     let decoded = message.header_as_schema().ok_or_else(|| {
         WireError::Malformed(format!(
             "expected a schema message, got {:?}",
@@ -253,6 +320,40 @@ fn custom_metadata(message: &arrow_ipc::Message<'_>) -> Metadata {
         .unwrap_or_default()
 }
 
+/// How many dictionaries a stream on `schema` must send before its first
+/// batch.
+fn dictionary_fields(schema: &Schema) -> usize {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| has_dictionary(f.data_type()))
+    {
+        return 0;
+    }
+    schema
+        .flattened_fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), arrow_schema::DataType::Dictionary(..)))
+        .count()
+}
+
+fn has_dictionary(data_type: &arrow_schema::DataType) -> bool {
+    use arrow_schema::DataType;
+    match data_type {
+        DataType::Dictionary(..) => true,
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => has_dictionary(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
+        DataType::Union(fields, _) => fields.iter().any(|(_, f)| has_dictionary(f.data_type())),
+        DataType::RunEndEncoded(_, values) => has_dictionary(values.data_type()),
+        _ => false,
+    }
+}
+
 /// Reads one IPC stream: its schema, then batches until the EOS marker.
 #[derive(Debug)]
 pub struct StreamReader<R> {
@@ -262,8 +363,21 @@ pub struct StreamReader<R> {
     /// write nulls into fields they declare non-nullable.
     relaxed: Option<SchemaRef>,
     dictionaries: HashMap<i64, ArrayRef>,
+    /// Dictionary-encoded fields in `schema`: each needs its dictionary
+    /// before the first batch that uses it.
+    expected_dictionaries: usize,
     limits: ReadLimits,
+    take_body: TakeBody<R>,
     finished: bool,
+}
+
+impl StreamReader<Cursor<Bytes>> {
+    /// [`StreamReader::try_open`] over bytes already in memory, such as a
+    /// request body: each message body becomes a slice of `reader`'s
+    /// bytes instead of a copy, so the batches share that memory.
+    pub fn try_open_bytes(reader: Cursor<Bytes>, limits: ReadLimits) -> Result<Option<Self>> {
+        Self::try_open_with(reader, limits, slice_body)
+    }
 }
 
 impl<R: Read> StreamReader<R> {
@@ -276,7 +390,15 @@ impl<R: Read> StreamReader<R> {
 
     /// Opens the next IPC stream; `Ok(None)` means the byte stream ended
     /// cleanly where a new IPC stream would start (the peer hung up).
-    pub fn try_open(mut reader: R, limits: ReadLimits) -> Result<Option<Self>> {
+    pub fn try_open(reader: R, limits: ReadLimits) -> Result<Option<Self>> {
+        Self::try_open_with(reader, limits, copy_body)
+    }
+
+    fn try_open_with(
+        mut reader: R,
+        limits: ReadLimits,
+        take_body: TakeBody<R>,
+    ) -> Result<Option<Self>> {
         let schema = match read_schema(&mut reader, &limits)? {
             Frame::Eof => return Ok(None),
             Frame::EndOfStream => {
@@ -288,10 +410,12 @@ impl<R: Read> StreamReader<R> {
         };
         Ok(Some(Self {
             reader,
+            expected_dictionaries: dictionary_fields(&schema),
             schema,
             relaxed: None,
             dictionaries: HashMap::new(),
             limits,
+            take_body,
             finished: false,
         }))
     }
@@ -315,44 +439,57 @@ impl<R: Read> StreamReader<R> {
             let schema = &self.schema;
             let relaxed = &mut self.relaxed;
             let dictionaries = &mut self.dictionaries;
-            let frame = read_frame(&mut self.reader, &self.limits, |message, body| {
-                let version = message.version();
-                match message.header_type() {
-                    MessageHeader::RecordBatch => {
-                        let fb = message.header_as_record_batch().ok_or_else(|| {
-                            WireError::Malformed("record batch message without header".into())
-                        })?;
-                        let batch = crate::types::embedded::decode_record_batch(
-                            schema,
-                            relaxed,
-                            fb,
-                            &body,
-                            dictionaries,
-                            version,
-                        )?;
-                        Ok(Some(IpcBatch {
-                            batch,
-                            metadata: custom_metadata(&message),
-                        }))
+            let expected_dictionaries = self.expected_dictionaries;
+            let frame = read_frame(
+                &mut self.reader,
+                &self.limits,
+                self.take_body,
+                |message, body| {
+                    let version = message.version();
+                    match message.header_type() {
+                        MessageHeader::RecordBatch => {
+                            if dictionaries.len() < expected_dictionaries {
+                                return Err(WireError::Malformed(format!(
+                                    "IPC stream did not have the expected number \
+                                 ({expected_dictionaries}) of dictionaries at the start \
+                                 of the stream"
+                                )));
+                            }
+                            let fb = message.header_as_record_batch().ok_or_else(|| {
+                                WireError::Malformed("record batch message without header".into())
+                            })?;
+                            let batch = crate::types::embedded::decode_record_batch(
+                                schema,
+                                relaxed,
+                                fb,
+                                &body,
+                                dictionaries,
+                                version,
+                            )?;
+                            Ok(Some(IpcBatch {
+                                batch,
+                                metadata: custom_metadata(&message),
+                            }))
+                        }
+                        MessageHeader::DictionaryBatch => {
+                            let fb = message.header_as_dictionary_batch().ok_or_else(|| {
+                                WireError::Malformed("dictionary message without header".into())
+                            })?;
+                            crate::types::embedded::decode_dictionary(
+                                schema,
+                                fb,
+                                &body,
+                                dictionaries,
+                                version,
+                            )?;
+                            Ok(None)
+                        }
+                        other => Err(WireError::Malformed(format!(
+                            "unexpected {other:?} message inside an ipc stream"
+                        ))),
                     }
-                    MessageHeader::DictionaryBatch => {
-                        let fb = message.header_as_dictionary_batch().ok_or_else(|| {
-                            WireError::Malformed("dictionary message without header".into())
-                        })?;
-                        crate::types::embedded::decode_dictionary(
-                            schema,
-                            fb,
-                            &body,
-                            dictionaries,
-                            version,
-                        )?;
-                        Ok(None)
-                    }
-                    other => Err(WireError::Malformed(format!(
-                        "unexpected {other:?} message inside an ipc stream"
-                    ))),
-                }
-            })?;
+                },
+            )?;
             match frame {
                 Frame::Eof => {
                     return Err(WireError::Truncated {
@@ -888,7 +1025,7 @@ mod tests {
         let second = StreamReader::open(bytes.as_slice()).unwrap();
         assert!(Arc::ptr_eq(first.schema(), second.schema()));
         // Past the cache's bound every schema still reads correctly.
-        for width in 1..=SCHEMA_CACHE_ENTRIES + 8 {
+        for width in 1..=300 {
             let fields: Vec<_> = (0..width % 5 + 1)
                 .map(|i| Field::new(format!("c{i}_{width}"), DataType::Int64, true))
                 .collect();
@@ -898,7 +1035,43 @@ mod tests {
             assert_eq!(read, schema);
             assert!(batches.is_empty());
         }
-        assert!(SCHEMAS.with_borrow(HashMap::len) <= SCHEMA_CACHE_ENTRIES);
+        assert!(SCHEMAS.with_borrow(|schemas| schemas.bytes) <= SCHEMA_CACHE_BYTES);
+    }
+
+    #[test]
+    fn in_memory_bodies_are_shared_not_copied() {
+        let values: Vec<i64> = (0..4096).collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(values))],
+        )
+        .unwrap();
+        let md = Metadata::new().with("k", "v");
+        let mut bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap();
+        bytes.extend(write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap());
+        let bytes = Bytes::from(bytes);
+        let range = bytes.as_ptr_range();
+        let mut cursor = Cursor::new(bytes.clone());
+        for _ in 0..2 {
+            let mut reader = StreamReader::try_open_bytes(cursor, ReadLimits::default())
+                .unwrap()
+                .unwrap();
+            let read = reader.next_batch().unwrap().unwrap();
+            assert_eq!(read.batch, batch);
+            assert_eq!(read.metadata, md);
+            let data = read.batch.column(0).to_data().buffers()[0].as_ptr();
+            assert!(range.contains(&data), "the column is a slice of the input");
+            assert!(reader.next_batch().unwrap().is_none());
+            cursor = reader.into_inner();
+        }
+        let cut = Cursor::new(bytes.slice(..bytes.len() / 2 - 100));
+        let mut reader = StreamReader::try_open_bytes(cut, ReadLimits::default())
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            reader.next_batch(),
+            Err(WireError::Truncated { .. })
+        ));
     }
 
     #[test]
