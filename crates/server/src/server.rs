@@ -7,7 +7,7 @@ use arrow_schema::SchemaRef;
 use vgirpc_wire::WireError;
 use vgirpc_wire::describe::{self, DESCRIBE_METHOD, MethodType};
 use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter, empty_schema};
-use vgirpc_wire::log::{ErrorInfo, LogRecord, empty_batch};
+use vgirpc_wire::log::{ErrorInfo, LogRecord, empty_batch, quoted};
 use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::{Request, request_error_info};
 
@@ -479,7 +479,8 @@ impl Server {
         let mut info = ErrorInfo::new(
             "MethodNotImplementedError",
             format!(
-                "Unknown method: '{method}'. Available methods: [{}]",
+                "Unknown method: '{}'. Available methods: [{}]",
+                quoted(method),
                 listed.join(", ")
             ),
         );
@@ -498,7 +499,8 @@ impl Server {
     ) -> Result<ActiveStream, RpcError> {
         if self.method_type(method) != Some(MethodType::Stream) {
             return Err(RpcError::runtime_error(format!(
-                "{method:?} is not a stream method of this service"
+                "{:?} is not a stream method of this service",
+                quoted(method)
             )));
         }
         let SavedStream {

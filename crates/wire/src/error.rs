@@ -28,8 +28,9 @@ pub enum WireError {
         /// The configured limit.
         limit: u64,
     },
-    /// Arrow rejected the data while decoding or encoding.
-    #[error("arrow error")]
+    /// Arrow rejected the data while decoding or encoding; its message
+    /// is the detail a peer needs to fix what it sent.
+    #[error(transparent)]
     Arrow(#[from] ArrowError),
     /// A value did not match the Arrow type it was declared with.
     #[error("type mismatch: expected {expected}, found {found}")]

@@ -3,6 +3,7 @@
 //! Both are zero-row batches on the schema of the stream they travel in; the
 //! payload is entirely in the message's custom metadata.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -138,6 +139,24 @@ impl LogRecord {
 
 /// Longest traceback text sent on the wire; longer ones are cut.
 pub const MAX_TRACEBACK_CHARS: usize = 16_000;
+
+/// Longest piece of a peer's text (a method name, a version) quoted in an
+/// error message.
+pub const MAX_QUOTED_BYTES: usize = 256;
+
+/// `text` as an error message may quote it: whole when short, otherwise
+/// its first [`MAX_QUOTED_BYTES`] and a note of its full length, so a peer
+/// cannot make an answer as large as what it sent.
+pub fn quoted(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_QUOTED_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut end = MAX_QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
 
 /// A server-side error as carried by an EXCEPTION batch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use arrow_array::RecordBatch;
 
 use crate::ipc::IpcBatch;
-use crate::log::ErrorInfo;
+use crate::log::{ErrorInfo, quoted};
 use crate::metadata::{self, Metadata};
 use crate::{Result, WireError};
 
@@ -53,7 +53,8 @@ impl Request {
             }
             Some(v) if v != metadata::PROTOCOL_VERSION => {
                 return Err(WireError::Version(format!(
-                    "Unsupported request version '{v}', expected '{}'.",
+                    "Unsupported request version '{}', expected '{}'.",
+                    quoted(v),
                     metadata::PROTOCOL_VERSION
                 )));
             }
@@ -87,8 +88,21 @@ pub fn request_error_info(err: &WireError) -> ErrorInfo {
     match err {
         WireError::Version(msg) => ErrorInfo::new("VersionError", msg.clone()),
         WireError::Protocol(msg) => ErrorInfo::new("RpcError", format!("ProtocolError: {msg}")),
-        other => ErrorInfo::new("ArrowInvalid", other.to_string()),
+        other => ErrorInfo::new("ArrowInvalid", with_causes(other)),
     }
+}
+
+/// `err`'s message followed by each of its causes, so the peer learns what
+/// was wrong with its bytes and not only that something was.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
