@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::{IpcBatch, StreamReader, StreamWriter, empty_schema, write_stream_bytes};
@@ -262,6 +262,66 @@ fn truncated_and_garbage_input_end_the_connection_with_an_answer() {
 }
 
 #[test]
+fn a_huge_method_name_is_not_echoed_back_whole() {
+    let name = "m".repeat(1 << 20);
+    let (result, streams) = serve(call_bytes(&name, &string_params("value", Some("x"))));
+    result.unwrap();
+    let unknown = error_of(&streams[0]);
+    assert_eq!(
+        unknown.error_kind.as_deref(),
+        Some("method_not_implemented")
+    );
+    assert!(
+        unknown.message.len() < 4096,
+        "an error of {} bytes",
+        unknown.message.len()
+    );
+    assert!(
+        unknown.message.contains("(1048576 bytes)"),
+        "{}",
+        unknown.message
+    );
+}
+
+/// A request stream whose record batch comes before the dictionary it
+/// uses: each message of a valid stream, with those two swapped.
+fn dictionary_after_its_batch() -> Vec<u8> {
+    use arrow_array::DictionaryArray;
+    use arrow_array::types::Int32Type;
+    let values: DictionaryArray<Int32Type> = vec!["a"].into_iter().collect();
+    let field = Field::new("value", values.data_type().clone(), false);
+    let params =
+        RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![Arc::new(values)]).unwrap();
+    let bytes = request_bytes(&params, &Request::metadata_for("echo"));
+    let mut messages = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        let header = arrow_ipc::root_as_message(&bytes[at + 8..at + 8 + len]).unwrap();
+        let end = at + 8 + len + usize::try_from(header.bodyLength()).unwrap();
+        messages.push(bytes[at..end].to_vec());
+        at = end;
+    }
+    assert_eq!(messages.len(), 3, "schema, dictionary, batch");
+    messages.swap(1, 2);
+    let mut swapped = messages.concat();
+    swapped.extend(&bytes[at..]);
+    swapped
+}
+
+#[test]
+fn an_undecodable_batch_is_answered_with_arrow_s_reason() {
+    let (result, streams) = serve(dictionary_after_its_batch());
+    assert!(result.is_err());
+    let err = error_of(&streams[0]);
+    assert_eq!(err.error_type, "ArrowInvalid");
+    assert!(err.message.contains("dictionaries"), "{}", err.message);
+}
+
+#[test]
 fn empty_input_is_a_clean_close() {
     let (result, streams) = serve(Vec::new());
     result.unwrap();
@@ -358,6 +418,50 @@ fn exchange_input_with_the_wrong_columns_is_a_type_error() {
     let err = error_of(&streams[0]);
     assert_eq!(err.error_type, "TypeError");
     assert!(err.message.contains("Input schema mismatch"));
+}
+
+/// One exchange turn of `double` with `input` as its only input batch.
+fn double_once(input: ArrayRef) -> Vec<IpcBatch> {
+    let no_params = RecordBatch::new_empty(empty_schema());
+    let mut bytes = call_bytes("double", &no_params);
+    let field = Field::new("v", input.data_type().clone(), true);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![input]).unwrap();
+    let mut writer = StreamWriter::try_new(Vec::new(), batch.schema_ref()).unwrap();
+    writer.write(&batch, &Metadata::new()).unwrap();
+    bytes.extend(writer.finish().unwrap());
+    let (result, mut streams) = serve(bytes);
+    result.unwrap();
+    streams.remove(0)
+}
+
+#[test]
+fn exchange_input_that_does_not_convert_is_a_type_error_not_a_null() {
+    let stream = double_once(Arc::new(StringArray::from(vec!["zz"])));
+    let err = error_of(&stream);
+    assert_eq!(err.error_type, "TypeError");
+    assert!(
+        err.message.starts_with("Input schema mismatch: expected"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn exchange_input_of_a_compatible_type_is_converted() {
+    let cases: [(ArrayRef, f64); 2] = [
+        (Arc::new(StringArray::from(vec!["3.5"])), 7.0),
+        (Arc::new(Int64Array::from(vec![3])), 6.0),
+    ];
+    for (input, expected) in cases {
+        let stream = double_once(input.clone());
+        let doubled = stream[0]
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap_or_else(|| panic!("no double result for {input:?}: {stream:?}"));
+        assert_eq!(doubled.value(0), expected, "{input:?}");
+    }
 }
 
 #[test]
