@@ -49,6 +49,19 @@ impl RpcError {
         Self::new("ServerDrainingError", message).with_kind("server_draining")
     }
 
+    /// A method or stream step that panicked (`PanicError`, kind
+    /// `panic`), with the panic's message when it carried one. The panic
+    /// is caught where user code is called, so the connection answers
+    /// with this error and serves on.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Self::new("PanicError", format!("the method panicked: {message}")).with_kind("panic")
+    }
+
     /// Tags the error with a stable machine-readable kind (`vgi_rpc.error_kind`).
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.info.error_kind = Some(kind.into());

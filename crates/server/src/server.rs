@@ -231,9 +231,16 @@ impl ActiveStream {
         self.record.cancelled = true;
         let _span = self.span.enter();
         let ctx = self.context();
-        match &mut self.kind {
-            StreamKind::Producer(state) => state.on_cancel(&ctx),
-            StreamKind::Exchange { state, .. } => state.on_cancel(&ctx),
+        let cancelled = catch_panic(|| {
+            match &mut self.kind {
+                StreamKind::Producer(state) => state.on_cancel(&ctx),
+                StreamKind::Exchange { state, .. } => state.on_cancel(&ctx),
+            }
+            Ok(())
+        });
+        if let Err(err) = cancelled {
+            // The client is gone from this stream; nothing is left to tell it.
+            tracing::warn!(method = %self.method, error = %err, "on_cancel failed");
         }
     }
 
@@ -251,7 +258,7 @@ impl ActiveStream {
             StreamKind::Exchange { input_schema, .. } => input_schema.fields().is_empty(),
         };
         let mut collector = OutputCollector::new(self.output_schema.clone(), producer_mode);
-        let result = match &mut self.kind {
+        let result = catch_panic(|| match &mut self.kind {
             StreamKind::Producer(state) => state.produce(&mut collector, &ctx),
             StreamKind::Exchange {
                 input_schema,
@@ -263,7 +270,7 @@ impl ActiveStream {
                 };
                 state.exchange(&input, &mut collector, &ctx)
             }),
-        };
+        });
         let finished = collector.is_finished();
         match result.and_then(|()| collector.into_entries(ctx.take_logs())) {
             Ok(entries) => {
@@ -619,7 +626,7 @@ impl Server {
         let description = &methods[index];
         let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind)
             .with_session_host(session.clone());
-        let outcome = self.inner.service.call(index, &request.params, &ctx);
+        let outcome = catch_panic(|| self.inner.service.call(index, &request.params, &ctx));
         let logs = |schema: &SchemaRef| log_entries(schema, ctx.take_logs(), &request_id);
         match (description.method_type, outcome) {
             (_, Ok(Outcome::Unary(result))) => {
@@ -892,6 +899,14 @@ impl Server {
         input.drain()?;
         Ok(())
     }
+}
+
+/// Runs user code (a method, a stream step), turning a panic into the
+/// error the client receives, so one bad call never ends the connection
+/// or the worker.
+fn catch_panic<T>(user_code: impl FnOnce() -> Result<T, RpcError>) -> Result<T, RpcError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(user_code))
+        .unwrap_or_else(|payload| Err(RpcError::panicked(payload.as_ref())))
 }
 
 /// Records what the call did with sticky sessions; records of servers

@@ -33,6 +33,18 @@ pub trait Probe {
     fn count(&self, n: i64) -> Result<Stream, RpcError>;
     /// Doubles its input.
     fn double(&self) -> Result<Stream, RpcError>;
+    /// Panics with `message`.
+    fn explode(&self, message: String) -> Result<i64, RpcError>;
+    /// A producer whose first step panics.
+    fn explode_later(&self) -> Result<Stream, RpcError>;
+}
+
+struct Exploder;
+
+impl ProducerState for Exploder {
+    fn produce(&mut self, _out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
+        panic!("a step went wrong");
+    }
 }
 
 struct ProbeImpl;
@@ -100,6 +112,12 @@ impl Probe for ProbeImpl {
     }
     fn double(&self) -> Result<Stream, RpcError> {
         Ok(Stream::exchange(float_schema(), float_schema(), Doubler))
+    }
+    fn explode(&self, message: String) -> Result<i64, RpcError> {
+        panic!("{message}");
+    }
+    fn explode_later(&self) -> Result<Stream, RpcError> {
+        Ok(Stream::producer(int_schema(), Exploder))
     }
 }
 
@@ -281,6 +299,34 @@ fn a_huge_method_name_is_not_echoed_back_whole() {
         "{}",
         unknown.message
     );
+}
+
+#[test]
+fn a_panicking_method_is_an_error_answer_and_the_connection_serves_on() {
+    let mut input = call_bytes("explode", &string_params("message", Some("boom")));
+    input.extend(call_bytes(
+        "explode_later",
+        &RecordBatch::new_empty(empty_schema()),
+    ));
+    input.extend(tick_stream(1, false));
+    input.extend(call_bytes(
+        "echo",
+        &string_params("value", Some("still here")),
+    ));
+    let (result, streams) = serve(input);
+    result.unwrap();
+    let unary = error_of(&streams[0]);
+    assert_eq!(unary.error_type, "PanicError");
+    assert_eq!(unary.error_kind.as_deref(), Some("panic"));
+    assert!(unary.message.contains("boom"), "{}", unary.message);
+    let step = error_of(&streams[1]);
+    assert_eq!(step.error_type, "PanicError");
+    assert!(
+        step.message.contains("a step went wrong"),
+        "{}",
+        step.message
+    );
+    assert_eq!(string_result(&streams[2]), "still here");
 }
 
 /// A request stream whose record batch comes before the dictionary it
