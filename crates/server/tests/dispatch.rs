@@ -516,7 +516,7 @@ fn describe_lists_methods_with_schemas() {
     let (result, streams) = serve(call_bytes("__describe__", &no_params));
     result.unwrap();
     let batch = &streams[0][0];
-    assert_eq!(batch.batch.num_rows(), 5);
+    assert_eq!(batch.batch.num_rows(), 7);
     assert_eq!(batch.metadata.get(metadata::PROTOCOL_NAME), Some("Probe"));
     assert_eq!(batch.metadata.get(metadata::DESCRIBE_VERSION), Some("4"));
     let names = batch
@@ -526,5 +526,16 @@ fn describe_lists_methods_with_schemas() {
         .downcast_ref::<StringArray>()
         .unwrap();
     let names: Vec<&str> = (0..names.len()).map(|i| names.value(i)).collect();
-    assert_eq!(names, vec!["count", "double", "echo", "fail", "greet"]);
+    assert_eq!(
+        names,
+        vec![
+            "count",
+            "double",
+            "echo",
+            "explode",
+            "explode_later",
+            "fail",
+            "greet"
+        ]
+    );
 }
