@@ -140,6 +140,16 @@ impl fmt::Display for RpcError {
     }
 }
 
+/// Runs user code (a method, a stream step), turning a panic into the
+/// error the client receives, so one bad call never ends the connection
+/// or the worker.
+pub(crate) fn catch_panic<T>(
+    user_code: impl FnOnce() -> Result<T, RpcError>,
+) -> Result<T, RpcError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(user_code))
+        .unwrap_or_else(|payload| Err(RpcError::panicked(payload.as_ref())))
+}
+
 /// Why serving a connection stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -42,6 +42,9 @@
 //! Transports live in their own crates (`vgirpc-pipe` for stdin/stdout);
 //! this crate only needs a [`std::io::Read`] and a [`std::io::Write`].
 
+mod active_stream;
+mod answer;
+mod connection;
 mod context;
 mod error;
 mod observe;
@@ -54,13 +57,14 @@ mod session;
 mod side;
 mod stream;
 
+pub use active_stream::{ActiveStream, Step};
+pub use answer::{Answer, FailureKind, error_batch};
+pub use connection::Served;
 pub use context::{CallContext, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
 pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
 pub use persist::SavedStream;
-pub use server::{
-    ActiveStream, Answer, Call, FailureKind, OpenStream, Served, Server, Step, error_batch,
-};
+pub use server::{Call, OpenStream, Server};
 pub use service::{Outcome, Service};
 pub use session::{SessionAction, SessionHost, SessionRef, SessionState, StateGuard};
 pub use side::{NoSideChannels, SideChannel, SideChannels};

@@ -5,6 +5,7 @@ use arrow_array::RecordBatch;
 use vgirpc_wire::describe::MethodType;
 
 use crate::context::TransportKind;
+use crate::session::SessionHost;
 
 /// Work done serving one call, from the server's side: input was received
 /// from the client, output sent to it.
@@ -127,4 +128,13 @@ impl CallRecord {
 pub trait DispatchHook: Send + Sync + 'static {
     /// Called once a call (or HTTP stream turn) has completed.
     fn on_call(&self, record: &CallRecord);
+}
+
+/// Records what the call did with sticky sessions; records of servers
+/// without sticky sessions leave both fields out.
+pub(crate) fn fill_session(record: &mut CallRecord, session: Option<&dyn SessionHost>) {
+    if let Some(host) = session {
+        record.session_action = Some(host.action().as_str().to_owned());
+        record.session_id = host.session_id();
+    }
 }

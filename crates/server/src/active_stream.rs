@@ -1,0 +1,223 @@
+//! A stream between its steps: the state, its schemas and what hooks are
+//! told about it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use vgirpc_wire::ipc::{IpcBatch, empty_schema};
+use vgirpc_wire::log::ErrorInfo;
+use vgirpc_wire::metadata::Metadata;
+
+use crate::answer::{error_batch, with_ids};
+use crate::context::{CallContext, TransportKind};
+use crate::error::{RpcError, catch_panic};
+use crate::observe::{CallRecord, CallStats, CallStatus, fill_session};
+use crate::persist::{self, SavedStream};
+use crate::session::SessionHost;
+use crate::stream::{AnnotatedBatch, OutputCollector, StreamKind, coerce_input};
+
+/// What one step of a stream produced.
+#[derive(Debug)]
+pub enum Step {
+    /// Logs and one data batch; the stream goes on.
+    Continue(Vec<(RecordBatch, Metadata)>),
+    /// Final logs; the producer finished.
+    Finished(Vec<(RecordBatch, Metadata)>),
+    /// The step failed; the batches end with the error batch.
+    Failed(Vec<(RecordBatch, Metadata)>, ErrorInfo),
+}
+
+/// A running producer or exchange stream, driven one input batch at a time.
+pub struct ActiveStream {
+    pub(crate) kind: StreamKind,
+    pub(crate) output_schema: SchemaRef,
+    pub(crate) request_id: String,
+    pub(crate) method: String,
+    pub(crate) transport: TransportKind,
+    /// Accumulates what hooks are told; reset by each [`ActiveStream::take_record`].
+    pub(crate) record: CallRecord,
+    pub(crate) started: Instant,
+    pub(crate) span: tracing::Span,
+    /// Sticky-session support for the request now driving the stream.
+    pub(crate) session: Option<Arc<dyn SessionHost>>,
+}
+
+impl std::fmt::Debug for ActiveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveStream")
+            .field("method", &self.method)
+            .field("output_schema", &self.output_schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActiveStream {
+    /// Schema of the output batches.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// Schema the client's input batches must have (empty for producers).
+    pub fn input_schema(&self) -> SchemaRef {
+        match &self.kind {
+            StreamKind::Producer(_) => empty_schema(),
+            StreamKind::Exchange { input_schema, .. } => input_schema.clone(),
+        }
+    }
+
+    /// Whether the client drives the stream with data (an exchange).
+    pub fn is_exchange(&self) -> bool {
+        matches!(self.kind, StreamKind::Exchange { .. })
+    }
+
+    /// Correlation id of the request that opened the stream.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Name of the stream method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn context(&self) -> CallContext {
+        CallContext::new(
+            self.request_id.as_str(),
+            self.method.as_str(),
+            self.transport,
+        )
+        .with_session_host(self.session.clone())
+    }
+
+    /// Installs the sticky-session support of the request about to step
+    /// the stream: over HTTP each turn is its own request, and the session
+    /// travels with the request rather than with the stream.
+    pub fn bind_session(&mut self, host: Arc<dyn SessionHost>) {
+        self.session = Some(host);
+    }
+
+    /// Id shared by every access record of this stream (32 hex characters).
+    pub fn stream_id(&self) -> &str {
+        self.record.stream_id.as_deref().unwrap_or_default()
+    }
+
+    /// The record of the stream's work since the previous call (or since it
+    /// opened), ready for [`Server::emit`]; counters start over afterwards.
+    pub fn take_record(&mut self) -> CallRecord {
+        let mut record = self.record.clone();
+        record.duration = self.started.elapsed();
+        fill_session(&mut record, self.session.as_deref());
+        self.record.request_data = None;
+        self.record.stats = CallStats::default();
+        self.record.status = CallStatus::Ok;
+        self.record.cancelled = false;
+        self.started = Instant::now();
+        record
+    }
+
+    /// Counts batches sent to the client outside [`ActiveStream::step`]
+    /// (the header stream, initialization logs).
+    pub fn record_output(&mut self, batches: &[(RecordBatch, Metadata)]) {
+        for (batch, _) in batches {
+            self.record.stats.record_output(batch);
+        }
+    }
+
+    /// Saves the stream so that [`Server::resume`], in this process or any
+    /// other serving the same service, can continue it.
+    ///
+    /// Fails for states without `#[vgirpc::stream_state]`.
+    pub fn save(&self) -> Result<SavedStream, RpcError> {
+        let (saved, input_schema) = match &self.kind {
+            StreamKind::Producer(state) => (state.save_state()?, empty_schema()),
+            StreamKind::Exchange {
+                input_schema,
+                state,
+            } => (state.save_state()?, input_schema.clone()),
+        };
+        Ok(SavedStream {
+            state: persist::encode(&self.method, self.is_exchange(), saved),
+            output_schema: self.output_schema.clone(),
+            input_schema,
+            stream_id: self.stream_id().to_owned(),
+        })
+    }
+
+    /// Tells the state the client cancelled; the stream must not be stepped again.
+    pub fn cancel(&mut self) {
+        self.record.cancelled = true;
+        let _span = self.span.enter();
+        let ctx = self.context();
+        let cancelled = catch_panic(|| {
+            match &mut self.kind {
+                StreamKind::Producer(state) => state.on_cancel(&ctx),
+                StreamKind::Exchange { state, .. } => state.on_cancel(&ctx),
+            }
+            Ok(())
+        });
+        if let Err(err) = cancelled {
+            // The client is gone from this stream; nothing is left to tell it.
+            tracing::warn!(method = %self.method, error = %err, "on_cancel failed");
+        }
+    }
+
+    /// Runs one `produce` (the input is the client's tick) or `exchange`.
+    pub fn step(&mut self, input: IpcBatch) -> Step {
+        let span = self.span.clone();
+        let _span = span.enter();
+        if self.is_exchange() {
+            // Producer ticks are protocol artifacts, not input.
+            self.record.stats.record_input(&input.batch);
+        }
+        let ctx = self.context();
+        let producer_mode = match &self.kind {
+            StreamKind::Producer(_) => true,
+            StreamKind::Exchange { input_schema, .. } => input_schema.fields().is_empty(),
+        };
+        let mut collector = OutputCollector::new(self.output_schema.clone(), producer_mode);
+        let result = catch_panic(|| match &mut self.kind {
+            StreamKind::Producer(state) => state.produce(&mut collector, &ctx),
+            StreamKind::Exchange {
+                input_schema,
+                state,
+            } => coerce_input(input_schema, input.batch).and_then(|batch| {
+                let input = AnnotatedBatch {
+                    batch,
+                    metadata: input.metadata,
+                };
+                state.exchange(&input, &mut collector, &ctx)
+            }),
+        });
+        let finished = collector.is_finished();
+        match result.and_then(|()| collector.into_entries(ctx.take_logs())) {
+            Ok(entries) => {
+                let entries: Vec<_> = entries
+                    .into_iter()
+                    .map(|(batch, md)| {
+                        let md = with_ids(md, &batch, &self.request_id);
+                        (batch, md)
+                    })
+                    .collect();
+                self.record_output(&entries);
+                if finished {
+                    Step::Finished(entries)
+                } else {
+                    Step::Continue(entries)
+                }
+            }
+            Err(err) => {
+                tracing::debug!(method = %self.method, error = %err, "stream step failed");
+                let info = err.info().clone();
+                self.record.status = CallStatus::Error {
+                    error_type: info.error_type.clone(),
+                    message: info.message.clone(),
+                };
+                let entry = error_batch(&self.output_schema, &info, &self.request_id);
+                self.record_output(std::slice::from_ref(&entry));
+                Step::Failed(vec![entry], info)
+            }
+        }
+    }
+}
