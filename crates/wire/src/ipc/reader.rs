@@ -164,14 +164,16 @@ impl<R: Read> StreamReader<R> {
                             let fb = message.header_as_record_batch().ok_or_else(|| {
                                 WireError::Malformed("record batch message without header".into())
                             })?;
-                            let batch = crate::types::embedded::decode_record_batch(
-                                schema,
-                                relaxed,
-                                fb,
-                                &body,
-                                dictionaries,
-                                version,
-                            )?;
+                            let batch = without_panics(|| {
+                                crate::types::embedded::decode_record_batch(
+                                    schema,
+                                    relaxed,
+                                    fb,
+                                    &body,
+                                    dictionaries,
+                                    version,
+                                )
+                            })?;
                             Ok(Some(IpcBatch {
                                 batch,
                                 metadata: custom_metadata(&message),
@@ -181,13 +183,15 @@ impl<R: Read> StreamReader<R> {
                             let fb = message.header_as_dictionary_batch().ok_or_else(|| {
                                 WireError::Malformed("dictionary message without header".into())
                             })?;
-                            crate::types::embedded::decode_dictionary(
-                                schema,
-                                fb,
-                                &body,
-                                dictionaries,
-                                version,
-                            )?;
+                            without_panics(|| {
+                                crate::types::embedded::decode_dictionary(
+                                    schema,
+                                    fb,
+                                    &body,
+                                    dictionaries,
+                                    version,
+                                )
+                            })?;
                             Ok(None)
                         }
                         other => Err(WireError::Malformed(format!(
@@ -229,4 +233,16 @@ impl<R: Read> StreamReader<R> {
     pub fn into_inner(self) -> R {
         self.reader
     }
+}
+
+/// Runs arrow's decoding of a peer's message, turning a panic into an
+/// error: arrow checks most of what it reads, but where it does not (it
+/// has unwrapped a negative width before) the bytes came from a peer, and
+/// one bad message must cost its stream, never the process.
+fn without_panics<T>(decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+        Err(WireError::Malformed(
+            "arrow could not decode the message (it panicked)".into(),
+        ))
+    })
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 
 use super::frame::{Frame, ReadLimits, body_length, copy_body, read_header, verify_header};
 use crate::{Result, WireError};
@@ -83,11 +83,44 @@ pub(super) fn read_schema<R: Read>(
             message.header_type()
         ))
     })?;
-    let schema = Arc::new(arrow_ipc::convert::try_fb_to_schema(decoded)?);
+    let schema = arrow_ipc::convert::try_fb_to_schema(decoded)?;
+    for field in schema.fields() {
+        refuse_negative_sizes(field.data_type())?;
+    }
+    let schema = Arc::new(schema);
     if body.is_empty() {
         SchemaCache::put(header, &schema);
     }
     Ok(Frame::Message(schema))
+}
+
+/// Refuses the sizes arrow's flatbuffer conversion lets through but its
+/// decoder cannot hold: a negative fixed width panics while a batch is
+/// decoded against the schema.
+fn refuse_negative_sizes(data_type: &DataType) -> Result<()> {
+    match data_type {
+        DataType::FixedSizeBinary(width) if *width < 0 => Err(WireError::Malformed(format!(
+            "schema declares FixedSizeBinary with a negative width ({width})"
+        ))),
+        DataType::FixedSizeList(_, size) if *size < 0 => Err(WireError::Malformed(format!(
+            "schema declares FixedSizeList with a negative size ({size})"
+        ))),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => refuse_negative_sizes(f.data_type()),
+        DataType::Struct(fields) => fields
+            .iter()
+            .try_for_each(|f| refuse_negative_sizes(f.data_type())),
+        DataType::Union(fields, _) => fields
+            .iter()
+            .try_for_each(|(_, f)| refuse_negative_sizes(f.data_type())),
+        DataType::Dictionary(_, values) => refuse_negative_sizes(values),
+        DataType::RunEndEncoded(_, values) => refuse_negative_sizes(values.data_type()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

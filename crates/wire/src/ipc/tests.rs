@@ -266,3 +266,24 @@ fn garbage_is_malformed() {
     let err = read_stream_bytes(&bytes).unwrap_err();
     assert!(matches!(err, WireError::Malformed(_)), "{err:?}");
 }
+
+#[test]
+fn a_negative_fixed_width_is_refused_before_any_batch_is_decoded() {
+    for data_type in [
+        DataType::FixedSizeBinary(-247),
+        DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Int64, true)), -2),
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::FixedSizeBinary(-1),
+            true,
+        ))),
+    ] {
+        let schema = Arc::new(Schema::new(vec![Field::new("result", data_type, true)]));
+        let bytes = write_stream_bytes(&schema, std::iter::empty()).unwrap();
+        let err = StreamReader::open(bytes.as_slice()).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Malformed(m) if m.contains("negative")),
+            "{err:?}"
+        );
+    }
+}
