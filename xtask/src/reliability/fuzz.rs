@@ -218,7 +218,7 @@ impl Fuzzer {
             bail!(
                 "{} ({status}); input: {}; log: {}",
                 failure_reason(&text),
-                stat_line(&text, "Test unit written to ").unwrap_or("not saved"),
+                saved_input(&text).unwrap_or("not saved"),
                 log_path.display()
             );
         }
@@ -253,6 +253,14 @@ impl RunStats {
 /// The rest of the first line of `text` that starts with `prefix`.
 fn stat_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.lines().find_map(|line| line.strip_prefix(prefix))
+}
+
+/// Where libFuzzer saved the failing input.
+fn saved_input(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| {
+        line.split_once("Test unit written to ")
+            .map(|(_, path)| path.trim())
+    })
 }
 
 /// Why a target's run failed, from its output.
