@@ -5,8 +5,8 @@
 
 use anyhow::{Context as _, Result};
 
-use crate::conformance;
 use crate::process::{cargo, run_ok};
+use crate::{conformance, reliability};
 
 /// A cargo invocation: step name, arguments, extra environment.
 type Step = (
@@ -57,7 +57,8 @@ const STEPS: &[Step] = &[
     ),
 ];
 
-/// Run [`STEPS`], then the conformance suite; stop at the first failure.
+/// Run [`STEPS`], a quick fuzzing pass, then the conformance suite; stop
+/// at the first failure.
 pub(crate) fn run() -> Result<()> {
     for &(name, args, env) in STEPS {
         println!("\n==> ci: {name}");
@@ -65,6 +66,8 @@ pub(crate) fn run() -> Result<()> {
         cmd.args(args).envs(env.iter().copied());
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
     }
+    println!("\n==> ci: reliability (quick)");
+    reliability::run(&reliability::Options::for_ci()).context("ci step `reliability` failed")?;
     println!("\n==> ci: conformance");
     conformance::run(&conformance::Options::for_ci()).context("ci step `conformance` failed")?;
     println!("\nci: all steps passed");

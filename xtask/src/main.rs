@@ -16,6 +16,8 @@
 //!   first failure.  This is what `.ci/run` and the GitHub workflow call.
 //! * `bench` — our worker and the reference worker side by side; see
 //!   [`mod@bench`] and `docs/benchmarks.md`.
+//! * `reliability` — hostile input: the fuzz targets of `fuzz/`; see
+//!   [`reliability`] and `docs/reliability.md`.
 
 mod bench;
 mod ci;
@@ -25,6 +27,7 @@ mod expectations;
 mod http;
 mod process;
 mod python;
+mod reliability;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -46,7 +49,8 @@ commands:
                   --debug            test debug builds instead of release builds
                   --worker CMD       test this worker command instead of building ours
                                      (also VGI_CONFORMANCE_WORKER)
-  ci            fmt, clippy, doc, test, then conformance; stops at the first failure
+  ci            fmt, clippy, doc, test, reliability --quick, then conformance;
+                stops at the first failure
   bench         our worker and the reference worker, same workloads, side by side
                   --quick            small sizes, one short run (seconds)
                   --runs N           runs per workload and server (default 5)
@@ -54,6 +58,14 @@ commands:
                   --soak             long unary loop on our worker: peak RSS growth
                   --skip-build       use the binaries that are already built
                 results: target/bench/; more options: target/release/vgirpc-bench --help
+  reliability   every fuzz target of fuzz/ on its committed corpus, one after another
+                  --runs N           executions per target (default 10000000)
+                  --quick            replay the corpus and fuzz each target for 20 s
+                  --target NAME      only this target (repeatable): ipc_reader, describe,
+                                     shm, token, request, http
+                  --seeds            regenerate fuzz/corpus/ from conformance traffic
+                installs cargo-fuzz into target/tools on first use; failing inputs are
+                saved under fuzz/artifacts/; see docs/reliability.md
 ";
 
 fn main() -> ExitCode {
@@ -70,6 +82,7 @@ fn main() -> ExitCode {
             Some(extra) => Err(anyhow::anyhow!("`ci` takes no arguments (got {extra:?})")),
         },
         Some("bench") => bench::run(&bench::Options::parse(args)),
+        Some("reliability") => reliability::Options::parse(args).and_then(|o| reliability::run(&o)),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
