@@ -9,6 +9,3 @@ pub mod budget;
 pub mod http;
 pub mod service;
 pub mod tokens;
-
-#[global_allocator]
-static ALLOCATOR: budget::BudgetAllocator = budget::BudgetAllocator;
