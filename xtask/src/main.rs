@@ -16,8 +16,9 @@
 //!   first failure.  This is what `.ci/run` and the GitHub workflow call.
 //! * `bench` — our worker and the reference worker side by side; see
 //!   [`mod@bench`] and `docs/benchmarks.md`.
-//! * `reliability` — hostile input: the fuzz targets of `fuzz/`; see
-//!   [`reliability`] and `docs/reliability.md`.
+//! * `reliability` — hostile input: the fuzz targets of `fuzz/`, then the
+//!   attack matrix and soak against the running worker; see [`reliability`]
+//!   and `docs/reliability.md`.
 
 mod bench;
 mod ci;
@@ -58,14 +59,19 @@ commands:
                   --soak             long unary loop on our worker: peak RSS growth
                   --skip-build       use the binaries that are already built
                 results: target/bench/; more options: target/release/vgirpc-bench --help
-  reliability   every fuzz target of fuzz/ on its committed corpus, one after another
+  reliability   every fuzz target of fuzz/ on its committed corpus, one after another,
+                then the attack matrix and the soak against the release worker
                   --runs N           executions per target (default 10000000)
-                  --quick            replay the corpus and fuzz each target for 20 s
+                  --quick            replay the corpus and fuzz each target for 20 s;
+                                     smaller attacks and a 10 s soak
+                  --fuzz-only        skip the attack matrix and soak
+                  --attacks-only     skip fuzzing
                   --target NAME      only this target (repeatable): ipc_reader, describe,
                                      shm, token, request, http
                   --seeds            regenerate fuzz/corpus/ from conformance traffic
                 installs cargo-fuzz into target/tools on first use; failing inputs are
-                saved under fuzz/artifacts/; see docs/reliability.md
+                saved under fuzz/artifacts/; attack results in target/reliability/;
+                see docs/reliability.md
 ";
 
 fn main() -> ExitCode {

@@ -1,10 +1,12 @@
 //! `cargo xtask reliability`: what hostile input must not do to us.
 //!
 //! Each kind of check is a step of its own module, run in order; the
-//! first that fails stops the run with a non-zero exit. Today that is
-//! [`fuzz`]: every coverage-guided fuzz target of `fuzz/` for a number of
-//! executions on the committed corpus. See `docs/reliability.md`.
+//! first that fails stops the run with a non-zero exit: [`fuzz`], every
+//! coverage-guided fuzz target of `fuzz/` for a number of executions on
+//! the committed corpus, then [`attack`], the attack matrix and the soak
+//! against the running worker. See `docs/reliability.md`.
 
+mod attack;
 mod fuzz;
 mod seeds;
 
@@ -25,6 +27,9 @@ pub(crate) struct Options {
     /// `--seeds`: regenerate the committed corpus from conformance traffic
     /// instead of fuzzing.
     seeds: bool,
+    /// `--fuzz-only` / `--attacks-only`: run one of the two steps.
+    fuzz: bool,
+    attacks: bool,
 }
 
 impl Default for Options {
@@ -34,6 +39,8 @@ impl Default for Options {
             quick: false,
             targets: Vec::new(),
             seeds: false,
+            fuzz: true,
+            attacks: true,
         }
     }
 }
@@ -63,6 +70,8 @@ impl Options {
                 "--target" => options.targets.push(value()?),
                 "--quick" if inline.is_none() => options.quick = true,
                 "--seeds" if inline.is_none() => options.seeds = true,
+                "--fuzz-only" if inline.is_none() => options.attacks = false,
+                "--attacks-only" if inline.is_none() => options.fuzz = false,
                 _ => bail!("unknown reliability option {arg:?} (see `cargo xtask help`)"),
             }
         }
@@ -73,6 +82,9 @@ impl Options {
     pub(crate) fn for_ci() -> Self {
         Self {
             quick: true,
+            // The attack matrix joins CI once the HTTP and Unix transports
+            // pass it.
+            attacks: false,
             ..Self::default()
         }
     }
@@ -80,18 +92,24 @@ impl Options {
 
 /// Runs every step; stops at the first failure.
 pub(crate) fn run(options: &Options) -> Result<()> {
-    let targets = fuzz::selected(&options.targets)?;
-    let fuzzer = fuzz::Fuzzer::prepare(&targets)?;
-    if options.seeds {
-        return seeds::regenerate(&fuzzer, &targets);
+    if options.fuzz || options.seeds {
+        let targets = fuzz::selected(&options.targets)?;
+        let fuzzer = fuzz::Fuzzer::prepare(&targets)?;
+        if options.seeds {
+            return seeds::regenerate(&fuzzer, &targets);
+        }
+        let budget = if options.quick {
+            fuzz::Budget::Quick
+        } else {
+            fuzz::Budget::Runs(options.runs)
+        };
+        println!("\n==> reliability: fuzz ({})", budget.describe());
+        fuzzer.run_all(&targets, budget)?;
     }
-    let budget = if options.quick {
-        fuzz::Budget::Quick
-    } else {
-        fuzz::Budget::Runs(options.runs)
-    };
-    println!("\n==> reliability: fuzz ({})", budget.describe());
-    fuzzer.run_all(&targets, budget)?;
+    if options.attacks && options.targets.is_empty() {
+        println!("\n==> reliability: attack matrix and soak");
+        attack::run(options.quick)?;
+    }
     println!("\nreliability: all steps passed");
     Ok(())
 }
