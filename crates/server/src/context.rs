@@ -10,6 +10,7 @@ use crate::session::{self, SessionHost, SessionRef, SessionState};
 
 /// The transport binding a server is serving on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TransportKind {
     /// Standard input/output of a worker process (also the shared-memory side channel).
     Pipe,
