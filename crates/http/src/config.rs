@@ -7,6 +7,14 @@ use crate::external::ExternalConfig;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
 
+/// The decompressed-size cap of zstd request bodies when neither it nor
+/// `max_request_bytes` is configured: 256 MiB. A bomb of a few hundred
+/// kilobytes costs the server about this much while it is refused, so the
+/// default is a quarter of the plain-body limit (1 GiB): a request that
+/// large should travel uncompressed, in several stream turns, or through
+/// upload URLs.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+
 /// How an [`HttpServer`](crate::HttpServer) serves; every knob has the
 /// reference's default.
 #[derive(Clone)]
@@ -23,6 +31,7 @@ pub struct HttpConfig {
     pub(crate) max_upload_bytes: Option<u64>,
     pub(crate) authenticate: Option<Arc<dyn Authenticate>>,
     pub(crate) sticky: Option<StickyConfig>,
+    pub(crate) max_decompressed_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -43,6 +52,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("authenticate", &self.authenticate.is_some())
             .field("sticky", &self.sticky)
+            .field("max_decompressed_bytes", &self.max_decompressed_bytes)
             .finish()
     }
 }
@@ -62,13 +72,15 @@ impl Default for HttpConfig {
             max_upload_bytes: None,
             authenticate: None,
             sticky: None,
+            max_decompressed_bytes: None,
         }
     }
 }
 
 impl HttpConfig {
     /// The defaults: endpoints at the root, a token key from
-    /// `$VGI_TOKEN_KEY` (else a random one), no caps, zstd level 3.
+    /// `$VGI_TOKEN_KEY` (else a random one), no advertised caps, zstd
+    /// level 3.
     pub fn new() -> Self {
         Self::default()
     }
@@ -117,7 +129,8 @@ impl HttpConfig {
     }
 
     /// zstd level for response bodies, or `None` to never compress them.
-    /// zstd request bodies are accepted either way.
+    /// zstd request bodies are accepted either way (see
+    /// [`HttpConfig::with_max_decompressed_bytes`]).
     pub fn with_compression_level(mut self, level: Option<i32>) -> Self {
         self.compression_level = level;
         self
@@ -153,6 +166,16 @@ impl HttpConfig {
     /// Authenticate every request except health checks and `OPTIONS`.
     pub fn with_authenticate(mut self, authenticate: impl Authenticate) -> Self {
         self.authenticate = Some(Arc::new(authenticate));
+        self
+    }
+
+    /// Refuse zstd request bodies that decompress to more than `bytes`
+    /// with `413`; they are decoded as a stream and refused as soon as the
+    /// output passes the cap, so a bomb costs about `bytes` at most.
+    /// Default: 16 × `max_request_bytes` when that is set (the reference's
+    /// rule), else [`DEFAULT_MAX_DECOMPRESSED_BYTES`].
+    pub fn with_max_decompressed_bytes(mut self, bytes: u64) -> Self {
+        self.max_decompressed_bytes = Some(bytes);
         self
     }
 }

@@ -60,7 +60,9 @@
 mod auth;
 mod blocking;
 mod body;
+mod buffer;
 mod config;
+mod decompress;
 mod endpoints;
 mod error;
 mod external;
@@ -91,7 +93,7 @@ use vgirpc::{Server, TransportKind};
 
 pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
 pub use body::{ARROW_STREAM, ResponseBody};
-pub use config::HttpConfig;
+pub use config::{DEFAULT_MAX_DECOMPRESSED_BYTES, HttpConfig};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
 pub use shutdown::{DEFAULT_DRAIN_GRACE, ShutdownSignals, Stopped};
@@ -105,7 +107,7 @@ use endpoints::Endpoints;
 use layer::auth::AuthLayer;
 use layer::capabilities::CapabilitiesLayer;
 use layer::compression::{CompressionLayer, ZSTD};
-use layer::limit::{BodyLimitLayer, DEFAULT_BODY_LIMIT};
+use layer::limit::BodyLimitLayer;
 use layer::request_id::RequestIdLayer;
 use layer::sticky::StickyLayer;
 
@@ -155,9 +157,11 @@ impl HttpServer {
             .map_err(HttpError::Start)?;
         let prefix = config.prefix.clone();
         let capabilities = capability_headers(&config)?;
-        let max_decompressed = config
-            .max_request_bytes
-            .map_or(DEFAULT_BODY_LIMIT, |cap| cap.saturating_mul(16));
+        let max_decompressed = config.max_decompressed_bytes.unwrap_or_else(|| {
+            config
+                .max_request_bytes
+                .map_or(DEFAULT_MAX_DECOMPRESSED_BYTES, |cap| cap.saturating_mul(16))
+        });
         let sticky = match &config.sticky {
             Some(sticky) => Some(Arc::new(sticky::Sticky::new(sticky, key.clone())?)),
             None => None,
