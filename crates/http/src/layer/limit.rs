@@ -1,7 +1,8 @@
 //! Reading the request body, within limits: a body over the advertised
 //! `max_request_bytes` is refused with `413` (the client then uploads it and
 //! sends a pointer batch instead), before it is read when the length is
-//! declared, as soon as it overflows otherwise.
+//! declared, as soon as it overflows otherwise. A body that stops arriving
+//! for the body read timeout is answered `408` and its connection closed.
 //!
 //! The body is held once: a body that arrives in one piece is passed on as
 //! it is, a longer one is copied piece by piece into one buffer that grows
@@ -13,9 +14,10 @@ use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -35,13 +37,20 @@ pub(crate) struct BodyLimitLayer {
     /// Path prefixes whose bodies are not client data (upload-URL requests,
     /// health checks) and so are not held to `max_request_bytes`.
     exempt: Arc<[String]>,
+    /// The longest wait for the next piece of a body.
+    read_timeout: Option<Duration>,
 }
 
 impl BodyLimitLayer {
-    pub(crate) fn new(max_request_bytes: Option<u64>, exempt: Vec<String>) -> Self {
+    pub(crate) fn new(
+        max_request_bytes: Option<u64>,
+        exempt: Vec<String>,
+        read_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             max_request_bytes,
             exempt: exempt.into(),
+            read_timeout,
         }
     }
 }
@@ -116,13 +125,30 @@ where
             return Box::pin(async move { Ok(too_large(Some(declared))) });
         }
         let mut inner = take(&mut self.inner);
+        let read_timeout = self.layer.read_timeout;
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let claimed = declared.and_then(|n| usize::try_from(n).ok());
-            let bytes = match collect(body, limit, claimed).await {
+            let bytes = match collect(body, limit, claimed, read_timeout).await {
                 Ok(bytes) => bytes,
                 Err(ReadFailure::TooLarge) => return Ok(too_large(None)),
+                Err(ReadFailure::Stalled(waited)) => {
+                    tracing::debug!(?waited, "a request body stopped arriving");
+                    let mut response = body::text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "No request body bytes arrived for {} s; the request was abandoned.",
+                            waited.as_secs_f64()
+                        ),
+                    );
+                    // The rest of the body may still come: only closing the
+                    // connection tells it from the next request.
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                    return Ok(response);
+                }
                 Err(ReadFailure::NoMemory) => {
                     tracing::warn!(claimed, "no memory for a request body");
                     return Ok(body::text(
@@ -147,6 +173,8 @@ where
 /// Why a body could not be read.
 enum ReadFailure<E> {
     TooLarge,
+    /// No bytes came for this long.
+    Stalled(Duration),
     /// The memory for the body could not be had.
     NoMemory,
     Body(E),
@@ -158,12 +186,14 @@ impl<E> From<TryReserveError> for ReadFailure<E> {
     }
 }
 
-/// Reads the whole of `body`, at most `limit` bytes; `claimed` is the
-/// declared length, which guides how the buffer grows.
+/// Reads the whole of `body`, at most `limit` bytes, waiting at most
+/// `read_timeout` for each piece; `claimed` is the declared length, which
+/// guides how the buffer grows.
 async fn collect<B: Body<Data = Bytes>>(
     body: B,
     limit: usize,
     claimed: Option<usize>,
+    read_timeout: Option<Duration>,
 ) -> Result<Bytes, ReadFailure<B::Error>> {
     let mut body = pin!(body);
     // The first piece is kept as it came: a body of one piece (nearly
@@ -172,7 +202,13 @@ async fn collect<B: Body<Data = Bytes>>(
     let mut joined: Option<GrowingBuffer> = None;
     let mut held = 0usize;
     loop {
-        let frame = body.frame().await;
+        let next = body.frame();
+        let frame = match read_timeout {
+            Some(timeout) => tokio::time::timeout(timeout, next)
+                .await
+                .map_err(|_| ReadFailure::Stalled(timeout))?,
+            None => next.await,
+        };
         let Some(frame) = frame else { break };
         let Ok(data) = frame.map_err(ReadFailure::Body)?.into_data() else {
             // Trailers carry nothing vgi-rpc reads.
