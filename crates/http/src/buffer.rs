@@ -91,6 +91,16 @@ impl GrowingBuffer {
     }
 }
 
+/// A buffer whose capacity is already what it will need.
+impl From<Vec<u8>> for GrowingBuffer {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            claimed: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

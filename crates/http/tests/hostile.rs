@@ -121,7 +121,11 @@ impl KeepAlive {
         let request = post(&format!("/{method}"))
             .body(Full::new(Bytes::from(body)).boxed_unsync())
             .unwrap();
-        let response = tokio::time::timeout(HANG, self.sender.send_request(request))
+        let sent = async {
+            self.sender.ready().await?;
+            self.sender.send_request(request).await
+        };
+        let response = tokio::time::timeout(HANG, sent)
             .await
             .expect("an answer")
             .expect("the connection is open");
@@ -444,6 +448,7 @@ async fn shutdown_answers_the_requests_in_flight_then_refuses_connections() {
     };
     let receiving = tokio::spawn(async move {
         let request = post("/echo").body(trickled.boxed_unsync()).unwrap();
+        slow.sender.ready().await.unwrap();
         let response = slow.sender.send_request(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
