@@ -203,11 +203,21 @@ impl Body for TrackedBody {
     }
 }
 
+/// How long a connection must have waited for its next request before a
+/// drain, or a new connection wanting its slot, closes it. A client that
+/// answers a response with its next request at once would otherwise often
+/// find the connection closed under that request.
+const QUIET: Duration = Duration::from_millis(250);
+
 /// What the connection is doing, as its socket sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// No byte of the next request yet; closed at the instant, if any.
-    Waiting(Option<Instant>),
+    /// No byte of the next request since `since`; closed at `until`, if
+    /// anything.
+    Waiting {
+        since: Instant,
+        until: Option<Instant>,
+    },
     /// Part of a request head has arrived; closed at the instant, if any.
     Head(Option<Instant>),
     /// A request is being served or its response sent.
@@ -226,6 +236,10 @@ struct Socket {
     answered: u64,
     /// Nothing has been read from the connection yet.
     silent: bool,
+    /// Asked to make room for a new connection while silent.
+    evicted: bool,
+    /// Asked to close once it has waited [`QUIET`] for a request.
+    closing: bool,
     /// When the connection's state is next checked, if ever.
     timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
@@ -245,6 +259,7 @@ impl Socket {
         limits: ConnectionLimits,
     ) -> Self {
         let evictions_seen = shared.evictions.load(Ordering::Acquire);
+        let now = Instant::now();
         let mut socket = Self {
             stream,
             activity,
@@ -252,14 +267,19 @@ impl Socket {
             header_timeout: limits.header_read_timeout,
             keep_alive_timeout: limits.keep_alive_timeout,
             // A new connection owes its first request head at once.
-            phase: Phase::Waiting(after(Instant::now(), limits.header_read_timeout)),
+            phase: Phase::Waiting {
+                since: now,
+                until: after(now, limits.header_read_timeout),
+            },
             answered: 0,
             silent: true,
+            evicted: false,
+            closing: false,
             timer: None,
             armed: false,
             evictions_seen,
         };
-        socket.arm(Instant::now());
+        socket.arm(now);
         socket
     }
 
@@ -272,7 +292,10 @@ impl Socket {
             // it is, no later than the earliest possible keep-alive end.
             self.phase = Phase::Busy;
         } else if requests.answered != self.answered || self.phase == Phase::Busy {
-            self.phase = Phase::Waiting(after(requests.answered_at, self.keep_alive_timeout));
+            self.phase = Phase::Waiting {
+                since: requests.answered_at,
+                until: after(requests.answered_at, self.keep_alive_timeout),
+            };
             self.arm(Instant::now());
         }
         self.answered = requests.answered;
@@ -285,7 +308,10 @@ impl Socket {
         // idling could have lasted the keep-alive timeout.
         let idle_by = after(now, self.keep_alive_timeout);
         let at = match self.phase {
-            Phase::Waiting(until) => until,
+            Phase::Waiting { since, until } if self.closing => {
+                Some(until.map_or(since + QUIET, |until| until.min(since + QUIET)))
+            }
+            Phase::Waiting { until, .. } => until,
             Phase::Head(until) => match (until, idle_by) {
                 (Some(until), Some(idle_by)) => Some(until.min(idle_by)),
                 (until, idle_by) => until.or(idle_by),
@@ -301,7 +327,8 @@ impl Socket {
     }
 
     /// Polls the timer, setting it again until the connection is past its
-    /// deadline; then says why it is.
+    /// deadline; then says why it is. Once a connection asked to close has
+    /// waited long enough, it wakes the read that closes it.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         loop {
             let timer = self.timer.as_mut().filter(|_| self.armed)?;
@@ -309,40 +336,54 @@ impl Socket {
                 return None;
             }
             let now = Instant::now();
-            let expired = match self.phase {
-                Phase::Waiting(until) => {
-                    until
+            let expired =
+                match self.phase {
+                    Phase::Waiting { until, .. } => until
                         .is_some_and(|until| until <= now)
                         .then_some(if self.silent {
                             "no request arrived within the header read timeout"
                         } else {
                             "the connection was idle for longer than the keep-alive timeout"
-                        })
-                }
-                Phase::Head(until) => until
-                    .is_some_and(|until| until <= now)
-                    .then_some("the request head took longer than the header read timeout"),
-                Phase::Busy => None,
-            };
+                        }),
+                    Phase::Head(until) => until
+                        .is_some_and(|until| until <= now)
+                        .then_some("the request head took longer than the header read timeout"),
+                    Phase::Busy => None,
+                };
             if let Some(reason) = expired {
                 return Some(io::Error::new(io::ErrorKind::TimedOut, reason));
+            }
+            if let Phase::Waiting { since, .. } = self.phase
+                && self.closing
+                && now >= since + QUIET
+            {
+                self.armed = false;
+                cx.waker().wake_by_ref();
+                return None;
             }
             self.arm(now);
         }
     }
 
-    /// Whether a connection waiting for a request should close now rather
-    /// than wait: when the server drains, or when it has not sent a byte
-    /// and the server wants its slot for a new connection. A request
-    /// already in the socket is answered first: an idle connection may be
-    /// closed at any time in HTTP/1.1, but not under a request it has
-    /// received.
-    fn should_close_idle(&mut self) -> io::Result<bool> {
+    /// Whether a connection waiting for a request since `since` should
+    /// close now rather than wait: when the server drains, or when it has
+    /// not sent a byte and the server wants its slot for a new connection;
+    /// and only once it has waited [`QUIET`], and nothing has arrived. An
+    /// idle connection may be closed at any time in HTTP/1.1, but not under
+    /// a request it has received.
+    fn should_close_idle(&mut self, since: Instant) -> io::Result<bool> {
         let evictions = self.shared.evictions.load(Ordering::Acquire);
-        let evicted = evictions != self.evictions_seen && self.silent;
-        self.evictions_seen = evictions;
-        let asked = evicted || self.shared.draining();
-        if !asked {
+        if evictions != self.evictions_seen {
+            self.evictions_seen = evictions;
+            self.evicted = self.silent;
+        }
+        self.closing = self.shared.draining() || (self.evicted && self.silent);
+        if !self.closing {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if now < since + QUIET {
+            self.arm(now);
             return Ok(false);
         }
         let mut probe = [MaybeUninit::<u8>::uninit()];
@@ -363,7 +404,9 @@ impl AsyncRead for Socket {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.observe();
-        if matches!(this.phase, Phase::Waiting(_)) && this.should_close_idle()? {
+        if let Phase::Waiting { since, .. } = this.phase
+            && this.should_close_idle(since)?
+        {
             // End of stream, as if the client had closed: hyper closes a
             // connection that waits for a request without an error.
             return Poll::Ready(Ok(()));
@@ -371,7 +414,7 @@ impl AsyncRead for Socket {
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                if matches!(this.phase, Phase::Waiting(_)) && buf.filled().len() > before {
+                if matches!(this.phase, Phase::Waiting { .. }) && buf.filled().len() > before {
                     let now = Instant::now();
                     this.silent = false;
                     this.phase = Phase::Head(after(now, this.header_timeout));
