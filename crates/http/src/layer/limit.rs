@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue};
+use http::header::CONTENT_LENGTH;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -114,7 +114,7 @@ where
                     format!("Request body of {size} exceeds the server's limit of {limit} bytes.")
                 }
             };
-            body::text(StatusCode::PAYLOAD_TOO_LARGE, message)
+            body::closing(body::text(StatusCode::PAYLOAD_TOO_LARGE, message))
         };
         let declared = request
             .headers()
@@ -135,26 +135,20 @@ where
                 Err(ReadFailure::TooLarge) => return Ok(too_large(None)),
                 Err(ReadFailure::Stalled(waited)) => {
                     tracing::debug!(?waited, "a request body stopped arriving");
-                    let mut response = body::text(
+                    return Ok(body::closing(body::text(
                         StatusCode::REQUEST_TIMEOUT,
                         format!(
                             "No request body bytes arrived for {} s; the request was abandoned.",
                             waited.as_secs_f64()
                         ),
-                    );
-                    // The rest of the body may still come: only closing the
-                    // connection tells it from the next request.
-                    response
-                        .headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                    return Ok(response);
+                    )));
                 }
                 Err(ReadFailure::NoMemory) => {
                     tracing::warn!(claimed, "no memory for a request body");
-                    return Ok(body::text(
+                    return Ok(body::closing(body::text(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "The server cannot hold this request body now.",
-                    ));
+                    )));
                 }
                 Err(ReadFailure::Body(err)) => {
                     // Usually the client hung up mid-body; it may not read this.
