@@ -152,7 +152,7 @@ impl Activity {
         }))
     }
 
-    fn now(&self) -> Requests {
+    fn current(&self) -> Requests {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -285,7 +285,7 @@ impl Socket {
 
     /// Follows requests that began or ended since the last look.
     fn observe(&mut self) {
-        let requests = self.activity.now();
+        let requests = self.activity.current();
         if requests.open > 0 {
             // Body bytes, or the client closing: the service's own
             // timeouts apply, not the connection's. The timer stays where
