@@ -42,6 +42,13 @@ pub(crate) const USAGE: &str = "\
                        (default: x-vgi-conformance-echo: conformance-fixed-marker)
   --drain-grace-seconds SEC  on SIGTERM/SIGINT, serve open sticky sessions
                        this long before exiting (default 0)
+  --drain-timeout SEC  then wait this long for the requests in flight (default 30)
+  --max-decompressed-bytes N  cap on a zstd request body's decoded size
+                       (default 16x --max-request-bytes, else 256 MiB)
+  --max-connections N  connections served at once (default 1000)
+  --header-read-timeout SEC|none  time for a request head (default 10)
+  --body-read-timeout SEC|none    longest pause in a request body (default 30)
+  --keep-alive-timeout SEC|none   idle time before a connection closes (default 75)
   --describe           accepted for compatibility; __describe__ is always served";
 
 /// Upload size advertised with vended URLs, as the reference worker does.
@@ -70,6 +77,12 @@ pub(crate) struct HttpFlags {
     no_sticky: bool,
     no_sticky_echo: bool,
     drain_grace: Option<Duration>,
+    drain_timeout: Option<Duration>,
+    max_decompressed_bytes: Option<u64>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<Option<Duration>>,
+    body_read_timeout: Option<Option<Duration>>,
+    keep_alive_timeout: Option<Option<Duration>>,
 }
 
 /// What `--http` serves.
@@ -86,6 +99,22 @@ pub(crate) struct HttpOptions {
 fn number<T: std::str::FromStr>(flag: &str, raw: &str) -> Result<T, String> {
     raw.parse()
         .map_err(|_| format!("{flag} takes a whole number, got {raw:?}"))
+}
+
+fn seconds(flag: &str, raw: &str) -> Result<Duration, String> {
+    raw.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{flag} takes a non-negative number of seconds, got {raw:?}"))
+}
+
+/// Seconds, or `none` for no timeout.
+fn timeout(flag: &str, raw: &str) -> Result<Option<Duration>, String> {
+    if raw == "none" {
+        return Ok(None);
+    }
+    seconds(flag, raw).map(Some)
 }
 
 impl HttpFlags {
@@ -124,17 +153,23 @@ impl HttpFlags {
             },
             "--no-sticky" => self.no_sticky = true,
             "--no-sticky-echo" => self.no_sticky_echo = true,
-            "--drain-grace-seconds" => {
-                let raw = value()?;
-                let secs = raw
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| {
-                        format!("{flag} takes a non-negative number of seconds, got {raw:?}")
-                    })?;
-                self.drain_grace = Some(Duration::from_secs_f64(secs));
+            "--drain-grace-seconds" => self.drain_grace = Some(seconds(flag, &value()?)?),
+            "--drain-timeout" => self.drain_timeout = Some(seconds(flag, &value()?)?),
+            "--max-decompressed-bytes" => {
+                self.max_decompressed_bytes = Some(number(flag, &value()?)?);
             }
+            "--max-connections" => {
+                let connections = number(flag, &value()?)?;
+                if connections == 0 {
+                    return Err(format!("{flag} takes at least 1"));
+                }
+                self.max_connections = Some(connections);
+            }
+            "--header-read-timeout" => {
+                self.header_read_timeout = Some(timeout(flag, &value()?)?);
+            }
+            "--body-read-timeout" => self.body_read_timeout = Some(timeout(flag, &value()?)?),
+            "--keep-alive-timeout" => self.keep_alive_timeout = Some(timeout(flag, &value()?)?),
             // The reference needs it to serve __describe__; we always do.
             "--describe" => {}
             _ => return Ok(false),
@@ -158,7 +193,13 @@ impl HttpFlags {
                 || self.reject_all
                 || self.no_sticky
                 || self.no_sticky_echo
-                || self.drain_grace.is_some();
+                || self.drain_grace.is_some()
+                || self.drain_timeout.is_some()
+                || self.max_decompressed_bytes.is_some()
+                || self.max_connections.is_some()
+                || self.header_read_timeout.is_some()
+                || self.body_read_timeout.is_some()
+                || self.keep_alive_timeout.is_some();
             return if any {
                 Err("HTTP flags need --http".into())
             } else {
@@ -192,6 +233,24 @@ impl HttpFlags {
         }
         if let Some(bytes) = self.max_externalized_response_bytes {
             config = config.with_max_externalized_response_bytes(bytes);
+        }
+        if let Some(bytes) = self.max_decompressed_bytes {
+            config = config.with_max_decompressed_bytes(bytes);
+        }
+        if let Some(connections) = self.max_connections {
+            config = config.with_max_connections(connections);
+        }
+        if let Some(timeout) = self.header_read_timeout {
+            config = config.with_header_read_timeout(timeout);
+        }
+        if let Some(timeout) = self.body_read_timeout {
+            config = config.with_body_read_timeout(timeout);
+        }
+        if let Some(timeout) = self.keep_alive_timeout {
+            config = config.with_keep_alive_timeout(timeout);
+        }
+        if let Some(timeout) = self.drain_timeout {
+            config = config.with_drain_timeout(timeout);
         }
         if !self.no_sticky {
             let mut sticky = StickyConfig::new();
@@ -417,6 +476,18 @@ mod tests {
             "reject-all",
             "--drain-grace-seconds",
             "2.5",
+            "--drain-timeout",
+            "4",
+            "--max-decompressed-bytes",
+            "1000",
+            "--max-connections",
+            "7",
+            "--header-read-timeout",
+            "1.5",
+            "--body-read-timeout",
+            "none",
+            "--keep-alive-timeout",
+            "9",
             "--describe",
         ])
         .unwrap()
@@ -431,6 +502,12 @@ mod tests {
             "max_request_bytes: Some(1048576)",
             "max_response_bytes: Some(65536)",
             "max_externalized_response_bytes: Some(65536)",
+            "max_decompressed_bytes: Some(1000)",
+            "header_read_timeout: Some(1.5s)",
+            "body_read_timeout: None",
+            "keep_alive_timeout: Some(9s)",
+            "max_connections: 7",
+            "drain_timeout: 4s",
         ] {
             assert!(config.contains(expected), "{expected} in {config}");
         }
@@ -444,6 +521,13 @@ mod tests {
         assert!(parse(&["--http", "--token-key", "xyz"]).is_err());
         assert!(parse(&["--http", "--port", "http"]).is_err());
         assert!(parse(&["--http", "--drain-grace-seconds", "-1"]).is_err());
+        assert!(parse(&["--http", "--max-connections", "0"]).is_err());
+        assert!(parse(&["--http", "--keep-alive-timeout", "never"]).is_err());
+        assert!(
+            parse(&["--max-connections", "5"])
+                .unwrap_err()
+                .contains("--http")
+        );
         assert!(parse(&["--no-sticky"]).unwrap_err().contains("--http"));
         assert!(parse(&[]).unwrap().is_none());
     }

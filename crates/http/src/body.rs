@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
@@ -93,4 +93,16 @@ pub(crate) fn response(
 /// is known (authentication, body limits, unknown routes).
 pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response<ResponseBody> {
     response(status, "text/plain; charset=utf-8", message.into())
+}
+
+/// `response`, marked to close the connection: for answers given before
+/// the request body was read whole, whose rest only a closed connection
+/// tells apart from the next request. hyper may otherwise keep the
+/// connection open, then close it when the rest does not arrive in time,
+/// under a client that was told it could send its next request.
+pub(crate) fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }

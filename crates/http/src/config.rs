@@ -1,11 +1,41 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 
 use crate::auth::Authenticate;
 use crate::external::ExternalConfig;
+use crate::shutdown::DEFAULT_DRAIN_GRACE;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
+
+/// The decompressed-size cap of zstd request bodies when neither it nor
+/// `max_request_bytes` is configured: 256 MiB. A bomb of a few hundred
+/// kilobytes costs the server about this much while it is refused, so the
+/// default is a quarter of the plain-body limit (1 GiB): a request that
+/// large should travel uncompressed, in several stream turns, or through
+/// upload URLs.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+
+/// How long a request head may take to arrive: 10 s from its first byte
+/// (or from the connection opening). A head is a few hundred bytes, so
+/// only a client that trickles it (slowloris) is cut off.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request body may go without a byte arriving: 30 s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a keep-alive connection may sit idle between requests: 75 s,
+/// longer than the 60 s idle timeout common in load balancers, so that a
+/// balancer's pooled connections are closed by the balancer and not under
+/// its feet.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Connections served at once: 1,000, under the usual limit of 1,024 open
+/// files per process. Beyond it new connections wait in the listen queue
+/// (and connections that have not sent a byte yet are closed to make room
+/// for them).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 
 /// How an [`HttpServer`](crate::HttpServer) serves; every knob has the
 /// reference's default.
@@ -23,6 +53,31 @@ pub struct HttpConfig {
     pub(crate) max_upload_bytes: Option<u64>,
     pub(crate) authenticate: Option<Arc<dyn Authenticate>>,
     pub(crate) sticky: Option<StickyConfig>,
+    pub(crate) max_decompressed_bytes: Option<u64>,
+    pub(crate) connections: ConnectionLimits,
+}
+
+/// Timeouts and the connection limit, as [`HttpServer::serve`](crate::HttpServer::serve)
+/// applies them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    pub(crate) header_read_timeout: Option<Duration>,
+    pub(crate) body_read_timeout: Option<Duration>,
+    pub(crate) keep_alive_timeout: Option<Duration>,
+    pub(crate) max_connections: usize,
+    pub(crate) drain_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
+            body_read_timeout: Some(DEFAULT_BODY_READ_TIMEOUT),
+            keep_alive_timeout: Some(DEFAULT_KEEP_ALIVE_TIMEOUT),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: DEFAULT_DRAIN_GRACE,
+        }
+    }
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -43,6 +98,8 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("authenticate", &self.authenticate.is_some())
             .field("sticky", &self.sticky)
+            .field("max_decompressed_bytes", &self.max_decompressed_bytes)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -62,13 +119,16 @@ impl Default for HttpConfig {
             max_upload_bytes: None,
             authenticate: None,
             sticky: None,
+            max_decompressed_bytes: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
 
 impl HttpConfig {
     /// The defaults: endpoints at the root, a token key from
-    /// `$VGI_TOKEN_KEY` (else a random one), no caps, zstd level 3.
+    /// `$VGI_TOKEN_KEY` (else a random one), no advertised caps, zstd
+    /// level 3, and the `DEFAULT_*` timeouts and limits of this crate.
     pub fn new() -> Self {
         Self::default()
     }
@@ -117,7 +177,8 @@ impl HttpConfig {
     }
 
     /// zstd level for response bodies, or `None` to never compress them.
-    /// zstd request bodies are accepted either way.
+    /// zstd request bodies are accepted either way (see
+    /// [`HttpConfig::with_max_decompressed_bytes`]).
     pub fn with_compression_level(mut self, level: Option<i32>) -> Self {
         self.compression_level = level;
         self
@@ -153,6 +214,60 @@ impl HttpConfig {
     /// Authenticate every request except health checks and `OPTIONS`.
     pub fn with_authenticate(mut self, authenticate: impl Authenticate) -> Self {
         self.authenticate = Some(Arc::new(authenticate));
+        self
+    }
+
+    /// Refuse zstd request bodies that decompress to more than `bytes`
+    /// with `413`; they are decoded as a stream and refused as soon as the
+    /// output passes the cap, so a bomb costs about `bytes` at most.
+    /// Default: 16 × `max_request_bytes` when that is set (the reference's
+    /// rule), else [`DEFAULT_MAX_DECOMPRESSED_BYTES`].
+    pub fn with_max_decompressed_bytes(mut self, bytes: u64) -> Self {
+        self.max_decompressed_bytes = Some(bytes);
+        self
+    }
+
+    /// How long a request head may take to arrive, from its first byte, or
+    /// from the connection opening for a connection's first request; the
+    /// connection is closed after it. `None` waits forever. Default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub fn with_header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connections.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a request body may go without a byte arriving; the request
+    /// is then answered `408 Request Timeout` and its connection closed.
+    /// `None` waits forever. Default [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub fn with_body_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connections.body_read_timeout = timeout;
+        self
+    }
+
+    /// How long a keep-alive connection may sit idle after a response
+    /// before it is closed. `None` keeps it open until the client closes
+    /// it. Default [`DEFAULT_KEEP_ALIVE_TIMEOUT`].
+    pub fn with_keep_alive_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connections.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Serve at most `connections` connections at once (at least 1).
+    /// Beyond it, new connections wait in the listen queue until one
+    /// closes, and connections that have not sent a byte yet are closed to
+    /// make room; connections that have made a request (being served, or
+    /// idle with keep-alive) are never cut for it. Default
+    /// [`DEFAULT_MAX_CONNECTIONS`].
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.connections.max_connections = connections;
+        self
+    }
+
+    /// On shutdown, how long to wait for the requests already received to
+    /// be answered before their connections are cut. Default
+    /// [`DEFAULT_DRAIN_GRACE`].
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.connections.drain_timeout = timeout;
         self
     }
 }

@@ -26,6 +26,11 @@
 //! the reactor and requests run in parallel on every core. This crate is the
 //! server side only.
 //!
+//! [`HttpServer::serve`] holds every peer to timeouts (request head, body,
+//! keep-alive) and a connection limit, all set on [`HttpConfig`] with safe
+//! defaults, and on shutdown answers the requests already received before
+//! it returns.
+//!
 //! With [`HttpConfig::with_sticky`] methods may also keep live objects for
 //! a client between calls ([sticky sessions](StickyConfig)), held in the
 //! worker that opened them; [`HttpServer::serve_until_signalled`] then
@@ -60,13 +65,17 @@
 mod auth;
 mod blocking;
 mod body;
+mod buffer;
 mod config;
+mod connection;
+mod decompress;
 mod endpoints;
 mod error;
 mod external;
 mod layer;
 mod outgoing;
 mod rpc;
+mod serve;
 mod shutdown;
 mod sticky;
 mod storage;
@@ -74,24 +83,22 @@ mod storage;
 pub mod fly;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder};
 use vgirpc::{Server, TransportKind};
 
 pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
 pub use body::{ARROW_STREAM, ResponseBody};
-pub use config::HttpConfig;
+pub use config::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DECOMPRESSED_BYTES, HttpConfig,
+};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
 pub use shutdown::{DEFAULT_DRAIN_GRACE, ShutdownSignals, Stopped};
@@ -101,11 +108,12 @@ pub use storage::{
 };
 pub use vgirpc_token::{Identity, TokenKey};
 
+use config::ConnectionLimits;
 use endpoints::Endpoints;
 use layer::auth::AuthLayer;
 use layer::capabilities::CapabilitiesLayer;
 use layer::compression::{CompressionLayer, ZSTD};
-use layer::limit::{BodyLimitLayer, DEFAULT_BODY_LIMIT};
+use layer::limit::BodyLimitLayer;
 use layer::request_id::RequestIdLayer;
 use layer::sticky::StickyLayer;
 
@@ -121,6 +129,7 @@ pub struct RemoteAddr(pub SocketAddr);
 pub struct HttpServer {
     service: HttpService,
     drain: Option<DrainHandle>,
+    limits: ConnectionLimits,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -150,14 +159,17 @@ impl HttpServer {
                 TokenKey::random()
             }
         };
+        serve::check_limits(&config.connections)?;
         server
             .notify_serve_start(TransportKind::Http)
             .map_err(HttpError::Start)?;
         let prefix = config.prefix.clone();
         let capabilities = capability_headers(&config)?;
-        let max_decompressed = config
-            .max_request_bytes
-            .map_or(DEFAULT_BODY_LIMIT, |cap| cap.saturating_mul(16));
+        let max_decompressed = config.max_decompressed_bytes.unwrap_or_else(|| {
+            config
+                .max_request_bytes
+                .map_or(DEFAULT_MAX_DECOMPRESSED_BYTES, |cap| cap.saturating_mul(16))
+        });
         let sticky = match &config.sticky {
             Some(sticky) => Some(Arc::new(sticky::Sticky::new(sticky, key.clone())?)),
             None => None,
@@ -182,6 +194,7 @@ impl HttpServer {
             .layer(BodyLimitLayer::new(
                 config.max_request_bytes,
                 vec![format!("{prefix}/__upload_url__"), health],
+                config.connections.body_read_timeout,
             ))
             .layer(CompressionLayer::new(
                 config.compression_level,
@@ -194,6 +207,7 @@ impl HttpServer {
         Ok(Self {
             service: BoxCloneSyncService::new(service),
             drain: sticky.map(|s| s.drain_handle()),
+            limits: config.connections,
         })
     }
 
@@ -222,58 +236,6 @@ impl HttpServer {
     /// The tower service, for embedding in another server.
     pub fn service(&self) -> HttpService {
         self.service.clone()
-    }
-
-    /// Serves connections from `listener` until `shutdown` completes.
-    ///
-    /// Each connection is HTTP/1.1 with keep-alive, on its own task.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), HttpError> {
-        self.serve_until(listener, shutdown).await
-    }
-
-    /// Serves until `stop` completes, returning its output.
-    async fn serve_until<T>(
-        self,
-        listener: TcpListener,
-        stop: impl Future<Output = T>,
-    ) -> Result<T, HttpError> {
-        let mut stop = std::pin::pin!(stop);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off
-                        // rather than spin, and keep serving.
-                        tracing::warn!(%err, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                stopped = &mut stop => return Ok(stopped),
-            };
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(%err, "cannot disable Nagle's algorithm");
-            }
-            let service =
-                self.service
-                    .clone()
-                    .map_request(move |mut request: Request<Incoming>| {
-                        request.extensions_mut().insert(RemoteAddr(peer));
-                        request
-                    });
-            tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-                if let Err(err) = connection.await {
-                    tracing::debug!(%err, %peer, "connection ended with an error");
-                }
-            });
-        }
     }
 }
 

@@ -1,13 +1,17 @@
-//! Serving until SIGTERM or SIGINT, draining sticky sessions gracefully.
+//! Serving until SIGTERM or SIGINT, then draining: sticky sessions for
+//! their grace period, then the requests in flight.
 
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::serve::Drained;
 use crate::{HttpError, HttpServer};
 
-/// The reference's grace period between the first signal and exit.
+/// The reference's grace period between the first signal and exit; also
+/// the default time a shutdown waits for the requests in flight
+/// ([`HttpConfig::with_drain_timeout`](crate::HttpConfig::with_drain_timeout)).
 pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// SIGTERM and SIGINT, caught from the moment this is built.
@@ -43,25 +47,23 @@ impl ShutdownSignals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Stopped {
-    /// After one signal: at once without sticky sessions, else once the
-    /// grace period was over and the remaining sessions were closed.
+    /// After one signal: the requests in flight were answered (or cut at
+    /// the drain timeout), after the grace period of sticky sessions.
     Graceful,
-    /// A second signal cut the grace period short; sessions were left
-    /// unclosed, as after a crash.
+    /// A second signal cut the grace period or the drain short; sessions
+    /// were left unclosed and requests in flight cut, as after a crash.
     Forced,
 }
 
 impl HttpServer {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     ///
-    /// Without sticky sessions it stops at the first signal. With them it
-    /// drains: new sessions are refused with `ServerDrainingError` while
-    /// existing ones are served for `grace` more; then every remaining
-    /// session is closed and serving stops. A second signal during the
-    /// grace period stops serving at once.
-    ///
-    /// Requests in flight when it returns run on in the runtime's tasks;
-    /// shutting the runtime down ends them.
+    /// With sticky sessions it first drains them: new sessions are refused
+    /// with `ServerDrainingError` while existing ones are served for
+    /// `grace` more; then every remaining session is closed. Then, as
+    /// [`HttpServer::serve`] after its shutdown, it stops accepting and
+    /// answers the requests already received, for at most the drain
+    /// timeout. A second signal at any point stops at once.
     pub async fn serve_until_signalled(
         self,
         listener: TcpListener,
@@ -73,7 +75,7 @@ impl HttpServer {
             let first = signals.next().await;
             let Some(drain) = drain else {
                 tracing::info!(signal = first, "stopping");
-                return Stopped::Graceful;
+                return (Stopped::Graceful, signals);
             };
             drain.drain();
             tracing::info!(
@@ -81,7 +83,7 @@ impl HttpServer {
                 grace_secs = grace.as_secs_f64(),
                 "draining: refusing new sessions, serving existing ones until the grace period ends"
             );
-            tokio::select! {
+            let stopped = tokio::select! {
                 () = tokio::time::sleep(grace) => {
                     // Close hooks may block; keep them off the reactor.
                     let closed = tokio::task::spawn_blocking(move || drain.shutdown())
@@ -94,8 +96,23 @@ impl HttpServer {
                     tracing::warn!(signal = second, "second signal; stopping without the grace period");
                     Stopped::Forced
                 }
-            }
+            };
+            (stopped, signals)
         };
-        self.serve_until(listener, stop).await
+        let ((stopped, mut signals), connections) = self.serve_until(listener, stop).await?;
+        if stopped == Stopped::Forced {
+            return Ok(stopped);
+        }
+        let second = async move {
+            let second = signals.next().await;
+            tracing::warn!(
+                signal = second,
+                "second signal; cutting the requests in flight"
+            );
+        };
+        Ok(match connections.drain(second).await {
+            Drained::Completely | Drained::TimedOut => Stopped::Graceful,
+            Drained::Interrupted => Stopped::Forced,
+        })
     }
 }

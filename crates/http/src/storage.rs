@@ -1,12 +1,12 @@
 //! Object storage for externalized batches (WIRE_PROTOCOL §12) and for
 //! client uploads through vended URLs.
 
-use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::Method;
 
+use crate::decompress::decompress;
 use crate::error::HttpError;
 use crate::outgoing;
 
@@ -68,29 +68,13 @@ pub fn fetch_plain_http(url: &str) -> Result<Vec<u8>, HttpError> {
         .unwrap_or_default();
     match encoding.as_str() {
         "" | "identity" => Ok(reply.body.to_vec()),
-        "zstd" => decompress_zstd(&reply.body, MAX_FETCH_BYTES)
+        "zstd" => decompress(&reply.body, MAX_FETCH_BYTES)
             .map_err(|e| HttpError::outgoing(url, format!("cannot decompress: {e}"))),
         other => Err(HttpError::outgoing(
             url,
             format!("unsupported Content-Encoding {other:?}"),
         )),
     }
-}
-
-/// Decompresses a zstd stream, refusing output beyond `limit` bytes.
-pub(crate) fn decompress_zstd(data: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
-    let decoder = zstd::stream::read::Decoder::new(data)?;
-    let mut out = Vec::new();
-    // One byte past the limit tells "exactly at the limit" from "beyond it".
-    decoder
-        .take((limit as u64).saturating_add(1))
-        .read_to_end(&mut out)?;
-    if out.len() > limit {
-        return Err(std::io::Error::other(format!(
-            "decompressed size exceeds {limit} bytes"
-        )));
-    }
-    Ok(out)
 }
 
 /// A client for the object service the reference conformance suite runs

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
 use tower::{Layer, Service};
 
 use super::{BoxFuture, take};
@@ -62,7 +63,7 @@ where
         + Send
         + 'static,
     S::Future: Send,
-    B: Send + 'static,
+    B: Body + Send + 'static,
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
@@ -91,6 +92,9 @@ where
             Err(rejection) => {
                 tracing::warn!(path = parts.uri.path(), reason = %rejection.message, "authentication failed");
                 let mut response = body::text(StatusCode::UNAUTHORIZED, rejection.message);
+                if !body.is_end_stream() {
+                    response = body::closing(response);
+                }
                 if let Some(challenge) = rejection
                     .challenge
                     .and_then(|c| HeaderValue::from_str(&c).ok())

@@ -1,5 +1,7 @@
 //! zstd bodies both ways: a `Content-Encoding: zstd` request is decoded
-//! (bounded, so a small body cannot claim gigabytes), and an Arrow response
+//! as a stream under the decompressed-size cap (a body that expands past
+//! it is answered `413` once the output passes the cap, so a small frame
+//! claiming gigabytes costs about the cap at most), and an Arrow response
 //! is compressed for clients whose `Accept-Encoding` names zstd.
 //!
 //! A large response is compressed while it is sent, in chunks, on a
@@ -27,7 +29,7 @@ use tower::{Layer, Service};
 use super::{BoxFuture, take};
 use crate::blocking;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
-use crate::storage::decompress_zstd;
+use crate::decompress::{DecompressError, decompress};
 
 /// The only codec offered (`VGI-Supported-Encodings`).
 pub(crate) const ZSTD: &str = "zstd";
@@ -154,16 +156,30 @@ async fn decode(
                 && let Some(size) = small_frame_size(&compressed, limit)
             {
                 decompress_small(&compressed, size)
+                    .map_err(|err| DecompressError::Invalid(err.to_string()))
             } else {
-                blocking::run(move || decompress_zstd(&compressed, limit))
+                blocking::run(move || decompress(&compressed, limit))
                     .await
-                    .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked.to_string())))
+                    .unwrap_or_else(|panicked| Err(DecompressError::Invalid(panicked.to_string())))
             };
             let plain = plain.map_err(|err| {
-                Box::new(body::text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Failed to decompress zstd request body: {err}"),
-                ))
+                Box::new(match err {
+                    DecompressError::TooLarge { limit } => body::text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "The zstd request body decompresses to more than {limit} bytes, \
+                             the server's max_decompressed_bytes."
+                        ),
+                    ),
+                    DecompressError::NoMemory => body::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The server cannot hold this request body now.",
+                    ),
+                    DecompressError::Invalid(reason) => body::text(
+                        StatusCode::BAD_REQUEST,
+                        format!("Failed to decompress zstd request body: {reason}"),
+                    ),
+                })
             })?;
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.remove(CONTENT_LENGTH);
@@ -337,20 +353,17 @@ mod tests {
         let plain = vec![9u8; 4096];
         let compressed = compress_small(&plain, 3).unwrap();
         assert_eq!(small_frame_size(&compressed, plain.len() - 1), None);
-        assert!(decompress_zstd(&compressed, plain.len() - 1).is_err());
+        assert!(decompress(&compressed, plain.len() - 1).is_err());
         let truncated = &compressed[..compressed.len() - 3];
         assert_eq!(small_frame_size(truncated, plain.len()), None);
-        assert!(decompress_zstd(truncated, plain.len()).is_err());
+        assert!(decompress(truncated, plain.len()).is_err());
         let expanding = compress_small(&vec![0u8; INLINE_DECOMPRESSED_LIMIT + 1], 3).unwrap();
         assert!(expanding.len() <= INLINE_LIMIT);
         assert_eq!(small_frame_size(&expanding, usize::MAX), None);
         let mut two_frames = compressed.clone();
         two_frames.extend_from_slice(&compressed);
         assert_eq!(small_frame_size(&two_frames, usize::MAX), None);
-        assert_eq!(
-            decompress_zstd(&two_frames, usize::MAX).unwrap().len(),
-            8192
-        );
+        assert_eq!(decompress(&two_frames, usize::MAX).unwrap().len(), 8192);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -369,7 +382,7 @@ mod tests {
         task.await.unwrap().unwrap();
         let size = zstd::zstd_safe::get_frame_content_size(&compressed).unwrap();
         assert_eq!(size, Some(plain.len() as u64));
-        assert_eq!(decompress_zstd(&compressed, plain.len()).unwrap(), plain);
-        assert!(decompress_zstd(&compressed, plain.len() - 1).is_err());
+        assert_eq!(decompress(&compressed, plain.len()).unwrap(), plain);
+        assert!(decompress(&compressed, plain.len() - 1).is_err());
     }
 }

@@ -1,0 +1,169 @@
+//! A byte buffer that grows with what actually arrives.
+//!
+//! A peer's claim of how much is coming (a `Content-Length`, the content
+//! size in a zstd frame header) is a hint, never a reason to reserve memory
+//! up front: a 400-byte request may claim gigabytes. So the buffer starts
+//! small, grows by a factor as bytes arrive, and moves to the claimed size
+//! once a 64th of it is actually held. The allocations left behind add up
+//! to less than a 30th of the final size, which matters with allocators that
+//! keep freed memory resident for reuse (a body of `n` bytes then peaks at
+//! about 1.1 `n`). A false claim costs at most 64 times the bytes really
+//! sent, in address space only (untouched pages are not resident), and an
+//! allocation that fails fails the request, not the process.
+
+use std::collections::TryReserveError;
+
+/// The first reservation, whatever the claim.
+const FIRST_RESERVATION: usize = 64 * 1024;
+
+/// A claim is believed once this fraction of it (1/n) has arrived.
+const BELIEVED_AFTER: usize = 64;
+
+/// One contiguous buffer; see the module documentation for how it grows.
+#[derive(Debug, Default)]
+pub(crate) struct GrowingBuffer {
+    bytes: Vec<u8>,
+    /// How many bytes the peer says are coming, if it said.
+    claimed: Option<usize>,
+}
+
+impl GrowingBuffer {
+    /// An empty buffer for a peer that claims `claimed` bytes are coming.
+    pub(crate) fn new(claimed: Option<usize>) -> Self {
+        Self {
+            bytes: Vec::new(),
+            claimed,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Appends `data`, growing as the module documentation says.
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), TryReserveError> {
+        self.make_room(data.len(), usize::MAX)?;
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Makes room for at least one more byte and at most `wanted`, never
+    /// growing the capacity past `ceiling`; returns the buffer to write
+    /// into its spare capacity (for decoders that fill it directly). The
+    /// room is empty when the buffer already holds `ceiling` bytes.
+    pub(crate) fn spare(
+        &mut self,
+        wanted: usize,
+        ceiling: usize,
+    ) -> Result<&mut Vec<u8>, TryReserveError> {
+        let room = wanted.min(ceiling.saturating_sub(self.bytes.len()));
+        if room > 0 {
+            self.make_room(room, ceiling)?;
+        }
+        Ok(&mut self.bytes)
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    fn make_room(&mut self, additional: usize, ceiling: usize) -> Result<(), TryReserveError> {
+        let held = self.bytes.len();
+        let needed = held.saturating_add(additional);
+        if needed <= self.bytes.capacity() {
+            return Ok(());
+        }
+        let target = match self.claimed {
+            // Believed once this piece is in: straight to the claim.
+            Some(claimed) if needed <= claimed && needed >= claimed / BELIEVED_AFTER => claimed,
+            // Not yet believed: grow fast, but not past the point of
+            // belief, so what is left behind stays small.
+            Some(claimed) if needed <= claimed => held
+                .saturating_mul(4)
+                .max(FIRST_RESERVATION)
+                .min(claimed / BELIEVED_AFTER)
+                .max(needed),
+            // No claim, or more than claimed: double.
+            _ => held.saturating_mul(2).max(FIRST_RESERVATION).max(needed),
+        };
+        let target = target.min(ceiling).max(needed);
+        self.bytes.try_reserve_exact(target - held)
+    }
+}
+
+/// A buffer whose capacity is already what it will need.
+impl From<Vec<u8>> for GrowingBuffer {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            claimed: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_reserves_nothing_before_the_bytes_arrive() {
+        let mut buffer = GrowingBuffer::new(Some(1 << 31));
+        buffer.extend_from_slice(&[1; 10]).unwrap();
+        assert_eq!(buffer.bytes.capacity(), FIRST_RESERVATION);
+    }
+
+    /// Feeds `total` bytes in `chunk`-sized pieces; returns the capacities
+    /// left behind by the moves, added up, and how many moves there were.
+    fn left_behind_while_filling(
+        claimed: Option<usize>,
+        total: usize,
+        chunk: usize,
+    ) -> (usize, usize) {
+        let mut buffer = GrowingBuffer::new(claimed);
+        let data = vec![0u8; chunk];
+        let (mut left_behind, mut moves) = (0, 0);
+        while buffer.len() < total {
+            let piece = chunk.min(total - buffer.len());
+            let before = buffer.bytes.capacity();
+            buffer.extend_from_slice(&data[..piece]).unwrap();
+            if buffer.bytes.capacity() != before {
+                moves += 1;
+                left_behind += before;
+            }
+        }
+        assert_eq!(buffer.len(), total);
+        (left_behind, moves)
+    }
+
+    #[test]
+    fn a_true_claim_is_filled_at_about_its_size() {
+        let total = 100 << 20;
+        let (left_behind, moves) = left_behind_while_filling(Some(total), total, 256 * 1024);
+        assert!(left_behind <= total / 30, "{left_behind} for {total}");
+        assert!(moves <= 8, "{moves} moves");
+    }
+
+    #[test]
+    fn without_a_claim_growth_doubles() {
+        let total = 100 << 20;
+        let (left_behind, moves) = left_behind_while_filling(None, total, 256 * 1024);
+        assert!(left_behind <= 2 * total, "{left_behind} for {total}");
+        assert!(moves <= 12, "{moves} moves");
+    }
+
+    #[test]
+    fn more_than_claimed_keeps_growing_geometrically() {
+        let (_, moves) = left_behind_while_filling(Some(1 << 20), 64 << 20, 16 * 1024);
+        assert!(moves <= 12, "{moves} moves");
+    }
+
+    #[test]
+    fn spare_room_stops_at_the_ceiling() {
+        let mut buffer = GrowingBuffer::new(Some(1 << 30));
+        let vec = buffer.spare(1 << 20, 100).unwrap();
+        assert!((100..=FIRST_RESERVATION).contains(&vec.capacity()));
+        vec.resize(100, 0);
+        let capacity = vec.capacity();
+        assert_eq!(buffer.spare(1 << 20, 100).unwrap().capacity(), capacity);
+    }
+}
