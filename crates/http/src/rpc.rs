@@ -5,17 +5,19 @@
 //! Everything here blocks (methods run, storage is called), so it runs on
 //! the runtime's blocking threads, one request per thread.
 
+use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
 use http::StatusCode;
 use vgirpc::wire::WireError;
 use vgirpc::wire::ipc::{
     IpcBatch, ReadLimits, StreamReader, StreamWriter, empty_schema, write_stream_bytes,
 };
-use vgirpc::wire::log::{ErrorInfo, empty_batch};
+use vgirpc::wire::log::{ErrorInfo, empty_batch, quoted};
 use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::{Request, request_error_info};
 use vgirpc::wire::types::{deserialize_schema, serialize_schema};
@@ -140,7 +142,7 @@ pub(crate) struct Rpc {
 
 impl Rpc {
     /// `POST {prefix}/{method}`.
-    pub(crate) fn unary(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
+    pub(crate) fn unary(&self, method: &str, body: &Bytes, caller: &Caller) -> Reply {
         let request = match self.request(method, body, caller) {
             Ok(request) => request,
             Err(failure) => return failure.reply(&caller.request_id),
@@ -164,7 +166,7 @@ impl Rpc {
     /// `POST {prefix}/{method}/init`: a producer runs until it finishes or
     /// the body reaches `max_response_bytes`; an exchange answers with its
     /// first token.
-    pub(crate) fn init(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
+    pub(crate) fn init(&self, method: &str, body: &Bytes, caller: &Caller) -> Reply {
         let request = match self.request(method, body, caller) {
             Ok(request) => request,
             Err(failure) => return failure.reply(&caller.request_id),
@@ -198,7 +200,7 @@ impl Rpc {
 
     /// `POST {prefix}/{method}/exchange`: one turn of a stream whose state
     /// arrives in the input batch's token.
-    pub(crate) fn exchange(&self, method: &str, body: &[u8], caller: &Caller) -> Reply {
+    pub(crate) fn exchange(&self, method: &str, body: &Bytes, caller: &Caller) -> Reply {
         let opened = || -> Result<(IpcBatch, ActiveStream, Vec<u8>), Failure> {
             // Only the first batch matters; later bytes are not read.
             let input = read_batch(body, self.server.limits(), false)?;
@@ -244,7 +246,7 @@ impl Rpc {
 
     /// `POST {prefix}/__upload_url__/init`: `count` (default 1, at most 100)
     /// pre-signed upload/download URL pairs.
-    pub(crate) fn upload_urls(&self, body: &[u8], caller: &Caller) -> Reply {
+    pub(crate) fn upload_urls(&self, body: &Bytes, caller: &Caller) -> Reply {
         let Some(provider) = &self.upload_urls else {
             return answer_reply(
                 &self
@@ -305,7 +307,7 @@ impl Rpc {
     }
 
     /// Reads and validates a request for `method`, resolving a pointer batch.
-    fn request(&self, method: &str, body: &[u8], caller: &Caller) -> Result<Request, Failure> {
+    fn request(&self, method: &str, body: &Bytes, caller: &Caller) -> Result<Request, Failure> {
         let batch = read_batch(body, self.server.limits(), true)?;
         let batch = match &self.external {
             // The dispatch metadata is the outer batch's; only the
@@ -329,9 +331,10 @@ impl Rpc {
                 StatusCode::BAD_REQUEST,
                 "TypeError",
                 format!(
-                    "Method name mismatch: URL path has '{method}' but Arrow IPC custom_metadata \
+                    "Method name mismatch: URL path has '{}' but Arrow IPC custom_metadata \
                      'vgi_rpc.method' has '{}'. These must match.",
-                    request.method
+                    quoted(method),
+                    quoted(&request.method)
                 ),
             ));
         }
@@ -793,9 +796,11 @@ fn encode_answer(answer: &Answer) -> Vec<u8> {
 
 /// Reads the first batch of a request body within the server's read
 /// limits; with `drain`, also checks the stream is complete.
-fn read_batch(body: &[u8], limits: ReadLimits, drain: bool) -> Result<IpcBatch, Failure> {
+/// Reads the first batch of a request body; its buffers are slices of
+/// `body`, which the request already holds, not copies.
+fn read_batch(body: &Bytes, limits: ReadLimits, drain: bool) -> Result<IpcBatch, Failure> {
     let bad = |err: WireError| Failure::bad_request(request_error_info(&err));
-    let mut reader = StreamReader::try_open(body, limits)
+    let mut reader = StreamReader::try_open_bytes(Cursor::new(body.clone()), limits)
         .map_err(bad)?
         .ok_or_else(|| {
             bad(WireError::Truncated {

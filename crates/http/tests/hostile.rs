@@ -535,3 +535,26 @@ async fn shutdown_answers_the_requests_in_flight_then_refuses_connections() {
         .unwrap();
     server.join().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_huge_method_name_is_not_echoed_back_whole() {
+    let running = start(HttpConfig::new()).await;
+    let body = request(&"m".repeat(1 << 20), vec![("value", int(1))]);
+    let reply = send(
+        running.addr,
+        post("/echo").body(Full::new(Bytes::from(body))).unwrap(),
+    )
+    .await;
+    let err = reply.error().expect("an error answer");
+    assert!(
+        err.message.contains("Method name mismatch"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.len() < 4096,
+        "an error of {} bytes",
+        err.message.len()
+    );
+    assert!(err.message.contains("(1048576 bytes)"), "{}", err.message);
+}
