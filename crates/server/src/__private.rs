@@ -72,6 +72,14 @@ pub fn param<T: ArrowValue>(
             "{method}() parameter '{name}' is not optional but got None"
         )));
     }
+    let expected = T::column_type();
+    if holds_variable_width(column.data_type()) && !holds_variable_width(&expected) {
+        // Refused before the value is copied out: it may be a gigabyte.
+        return Err(RpcError::type_error(format!(
+            "{method}() parameter '{name}': type mismatch: expected {expected}, found {}",
+            column.data_type()
+        )));
+    }
     let value = array_value(column.as_ref(), 0)
         .map_err(|e| RpcError::type_error(format!("{method}() parameter '{name}': {e}")))?;
     T::from_column_value(value)
@@ -110,4 +118,15 @@ pub fn erase_stream_with_header<H: ArrowStruct>(
         None => None,
     };
     Ok(stream.into_erased(header))
+}
+
+/// Whether values of `data_type` can be of any size (strings, binaries,
+/// lists, and what nests them), as opposed to a fixed width per value.
+fn holds_variable_width(data_type: &DataType) -> bool {
+    !(data_type.is_primitive()
+        || data_type.is_null()
+        || matches!(
+            data_type,
+            DataType::Boolean | DataType::FixedSizeBinary(_) | DataType::Decimal128(..)
+        ))
 }

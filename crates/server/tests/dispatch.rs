@@ -539,3 +539,24 @@ fn describe_lists_methods_with_schemas() {
         ]
     );
 }
+
+#[test]
+fn a_large_value_of_the_wrong_type_is_refused_as_a_type_error() {
+    use arrow_array::BinaryArray;
+    let blob = vec![7u8; 1 << 20];
+    let params = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Binary, true)])),
+        vec![Arc::new(BinaryArray::from(vec![blob.as_slice()]))],
+    )
+    .unwrap();
+    let (result, streams) = serve(call_bytes("count", &params));
+    result.unwrap();
+    let err = error_of(&streams[0]);
+    assert_eq!(err.error_type, "TypeError");
+    assert!(
+        err.message
+            .contains("count() parameter 'n': type mismatch: expected Int64, found Binary"),
+        "{}",
+        err.message
+    );
+}
