@@ -10,8 +10,26 @@
 //! about 1.1 `n`). A false claim costs at most 64 times the bytes really
 //! sent, in address space only (untouched pages are not resident), and an
 //! allocation that fails fails the request, not the process.
+//!
+//! A claim of [`MAPPED_BYTES`] or more is held in an anonymous memory
+//! mapping of its own instead of the heap, once a 1024th of it has arrived: the allocator a worker
+//! uses for speed (mimalloc) keeps freed memory for reuse, so a 1 GiB body
+//! would stay resident after its request, while a mapping is returned to
+//! the system the moment the last slice of the body is dropped.
 
 use std::collections::TryReserveError;
+
+use bytes::Bytes;
+use memmap2::{MmapMut, MmapOptions};
+
+/// Smallest claim held in a mapping rather than on the heap.
+pub(crate) const MAPPED_BYTES: usize = 32 * 1024 * 1024;
+
+/// A claim of at least [`MAPPED_BYTES`] is mapped once this fraction of it
+/// (1/n) has arrived. Earlier than [`BELIEVED_AFTER`], because what the
+/// heap held before the move stays resident with a caching allocator,
+/// while a mapping costs only address space until it is written.
+const MAPPED_AFTER: usize = 1024;
 
 /// The first reservation, whatever the claim.
 const FIRST_RESERVATION: usize = 64 * 1024;
@@ -25,6 +43,22 @@ pub(crate) struct GrowingBuffer {
     bytes: Vec<u8>,
     /// How many bytes the peer says are coming, if it said.
     claimed: Option<usize>,
+    /// Where the bytes go once a large claim is believed; `bytes` is then
+    /// empty.
+    mapped: Option<Mapped>,
+}
+
+/// The first `len` bytes of an anonymous mapping.
+#[derive(Debug)]
+struct Mapped {
+    map: MmapMut,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[..self.len]
+    }
 }
 
 impl GrowingBuffer {
@@ -33,18 +67,59 @@ impl GrowingBuffer {
         Self {
             bytes: Vec::new(),
             claimed,
+            mapped: None,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
+        match &self.mapped {
+            Some(mapped) => mapped.len,
+            None => self.bytes.len(),
+        }
     }
 
     /// Appends `data`, growing as the module documentation says.
     pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), TryReserveError> {
+        if self.mapped.is_none() {
+            self.map_a_believed_claim(data.len());
+        }
+        if let Some(mapped) = &mut self.mapped {
+            let end = mapped.len + data.len();
+            if end <= mapped.map.len() {
+                mapped.map[mapped.len..end].copy_from_slice(data);
+                mapped.len = end;
+                return Ok(());
+            }
+            // More than claimed: back to the heap, growing from here.
+            self.bytes = mapped.as_ref().to_vec();
+            self.mapped = None;
+            self.claimed = None;
+        }
         self.make_room(data.len(), usize::MAX)?;
         self.bytes.extend_from_slice(data);
         Ok(())
+    }
+
+    /// Moves the bytes into a mapping of the claimed size once the claim
+    /// is large and enough of it has arrived (see [`MAPPED_BYTES`]); stays
+    /// on the heap if the system has no mapping to give.
+    fn map_a_believed_claim(&mut self, additional: usize) {
+        let Some(claimed) = self.claimed.filter(|&claimed| claimed >= MAPPED_BYTES) else {
+            return;
+        };
+        let needed = self.bytes.len().saturating_add(additional);
+        if needed <= self.bytes.capacity() || needed > claimed || needed < claimed / MAPPED_AFTER {
+            return;
+        }
+        let Ok(mut map) = MmapOptions::new().len(claimed).map_anon() else {
+            return;
+        };
+        map[..self.bytes.len()].copy_from_slice(&self.bytes);
+        self.mapped = Some(Mapped {
+            map,
+            len: self.bytes.len(),
+        });
+        self.bytes = Vec::new();
     }
 
     /// Makes room for at least one more byte and at most `wanted`, never
@@ -63,8 +138,21 @@ impl GrowingBuffer {
         Ok(&mut self.bytes)
     }
 
+    /// The bytes held, as a vector (decoders fill buffers through
+    /// [`spare`](Self::spare), which never maps).
     pub(crate) fn into_vec(self) -> Vec<u8> {
-        self.bytes
+        match self.mapped {
+            Some(mapped) => mapped.as_ref().to_vec(),
+            None => self.bytes,
+        }
+    }
+
+    /// The bytes held, without copying them.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self.mapped {
+            Some(mapped) => Bytes::from_owner(mapped),
+            None => Bytes::from(self.bytes),
+        }
     }
 
     fn make_room(&mut self, additional: usize, ceiling: usize) -> Result<(), TryReserveError> {
@@ -97,6 +185,7 @@ impl From<Vec<u8>> for GrowingBuffer {
         Self {
             bytes,
             claimed: None,
+            mapped: None,
         }
     }
 }
@@ -155,6 +244,35 @@ mod tests {
     fn more_than_claimed_keeps_growing_geometrically() {
         let (_, moves) = left_behind_while_filling(Some(1 << 20), 64 << 20, 16 * 1024);
         assert!(moves <= 12, "{moves} moves");
+    }
+
+    #[test]
+    fn a_large_believed_claim_is_held_in_a_mapping_and_read_whole() {
+        let total = MAPPED_BYTES + 12_345;
+        let mut buffer = GrowingBuffer::new(Some(total));
+        let mut expected = Vec::with_capacity(total);
+        let mut step = 0u8;
+        while expected.len() < total {
+            let piece = vec![step; (total - expected.len()).min(300_000)];
+            buffer.extend_from_slice(&piece).unwrap();
+            expected.extend_from_slice(&piece);
+            step = step.wrapping_add(1);
+        }
+        assert!(buffer.mapped.is_some(), "held in a mapping");
+        assert_eq!(buffer.into_bytes(), expected);
+    }
+
+    #[test]
+    fn more_than_a_mapped_claim_goes_back_to_the_heap() {
+        let claimed = MAPPED_BYTES;
+        let mut buffer = GrowingBuffer::new(Some(claimed));
+        buffer.extend_from_slice(&vec![1; claimed]).unwrap();
+        assert!(buffer.mapped.is_some());
+        buffer.extend_from_slice(&[2; 10]).unwrap();
+        assert!(buffer.mapped.is_none());
+        let bytes = buffer.into_bytes();
+        assert_eq!(bytes.len(), claimed + 10);
+        assert_eq!(&bytes[claimed..], &[2; 10]);
     }
 
     #[test]

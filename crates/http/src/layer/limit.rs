@@ -224,7 +224,7 @@ async fn collect<B: Body<Data = Bytes>>(
         }
     }
     Ok(match joined {
-        Some(buffer) => Bytes::from(buffer.into_vec()),
+        Some(buffer) => buffer.into_bytes(),
         None => first.unwrap_or_default(),
     })
 }
