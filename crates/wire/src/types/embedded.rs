@@ -105,7 +105,13 @@ pub fn read_ipc_stream(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 /// arrow-ipc slices body buffers without bounds checks, and arrow-data
 /// reinterprets offset and index buffers as typed slices, asserting their
 /// length is a whole number of elements; either panics on malformed input.
-/// Both conditions are verified here first so bad bytes become errors.
+/// Both conditions, and array lengths arrow multiplies without room for
+/// overflow, are verified here first so bad bytes become errors.
+/// Longest array accepted in one message. arrow-data multiplies lengths by
+/// fixed list sizes (up to 2^31) with an overflow check that panics, so
+/// lengths past 2^32 are refused here; no real batch comes near it.
+const MAX_ARRAY_LENGTH: i64 = u32::MAX as i64;
+
 fn check_buffers(
     fields: &[&Field],
     batch: &arrow_ipc::RecordBatch<'_>,
@@ -115,6 +121,20 @@ fn check_buffers(
         .variadicBufferCounts()
         .map(|counts| counts.iter().collect())
         .unwrap_or_default();
+    let lengths = std::iter::once(batch.length()).chain(
+        batch
+            .nodes()
+            .into_iter()
+            .flatten()
+            .map(|node| node.length()),
+    );
+    for length in lengths {
+        if !(0..=MAX_ARRAY_LENGTH).contains(&length) {
+            return Err(WireError::Malformed(format!(
+                "ipc array length {length} is outside 0..={MAX_ARRAY_LENGTH}"
+            )));
+        }
+    }
     let mut widths = Vec::new();
     for field in fields {
         buffer_widths(field.data_type(), &mut widths, &mut variadic)?;
