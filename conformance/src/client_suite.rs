@@ -896,7 +896,7 @@ fn wide_types() -> WideTypes {
 }
 
 fn check_rich_header(actual: &RichHeader, seed: i64) -> Result<(), Failure> {
-    let expected = RichHeader::from_seed(seed);
+    let expected = RichHeader::from_seed(seed).map_err(|err| Failure::check(err.to_string()))?;
     eq(&actual.str_field, &expected.str_field)?;
     eq(&actual.bytes_field, &expected.bytes_field)?;
     eq(actual.int_field, expected.int_field)?;

@@ -618,7 +618,7 @@ impl ConformanceService for Conformance {
     ) -> Result<Stream<RichHeader>, RpcError> {
         Ok(
             Stream::producer(counter_schema(), CounterState { count, current: 0 })
-                .with_header(RichHeader::from_seed(seed)),
+                .with_header(RichHeader::from_seed(seed)?),
         )
     }
     fn produce_dynamic_schema(
@@ -637,7 +637,7 @@ impl ConformanceService for Conformance {
                 current: 0,
             },
         )
-        .with_header(RichHeader::from_seed(seed)))
+        .with_header(RichHeader::from_seed(seed)?))
     }
     fn exchange_cast_compatible(&self) -> Result<Stream, RpcError> {
         Ok(Stream::exchange(
@@ -656,7 +656,7 @@ impl ConformanceService for Conformance {
             float_value_schema(),
             ScaleExchangeState { factor },
         )
-        .with_header(RichHeader::from_seed(seed)))
+        .with_header(RichHeader::from_seed(seed)?))
     }
 
     fn open_counter(&self, initial: i64, ctx: &CallContext) -> Result<i64, RpcError> {

@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use vgirpc::{
-    ArrowEnum, ArrowStruct, Decimal128, DictString, FixedBinary, LargeBinary, LargeString,
+    ArrowEnum, ArrowStruct, Decimal128, DictString, FixedBinary, LargeBinary, LargeString, RpcError,
 };
 
 /// A `decimal128(20, 4)` value.
@@ -154,11 +154,19 @@ pub struct RichHeader {
 }
 
 impl RichHeader {
-    /// The header every port derives from `seed`, value for value.
-    pub fn from_seed(seed: i64) -> Self {
+    /// The header every port derives from `seed`, value for value; a
+    /// seed whose derived values do not fit in 64 bits is an
+    /// `OverflowError`, as Python's integers meeting an int64 column are.
+    pub fn from_seed(seed: i64) -> Result<Self, RpcError> {
+        if seed.checked_mul(7).is_none() {
+            return Err(RpcError::new(
+                "OverflowError",
+                format!("seed {seed} is too large: seed * 7 does not fit in an int64"),
+            ));
+        }
         let cycle = [Status::Pending, Status::Active, Status::Closed];
         let byte = |offset: i64| (seed + offset).rem_euclid(256) as u8;
-        Self {
+        Ok(Self {
             str_field: format!("seed-{seed}"),
             bytes_field: vec![byte(0), byte(1), byte(2)],
             int_field: seed * 7,
@@ -186,6 +194,6 @@ impl RichHeader {
             annotated_int32: seed.rem_euclid(1000) as i32,
             annotated_float32: (seed as f64 / 3.0) as f32,
             dict_str_str: BTreeMap::from([("key".to_owned(), format!("val-{seed}"))]),
-        }
+        })
     }
 }
