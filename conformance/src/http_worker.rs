@@ -272,11 +272,19 @@ impl HttpFlags {
     }
 }
 
+/// Threads for calls that do not run in place; each connection has at
+/// most one call running, so beyond this many busy connections calls wait.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 /// Serves `server` over HTTP until SIGTERM or SIGINT, draining sticky
 /// sessions for the grace period first.
 pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Calls beyond the in-place ones block a runtime thread, and each
+        // such thread keeps its allocator's caches: the bound keeps memory
+        // under load bounded too.
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(runtime) => runtime,

@@ -68,7 +68,9 @@ pub(crate) fn run(launch: &Launch, transport: Transport, load: Load) -> Result<S
                 }
             });
         }
-        let warm = load.soak / 10;
+        // Steady once the worker's thread pool and caches have grown to
+        // the load; growth after that is what a leak looks like.
+        let warm = load.soak / 2;
         thread::sleep(warm);
         let start = worker.memory()?.resident;
         thread::sleep(load.soak - warm);
