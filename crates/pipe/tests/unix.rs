@@ -195,3 +195,40 @@ fn the_grace_period_ends_a_call_that_outlives_it() {
     assert!(!running.path.exists(), "socket file removed");
     gate.open();
 }
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let (server, _gate) = probe_server();
+    let running = start(server, |_| {});
+    let mut client = connect(&running.path);
+    let together: Vec<u8> = ["one", "two", "three"]
+        .iter()
+        .flat_map(|value| support::request("echo", value))
+        .collect();
+    std::io::Write::write_all(&mut client, &together).unwrap();
+    for value in ["one", "two", "three"] {
+        assert_eq!(answer(&mut client).unwrap(), value);
+    }
+}
+
+#[test]
+fn pauses_between_and_within_requests_lose_nothing() {
+    // Longer than a serving thread waits for a connection's next request.
+    let pause = Duration::from_millis(50);
+    let (server, _gate) = probe_server();
+    let running = start(server, |_| {});
+    let mut client = connect(&running.path);
+    for round in 0..3 {
+        // Calls back to back keep the connection on its serving thread.
+        for value in ["a", "b", "c"] {
+            assert_eq!(call(&mut client, "echo", value).unwrap(), value);
+        }
+        let bytes = support::request("echo", &format!("split {round}"));
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        std::io::Write::write_all(&mut client, head).unwrap();
+        std::thread::sleep(pause);
+        std::io::Write::write_all(&mut client, tail).unwrap();
+        assert_eq!(answer(&mut client).unwrap(), format!("split {round}"));
+        std::thread::sleep(pause);
+    }
+}

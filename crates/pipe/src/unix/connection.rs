@@ -8,7 +8,7 @@
 //! requests keep coming; a connection that falls quiet gives both back.
 //! Idle clients thus cost a socket and about a kilobyte of memory each.
 
-use std::io::{BufReader, BufWriter, ErrorKind};
+use std::io::{BufReader, BufWriter, ErrorKind, Read};
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -95,7 +95,7 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
     /// runs on a serving thread.
     fn serve_busy_period(&self, stream: &StdUnixStream, linger: bool) -> Result<Next, ServeError> {
         let _parked = ParkedOnReturn(&self.side_channels);
-        let mut reader = BufReader::with_capacity(BUFFER_BYTES, stream);
+        let mut reader = BufReader::with_capacity(BUFFER_BYTES, Requests::new(stream, linger)?);
         let mut writer = BufWriter::with_capacity(BUFFER_BYTES, stream);
         loop {
             match self.server.serve_one(
@@ -105,6 +105,7 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
                 &self.side_channels,
             ) {
                 Ok(Served::Request) => {}
+                Ok(Served::Closed) if reader.get_ref().fell_quiet => return Ok(self.quiet()),
                 Ok(Served::Closed) => return Ok(Next::Close),
                 Err(err) if is_disconnect(&err) => return Ok(Next::Close),
                 Err(err) => return Err(err),
@@ -114,21 +115,90 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
             if !reader.buffer().is_empty() {
                 continue;
             }
-            let draining = self.phase() != Phase::Serving;
-            let wait = if linger && !draining && self.waiting_for_thread.load(Ordering::SeqCst) == 0
-            {
-                LINGER
-            } else {
-                Duration::ZERO
-            };
-            if readable_within(stream, wait)? {
+            let keep_lingering = linger
+                && self.phase() == Phase::Serving
+                && self.waiting_for_thread.load(Ordering::SeqCst) == 0;
+            if keep_lingering {
+                reader.get_mut().expect_request()?;
                 continue;
             }
-            return Ok(if self.phase() == Phase::Serving {
-                Next::Wait
-            } else {
-                Next::Close
-            });
+            if readable_now(stream)? {
+                continue;
+            }
+            return Ok(self.quiet());
+        }
+    }
+
+    /// What a connection that has fallen quiet does next.
+    fn quiet(&self) -> Next {
+        if self.phase() == Phase::Serving {
+            Next::Wait
+        } else {
+            Next::Close
+        }
+    }
+}
+
+/// A connection's requests as a serving thread reads them.
+///
+/// Between requests of a lingering connection, the socket's receive
+/// timeout is [`LINGER`], and a read that times out reads as the end of
+/// the stream: `serve_one` then returns cleanly, with nothing consumed,
+/// and `fell_quiet` tells that apart from a peer that hung up. Waiting
+/// this way costs nothing per call beyond the read a request needs
+/// anyway. Within a request, a client may pause as long as it likes: the
+/// first timeout there lifts the timeout until the next request.
+struct Requests<'a> {
+    stream: &'a StdUnixStream,
+    between_requests: bool,
+    timeout_set: bool,
+    fell_quiet: bool,
+}
+
+impl<'a> Requests<'a> {
+    /// The busy period's first request has begun to arrive already.
+    fn new(stream: &'a StdUnixStream, linger: bool) -> std::io::Result<Self> {
+        stream.set_read_timeout(linger.then_some(LINGER))?;
+        Ok(Self {
+            stream,
+            between_requests: false,
+            timeout_set: linger,
+            fell_quiet: false,
+        })
+    }
+
+    /// The next read starts a request, if one comes within [`LINGER`].
+    fn expect_request(&mut self) -> std::io::Result<()> {
+        if !self.timeout_set {
+            self.stream.set_read_timeout(Some(LINGER))?;
+            self.timeout_set = true;
+        }
+        self.between_requests = true;
+        Ok(())
+    }
+}
+
+impl Read for Requests<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match (&mut &*self.stream).read(buf) {
+                Ok(read) => {
+                    if read > 0 {
+                        self.between_requests = false;
+                    }
+                    return Ok(read);
+                }
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if self.between_requests {
+                        self.fell_quiet = true;
+                        return Ok(0);
+                    }
+                    self.stream.set_read_timeout(None)?;
+                    self.timeout_set = false;
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
         }
     }
 }
@@ -355,12 +425,15 @@ fn waiting(stream: StdUnixStream) -> std::io::Result<UnixStream> {
 }
 
 /// Whether `stream` has something to read (bytes, or the peer's hang-up)
-/// within `wait`.
-fn readable_within(stream: &StdUnixStream, wait: Duration) -> std::io::Result<bool> {
-    let timeout = Timespec::try_from(wait).map_err(std::io::Error::other)?;
+/// right now.
+fn readable_now(stream: &StdUnixStream) -> std::io::Result<bool> {
+    let no_wait = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     loop {
         let mut fds = [PollFd::new(stream, PollFlags::IN)];
-        match poll(&mut fds, Some(&timeout)) {
+        match poll(&mut fds, Some(&no_wait)) {
             Ok(ready) => return Ok(ready > 0),
             Err(rustix::io::Errno::INTR) => {}
             Err(err) => return Err(err.into()),
