@@ -431,11 +431,39 @@ fn fit_descriptor_limit(connections: usize) -> usize {
         .unwrap_or(usize::MAX)
         .max(1);
     if room < connections {
-        tracing::warn!(
-            configured = connections,
+        tracing::info!(
+            connections,
             room,
-            "the open-file limit leaves room for fewer connections than configured"
+            "the open-file limit bounds the connections held open at once"
         );
     }
     connections.min(room)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_fit_and_bounds_the_connections() {
+        let hard = getrlimit(Resource::Nofile).maximum;
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(256),
+                maximum: hard,
+            },
+        )
+        .unwrap();
+        let fits = hard.map_or(1064, |hard| hard.min(1064));
+        assert_eq!(fit_descriptor_limit(1000) as u64, fits - SPARE_DESCRIPTORS);
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(fits));
+
+        let room = fit_descriptor_limit(usize::MAX);
+        let soft = getrlimit(Resource::Nofile).current;
+        assert_eq!(soft, hard, "the soft limit is raised as far as it goes");
+        if let Some(soft) = soft {
+            assert_eq!(room as u64, soft - SPARE_DESCRIPTORS);
+        }
+    }
 }
