@@ -1,6 +1,6 @@
 //! The conformance worker on a Unix socket: lifecycle and concurrency.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -77,6 +77,28 @@ fn echo(stream: &mut UnixStream, value: &str) -> String {
         .downcast_ref::<StringArray>()
         .unwrap();
     column.value(0).to_owned()
+}
+
+/// A field of the worker's `/proc` status, as a number (`VmRSS:` in KiB).
+fn status_field(child: &Child, name: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// This process's soft limit on open files.
+fn open_file_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 fn kill(child: &Child, signal: &str) {
@@ -181,4 +203,114 @@ fn a_client_vanishing_mid_stream_costs_only_that_client() {
     assert_eq!(echo(&mut survivor, "still serving"), "still serving");
     kill(&worker, "-TERM");
     wait_exit(&mut worker, Duration::from_secs(5));
+}
+
+#[test]
+fn idle_connections_cost_no_thread_each_and_valid_clients_are_served_beside_them() {
+    // Every connection is one descriptor here; leave some for the rest.
+    let idle_count = 2_000.min(open_file_limit().saturating_sub(100));
+    let path = socket_path("idle-many");
+    let mut worker = start(&path, &["--threaded"]);
+    let rss_start = status_field(&worker, "VmRSS:");
+    // One call each proves the connection was accepted and served.
+    let mut idle: Vec<UnixStream> = (0..idle_count)
+        .map(|i| {
+            let mut stream = UnixStream::connect(&path).unwrap();
+            let value = format!("idle {i}");
+            assert_eq!(echo(&mut stream, &value), value);
+            stream
+        })
+        .collect();
+    let mut valid = UnixStream::connect(&path).unwrap();
+    assert_eq!(echo(&mut valid, "valid"), "valid");
+    let threads = status_field(&worker, "Threads:");
+    let rss_idle = status_field(&worker, "VmRSS:");
+    for stream in idle.iter_mut().step_by(101) {
+        assert_eq!(echo(stream, "still here"), "still here");
+    }
+    drop(idle);
+    assert_eq!(echo(&mut valid, "after"), "after");
+    eprintln!(
+        "{idle_count} idle connections: {threads} worker threads; VmRSS {rss_start} KiB at start, \
+         {rss_idle} KiB with them open, {} KiB after they closed",
+        status_field(&worker, "VmRSS:")
+    );
+    // A thread per connection would be more than idle_count.
+    assert!(
+        threads < idle_count / 2,
+        "{threads} threads for {idle_count} idle connections"
+    );
+    kill(&worker, "-TERM");
+    wait_exit(&mut worker, Duration::from_secs(10));
+}
+
+#[test]
+fn sigterm_lets_an_open_stream_finish_and_closes_idle_connections() {
+    let path = socket_path("drain");
+    let mut worker = start(&path, &["--threaded"]);
+    let mut idle = UnixStream::connect(&path).unwrap();
+    assert_eq!(echo(&mut idle, "idle"), "idle");
+
+    let mut streaming = UnixStream::connect(&path).unwrap();
+    streaming
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::Int64,
+        false,
+    )]));
+    let params =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![3]))]).unwrap();
+    let request =
+        write_stream_bytes(&schema, [(&params, &Request::metadata_for("produce_n"))]).unwrap();
+    streaming.write_all(&request).unwrap();
+    let ticks = empty_schema();
+    let mut input = StreamWriter::try_new(streaming.try_clone().unwrap(), &ticks).unwrap();
+    let mut output = None;
+    let mut tick = |input: &mut StreamWriter<UnixStream>| {
+        input.write(&empty_batch(&ticks), &Metadata::new()).unwrap();
+        let output = output
+            .get_or_insert_with(|| StreamReader::open(streaming.try_clone().unwrap()).unwrap());
+        output.next_batch().unwrap()
+    };
+    let first = tick(&mut input).expect("the first batch");
+    assert_eq!(first.batch.num_rows(), 1);
+
+    kill(&worker, "-TERM");
+    // The worker stops accepting as soon as it starts draining.
+    let start = Instant::now();
+    while UnixStream::connect(&path).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "still accepting");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        idle.read_to_end(&mut rest).unwrap(),
+        0,
+        "idle connection closed"
+    );
+
+    for index in 1..3 {
+        let batch = tick(&mut input).expect("the stream goes on after SIGTERM");
+        let column = batch
+            .batch
+            .column_by_name("index")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(column.value(0), index);
+    }
+    assert!(
+        tick(&mut input).is_none(),
+        "the stream ends after its count"
+    );
+    input.finish().unwrap();
+
+    let (status, _) = wait_exit(&mut worker, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(!path.exists(), "socket file removed");
 }

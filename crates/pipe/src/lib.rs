@@ -32,7 +32,10 @@ mod shm;
 mod unix;
 
 pub use shm::ShmSideChannels;
-pub use unix::{UnixConfig, UnixShutdown, serve_unix};
+pub use unix::{
+    DEFAULT_DRAIN_GRACE, DEFAULT_MAX_ACTIVE_REQUESTS, DEFAULT_MAX_CONNECTIONS, UnixConfig,
+    UnixShutdown, serve_unix, serve_unix_until,
+};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use vgirpc::{ServeError, Server, TransportKind};

@@ -1,0 +1,234 @@
+//! The Unix-socket server's limits and drain, driven in-process.
+
+mod support;
+
+use std::mem::MaybeUninit;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::channel;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+use support::{HANG, answer, call, connect, probe_server, send, socket_path};
+use vgirpc::{NoSideChannels, Server};
+use vgirpc_pipe::{PipeError, UnixConfig, UnixShutdown, serve_unix_until};
+
+/// How long a test watches for an answer that must not come yet. Correct
+/// code passes however slow the machine; only wrong code is caught sooner
+/// or later, so this bounds the detection, never the verdict.
+const WITNESS: Duration = Duration::from_millis(300);
+
+/// A threaded server on its own thread, stopped through `serve_unix_until`.
+struct Running {
+    path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<JoinHandle<Result<UnixShutdown, PipeError>>>,
+}
+
+fn start(server: Server, configure: impl FnOnce(&mut UnixConfig)) -> Running {
+    let path = socket_path("server");
+    let mut config = UnixConfig::new(&path);
+    config.threaded = true;
+    configure(&mut config);
+    let (ready, listening) = channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        serve_unix_until(
+            &server,
+            &config,
+            NoSideChannels,
+            |_| ready.send(()).unwrap(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+    });
+    listening.recv_timeout(HANG).expect("the server listens");
+    Running {
+        path,
+        stop: Some(stop),
+        serving: Some(serving),
+    }
+}
+
+impl Running {
+    fn stop(&mut self) {
+        let _ = self.stop.take().expect("stopped once").send(());
+    }
+
+    /// Waits for the server to return.
+    fn stopped(&mut self) -> UnixShutdown {
+        let serving = self.serving.take().expect("joined once");
+        let start = Instant::now();
+        while !serving.is_finished() {
+            assert!(start.elapsed() < HANG, "the server is still serving");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        serving.join().unwrap().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Whether an answer starts arriving on `stream` within [`WITNESS`].
+fn answers_within_witness(stream: &UnixStream) -> bool {
+    stream.set_read_timeout(Some(WITNESS)).unwrap();
+    let mut byte = [MaybeUninit::uninit()];
+    let seen = SockRef::from(stream).peek(&mut byte).is_ok();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    seen
+}
+
+/// Whether the server has closed `stream` without sending anything more.
+fn closed_by_server(stream: &mut UnixStream) -> bool {
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(stream, &mut rest).is_ok_and(|read| read == 0)
+}
+
+#[test]
+fn a_request_beyond_the_active_limit_waits_for_a_serving_thread() {
+    let (server, gate) = probe_server();
+    let running = start(server, |config| config.max_active_requests = 1);
+    let mut holder = connect(&running.path);
+    send(&mut holder, "held", "first");
+    assert_eq!(gate.entered(), "first");
+
+    let mut waiter = connect(&running.path);
+    send(&mut waiter, "echo", "second");
+    assert!(
+        !answers_within_witness(&waiter),
+        "answered while the only serving thread was busy"
+    );
+
+    gate.open();
+    assert_eq!(answer(&mut holder).unwrap(), "first");
+    assert_eq!(answer(&mut waiter).unwrap(), "second");
+}
+
+#[test]
+fn a_connection_beyond_the_limit_waits_while_existing_ones_are_served() {
+    let (server, _gate) = probe_server();
+    let running = start(server, |config| config.max_connections = Some(2));
+    let mut first = connect(&running.path);
+    let mut second = connect(&running.path);
+    assert_eq!(call(&mut first, "echo", "a").unwrap(), "a");
+    assert_eq!(call(&mut second, "echo", "b").unwrap(), "b");
+
+    let mut third = connect(&running.path);
+    send(&mut third, "echo", "c");
+    assert!(
+        !answers_within_witness(&third),
+        "a third connection was served beside two"
+    );
+    assert_eq!(call(&mut first, "echo", "a again").unwrap(), "a again");
+    assert_eq!(call(&mut second, "echo", "b again").unwrap(), "b again");
+
+    drop(first);
+    assert_eq!(answer(&mut third).unwrap(), "c");
+}
+
+#[test]
+fn stopping_answers_the_call_in_flight_and_closes_idle_connections() {
+    let (server, gate) = probe_server();
+    let mut running = start(server, |_| {});
+    let mut idle = connect(&running.path);
+    assert_eq!(call(&mut idle, "echo", "idle").unwrap(), "idle");
+    let mut busy = connect(&running.path);
+    send(&mut busy, "held", "in flight");
+    assert_eq!(gate.entered(), "in flight");
+
+    running.stop();
+    assert!(closed_by_server(&mut idle), "the idle connection is closed");
+    assert!(
+        UnixStream::connect(&running.path).is_err(),
+        "no new connection is accepted while draining"
+    );
+    gate.open();
+    assert_eq!(answer(&mut busy).unwrap(), "in flight");
+    assert!(closed_by_server(&mut busy), "closed after its answer");
+    assert_eq!(running.stopped(), UnixShutdown::Requested);
+    assert!(!running.path.exists(), "socket file removed");
+}
+
+#[test]
+fn a_request_queued_when_the_drain_begins_is_answered() {
+    let (server, gate) = probe_server();
+    let mut running = start(server, |config| config.max_connections = Some(1));
+    let mut busy = connect(&running.path);
+    send(&mut busy, "held", "served");
+    assert_eq!(gate.entered(), "served");
+    // Beyond the limit, this connection waits in the listen backlog with
+    // its request already sent.
+    let mut queued = connect(&running.path);
+    send(&mut queued, "echo", "queued");
+
+    running.stop();
+    gate.open();
+    assert_eq!(answer(&mut busy).unwrap(), "served");
+    assert_eq!(answer(&mut queued).unwrap(), "queued");
+    assert_eq!(running.stopped(), UnixShutdown::Requested);
+}
+
+#[test]
+fn the_grace_period_ends_a_call_that_outlives_it() {
+    let (server, gate) = probe_server();
+    let mut running = start(server, |config| {
+        config.drain_grace = Duration::from_millis(100);
+    });
+    let mut busy = connect(&running.path);
+    send(&mut busy, "held", "too slow");
+    assert_eq!(gate.entered(), "too slow");
+
+    running.stop();
+    assert_eq!(running.stopped(), UnixShutdown::Requested);
+    assert!(
+        answer(&mut busy).is_err(),
+        "the connection was closed without an answer"
+    );
+    assert!(!running.path.exists(), "socket file removed");
+    gate.open();
+}
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let (server, _gate) = probe_server();
+    let running = start(server, |_| {});
+    let mut client = connect(&running.path);
+    let together: Vec<u8> = ["one", "two", "three"]
+        .iter()
+        .flat_map(|value| support::request("echo", value))
+        .collect();
+    std::io::Write::write_all(&mut client, &together).unwrap();
+    for value in ["one", "two", "three"] {
+        assert_eq!(answer(&mut client).unwrap(), value);
+    }
+}
+
+#[test]
+fn pauses_between_and_within_requests_lose_nothing() {
+    // Longer than a serving thread waits for a connection's next request.
+    let pause = Duration::from_millis(50);
+    let (server, _gate) = probe_server();
+    let running = start(server, |_| {});
+    let mut client = connect(&running.path);
+    for round in 0..3 {
+        // Calls back to back keep the connection on its serving thread.
+        for value in ["a", "b", "c"] {
+            assert_eq!(call(&mut client, "echo", value).unwrap(), value);
+        }
+        let bytes = support::request("echo", &format!("split {round}"));
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        std::io::Write::write_all(&mut client, head).unwrap();
+        std::thread::sleep(pause);
+        std::io::Write::write_all(&mut client, tail).unwrap();
+        assert_eq!(answer(&mut client).unwrap(), format!("split {round}"));
+        std::thread::sleep(pause);
+    }
+}

@@ -1,0 +1,69 @@
+//! Every way a connection ends gives its place back to the next client.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::channel;
+
+use support::{HANG, call, connect, probe_server, request, send, socket_path};
+use vgirpc::{NoSideChannels, Server};
+use vgirpc_pipe::{UnixConfig, serve_unix};
+
+/// Serves `server` with room for one connection, for the rest of the test
+/// process.
+fn serve_one_connection_at_a_time(server: Server) -> PathBuf {
+    let path = socket_path("slots");
+    let mut config = UnixConfig::new(&path);
+    config.threaded = true;
+    config.max_connections = Some(1);
+    let (ready, listening) = channel();
+    std::thread::spawn(move || {
+        serve_unix(&server, &config, NoSideChannels, |_| {
+            ready.send(()).unwrap()
+        })
+    });
+    listening.recv_timeout(HANG).expect("the server listens");
+    path
+}
+
+fn assert_next_client_served(path: &Path) {
+    let mut next = connect(path);
+    assert_eq!(call(&mut next, "echo", "next").unwrap(), "next");
+}
+
+#[test]
+fn a_panicking_call_gives_its_slot_back() {
+    let (server, _gate) = probe_server();
+    let path = serve_one_connection_at_a_time(server);
+    let mut doomed = connect(&path);
+    assert!(
+        call(&mut doomed, "panics", "on purpose").is_err(),
+        "no answer from a call that panicked"
+    );
+    assert_next_client_served(&path);
+}
+
+#[test]
+fn a_client_leaving_mid_request_gives_its_slot_back() {
+    let (server, _gate) = probe_server();
+    let path = serve_one_connection_at_a_time(server);
+    {
+        let mut partial = connect(&path);
+        let bytes = request("echo", "cut short");
+        std::io::Write::write_all(&mut partial, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    assert_next_client_served(&path);
+}
+
+#[test]
+fn a_client_leaving_during_its_call_gives_its_slot_back() {
+    let (server, gate) = probe_server();
+    let path = serve_one_connection_at_a_time(server);
+    {
+        let mut leaving = connect(&path);
+        send(&mut leaving, "held", "abandoned");
+        assert_eq!(gate.entered(), "abandoned");
+    }
+    gate.open();
+    assert_next_client_served(&path);
+}
