@@ -17,7 +17,8 @@ Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
   --unix PATH          listen on a Unix socket; prints UNIX:<path> when ready
   --threaded           serve connections concurrently (default with --unix)
   --no-threaded        serve one connection at a time
-  --max-connections N  with --threaded, serve at most N connections at once
+  --max-connections N  with --threaded, hold at most N connections open at
+                       once, idle or busy (default 4096); more wait to connect
   --idle-timeout SEC   exit after SEC seconds without clients (0 disables;
                        default $VGI_RPC_IDLE_TIMEOUT or 300)
 
