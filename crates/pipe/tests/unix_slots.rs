@@ -35,11 +35,17 @@ fn assert_next_client_served(path: &Path) {
 fn a_panicking_call_gives_its_slot_back() {
     let (server, _gate) = probe_server();
     let path = serve_one_connection_at_a_time(server);
-    let mut doomed = connect(&path);
+    let mut client = connect(&path);
+    let err = call(&mut client, "panics", "on purpose").unwrap_err();
     assert!(
-        call(&mut doomed, "panics", "on purpose").is_err(),
-        "no answer from a call that panicked"
+        err.starts_with("PanicError:") && err.contains("on purpose"),
+        "{err}"
     );
+    assert_eq!(
+        call(&mut client, "echo", "same connection").as_deref(),
+        Ok("same connection")
+    );
+    drop(client);
     assert_next_client_served(&path);
 }
 

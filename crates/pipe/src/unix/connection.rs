@@ -125,6 +125,9 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
             if readable_now(stream)? {
                 continue;
             }
+            if self.phase() != Phase::Serving && last_request_arrived(stream)? {
+                continue;
+            }
             return Ok(self.quiet());
         }
     }
@@ -333,11 +336,38 @@ async fn next_request(
                 // to be answered like the ones already being served.
                 return match peek(stream) {
                     Ok(read) => Ok(read > 0),
-                    Err(err) if err.kind() == ErrorKind::WouldBlock => Ok(false),
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                        last_request_arrived(stream)
+                    }
                     Err(err) => Err(err),
                 };
             }
         }
+    }
+}
+
+/// Closes the reading side of a quiet connection of a draining server and
+/// says whether a request slipped in before it did.
+///
+/// A client of a byte stream has no way to learn that the server is going
+/// away except the connection ending, so a request it sends just as an
+/// idle connection is closed would be lost without an answer. Shutting
+/// reading down first splits that moment cleanly: a request already in
+/// the socket is still read and answered, and any later write fails at
+/// once in the client (EPIPE), which then knows the server never took it.
+fn last_request_arrived(stream: &impl std::os::fd::AsFd) -> std::io::Result<bool> {
+    let socket = SockRef::from(stream);
+    match socket.shutdown(Shutdown::Read) {
+        Ok(()) => {}
+        // Already closed by the peer.
+        Err(err) if err.kind() == ErrorKind::NotConnected => return Ok(false),
+        Err(err) => return Err(err),
+    }
+    let mut byte = [MaybeUninit::uninit()];
+    match socket.peek(&mut byte) {
+        Ok(read) => Ok(read > 0),
+        Err(err) if err.kind() == ErrorKind::WouldBlock => Ok(false),
+        Err(err) => Err(err),
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use vgirpc::arrow::array::{RecordBatch, StringArray};
 use vgirpc::arrow::schema::{DataType, Field, Schema};
+use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc::wire::request::Request;
 use vgirpc::{RpcError, Server};
@@ -135,6 +136,9 @@ pub(crate) fn answer(stream: &mut UnixStream) -> Result<String, String> {
         .map_err(|e| e.to_string())?
         .ok_or("no batch")?;
     reader.drain().map_err(|e| e.to_string())?;
+    if let BatchKind::Error(info) = classify(&batch.batch, &batch.metadata) {
+        return Err(format!("{}: {}", info.error_type, info.message));
+    }
     let column = batch
         .batch
         .column(0)
