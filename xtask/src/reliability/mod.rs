@@ -82,9 +82,6 @@ impl Options {
     pub(crate) fn for_ci() -> Self {
         Self {
             quick: true,
-            // The attack matrix joins CI once the HTTP and Unix transports
-            // pass it.
-            attacks: false,
             ..Self::default()
         }
     }
