@@ -47,7 +47,7 @@ pub enum WireError {
     #[error("value out of range: {0}")]
     OutOfRange(String),
     /// An enum name did not match any variant.
-    #[error("unknown variant {name:?} for enum {enum_name}")]
+    #[error("unknown variant {:?} for enum {enum_name}", crate::log::quoted(.name))]
     UnknownVariant {
         /// Name of the Rust enum.
         enum_name: &'static str,
@@ -70,3 +70,27 @@ pub enum WireError {
 
 /// Result alias used throughout the wire crate.
 pub type Result<T, E = WireError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_s_long_variant_name_is_clipped_in_the_message() {
+        let err = WireError::UnknownVariant {
+            enum_name: "Status",
+            name: "x".repeat(100_000),
+        };
+        let message = err.to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains("(100000 bytes)"), "{message}");
+        let short = WireError::UnknownVariant {
+            enum_name: "Status",
+            name: "PAUSED".into(),
+        };
+        assert_eq!(
+            short.to_string(),
+            "unknown variant \"PAUSED\" for enum Status"
+        );
+    }
+}
