@@ -34,6 +34,8 @@ pub trait Steady {
     fn echo(&self, value: i64) -> Result<i64, RpcError>;
     /// Say it started, sleep `millis`, then answer them.
     fn hold(&self, millis: i64) -> Result<i64, RpcError>;
+    /// Panic with `value` in the message.
+    fn explode(&self, value: i64) -> Result<i64, RpcError>;
 }
 
 struct SteadyImpl {
@@ -48,6 +50,9 @@ impl Steady for SteadyImpl {
         self.entered.notify_one();
         std::thread::sleep(Duration::from_millis(millis as u64));
         Ok(millis)
+    }
+    fn explode(&self, value: i64) -> Result<i64, RpcError> {
+        panic!("exploded with {value}");
     }
 }
 
@@ -557,4 +562,19 @@ async fn a_huge_method_name_is_not_echoed_back_whole() {
         err.message.len()
     );
     assert!(err.message.contains("(1048576 bytes)"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_method_is_an_error_answer_and_the_server_serves_on() {
+    let running = start(HttpConfig::new()).await;
+    let body = request("explode", vec![("value", int(7))]);
+    let reply = send(
+        running.addr,
+        post("/explode").body(Full::new(Bytes::from(body))).unwrap(),
+    )
+    .await;
+    let err = reply.error().expect("an error answer, not a bare status");
+    assert_eq!(err.error_type, "PanicError");
+    assert!(err.message.contains("exploded with 7"), "{}", err.message);
+    assert_eq!(echo(running.addr, 5).await.ints(), vec![5]);
 }
