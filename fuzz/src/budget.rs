@@ -36,26 +36,31 @@ static ALLOCATOR: Cap<std::alloc::System> = Cap::new(std::alloc::System, usize::
 /// Runs `work` on one fuzz input of `input_len` bytes under the budget and
 /// the time limit.
 ///
-/// A run over [`TIME_LIMIT`] is repeated once before it counts, so that a
-/// moment without a CPU on a shared machine is not reported as a slow
-/// input; an input that is slow twice aborts the process.
+/// An input counts as slow only if [`TIMED_RUNS`] runs in a row all take
+/// longer than [`TIME_LIMIT`]: on a shared machine one run can lose its
+/// CPU for longer than the limit, several in a row rarely do, while an
+/// input that is really slow is slow every time. A slow input aborts the
+/// process with its times.
 pub fn check_input(input_len: usize, work: impl Fn()) {
-    let elapsed = timed(input_len, &work);
-    if elapsed <= TIME_LIMIT {
-        return;
+    let mut times = Vec::with_capacity(TIMED_RUNS);
+    while times.len() < TIMED_RUNS {
+        let elapsed = timed(input_len, &work);
+        if elapsed <= TIME_LIMIT {
+            return;
+        }
+        times.push(elapsed.as_millis().to_string());
     }
-    let again = timed(input_len, &work);
-    if again > TIME_LIMIT {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n==== SLOW INPUT: {} ms and {} ms for {input_len} bytes (limit {} ms)",
-            elapsed.as_millis(),
-            again.as_millis(),
-            TIME_LIMIT.as_millis()
-        );
-        std::process::abort();
-    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n==== SLOW INPUT: {} ms for {input_len} bytes (limit {} ms)",
+        times.join(" ms, "),
+        TIME_LIMIT.as_millis()
+    );
+    std::process::abort();
 }
+
+/// Runs of an input over the time limit before it counts as slow.
+const TIMED_RUNS: usize = 3;
 
 fn timed(input_len: usize, work: &impl Fn()) -> Duration {
     let budget = input_len.saturating_add(ALLOCATION_MARGIN);
