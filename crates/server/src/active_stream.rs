@@ -104,7 +104,7 @@ impl ActiveStream {
     }
 
     /// The record of the stream's work since the previous call (or since it
-    /// opened), ready for [`Server::emit`]; counters start over afterwards.
+    /// opened), ready for [`Server::emit`](crate::Server::emit); counters start over afterwards.
     pub fn take_record(&mut self) -> CallRecord {
         let mut record = self.record.clone();
         record.duration = self.started.elapsed();
@@ -125,7 +125,7 @@ impl ActiveStream {
         }
     }
 
-    /// Saves the stream so that [`Server::resume`], in this process or any
+    /// Saves the stream so that [`Server::resume`](crate::Server::resume), in this process or any
     /// other serving the same service, can continue it.
     ///
     /// Fails for states without `#[vgirpc::stream_state]`.
