@@ -13,9 +13,11 @@ pub(super) fn run(quick: bool) -> Result<()> {
         "--release",
         "-p",
         "vgirpc-conformance",
+        "-p",
+        "vgirpc-reliability",
         "--bin",
         "vgi-conformance-worker",
-        "-p",
+        "--bin",
         "vgirpc-reliability",
     ]))
     .context("building the worker and the attack driver")?;
