@@ -366,13 +366,24 @@ fn schema_rounds(attempt: &mut Attempt<'_>, compressed: bool) -> Result<()> {
 
 fn body_claim(attempt: &mut Attempt<'_>) -> Result<()> {
     let body = payloads::body_claim(1 << 31);
-    let reply = attempt.link.send_then_close("echo_string", &body);
+    let limit = attempt.baseline.resident + 64 * MIB;
+    let reply = if attempt.transport == Transport::Http {
+        let reply = attempt.link.send("echo_string", &[], &body);
+        attempt.check_peak(limit, "after the claim")?;
+        reply
+    } else {
+        // The worker now waits for the rest of the body: whatever the claim
+        // made it reserve is held, and is measured before the connection
+        // ends (a pipe worker then exits).
+        attempt.link.write(&body)?;
+        thread::sleep(Duration::from_millis(300));
+        attempt.check_peak(limit, "holding the claim")?;
+        attempt.link.send_then_close("echo_string", &[])
+    };
     attempt.ends_connection = true;
     attempt.answer = format!("{} ({} bytes sent)", reply.describe(), body.len());
     let answered = reply.error().is_some();
     attempt.check(answered, || "no error answer".into());
-    let limit = attempt.baseline.resident + 64 * MIB;
-    attempt.check_peak(limit, "after the claim")?;
     Ok(())
 }
 

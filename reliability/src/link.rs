@@ -121,6 +121,17 @@ impl Link {
         }
     }
 
+    /// Writes `bytes` without waiting for anything back (byte streams).
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Link::Pipe(Some(writer), _) => writer.write_all(bytes)?,
+            Link::Pipe(None, _) => anyhow::bail!("the worker's stdin is closed"),
+            Link::Unix(writer, _) => writer.write_all(bytes)?,
+            Link::Http(stream) => stream.write_all(bytes)?,
+        }
+        Ok(())
+    }
+
     /// Sends `body` and then ends the request side of the connection, so a
     /// worker waiting for bytes that never come sees the end instead.
     pub(crate) fn send_then_close(&mut self, method: &str, body: &[u8]) -> Reply {
