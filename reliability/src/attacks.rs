@@ -428,7 +428,9 @@ fn zstd_bombs(attempt: &mut Attempt<'_>) -> Result<()> {
     });
     let four = attempt.baseline.resident + 4 * cap + 4 * cap / 5;
     attempt.check_peak(four, "four bombs at once")?;
-    let settled = attempt.baseline.resident + attempt.baseline.resident / 10 + 16 * MIB;
+    // Each runtime thread that decoded a bomb keeps its zstd context, whose
+    // window may reach the 8 MiB the server accepts.
+    let settled = attempt.baseline.resident + attempt.baseline.resident / 10 + 48 * MIB;
     attempt.check_settles(settled, "after the bombs")?;
     Ok(())
 }
