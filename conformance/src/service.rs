@@ -108,7 +108,7 @@ pub trait ConformanceService {
     fn echo_dict_encoded_string(&self, value: DictString) -> Result<DictString, RpcError>;
 
     /// Add two floats.
-    fn add_floats(&self, a: f64, b: f64) -> Result<f64, RpcError>;
+    async fn add_floats(&self, a: f64, b: f64) -> Result<f64, RpcError>;
     /// Concatenate prefix + separator + suffix.
     fn concatenate(
         &self,
@@ -132,7 +132,11 @@ pub trait ConformanceService {
     fn raise_type_error(&self, message: String) -> Result<String, RpcError>;
 
     /// Echo, logging once at INFO.
-    fn echo_with_info_log(&self, value: String, ctx: &CallContext) -> Result<String, RpcError>;
+    async fn echo_with_info_log(
+        &self,
+        value: String,
+        ctx: &CallContext,
+    ) -> Result<String, RpcError>;
     /// Echo, logging at DEBUG, INFO and WARN.
     fn echo_with_multi_logs(&self, value: String, ctx: &CallContext) -> Result<String, RpcError>;
     /// Echo, logging at INFO with extras.
@@ -157,7 +161,7 @@ pub trait ConformanceService {
         batch_count: i64,
     ) -> Result<Stream, RpcError>;
     /// Produce batches with an INFO log before each.
-    fn produce_with_logs(&self, count: i64) -> Result<Stream, RpcError>;
+    async fn produce_with_logs(&self, count: i64) -> Result<Stream, RpcError>;
     /// Fail after `emit_before_error` batches.
     fn produce_error_mid_stream(&self, emit_before_error: i64) -> Result<Stream, RpcError>;
     /// Fail during stream initialization.
@@ -375,7 +379,11 @@ impl ConformanceService for Conformance {
         Ok(value)
     }
 
-    fn add_floats(&self, a: f64, b: f64) -> Result<f64, RpcError> {
+    // A few methods and states are async so that the conformance runs
+    // cover the awaited path on every transport; each yields once so its
+    // future really suspends.
+    async fn add_floats(&self, a: f64, b: f64) -> Result<f64, RpcError> {
+        tokio::task::yield_now().await;
         Ok(a + b)
     }
     fn concatenate(
@@ -407,7 +415,12 @@ impl ConformanceService for Conformance {
         Err(RpcError::type_error(message))
     }
 
-    fn echo_with_info_log(&self, value: String, ctx: &CallContext) -> Result<String, RpcError> {
+    async fn echo_with_info_log(
+        &self,
+        value: String,
+        ctx: &CallContext,
+    ) -> Result<String, RpcError> {
+        tokio::task::yield_now().await;
         ctx.info(format!("info: {value}"));
         Ok(value)
     }
@@ -474,8 +487,9 @@ impl ConformanceService for Conformance {
             },
         ))
     }
-    fn produce_with_logs(&self, count: i64) -> Result<Stream, RpcError> {
-        Ok(Stream::producer(
+    async fn produce_with_logs(&self, count: i64) -> Result<Stream, RpcError> {
+        tokio::task::yield_now().await;
+        Ok(Stream::async_producer(
             counter_schema(),
             LoggingProducerState { count, current: 0 },
         ))
@@ -536,7 +550,7 @@ impl ConformanceService for Conformance {
         ))
     }
     fn exchange_accumulate(&self) -> Result<Stream, RpcError> {
-        Ok(Stream::exchange(
+        Ok(Stream::async_exchange(
             float_value_schema(),
             accumulate_schema(),
             AccumulatingExchangeState::default(),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use vgirpc::{
-    AnnotatedBatch, ArrowStruct, CallContext, ExchangeState, Level, OutputCollector, ProducerState,
-    RpcError, SessionState,
+    AnnotatedBatch, ArrowStruct, AsyncExchangeState, AsyncProducerState, CallContext,
+    ExchangeState, Level, OutputCollector, ProducerState, RpcError, SessionState,
 };
 
 use crate::probe::{CancelProbe, Counter};
@@ -99,8 +99,13 @@ pub struct LoggingProducerState {
 }
 
 #[vgirpc::stream_state]
-impl ProducerState for LoggingProducerState {
-    fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
+impl AsyncProducerState for LoggingProducerState {
+    async fn produce(
+        &mut self,
+        out: &mut OutputCollector,
+        _ctx: &CallContext,
+    ) -> Result<(), RpcError> {
+        tokio::task::yield_now().await;
         if self.current >= self.count {
             return out.finish();
         }
@@ -256,13 +261,14 @@ pub struct AccumulatingExchangeState {
 }
 
 #[vgirpc::stream_state]
-impl ExchangeState for AccumulatingExchangeState {
-    fn exchange(
+impl AsyncExchangeState for AccumulatingExchangeState {
+    async fn exchange(
         &mut self,
         input: &AnnotatedBatch,
         out: &mut OutputCollector,
         _ctx: &CallContext,
     ) -> Result<(), RpcError> {
+        tokio::task::yield_now().await;
         let sum: f64 = float_column(input, "value")?.iter().flatten().sum();
         self.running_sum += sum;
         self.exchange_count += 1;

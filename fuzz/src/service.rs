@@ -14,7 +14,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use vgirpc::wire::describe::MethodDescription;
-use vgirpc::{CallContext, Outcome, RpcError, Server, Service, TransportKind};
+use vgirpc::{CallContext, MaybeReady, Outcome, RpcError, Server, Service, TransportKind};
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 
 /// Parameters that size a method's output, and the largest magnitude
@@ -45,22 +45,22 @@ impl<S: Service> Service for Bounded<S> {
         self.0.methods()
     }
 
-    fn call(
-        &self,
+    fn call<'a>(
+        &'a self,
         index: usize,
-        params: &RecordBatch,
-        ctx: &CallContext,
-    ) -> Result<Outcome, RpcError> {
+        params: &'a RecordBatch,
+        ctx: &'a CallContext,
+    ) -> MaybeReady<'a, Result<Outcome, RpcError>> {
         let name = self.0.methods().get(index).map(|m| m.name.as_str());
         if name.is_some_and(|name| UNBOUNDED_METHODS.contains(&name)) {
-            return Err(RpcError::runtime_error(
+            return MaybeReady::Ready(Err(RpcError::runtime_error(
                 "refused by the fuzz harness: runs until cancelled",
-            ));
+            )));
         }
         if let Some(param) = oversized_param(params) {
-            return Err(RpcError::value_error(format!(
+            return MaybeReady::Ready(Err(RpcError::value_error(format!(
                 "refused by the fuzz harness: {param} above {MAX_SIZING_VALUE}"
-            )));
+            ))));
         }
         self.0.call(index, params, ctx)
     }

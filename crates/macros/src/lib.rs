@@ -31,6 +31,14 @@ pub fn derive_arrow_enum(input: TokenStream) -> TokenStream {
 
 /// Turns a trait into a vgi-rpc service: schemas, dispatch, `__describe__`
 /// rows and a typed client are generated from the trait's methods.
+///
+/// Methods may be plain `fn`s or `async fn`s, mixed in one trait. An
+/// `async fn` becomes `fn .. -> impl Future<Output = ..> + Send` in the
+/// trait, so its future can move between runtime threads; implement it
+/// with `async fn` as usual. Async transports await it, and the pipe and
+/// Unix transports block their connection's thread on it, on the caller's
+/// tokio runtime when there is one (`vgirpc::block_on`). Plain methods run
+/// where the request was read, with no runtime involved.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     service::expand(
@@ -44,7 +52,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Makes a stream state resumable on stateless transports such as HTTP.
 ///
 /// Put it on a state's `impl ProducerState for T` or `impl ExchangeState for
-/// T` block; `T` must derive `ArrowStruct`, which is how the state travels
+/// T` block (or `AsyncProducerState` / `AsyncExchangeState`); `T` must derive `ArrowStruct`, which is how the state travels
 /// inside continuation tokens. The state is registered under
 /// `module_path!()::T`, or `#[stream_state(key = "...")]`.
 #[proc_macro_attribute]

@@ -28,6 +28,7 @@ struct Method {
     params: Vec<Param>,
     ctx_position: Option<usize>,
     returns: Returns,
+    is_async: bool,
 }
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<TokenStream> {
@@ -115,8 +116,9 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         if let Some(position) = m.ctx_position {
             call_args.insert(position, quote!(ctx));
         }
+        let awaited = if m.is_async { quote!(.await) } else { quote!() };
         let call = quote! {
-            self.inner.#method_ident(#(#call_args),*)
+            self.inner.#method_ident(#(#call_args),*)#awaited
                 .map_err(::core::convert::Into::<#krate::RpcError>::into)?
         };
         let finish = match &m.returns {
@@ -139,10 +141,35 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 ))
             },
         };
+        let result = quote!(::core::result::Result<#krate::Outcome, #krate::RpcError>);
+        if !m.is_async {
+            return quote! {
+                #index => #krate::MaybeReady::Ready((|| -> #result {
+                    #(#decode)*
+                    #finish
+                })()),
+            };
+        }
+        // Parameters are decoded before the future exists, so a bad request
+        // fails at once and the future owns plain values.
+        let idents: Vec<&Ident> = m.params.iter().map(|p| &p.ident).collect();
+        let types = m.params.iter().map(|p| &p.ty);
         quote! {
             #index => {
-                #(#decode)*
-                #finish
+                let decoded = (|| -> ::core::result::Result<(#(#types,)*), #krate::RpcError> {
+                    #(#decode)*
+                    ::core::result::Result::Ok((#(#idents,)*))
+                })();
+                match decoded {
+                    ::core::result::Result::Err(err) => {
+                        #krate::MaybeReady::Ready(::core::result::Result::Err(err))
+                    }
+                    ::core::result::Result::Ok((#(#idents,)*)) => {
+                        #krate::MaybeReady::Pending(::std::boxed::Box::pin(async move {
+                            #finish
+                        }))
+                    }
+                }
             }
         }
     });
@@ -194,17 +221,17 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 &self.methods
             }
 
-            fn call(
-                &self,
+            fn call<'a>(
+                &'a self,
                 index: usize,
-                params: &#krate::arrow::array::RecordBatch,
-                ctx: &#krate::CallContext,
-            ) -> ::core::result::Result<#krate::Outcome, #krate::RpcError> {
+                params: &'a #krate::arrow::array::RecordBatch,
+                ctx: &'a #krate::CallContext,
+            ) -> #krate::MaybeReady<'a, ::core::result::Result<#krate::Outcome, #krate::RpcError>> {
                 let _ = (&params, &ctx);
                 match index {
                     #(#arms)*
-                    _ => ::core::result::Result::Err(#krate::RpcError::runtime_error(
-                        "method index out of range",
+                    _ => #krate::MaybeReady::Ready(::core::result::Result::Err(
+                        #krate::RpcError::runtime_error("method index out of range"),
                     )),
                 }
             }
@@ -457,7 +484,20 @@ fn parse_method(func: &mut TraitItemFn) -> syn::Result<Method> {
         });
     }
     let returns = parse_return(&sig.output)?;
+    let is_async = sig.asyncness.take().is_some();
+    if is_async {
+        // A `Send` future lets any transport await the method on any
+        // runtime thread; implementations still write `async fn`.
+        let output = match &sig.output {
+            ReturnType::Type(_, ty) => ty.clone(),
+            ReturnType::Default => unreachable!("parse_return refused a missing return type"),
+        };
+        sig.output = syn::parse_quote! {
+            -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
+        };
+    }
     Ok(Method {
+        is_async,
         name: sig.ident.to_string(),
         ident: sig.ident.clone(),
         params,

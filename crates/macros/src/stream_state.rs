@@ -1,7 +1,8 @@
 //! `#[stream_state]`: makes a producer or exchange state resumable on
 //! stateless transports.
 //!
-//! Placed on `impl ProducerState for T` or `impl ExchangeState for T` (where
+//! Placed on `impl ProducerState for T` or `impl ExchangeState for T`, or
+//! their async forms `AsyncProducerState` / `AsyncExchangeState` (where
 //! `T` derives `ArrowStruct`), it adds the trait's `save_state` method and
 //! submits a decoder for `T` to the process-wide registry, keyed by
 //! `module_path!()::T` unless `key = "..."` says otherwise. Every process
@@ -16,6 +17,8 @@ use syn::{ItemImpl, LitStr, Type};
 enum Kind {
     Producer,
     Exchange,
+    AsyncProducer,
+    AsyncExchange,
 }
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<TokenStream> {
@@ -37,13 +40,16 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
     let misplaced = || {
         syn::Error::new(
             item.impl_token.span,
-            "#[stream_state] goes on an `impl ProducerState for T` or `impl ExchangeState for T` block",
+            "#[stream_state] goes on an `impl ProducerState for T` or `impl ExchangeState for T` block \
+             (or their `Async` forms)",
         )
     };
     let kind = match &item.trait_ {
         Some((None, path, _)) => match path.segments.last() {
             Some(last) if last.ident == "ProducerState" => Kind::Producer,
             Some(last) if last.ident == "ExchangeState" => Kind::Exchange,
+            Some(last) if last.ident == "AsyncProducerState" => Kind::AsyncProducer,
+            Some(last) if last.ident == "AsyncExchangeState" => Kind::AsyncExchange,
             _ => return Err(misplaced()),
         },
         _ => return Err(misplaced()),
@@ -83,6 +89,8 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
     let register = match kind {
         Kind::Producer => quote!(producer),
         Kind::Exchange => quote!(exchange),
+        Kind::AsyncProducer => quote!(async_producer),
+        Kind::AsyncExchange => quote!(async_exchange),
     };
     Ok(quote! {
         #item

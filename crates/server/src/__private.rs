@@ -11,7 +11,8 @@ use vgirpc_wire::types::{ArrowStruct, ArrowValue};
 use vgirpc_wire::value::array_value;
 
 use crate::error::RpcError;
-pub use crate::persist::{SavedState, StateRegistration, save_state};
+pub use crate::persist::{StateRegistration, save_state};
+pub use crate::state::SavedState;
 pub use crate::stream::NoHeader;
 use crate::stream::Stream;
 

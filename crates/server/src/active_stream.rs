@@ -6,17 +6,22 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use tracing::Instrument;
 use vgirpc_wire::ipc::{IpcBatch, empty_schema};
 use vgirpc_wire::log::ErrorInfo;
 use vgirpc_wire::metadata::Metadata;
 
 use crate::answer::{error_batch, with_ids};
+use crate::collector::OutputCollector;
+use crate::conform::coerce_input;
 use crate::context::{CallContext, TransportKind};
 use crate::error::{RpcError, catch_panic};
+use crate::maybe_ready::MaybeReady;
 use crate::observe::{CallRecord, CallStats, CallStatus, fill_session};
 use crate::persist::{self, SavedStream};
 use crate::session::SessionHost;
-use crate::stream::{AnnotatedBatch, OutputCollector, StreamKind, coerce_input};
+use crate::state::AnnotatedBatch;
+use crate::stream::StreamKind;
 
 /// What one step of a stream produced.
 #[derive(Debug)]
@@ -163,33 +168,73 @@ impl ActiveStream {
         }
     }
 
-    /// Runs one `produce` (the input is the client's tick) or `exchange`.
+    /// Runs one `produce` (the input is the client's tick) or `exchange`,
+    /// blocking this thread while an async state awaits (see
+    /// [`block_on`](crate::block_on)).
     pub fn step(&mut self, input: IpcBatch) -> Step {
         let span = self.span.clone();
         let _span = span.enter();
-        if self.is_exchange() {
-            // Producer ticks are protocol artifacts, not input.
-            self.record.stats.record_input(&input.batch);
-        }
-        let ctx = self.context();
-        let producer_mode = match &self.kind {
-            StreamKind::Producer(_) => true,
-            StreamKind::Exchange { input_schema, .. } => input_schema.fields().is_empty(),
+        let (ctx, mut collector, input) = self.begin_turn(input);
+        let result = input.and_then(|input| {
+            catch_panic(|| Ok(run_state(&mut self.kind, &input, &mut collector, &ctx)))?.wait()
+        });
+        self.end_turn(result, collector, &ctx)
+    }
+
+    /// [`ActiveStream::step`] for async callers: an async state is awaited,
+    /// a sync one runs in place.
+    pub async fn step_async(&mut self, input: IpcBatch) -> Step {
+        let span = self.span.clone();
+        let (ctx, mut collector, input) = span.in_scope(|| self.begin_turn(input));
+        let result = match input {
+            Ok(input) => {
+                let work = span.in_scope(|| {
+                    catch_panic(|| Ok(run_state(&mut self.kind, &input, &mut collector, &ctx)))
+                });
+                match work {
+                    Ok(work) => work.resolve().instrument(span.clone()).await,
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
         };
-        let mut collector = OutputCollector::new(self.output_schema.clone(), producer_mode);
-        let result = catch_panic(|| match &mut self.kind {
-            StreamKind::Producer(state) => state.produce(&mut collector, &ctx),
-            StreamKind::Exchange {
-                input_schema,
-                state,
-            } => coerce_input(input_schema, input.batch).and_then(|batch| {
-                let input = AnnotatedBatch {
+        span.in_scope(|| self.end_turn(result, collector, &ctx))
+    }
+
+    /// Counts the input and prepares what the state's step is given; an
+    /// exchange's input is checked against its declared schema first.
+    fn begin_turn(
+        &mut self,
+        input: IpcBatch,
+    ) -> (
+        CallContext,
+        OutputCollector,
+        Result<AnnotatedBatch, RpcError>,
+    ) {
+        let ctx = self.context();
+        let (producer_mode, input) = match &self.kind {
+            StreamKind::Producer(_) => (true, Ok(input)),
+            StreamKind::Exchange { input_schema, .. } => {
+                // Producer ticks are protocol artifacts, not input.
+                self.record.stats.record_input(&input.batch);
+                let coerced = coerce_input(input_schema, input.batch).map(|batch| AnnotatedBatch {
                     batch,
                     metadata: input.metadata,
-                };
-                state.exchange(&input, &mut collector, &ctx)
-            }),
-        });
+                });
+                (input_schema.fields().is_empty(), coerced)
+            }
+        };
+        let collector = OutputCollector::new(self.output_schema.clone(), producer_mode);
+        (ctx, collector, input)
+    }
+
+    /// Turns what the state's step did into the batches the client receives.
+    fn end_turn(
+        &mut self,
+        result: Result<(), RpcError>,
+        collector: OutputCollector,
+        ctx: &CallContext,
+    ) -> Step {
         let finished = collector.is_finished();
         match result.and_then(|()| collector.into_entries(ctx.take_logs())) {
             Ok(entries) => {
@@ -219,5 +264,18 @@ impl ActiveStream {
                 Step::Failed(vec![entry], info)
             }
         }
+    }
+}
+
+/// Starts the state's step; `input` is ignored by producers.
+fn run_state<'a>(
+    kind: &'a mut StreamKind,
+    input: &'a AnnotatedBatch,
+    out: &'a mut OutputCollector,
+    ctx: &'a CallContext,
+) -> MaybeReady<'a, Result<(), RpcError>> {
+    match kind {
+        StreamKind::Producer(state) => state.produce(out, ctx),
+        StreamKind::Exchange { state, .. } => state.exchange(input, out, ctx),
     }
 }

@@ -44,9 +44,12 @@
 
 mod active_stream;
 mod answer;
+mod collector;
+mod conform;
 mod connection;
 mod context;
 mod error;
+mod maybe_ready;
 mod observe;
 #[cfg(feature = "otel")]
 mod otel;
@@ -55,20 +58,26 @@ mod server;
 mod service;
 mod session;
 mod side;
+mod state;
 mod stream;
 
 pub use active_stream::{ActiveStream, Step};
 pub use answer::{Answer, FailureKind, error_batch};
+pub use collector::OutputCollector;
 pub use connection::Served;
 pub use context::{CallContext, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
+pub use maybe_ready::{BoxFuture, MaybeReady, block_on};
 pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
 pub use persist::SavedStream;
 pub use server::{Call, OpenStream, Server};
 pub use service::{Outcome, Service};
 pub use session::{SessionAction, SessionHost, SessionRef, SessionState, StateGuard};
 pub use side::{NoSideChannels, SideChannel, SideChannels};
-pub use stream::{AnnotatedBatch, ExchangeState, NoHeader, OutputCollector, ProducerState, Stream};
+pub use state::{
+    AnnotatedBatch, AsyncExchangeState, AsyncProducerState, ExchangeState, ProducerState,
+};
+pub use stream::{NoHeader, Stream};
 pub use vgirpc_client as client;
 pub use vgirpc_macros::stream_state;
 pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};

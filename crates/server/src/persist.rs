@@ -28,21 +28,14 @@ use arrow_schema::SchemaRef;
 use vgirpc_wire::types::ArrowStruct;
 
 use crate::error::RpcError;
-use crate::stream::{ExchangeState, ProducerState};
+use crate::state::{
+    AsyncExchangeState, AsyncProducerState, AsyncStep, Exchange, ExchangeState, Producer,
+    ProducerState, SavedState, SyncStep,
+};
 
 const FORMAT: u8 = 1;
 const PRODUCER: u8 = 0;
 const EXCHANGE: u8 = 1;
-
-/// A state's encoded bytes and the registry key that decodes them.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct SavedState {
-    /// Registry key of the state type.
-    pub key: &'static str,
-    /// The state's `ArrowStruct` IPC stream.
-    pub bytes: Vec<u8>,
-}
 
 /// Everything a stream needs to continue elsewhere: the versioned state and
 /// the two schemas it was opened with.
@@ -58,8 +51,8 @@ pub struct SavedStream {
     pub stream_id: String,
 }
 
-type ProducerDecoder = fn(&[u8]) -> Result<Box<dyn ProducerState>, RpcError>;
-type ExchangeDecoder = fn(&[u8]) -> Result<Box<dyn ExchangeState>, RpcError>;
+type ProducerDecoder = fn(&[u8]) -> Result<Box<dyn Producer>, RpcError>;
+type ExchangeDecoder = fn(&[u8]) -> Result<Box<dyn Exchange>, RpcError>;
 
 /// How to rebuild a state of one registered type.
 #[derive(Clone, Copy)]
@@ -99,6 +92,22 @@ impl StateRegistration {
             decoder: Decoder::Exchange(decode_exchange::<T>),
         }
     }
+
+    /// Registers `T` as an async producer state under `key`.
+    pub const fn async_producer<T: AsyncProducerState + ArrowStruct>(key: &'static str) -> Self {
+        Self {
+            key,
+            decoder: Decoder::Producer(decode_async_producer::<T>),
+        }
+    }
+
+    /// Registers `T` as an async exchange state under `key`.
+    pub const fn async_exchange<T: AsyncExchangeState + ArrowStruct>(key: &'static str) -> Self {
+        Self {
+            key,
+            decoder: Decoder::Exchange(decode_async_exchange::<T>),
+        }
+    }
 }
 
 inventory::collect!(StateRegistration);
@@ -114,14 +123,26 @@ fn decode_state<T: ArrowStruct>(bytes: &[u8]) -> Result<T, RpcError> {
 
 fn decode_producer<T: ProducerState + ArrowStruct>(
     bytes: &[u8],
-) -> Result<Box<dyn ProducerState>, RpcError> {
-    Ok(Box::new(decode_state::<T>(bytes)?))
+) -> Result<Box<dyn Producer>, RpcError> {
+    Ok(Box::new(SyncStep(decode_state::<T>(bytes)?)))
 }
 
 fn decode_exchange<T: ExchangeState + ArrowStruct>(
     bytes: &[u8],
-) -> Result<Box<dyn ExchangeState>, RpcError> {
-    Ok(Box::new(decode_state::<T>(bytes)?))
+) -> Result<Box<dyn Exchange>, RpcError> {
+    Ok(Box::new(SyncStep(decode_state::<T>(bytes)?)))
+}
+
+fn decode_async_producer<T: AsyncProducerState + ArrowStruct>(
+    bytes: &[u8],
+) -> Result<Box<dyn Producer>, RpcError> {
+    Ok(Box::new(AsyncStep(decode_state::<T>(bytes)?)))
+}
+
+fn decode_async_exchange<T: AsyncExchangeState + ArrowStruct>(
+    bytes: &[u8],
+) -> Result<Box<dyn Exchange>, RpcError> {
+    Ok(Box::new(AsyncStep(decode_state::<T>(bytes)?)))
 }
 
 /// Encodes a registered state; called by `#[vgirpc::stream_state]` expansions.
@@ -134,15 +155,6 @@ pub fn save_state<T: ArrowStruct>(key: &'static str, state: &T) -> Result<SavedS
         ))
     })?;
     Ok(SavedState { key, bytes })
-}
-
-/// The error for a state without `#[vgirpc::stream_state]`.
-pub(crate) fn not_resumable(type_name: &str) -> RpcError {
-    RpcError::runtime_error(format!(
-        "stream state {type_name} cannot continue in another request: this transport is \
-         stateless, so annotate the state's ProducerState/ExchangeState impl with \
-         #[vgirpc::stream_state] (and derive ArrowStruct for it)"
-    ))
 }
 
 /// Registry lookups; a key registered twice (only possible with explicit
@@ -174,8 +186,8 @@ fn decoder(key: &str) -> Result<Decoder, RpcError> {
 
 /// A decoded state, ready to become an `ActiveStream` again.
 pub(crate) enum RestoredState {
-    Producer(Box<dyn ProducerState>),
-    Exchange(Box<dyn ExchangeState>),
+    Producer(Box<dyn Producer>),
+    Exchange(Box<dyn Exchange>),
 }
 
 /// Wraps a saved state in the versioned envelope.
@@ -237,8 +249,8 @@ pub(crate) fn decode(method: &str, envelope: &[u8]) -> Result<RestoredState, Rpc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector::OutputCollector;
     use crate::context::CallContext;
-    use crate::stream::OutputCollector;
 
     const KEY: &str = "persist::tests::Ticks";
 

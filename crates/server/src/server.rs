@@ -3,6 +3,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use tracing::Instrument;
 use vgirpc_wire::describe::{self, DESCRIBE_METHOD, MethodType};
 use vgirpc_wire::ipc::{ReadLimits, empty_schema};
 use vgirpc_wire::log::{ErrorInfo, quoted};
@@ -13,6 +14,7 @@ use crate::active_stream::ActiveStream;
 use crate::answer::{Answer, FailureKind, error_batch, log_entries};
 use crate::context::{CallContext, TransportKind, new_request_id, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
+use crate::maybe_ready::MaybeReady;
 use crate::observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook, fill_session};
 use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
@@ -292,12 +294,55 @@ impl Server {
     /// [`Server::dispatch`] with a transport's sticky-session support for
     /// the request; an opened stream keeps it for the steps this request
     /// runs.
+    ///
+    /// An `async fn` method blocks this thread until it completes (see
+    /// [`block_on`](crate::block_on)); async callers use
+    /// [`Server::dispatch_async`] instead.
     pub fn dispatch_with_session(
         &self,
         request: Request,
         kind: TransportKind,
         session: Option<Arc<dyn SessionHost>>,
     ) -> Call {
+        let call = match self.prepare(request, kind, session) {
+            Ok(call) => call,
+            Err(answered) => return *answered,
+        };
+        let span = call.span.clone();
+        let _entered = span.enter();
+        let outcome = self.invoke(&call).and_then(MaybeReady::wait);
+        self.conclude(call, outcome)
+    }
+
+    /// [`Server::dispatch_with_session`] for async callers: an `async fn`
+    /// method is awaited, a plain one runs in place.
+    pub async fn dispatch_async(
+        &self,
+        request: Request,
+        kind: TransportKind,
+        session: Option<Arc<dyn SessionHost>>,
+    ) -> Call {
+        let call = match self.prepare(request, kind, session) {
+            Ok(call) => call,
+            Err(answered) => return *answered,
+        };
+        let span = call.span.clone();
+        let outcome = match span.in_scope(|| self.invoke(&call)) {
+            Ok(work) => work.resolve().instrument(span.clone()).await,
+            Err(err) => Err(err),
+        };
+        span.in_scope(|| self.conclude(call, outcome))
+    }
+
+    /// Everything up to calling the method; requests no method serves
+    /// (`__describe__`, unknown names) are answered here, as the error
+    /// (boxed: rare, so the common path moves less).
+    fn prepare(
+        &self,
+        request: Request,
+        kind: TransportKind,
+        session: Option<Arc<dyn SessionHost>>,
+    ) -> Result<Dispatch, Box<Call>> {
         let started = Instant::now();
         let request_id = request
             .request_id()
@@ -330,22 +375,6 @@ impl Server {
             .ok()
             .map(Arc::from);
         }
-        let finish = |mut answer: Answer, mut record: CallRecord| {
-            for (batch, _) in &answer.batches {
-                record.stats.record_output(batch);
-            }
-            fill_session(&mut record, session.as_deref());
-            if let Some((_, info)) = &answer.failure {
-                record.status = CallStatus::Error {
-                    error_type: info.error_type.clone(),
-                    message: info.message.clone(),
-                };
-            }
-            record.duration = started.elapsed();
-            answer.record = Some(Box::new(record));
-            Call::Answer(answer)
-        };
-
         if request.method == DESCRIBE_METHOD {
             let (batch, md) = &self.inner.describe;
             let answer = Answer {
@@ -354,17 +383,58 @@ impl Server {
                 failure: None,
                 record: None,
             };
-            return finish(answer, record);
+            let call = finish_answer(answer, record, session.as_deref(), started);
+            return Err(Box::new(call));
         }
         let Some(index) = index else {
             // No method ran, so there is no call to record.
-            return Call::Answer(self.unknown_method(&request.method, &request_id));
+            let answer = self.unknown_method(&request.method, &request_id);
+            return Err(Box::new(Call::Answer(answer)));
         };
-        let description = &methods[index];
         let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind)
             .with_session_host(session.clone());
-        let outcome = catch_panic(|| self.inner.service.call(index, &request.params, &ctx));
+        drop(_entered);
+        Ok(Dispatch {
+            index,
+            params: request.params,
+            method: request.method,
+            request_id,
+            kind,
+            ctx,
+            record,
+            span,
+            started,
+            session,
+        })
+    }
+
+    /// Starts the method: a plain one runs to completion here.
+    fn invoke<'a>(
+        &'a self,
+        call: &'a Dispatch,
+    ) -> Result<MaybeReady<'a, Result<Outcome, RpcError>>, RpcError> {
+        catch_panic(|| Ok(self.inner.service.call(call.index, &call.params, &call.ctx)))
+    }
+
+    /// Turns what the method returned into the answer or the open stream.
+    fn conclude(&self, call: Dispatch, outcome: Result<Outcome, RpcError>) -> Call {
+        let Dispatch {
+            index,
+            method,
+            request_id,
+            kind,
+            ctx,
+            mut record,
+            span,
+            started,
+            session,
+            ..
+        } = call;
+        let description = &self.inner.service.methods()[index];
         let logs = |schema: &SchemaRef| log_entries(schema, ctx.take_logs(), &request_id);
+        let finish = |answer: Answer, record: CallRecord| {
+            finish_answer(answer, record, session.as_deref(), started)
+        };
         match (description.method_type, outcome) {
             (_, Ok(Outcome::Unary(result))) => {
                 let schema = result.schema();
@@ -429,12 +499,12 @@ impl Server {
                     kind: state,
                     output_schema,
                     request_id,
-                    method: request.method,
+                    method,
                     transport: kind,
                     record,
                     started,
-                    span: span.clone(),
-                    session: session.clone(),
+                    span,
+                    session,
                 };
                 if let Some(header) = &header {
                     stream.record_output(&header.batches);
@@ -448,6 +518,43 @@ impl Server {
             }
         }
     }
+}
+
+/// A request on its way to its method, between [`Server::prepare`] and
+/// [`Server::conclude`].
+struct Dispatch {
+    index: usize,
+    params: RecordBatch,
+    method: String,
+    request_id: String,
+    kind: TransportKind,
+    ctx: CallContext,
+    record: CallRecord,
+    span: tracing::Span,
+    started: Instant,
+    session: Option<Arc<dyn SessionHost>>,
+}
+
+/// Completes a call's record from its answer and attaches it.
+fn finish_answer(
+    mut answer: Answer,
+    mut record: CallRecord,
+    session: Option<&dyn SessionHost>,
+    started: Instant,
+) -> Call {
+    for (batch, _) in &answer.batches {
+        record.stats.record_output(batch);
+    }
+    fill_session(&mut record, session);
+    if let Some((_, info)) = &answer.failure {
+        record.status = CallStatus::Error {
+            error_type: info.error_type.clone(),
+            message: info.message.clone(),
+        };
+    }
+    record.duration = started.elapsed();
+    answer.record = Some(Box::new(record));
+    Call::Answer(answer)
 }
 
 /// A fresh stream id: 32 lowercase hex characters, like a UUID without dashes.

@@ -3,6 +3,7 @@ use vgirpc_wire::describe::MethodDescription;
 
 use crate::context::{CallContext, TransportKind};
 use crate::error::RpcError;
+use crate::maybe_ready::MaybeReady;
 use crate::stream::ErasedStream;
 
 /// What calling a method produced.
@@ -29,12 +30,16 @@ pub trait Service: Send + Sync + 'static {
     /// Decodes `params`, runs the method and encodes its result.
     ///
     /// `index` is the method's position in [`Service::methods`].
-    fn call(
-        &self,
+    ///
+    /// A plain method returns [`MaybeReady::Ready`]; an `async fn` method
+    /// decodes its parameters, then returns its future as
+    /// [`MaybeReady::Pending`] for the transport to await or block on.
+    fn call<'a>(
+        &'a self,
         index: usize,
-        params: &RecordBatch,
-        ctx: &CallContext,
-    ) -> Result<Outcome, RpcError>;
+        params: &'a RecordBatch,
+        ctx: &'a CallContext,
+    ) -> MaybeReady<'a, Result<Outcome, RpcError>>;
 
     /// Fired once when serving starts on a transport, before any request.
     fn on_serve_start(&self, _kind: TransportKind) -> Result<(), RpcError> {
