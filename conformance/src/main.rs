@@ -61,7 +61,8 @@ fn main() -> ExitCode {
         }
     }
     let outcome = match &options.transport {
-        Transport::Pipe => vgirpc_pipe::serve_stdio(&server),
+        Transport::Pipe => vgirpc_pipe::serve_stdio(&server)
+            .map(|shutdown| tracing::info!(?shutdown, "pipe worker stopped")),
         Transport::Http(http) => return http_worker::run(&server, http),
         Transport::Unix(config) => {
             vgirpc_pipe::serve_unix(&server, config, vgirpc_pipe::ShmSideChannels, |path| {

@@ -10,7 +10,11 @@ use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 fn main() -> ExitCode {
     let served = Server::new(ConformanceServiceServer::new(Conformance))
         .map_err(|e| e.to_string())
-        .and_then(|server| vgirpc_pipe::serve_stdio(&server).map_err(|e| e.to_string()));
+        .and_then(|server| {
+            vgirpc_pipe::serve_stdio(&server)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

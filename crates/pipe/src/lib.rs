@@ -2,8 +2,9 @@
 //! standard output, as a worker process launched by a client.
 //!
 //! Standard output carries nothing but Arrow IPC; diagnostics belong on
-//! standard error. The worker exits cleanly when its input reaches end of
-//! file or when it receives SIGTERM or SIGINT.
+//! standard error. [`serve_stdio`] returns when its input reaches end of
+//! file or when SIGTERM or SIGINT arrives (after answering the request in
+//! flight), so the worker's own cleanup runs before it exits.
 //!
 //! ```no_run
 //! use vgirpc::{RpcError, Server};
@@ -22,22 +23,24 @@
 //! }
 //!
 //! let server = Server::new(GreeterServer::new(Hello)).unwrap();
-//! vgirpc_pipe::serve_stdio(&server).unwrap();
+//! let stopped = vgirpc_pipe::serve_stdio(&server).unwrap();
+//! eprintln!("worker stopped: {stopped:?}");
 //! ```
 
 use std::io::{BufReader, BufWriter};
 use std::os::fd::AsFd;
 
 mod shm;
+mod stdio;
 mod unix;
 
 pub use shm::ShmSideChannels;
+pub use stdio::{StdioShutdown, serve_stdio};
 pub use unix::{
     DEFAULT_DRAIN_GRACE, DEFAULT_MAX_ACTIVE_REQUESTS, DEFAULT_MAX_CONNECTIONS, UnixConfig,
     UnixShutdown, serve_unix, serve_unix_until,
 };
 
-use signal_hook::consts::{SIGINT, SIGTERM};
 use vgirpc::{ServeError, Server, TransportKind};
 
 /// Why the pipe transport stopped with an error.
@@ -67,29 +70,6 @@ pub enum PipeError {
     Io(#[from] std::io::Error),
 }
 
-/// Serves `server` on this process's stdin and stdout until stdin closes.
-///
-/// SIGTERM and SIGINT end the process with status 0: every response is
-/// flushed as soon as it is complete, so nothing written is lost. Requests
-/// that name a shared-memory segment use it as a side channel
-/// ([`ShmSideChannels`]).
-pub fn serve_stdio(server: &Server) -> Result<(), PipeError> {
-    exit_on_termination_signals()?;
-    // Std's handles buffer on their own, and stdout's is line-buffered: a
-    // response containing a newline byte would go out in two writes and
-    // wake the client twice. Plain files over the same descriptors leave
-    // buffering to the writers below, which flush once per response.
-    let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-    enlarge_pipe(&stdin);
-    enlarge_pipe(&stdout);
-    let reader = BufReader::with_capacity(256 * 1024, stdin);
-    let writer = BufWriter::with_capacity(256 * 1024, stdout);
-    server.serve_with(reader, writer, TransportKind::Pipe, &ShmSideChannels)?;
-    tracing::debug!("stdin closed; pipe transport finished");
-    Ok(())
-}
-
 /// Serves `server` over any reader/writer pair with pipe semantics, e.g.
 /// the two ends of an in-process pipe in tests.
 pub fn serve_pipe<R: std::io::Read, W: std::io::Write>(
@@ -106,6 +86,9 @@ pub fn serve_pipe<R: std::io::Read, W: std::io::Write>(
     Ok(())
 }
 
+/// Capacity of the buffered reader and writer over stdin and stdout.
+const BUFFER_BYTES: usize = 256 * 1024;
+
 /// Bytes a pipe holds with [`enlarge_pipe`]: Linux's limit for
 /// unprivileged processes (`/proc/sys/fs/pipe-max-size`).
 const PIPE_BUFFER_BYTES: usize = 1 << 20;
@@ -113,23 +96,8 @@ const PIPE_BUFFER_BYTES: usize = 1 << 20;
 /// Grows a pipe's kernel buffer from the default 64 KiB, so a large batch
 /// crosses in 16 times fewer wake-ups of each side. Descriptors that are
 /// not pipes (a file, a terminal) are left alone.
-fn enlarge_pipe(fd: &impl AsFd) {
+pub(crate) fn enlarge_pipe(fd: &impl AsFd) {
     if let Err(err) = rustix::pipe::fcntl_setpipe_size(fd, PIPE_BUFFER_BYTES) {
         tracing::debug!(%err, "pipe buffer left at its default size");
     }
-}
-
-fn exit_on_termination_signals() -> Result<(), PipeError> {
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(PipeError::Signals)?;
-    std::thread::Builder::new()
-        .name("vgirpc-signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                tracing::info!(signal, "termination signal received; exiting");
-                std::process::exit(0);
-            }
-        })
-        .map_err(PipeError::Signals)?;
-    Ok(())
 }

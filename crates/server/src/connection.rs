@@ -11,7 +11,7 @@ use vgirpc_wire::request::{Request, request_error_info};
 use crate::active_stream::Step;
 use crate::answer::{Answer, FailureKind, error_batch};
 use crate::context::TransportKind;
-use crate::error::ServeError;
+use crate::error::{ServeError, is_disconnect};
 use crate::server::{Call, OpenStream, Server};
 use crate::side::{NoSideChannels, SideChannel, SideChannels};
 
@@ -52,8 +52,7 @@ impl Server {
             match self.serve_one(&mut reader, &mut writer, kind, side) {
                 Ok(Served::Request) => {}
                 Ok(Served::Closed) => break Ok(()),
-                Err(ServeError::Io(e)) if is_disconnect(&e) => break Ok(()),
-                Err(ServeError::Wire(WireError::Io(e))) if is_disconnect(&e) => break Ok(()),
+                Err(e) if e.is_disconnect() => break Ok(()),
                 Err(e) => break Err(e),
             }
         };
@@ -242,12 +241,4 @@ fn reject_stream<W: Write>(writer: &mut W, err: WireError) -> ServeError {
     // The peer may already be gone; the original error is what matters.
     let _ = answer.write_to(writer);
     ServeError::Wire(err)
-}
-
-fn is_disconnect(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
-    )
 }

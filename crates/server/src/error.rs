@@ -166,6 +166,25 @@ pub enum ServeError {
     StartHook(String),
 }
 
+impl ServeError {
+    /// Whether the peer went away (closed or reset the connection) rather
+    /// than sending something invalid: the normal end of a connection.
+    pub fn is_disconnect(&self) -> bool {
+        match self {
+            ServeError::Io(e) | ServeError::Wire(WireError::Io(e)) => is_disconnect(e),
+            _ => false,
+        }
+    }
+}
+
+pub(crate) fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
