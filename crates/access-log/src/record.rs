@@ -70,12 +70,9 @@ fn envelope(record: &CallRecord) -> Map<String, Value> {
     fields.insert("protocol_hash".into(), record.protocol_hash.clone().into());
     fields.insert("method".into(), record.method.clone().into());
     fields.insert("method_type".into(), record.method_type.as_str().into());
-    fields.insert("principal".into(), record.identity.principal.clone().into());
-    fields.insert(
-        "auth_domain".into(),
-        record.identity.auth_domain.clone().into(),
-    );
-    fields.insert("authenticated".into(), record.identity.authenticated.into());
+    fields.insert("principal".into(), record.auth.principal_or_empty().into());
+    fields.insert("auth_domain".into(), record.auth.domain_or_empty().into());
+    fields.insert("authenticated".into(), record.auth.authenticated.into());
     fields.insert("remote_addr".into(), record.remote_addr.clone().into());
     fields.insert("duration_ms".into(), duration_ms.into());
     fields.insert("status".into(), status.into());
@@ -135,11 +132,8 @@ fn full(record: &CallRecord, config: &AccessLogConfig) -> Map<String, Value> {
     if let Some(id) = &record.session_id {
         fields.insert("session_id".into(), id.clone().into());
     }
-    if !record.identity.claims.is_empty() {
-        fields.insert(
-            "claims".into(),
-            Value::Object(record.identity.claims.clone()),
-        );
+    if !record.auth.claims.is_empty() {
+        fields.insert("claims".into(), Value::Object(record.auth.claims.clone()));
     }
     let stats = &record.stats;
     fields.insert("input_batches".into(), stats.input_batches.into());

@@ -9,64 +9,18 @@
 use std::sync::Arc;
 
 use http::request::Parts;
-use serde_json::{Map, Value as Json};
-use vgirpc::CallIdentity;
+pub use vgirpc::AuthContext;
 use vgirpc_token::Identity;
 
-/// Who made a request, as established by an [`Authenticate`] hook.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuthContext {
-    /// The scheme or realm that authenticated the caller (`bearer`, an issuer...).
-    pub domain: Option<String>,
-    /// Whether the caller was authenticated at all.
-    pub authenticated: bool,
-    /// The caller's identity within the domain.
-    pub principal: Option<String>,
-    /// Claims carried by the credential, for the service's own checks.
-    pub claims: Map<String, Json>,
-}
-
-impl AuthContext {
-    /// The context of a request without credentials.
-    pub fn anonymous() -> Self {
-        Self::default()
+/// The identity stream-state tokens are bound to: a token minted for one
+/// caller does not open for another.
+pub(crate) fn token_identity(auth: &AuthContext) -> Identity {
+    if !auth.authenticated {
+        return Identity::Anonymous;
     }
-
-    /// An authenticated `principal` within `domain`.
-    pub fn authenticated(domain: impl Into<String>, principal: impl Into<String>) -> Self {
-        Self {
-            domain: Some(domain.into()),
-            authenticated: true,
-            principal: Some(principal.into()),
-            claims: Map::new(),
-        }
-    }
-
-    /// Adds a claim.
-    pub fn with_claim(mut self, name: impl Into<String>, value: impl Into<Json>) -> Self {
-        self.claims.insert(name.into(), value.into());
-        self
-    }
-
-    /// The identity as dispatch hooks (the access log) record it.
-    pub(crate) fn call_identity(&self) -> CallIdentity {
-        CallIdentity {
-            principal: self.principal.clone().unwrap_or_default(),
-            auth_domain: self.domain.clone().unwrap_or_default(),
-            authenticated: self.authenticated,
-            claims: self.claims.clone(),
-        }
-    }
-
-    /// The identity stream-state tokens are bound to.
-    pub fn token_identity(&self) -> Identity {
-        if !self.authenticated {
-            return Identity::Anonymous;
-        }
-        Identity::Authenticated {
-            domain: self.domain.clone().unwrap_or_default(),
-            principal: self.principal.clone().unwrap_or_default(),
-        }
+    Identity::Authenticated {
+        domain: auth.domain_or_empty().to_owned(),
+        principal: auth.principal_or_empty().to_owned(),
     }
 }
 
@@ -187,7 +141,7 @@ mod tests {
         let ok = auth.authenticate(&parts(Some("Bearer s3cret"))).unwrap();
         assert_eq!(ok.principal.as_deref(), Some("alice"));
         assert_eq!(
-            ok.token_identity(),
+            token_identity(&ok),
             Identity::authenticated("bearer", "alice")
         );
         for header in [
@@ -204,7 +158,7 @@ mod tests {
     #[test]
     fn anonymous_callers_share_the_anonymous_identity() {
         assert_eq!(
-            AuthContext::anonymous().token_identity(),
+            token_identity(&AuthContext::anonymous()),
             Identity::Anonymous
         );
         assert!(constant_time_eq(b"abc", b"abc"));

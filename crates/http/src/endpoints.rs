@@ -97,7 +97,7 @@ impl Endpoints {
         let caller = || Caller {
             auth: request
                 .extensions()
-                .get::<AuthContext>()
+                .get::<Arc<AuthContext>>()
                 .cloned()
                 .unwrap_or_default(),
             remote_addr: request

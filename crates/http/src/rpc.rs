@@ -22,12 +22,12 @@ use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::{Request, request_error_info};
 use vgirpc::wire::types::{deserialize_schema, serialize_schema};
 use vgirpc::{
-    ActiveStream, Answer, Call, CallRecord, CallStatus, FailureKind, OpenStream, RpcError,
-    SavedStream, Server, SessionHost, Step, TransportKind,
+    ActiveStream, Answer, Call, CallRecord, CallStatus, FailureKind, OpenStream, Peer, RpcError,
+    SavedStream, Server, Step, TransportKind,
 };
 use vgirpc_token::{Identity, TokenKey, TokenPayload, unix_now};
 
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, token_identity};
 use crate::external::{Entry, ExternalConfig, data_entry, pointer_url};
 use crate::layer::sticky::BoundSession;
 use crate::storage::UploadUrlProvider;
@@ -56,7 +56,7 @@ pub(crate) struct Reply {
 /// What the HTTP layers established about the request.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub(crate) auth: AuthContext,
+    pub(crate) auth: Arc<AuthContext>,
     /// `ip:port` of the peer, empty when unknown.
     pub(crate) remote_addr: String,
     pub(crate) request_id: String,
@@ -66,11 +66,14 @@ pub(crate) struct Caller {
 
 impl Caller {
     fn identity(&self) -> Identity {
-        self.auth.token_identity()
+        token_identity(&self.auth)
     }
 
-    fn session(&self) -> Option<Arc<dyn SessionHost>> {
-        self.session.as_ref().map(|bound| bound.0.clone())
+    /// The caller as the server core sees it.
+    fn peer(&self) -> Peer {
+        Peer::anonymous(TransportKind::Http)
+            .with_auth(self.auth.clone())
+            .with_session(self.session.as_ref().map(|bound| bound.0.clone()))
     }
 }
 
@@ -147,10 +150,7 @@ impl Rpc {
             Ok(request) => request,
             Err(failure) => return failure.reply(&caller.request_id),
         };
-        match self
-            .server
-            .dispatch_with_session(request, TransportKind::Http, caller.session())
-        {
+        match self.server.dispatch_from(request, &caller.peer()) {
             Call::Answer(mut answer) => {
                 let record = answer.record.take();
                 let (reply, failure) = self.unary_reply(method, answer, &caller.request_id);
@@ -171,10 +171,7 @@ impl Rpc {
             Ok(request) => request,
             Err(failure) => return failure.reply(&caller.request_id),
         };
-        match self
-            .server
-            .dispatch_with_session(request, TransportKind::Http, caller.session())
-        {
+        match self.server.dispatch_from(request, &caller.peer()) {
             Call::Answer(mut answer) => {
                 let record = answer.record.take();
                 let reply = answer_reply(&answer);
@@ -218,9 +215,6 @@ impl Rpc {
             Ok(opened) => opened,
             Err(failure) => return failure.reply(&caller.request_id),
         };
-        if let Some(host) = caller.session() {
-            stream.bind_session(host);
-        }
         let (reply, turn) = if input.metadata.contains(metadata::CANCEL) {
             stream.cancel();
             let body = write_stream_bytes(stream.output_schema(), [])
@@ -710,12 +704,7 @@ impl Rpc {
         };
         let stream = self
             .server
-            .resume(
-                method,
-                saved,
-                caller.request_id.clone(),
-                TransportKind::Http,
-            )
+            .resume(method, saved, caller.request_id.clone(), &caller.peer())
             .map_err(|e| bad(format!("Failed to deserialize state: {}", e.message())))?;
         Ok((stream, state))
     }
@@ -731,7 +720,6 @@ impl Rpc {
         failure: Option<&ErrorInfo>,
     ) {
         record.http_status = Some(status.as_u16());
-        record.identity = caller.auth.call_identity();
         record.remote_addr = caller.remote_addr.clone();
         if let Some(info) = failure {
             record.status = CallStatus::Error {

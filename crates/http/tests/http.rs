@@ -42,6 +42,8 @@ pub trait Probe {
     fn scale(&self, factor: f64) -> Result<Stream, RpcError>;
     /// A producer whose state cannot be resumed in another request.
     fn forgetful(&self) -> Result<Stream, RpcError>;
+    /// `domain:principal` of the caller, after a pause (async).
+    async fn whoami(&self, ctx: &CallContext) -> Result<String, RpcError>;
 }
 
 #[derive(Debug, Default, ArrowStruct)]
@@ -113,6 +115,15 @@ fn float_schema() -> Arc<Schema> {
 impl Probe for ProbeImpl {
     fn echo(&self, value: i64) -> Result<i64, RpcError> {
         Ok(value)
+    }
+    async fn whoami(&self, ctx: &CallContext) -> Result<String, RpcError> {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let auth = ctx.auth();
+        Ok(format!(
+            "{}:{}",
+            auth.domain_or_empty(),
+            auth.principal_or_empty()
+        ))
     }
     fn fail(&self, message: String) -> Result<i64, RpcError> {
         Err(RpcError::runtime_error(message))
@@ -409,6 +420,25 @@ async fn authentication_refuses_with_plain_text_401_but_not_health() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.ints(), [7]);
+
+    // The method sees who called it.
+    let body = request("whoami", vec![]);
+    let reply = send(
+        server.addr,
+        post("/whoami", body.clone())
+            .header("authorization", "Bearer s3cret")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let answer = reply.batches();
+    let column = answer.last().unwrap().batch.column(0);
+    let text = column
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    assert_eq!(text.value(0), "bearer:alice");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -869,7 +899,7 @@ async fn every_call_and_stream_turn_reaches_the_hooks() {
         "logged as the reference logs it"
     );
     assert!(fail.is_error());
-    assert_eq!(fail.identity.principal, "alice");
+    assert_eq!(fail.auth.principal.as_deref(), Some("alice"));
     assert!(fail.remote_addr.starts_with("127.0.0.1:"));
     assert_eq!(init.method, "count");
     assert!(init.response_state.is_some());

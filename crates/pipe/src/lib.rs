@@ -41,7 +41,7 @@ pub use unix::{
     UnixShutdown, serve_unix, serve_unix_until,
 };
 
-use vgirpc::{ServeError, Server, TransportKind};
+use vgirpc::{Peer, ServeError, Server, TransportKind};
 
 /// Why the pipe transport stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,7 @@ pub fn serve_pipe<R: std::io::Read, W: std::io::Write>(
     server.serve_with(
         BufReader::new(reader),
         BufWriter::new(writer),
-        TransportKind::Pipe,
+        &Peer::anonymous(TransportKind::Pipe),
         &ShmSideChannels,
     )?;
     Ok(())

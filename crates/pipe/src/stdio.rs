@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::event::{PollFd, PollFlags, poll};
 use signal_hook::SigId;
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vgirpc::{Served, Server, SideChannels, TransportKind};
+use vgirpc::{Peer, Served, Server, SideChannels, TransportKind};
 
 use crate::{PipeError, ShmSideChannels};
 
@@ -55,15 +55,12 @@ pub fn serve_stdio(server: &Server) -> Result<StdioShutdown, PipeError> {
     };
     let mut reader = BufReader::with_capacity(crate::BUFFER_BYTES, input);
     let mut writer = BufWriter::with_capacity(crate::BUFFER_BYTES, stdout);
+    // The parent that launched the worker is the caller; it is anonymous.
+    let peer = Peer::anonymous(TransportKind::Pipe);
     server.notify_serve_start(TransportKind::Pipe)?;
     let outcome = loop {
         between_requests.set(true);
-        match server.serve_one(
-            &mut reader,
-            &mut writer,
-            TransportKind::Pipe,
-            &ShmSideChannels,
-        ) {
+        match server.serve_one(&mut reader, &mut writer, &peer, &ShmSideChannels) {
             Ok(Served::Request) => {}
             Ok(Served::Closed) => break Ok(()),
             Err(err) if err.is_disconnect() => break Ok(()),

@@ -324,7 +324,7 @@ fn serve(bytes: Vec<u8>) -> Vec<Vec<IpcBatch>> {
         .serve_with(
             Cursor::new(bytes),
             &mut output,
-            TransportKind::Pipe,
+            &vgirpc::Peer::anonymous(TransportKind::Pipe),
             &ShmSideChannels,
         )
         .unwrap();
@@ -381,7 +381,12 @@ fn serve_staged(first: Vec<u8>, steps: Vec<Step>) -> Vec<Vec<IpcBatch>> {
         next: steps.into(),
     };
     server
-        .serve_with(reader, &mut output, TransportKind::Pipe, &ShmSideChannels)
+        .serve_with(
+            reader,
+            &mut output,
+            &vgirpc::Peer::anonymous(TransportKind::Pipe),
+            &ShmSideChannels,
+        )
         .unwrap();
     read_streams(output)
 }

@@ -12,6 +12,7 @@ use vgirpc_wire::log::ErrorInfo;
 use vgirpc_wire::metadata::Metadata;
 
 use crate::answer::{error_batch, with_ids};
+use crate::auth::AuthContext;
 use crate::collector::OutputCollector;
 use crate::conform::coerce_input;
 use crate::context::{CallContext, TransportKind};
@@ -47,6 +48,8 @@ pub struct ActiveStream {
     pub(crate) span: tracing::Span,
     /// Sticky-session support for the request now driving the stream.
     pub(crate) session: Option<Arc<dyn SessionHost>>,
+    /// Who drives the stream.
+    pub(crate) auth: Arc<AuthContext>,
 }
 
 impl std::fmt::Debug for ActiveStream {
@@ -94,6 +97,7 @@ impl ActiveStream {
             self.transport,
         )
         .with_session_host(self.session.clone())
+        .with_auth(self.auth.clone())
     }
 
     /// Installs the sticky-session support of the request about to step

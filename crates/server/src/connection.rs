@@ -10,7 +10,7 @@ use vgirpc_wire::request::{Request, request_error_info};
 
 use crate::active_stream::Step;
 use crate::answer::{Answer, FailureKind, error_batch};
-use crate::context::TransportKind;
+use crate::context::{Peer, TransportKind};
 use crate::error::{ServeError, is_disconnect};
 use crate::server::{Call, OpenStream, Server};
 use crate::side::{NoSideChannels, SideChannel, SideChannels};
@@ -36,20 +36,21 @@ impl Server {
         writer: W,
         kind: TransportKind,
     ) -> Result<(), ServeError> {
-        self.serve_with(reader, writer, kind, &NoSideChannels)
+        self.serve_with(reader, writer, &Peer::anonymous(kind), &NoSideChannels)
     }
 
-    /// [`Server::serve`] with side channels (shared memory) the transport offers.
+    /// [`Server::serve`] for a connection from `peer`, with the side
+    /// channels (shared memory) the transport offers.
     pub fn serve_with<R: Read, W: Write>(
         &self,
         mut reader: R,
         mut writer: W,
-        kind: TransportKind,
+        peer: &Peer,
         side: &dyn SideChannels,
     ) -> Result<(), ServeError> {
-        self.notify_serve_start(kind)?;
+        self.notify_serve_start(peer.transport)?;
         let outcome = loop {
-            match self.serve_one(&mut reader, &mut writer, kind, side) {
+            match self.serve_one(&mut reader, &mut writer, peer, side) {
                 Ok(Served::Request) => {}
                 Ok(Served::Closed) => break Ok(()),
                 Err(e) if e.is_disconnect() => break Ok(()),
@@ -65,7 +66,7 @@ impl Server {
         &self,
         reader: &mut R,
         writer: &mut W,
-        kind: TransportKind,
+        peer: &Peer,
         side: &dyn SideChannels,
     ) -> Result<Served, ServeError> {
         let mut request_stream = match StreamReader::try_open(&mut *reader, self.limits()) {
@@ -111,7 +112,7 @@ impl Server {
                 return Ok(Served::Request);
             }
         };
-        match self.dispatch(request, kind) {
+        match self.dispatch_from(request, peer) {
             Call::Answer(answer) => {
                 let answer = offload(answer, channel.as_deref());
                 answer.write_to(writer)?;

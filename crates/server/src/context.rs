@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use vgirpc_wire::log::{Level, LogRecord};
 
+use crate::auth::{self, AuthContext};
 use crate::error::RpcError;
 use crate::session::{self, SessionHost, SessionRef, SessionState};
 
@@ -66,6 +67,51 @@ pub fn new_request_id() -> String {
     random_hex(8)
 }
 
+/// What a transport knows about the sender of a request: the transport,
+/// the caller's identity and, over HTTP, sticky-session support.
+#[derive(Clone)]
+pub struct Peer {
+    /// The transport the request arrived on.
+    pub transport: TransportKind,
+    /// Who sent it.
+    pub auth: Arc<AuthContext>,
+    /// The transport's sticky-session support for this request, if any.
+    pub session: Option<Arc<dyn SessionHost>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("transport", &self.transport)
+            .field("auth", &self.auth)
+            .field("sticky", &self.session.is_some())
+            .finish()
+    }
+}
+
+impl Peer {
+    /// An anonymous caller on `transport`, without sessions.
+    pub fn anonymous(transport: TransportKind) -> Self {
+        Self {
+            transport,
+            auth: auth::anonymous(),
+            session: None,
+        }
+    }
+
+    /// The same peer, identified as `auth`.
+    pub fn with_auth(mut self, auth: impl Into<Arc<AuthContext>>) -> Self {
+        self.auth = auth.into();
+        self
+    }
+
+    /// The same peer, with sticky-session support.
+    pub fn with_session(mut self, host: Option<Arc<dyn SessionHost>>) -> Self {
+        self.session = host;
+        self
+    }
+}
+
 /// What a method knows about the call it is serving, and its channel for
 /// client-directed log messages.
 pub struct CallContext {
@@ -74,6 +120,7 @@ pub struct CallContext {
     transport: TransportKind,
     logs: Mutex<Vec<LogRecord>>,
     session: Option<Arc<dyn SessionHost>>,
+    auth: Arc<AuthContext>,
 }
 
 impl fmt::Debug for CallContext {
@@ -83,6 +130,7 @@ impl fmt::Debug for CallContext {
             .field("method", &self.method)
             .field("transport", &self.transport)
             .field("sticky", &self.session.is_some())
+            .field("principal", &self.auth.principal)
             .finish_non_exhaustive()
     }
 }
@@ -100,7 +148,32 @@ impl CallContext {
             transport,
             logs: Mutex::new(Vec::new()),
             session: None,
+            auth: auth::anonymous(),
         }
+    }
+
+    /// A context for one call of `method` from `peer`.
+    pub(crate) fn for_peer(
+        request_id: impl Into<String>,
+        method: impl Into<String>,
+        peer: &Peer,
+    ) -> Self {
+        Self::new(request_id, method, peer.transport)
+            .with_session_host(peer.session.clone())
+            .with_auth(peer.auth.clone())
+    }
+
+    /// Names the caller (anonymous unless set).
+    pub fn with_auth(mut self, auth: Arc<AuthContext>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Who made this call, as the transport established it: the HTTP
+    /// authenticator's result, a Unix-socket peer's credentials, or
+    /// anonymous.
+    pub fn auth(&self) -> &AuthContext {
+        &self.auth
     }
 
     /// Installs a transport's sticky-session support for this call.

@@ -44,6 +44,7 @@
 
 mod active_stream;
 mod answer;
+mod auth;
 mod collector;
 mod conform;
 mod connection;
@@ -63,12 +64,13 @@ mod stream;
 
 pub use active_stream::{ActiveStream, Step};
 pub use answer::{Answer, FailureKind, error_batch};
+pub use auth::AuthContext;
 pub use collector::OutputCollector;
 pub use connection::Served;
-pub use context::{CallContext, TransportKind, new_request_id, server_id, set_server_id};
+pub use context::{CallContext, Peer, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
 pub use maybe_ready::{BoxFuture, MaybeReady, block_on};
-pub use observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook};
+pub use observe::{CallRecord, CallStats, CallStatus, DispatchHook};
 pub use persist::SavedStream;
 pub use server::{Call, OpenStream, Server};
 pub use service::{Outcome, Service};

@@ -4,6 +4,7 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use vgirpc_wire::describe::MethodType;
 
+use crate::auth::AuthContext;
 use crate::context::TransportKind;
 use crate::session::SessionHost;
 
@@ -55,19 +56,6 @@ pub enum CallStatus {
     },
 }
 
-/// Who made a call, as the transport's authentication established it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallIdentity {
-    /// Authenticated principal, empty when anonymous.
-    pub principal: String,
-    /// Authentication scheme or realm, empty when anonymous.
-    pub auth_domain: String,
-    /// Whether the call was authenticated.
-    pub authenticated: bool,
-    /// Claims the authenticator produced.
-    pub claims: serde_json::Map<String, serde_json::Value>,
-}
-
 /// Everything known about one completed call (or one HTTP stream turn),
 /// handed to every [`DispatchHook`].
 #[derive(Debug, Clone)]
@@ -99,7 +87,7 @@ pub struct CallRecord {
     /// Batch and byte counts.
     pub stats: CallStats,
     /// Caller identity.
-    pub identity: CallIdentity,
+    pub auth: Arc<AuthContext>,
     /// Peer address (`ip:port`), empty when the transport has none.
     pub remote_addr: String,
     /// HTTP status of the response, on HTTP.

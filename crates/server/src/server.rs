@@ -12,10 +12,10 @@ use vgirpc_wire::request::Request;
 
 use crate::active_stream::ActiveStream;
 use crate::answer::{Answer, FailureKind, error_batch, log_entries};
-use crate::context::{CallContext, TransportKind, new_request_id, server_id};
+use crate::context::{CallContext, Peer, TransportKind, new_request_id, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
 use crate::maybe_ready::MaybeReady;
-use crate::observe::{CallIdentity, CallRecord, CallStats, CallStatus, DispatchHook, fill_session};
+use crate::observe::{CallRecord, CallStats, CallStatus, DispatchHook, fill_session};
 use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::session::SessionHost;
@@ -137,7 +137,7 @@ impl Server {
         &self,
         method: &str,
         method_type: MethodType,
-        kind: TransportKind,
+        peer: &Peer,
         request_id: &str,
     ) -> CallRecord {
         CallRecord {
@@ -145,7 +145,7 @@ impl Server {
             protocol_hash: self.inner.protocol_hash.clone(),
             method: method.to_owned(),
             method_type,
-            transport: kind,
+            transport: peer.transport,
             request_id: request_id.to_owned(),
             stream_id: None,
             duration: std::time::Duration::ZERO,
@@ -153,7 +153,7 @@ impl Server {
             cancelled: false,
             request_data: None,
             stats: CallStats::default(),
-            identity: CallIdentity::default(),
+            auth: peer.auth.clone(),
             remote_addr: String::new(),
             http_status: None,
             request_state: None,
@@ -235,13 +235,14 @@ impl Server {
     }
 
     /// Rebuilds a stream saved with [`ActiveStream::save`] so that it can
-    /// take its next step; `request_id` correlates the logs of this turn.
+    /// take its next step for `peer`; `request_id` correlates the logs of
+    /// this turn.
     pub fn resume(
         &self,
         method: &str,
         saved: SavedStream,
         request_id: String,
-        kind: TransportKind,
+        peer: &Peer,
     ) -> Result<ActiveStream, RpcError> {
         if self.method_type(method) != Some(MethodType::Stream) {
             return Err(RpcError::runtime_error(format!(
@@ -271,40 +272,38 @@ impl Server {
             rpc.method_type = MethodType::Stream.as_str(),
             rpc.stream_id = %stream_id,
         );
-        let mut record = self.new_record(method, MethodType::Stream, kind, &request_id);
+        let mut record = self.new_record(method, MethodType::Stream, peer, &request_id);
         record.stream_id = Some(stream_id);
         Ok(ActiveStream {
             kind: state,
             output_schema,
             request_id,
             method: method.to_owned(),
-            transport: kind,
+            transport: peer.transport,
             record,
             started: Instant::now(),
             span,
-            session: None,
+            session: peer.session.clone(),
+            auth: peer.auth.clone(),
         })
     }
 
-    /// Resolves one validated request: answers it, or opens its stream.
+    /// Resolves one validated request from an anonymous caller: answers
+    /// it, or opens its stream.
     pub fn dispatch(&self, request: Request, kind: TransportKind) -> Call {
-        self.dispatch_with_session(request, kind, None)
+        self.dispatch_from(request, &Peer::anonymous(kind))
     }
 
-    /// [`Server::dispatch`] with a transport's sticky-session support for
-    /// the request; an opened stream keeps it for the steps this request
-    /// runs.
+    /// [`Server::dispatch`] for a request from `peer`: its identity reaches
+    /// the method ([`CallContext::auth`]) and the call's record, and its
+    /// sticky-session support, if any, stays with an opened stream for the
+    /// steps this request runs.
     ///
     /// An `async fn` method blocks this thread until it completes (see
     /// [`block_on`](crate::block_on)); async callers use
     /// [`Server::dispatch_async`] instead.
-    pub fn dispatch_with_session(
-        &self,
-        request: Request,
-        kind: TransportKind,
-        session: Option<Arc<dyn SessionHost>>,
-    ) -> Call {
-        let call = match self.prepare(request, kind, session) {
+    pub fn dispatch_from(&self, request: Request, peer: &Peer) -> Call {
+        let call = match self.prepare(request, peer) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
@@ -314,15 +313,10 @@ impl Server {
         self.conclude(call, outcome)
     }
 
-    /// [`Server::dispatch_with_session`] for async callers: an `async fn`
-    /// method is awaited, a plain one runs in place.
-    pub async fn dispatch_async(
-        &self,
-        request: Request,
-        kind: TransportKind,
-        session: Option<Arc<dyn SessionHost>>,
-    ) -> Call {
-        let call = match self.prepare(request, kind, session) {
+    /// [`Server::dispatch_from`] for async callers: an `async fn` method is
+    /// awaited, a plain one runs in place.
+    pub async fn dispatch_async(&self, request: Request, peer: &Peer) -> Call {
+        let call = match self.prepare(request, peer) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
@@ -337,12 +331,7 @@ impl Server {
     /// Everything up to calling the method; requests no method serves
     /// (`__describe__`, unknown names) are answered here, as the error
     /// (boxed: rare, so the common path moves less).
-    fn prepare(
-        &self,
-        request: Request,
-        kind: TransportKind,
-        session: Option<Arc<dyn SessionHost>>,
-    ) -> Result<Dispatch, Box<Call>> {
+    fn prepare(&self, request: Request, peer: &Peer) -> Result<Dispatch, Box<Call>> {
         let started = Instant::now();
         let request_id = request
             .request_id()
@@ -364,7 +353,7 @@ impl Server {
         crate::otel::adopt_remote_parent(&span, &request.metadata);
         let _entered = span.enter();
 
-        let mut record = self.new_record(&request.method, method_type, kind, &request_id);
+        let mut record = self.new_record(&request.method, method_type, peer, &request_id);
         record.stats.record_input(&request.params);
         if self.has_hooks() {
             // Serialising the request costs a copy, so only pay it for hooks.
@@ -383,7 +372,7 @@ impl Server {
                 failure: None,
                 record: None,
             };
-            let call = finish_answer(answer, record, session.as_deref(), started);
+            let call = finish_answer(answer, record, peer.session.as_deref(), started);
             return Err(Box::new(call));
         }
         let Some(index) = index else {
@@ -391,20 +380,18 @@ impl Server {
             let answer = self.unknown_method(&request.method, &request_id);
             return Err(Box::new(Call::Answer(answer)));
         };
-        let ctx = CallContext::new(request_id.as_str(), request.method.as_str(), kind)
-            .with_session_host(session.clone());
+        let ctx = CallContext::for_peer(request_id.as_str(), request.method.as_str(), peer);
         drop(_entered);
         Ok(Dispatch {
             index,
             params: request.params,
             method: request.method,
             request_id,
-            kind,
+            peer: peer.clone(),
             ctx,
             record,
             span,
             started,
-            session,
         })
     }
 
@@ -422,18 +409,17 @@ impl Server {
             index,
             method,
             request_id,
-            kind,
+            peer,
             ctx,
             mut record,
             span,
             started,
-            session,
             ..
         } = call;
         let description = &self.inner.service.methods()[index];
         let logs = |schema: &SchemaRef| log_entries(schema, ctx.take_logs(), &request_id);
         let finish = |answer: Answer, record: CallRecord| {
-            finish_answer(answer, record, session.as_deref(), started)
+            finish_answer(answer, record, peer.session.as_deref(), started)
         };
         match (description.method_type, outcome) {
             (_, Ok(Outcome::Unary(result))) => {
@@ -500,11 +486,12 @@ impl Server {
                     output_schema,
                     request_id,
                     method,
-                    transport: kind,
+                    transport: peer.transport,
                     record,
                     started,
                     span,
-                    session,
+                    session: peer.session.clone(),
+                    auth: peer.auth.clone(),
                 };
                 if let Some(header) = &header {
                     stream.record_output(&header.batches);
@@ -527,12 +514,11 @@ struct Dispatch {
     params: RecordBatch,
     method: String,
     request_id: String,
-    kind: TransportKind,
+    peer: Peer,
     ctx: CallContext,
     record: CallRecord,
     span: tracing::Span,
     started: Instant,
-    session: Option<Arc<dyn SessionHost>>,
 }
 
 /// Completes a call's record from its answer and attaches it.

@@ -14,7 +14,7 @@ use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
 use vgirpc::{
     AnnotatedBatch, Answer, AsyncExchangeState, AsyncProducerState, Call, CallContext,
-    OutputCollector, RpcError, Server, Step, Stream, TransportKind,
+    OutputCollector, Peer, RpcError, Server, Step, Stream, TransportKind,
 };
 
 /// A service mixing sync and async methods.
@@ -213,8 +213,7 @@ async fn async_methods_are_awaited_by_async_dispatch() {
             let call = server
                 .dispatch_async(
                     request("slow_add", &[("a", i), ("b", 100)]),
-                    TransportKind::Http,
-                    None,
+                    &Peer::anonymous(TransportKind::Http),
                 )
                 .await;
             int_result(&answer(call))
@@ -245,7 +244,10 @@ async fn a_panicking_async_method_fails_its_call_only() {
     let server = server();
     for _ in 0..2 {
         let call = server
-            .dispatch_async(request("explode", &[]), TransportKind::Unix, None)
+            .dispatch_async(
+                request("explode", &[]),
+                &Peer::anonymous(TransportKind::Unix),
+            )
             .await;
         let failed = int_result(&answer(call)).unwrap_err();
         assert!(failed.contains("async method went wrong"), "{failed}");
@@ -255,8 +257,7 @@ async fn a_panicking_async_method_fails_its_call_only() {
     let call = server
         .dispatch_async(
             request("add", &[("a", 1), ("b", 2)]),
-            TransportKind::Unix,
-            None,
+            &Peer::anonymous(TransportKind::Unix),
         )
         .await;
     assert_eq!(int_result(&answer(call)), Ok(3));
@@ -275,7 +276,10 @@ fn bad_parameters_of_an_async_method_fail_before_it_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_producers_stream_until_they_finish() {
     let Call::Stream(open) = server()
-        .dispatch_async(request("count", &[("n", 3)]), TransportKind::Unix, None)
+        .dispatch_async(
+            request("count", &[("n", 3)]),
+            &Peer::anonymous(TransportKind::Unix),
+        )
         .await
     else {
         panic!("expected a stream");

@@ -9,8 +9,8 @@ use vgirpc::wire::ipc::{IpcBatch, empty_schema};
 use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
 use vgirpc::{
-    Answer, Call, CallContext, OutputCollector, ProducerState, RpcError, Server, SessionAction,
-    SessionHost, SessionState, StateGuard, Step, Stream, TransportKind,
+    Answer, Call, CallContext, OutputCollector, Peer, ProducerState, RpcError, Server,
+    SessionAction, SessionHost, SessionState, StateGuard, Step, Stream, TransportKind,
 };
 
 #[vgirpc::service]
@@ -200,10 +200,9 @@ fn methods_open_use_and_close_sessions_through_the_host() {
     let server = Server::new(TallyServer::new(TallyImpl)).unwrap();
 
     let host = Arc::new(Host::default());
-    let opened = answer(server.dispatch_with_session(
+    let opened = answer(server.dispatch_from(
         request("start", int_params("initial", 7)),
-        TransportKind::Http,
-        Some(host.clone()),
+        &Peer::anonymous(TransportKind::Http).with_session(Some(host.clone())),
     ));
     assert_eq!(int_result(&opened), Ok(7));
     assert_eq!(*host.ttl.lock().unwrap(), Some(Duration::from_secs(5)));
@@ -214,10 +213,9 @@ fn methods_open_use_and_close_sessions_through_the_host() {
     // The next request resumes the state the first one left behind.
     let state = host.state.lock().unwrap().take().unwrap();
     let host = Arc::new(Host::resumed(state));
-    let added = answer(server.dispatch_with_session(
+    let added = answer(server.dispatch_from(
         request("add", int_params("by", 10)),
-        TransportKind::Http,
-        Some(host.clone()),
+        &Peer::anonymous(TransportKind::Http).with_session(Some(host.clone())),
     ));
     assert_eq!(int_result(&added), Ok(17));
     assert_eq!(
@@ -225,10 +223,9 @@ fn methods_open_use_and_close_sessions_through_the_host() {
         Some("resume")
     );
 
-    let stopped = answer(server.dispatch_with_session(
+    let stopped = answer(server.dispatch_from(
         request("stop", RecordBatch::new_empty(empty_schema())),
-        TransportKind::Http,
-        Some(host.clone()),
+        &Peer::anonymous(TransportKind::Http).with_session(Some(host.clone())),
     ));
     assert_eq!(int_result(&stopped), Ok(17));
     assert_eq!(
@@ -242,10 +239,9 @@ fn methods_open_use_and_close_sessions_through_the_host() {
 fn a_sticky_server_without_a_session_records_none() {
     let server = Server::new(TallyServer::new(TallyImpl)).unwrap();
     let host = Arc::new(Host::default());
-    let refused = answer(server.dispatch_with_session(
+    let refused = answer(server.dispatch_from(
         request("add", int_params("by", 1)),
-        TransportKind::Http,
-        Some(host),
+        &Peer::anonymous(TransportKind::Http).with_session(Some(host)),
     ));
     assert_eq!(
         int_result(&refused),
@@ -272,10 +268,9 @@ fn a_sticky_server_without_a_session_records_none() {
 fn the_wrong_state_type_is_not_handed_out() {
     let server = Server::new(TallyServer::new(TallyImpl)).unwrap();
     let host = Arc::new(Host::resumed(Box::new(NotATotal)));
-    let refused = answer(server.dispatch_with_session(
+    let refused = answer(server.dispatch_from(
         request("add", int_params("by", 1)),
-        TransportKind::Http,
-        Some(host),
+        &Peer::anonymous(TransportKind::Http).with_session(Some(host)),
     ));
     assert_eq!(
         int_result(&refused),
@@ -287,10 +282,9 @@ fn the_wrong_state_type_is_not_handed_out() {
 fn stream_steps_see_the_session_of_the_request_driving_them() {
     let server = Server::new(TallyServer::new(TallyImpl)).unwrap();
     let first = Arc::new(Host::resumed(Box::new(Total(0))));
-    let Call::Stream(open) = server.dispatch_with_session(
+    let Call::Stream(open) = server.dispatch_from(
         request("ticks", int_params("count", 2)),
-        TransportKind::Http,
-        Some(first.clone()),
+        &Peer::anonymous(TransportKind::Http).with_session(Some(first.clone())),
     ) else {
         panic!("expected a stream");
     };

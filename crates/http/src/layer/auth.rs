@@ -85,7 +85,8 @@ where
         };
         match context {
             Ok(context) => {
-                parts.extensions.insert(context);
+                // Shared from here to the method and its access record.
+                parts.extensions.insert(Arc::new(context));
                 let mut inner = take(&mut self.inner);
                 Box::pin(async move { inner.call(Request::from_parts(parts, body)).await })
             }

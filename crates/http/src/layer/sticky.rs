@@ -19,7 +19,7 @@ use vgirpc::wire::ipc::empty_schema;
 use vgirpc_token::Identity;
 
 use super::{BoxFuture, take};
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, token_identity};
 use crate::blocking;
 use crate::body::{self, ResponseBody};
 use crate::endpoints::rpc_response;
@@ -187,8 +187,8 @@ fn header<'a, B>(request: &'a Request<B>, name: &str) -> Option<&'a str> {
 fn identity<B>(request: &Request<B>) -> Identity {
     request
         .extensions()
-        .get::<AuthContext>()
-        .map_or(Identity::Anonymous, AuthContext::token_identity)
+        .get::<Arc<AuthContext>>()
+        .map_or(Identity::Anonymous, |auth| token_identity(auth))
 }
 
 /// `DELETE {prefix}/__session__`: closes the caller's session, queueing

@@ -21,8 +21,7 @@ use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
-use vgirpc::wire::WireError;
-use vgirpc::{ServeError, Served, Server, SideChannels, TransportKind};
+use vgirpc::{AuthContext, Peer, ServeError, Served, Server, SideChannels, TransportKind};
 
 /// Read and write buffers of a connection while it is served: large
 /// enough that a big batch crosses in few system calls.
@@ -93,21 +92,24 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
     /// Serves requests on `stream` for as long as they follow one another
     /// closely (waiting up to [`LINGER`] for each next one if `linger`);
     /// runs on a serving thread.
-    fn serve_busy_period(&self, stream: &StdUnixStream, linger: bool) -> Result<Next, ServeError> {
+    fn serve_busy_period(
+        &self,
+        stream: &StdUnixStream,
+        peer: &Peer,
+        linger: bool,
+    ) -> Result<Next, ServeError> {
         let _parked = ParkedOnReturn(&self.side_channels);
         let mut reader = BufReader::with_capacity(BUFFER_BYTES, Requests::new(stream, linger)?);
         let mut writer = BufWriter::with_capacity(BUFFER_BYTES, stream);
         loop {
-            match self.server.serve_one(
-                &mut reader,
-                &mut writer,
-                TransportKind::Unix,
-                &self.side_channels,
-            ) {
+            match self
+                .server
+                .serve_one(&mut reader, &mut writer, peer, &self.side_channels)
+            {
                 Ok(Served::Request) => {}
                 Ok(Served::Closed) if reader.get_ref().fell_quiet => return Ok(self.quiet()),
                 Ok(Served::Closed) => return Ok(Next::Close),
-                Err(err) if is_disconnect(&err) => return Ok(Next::Close),
+                Err(err) if err.is_disconnect() => return Ok(Next::Close),
                 Err(err) => return Err(err),
             }
             // Bytes already buffered are the start of the next request:
@@ -290,6 +292,7 @@ where
     S: SideChannels + Send + Sync + 'static,
 {
     let shared = Arc::clone(&slot.shared);
+    let peer = unix_peer(&stream);
     let mut phase = shared.phase.subscribe();
     let mut last_answered: Option<Instant> = None;
     loop {
@@ -305,7 +308,7 @@ where
         let Some(thread) = shared.take_thread(&mut phase).await else {
             return;
         };
-        match serve_on_thread(&shared, stream, thread, linger, &mut phase).await {
+        match serve_on_thread(&shared, &peer, stream, thread, linger, &mut phase).await {
             Some(idle) => stream = idle,
             None => return,
         }
@@ -382,6 +385,7 @@ fn peek(stream: &impl std::os::fd::AsFd) -> std::io::Result<usize> {
 /// back once it is quiet, or `None` when it has closed.
 async fn serve_on_thread<S>(
     shared: &Arc<Shared<S>>,
+    peer: &Peer,
     stream: UnixStream,
     thread: OwnedSemaphorePermit,
     linger: bool,
@@ -400,9 +404,10 @@ where
     let mut job = tokio::task::spawn_blocking({
         let shared = Arc::clone(shared);
         let stream = Arc::clone(&stream);
+        let peer = peer.clone();
         move || {
             let _thread = thread;
-            shared.serve_busy_period(&stream, linger)
+            shared.serve_busy_period(&stream, &peer, linger)
         }
     });
     let outcome = tokio::select! {
@@ -471,17 +476,24 @@ fn readable_now(stream: &StdUnixStream) -> std::io::Result<bool> {
     }
 }
 
-/// The peer went away: the end of the connection, not an error.
-fn is_disconnect(err: &ServeError) -> bool {
-    let io = match err {
-        ServeError::Io(io) | ServeError::Wire(WireError::Io(io)) => io,
-        _ => return false,
-    };
-    matches!(
-        io.kind(),
-        ErrorKind::BrokenPipe
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::UnexpectedEof
-    )
+/// The connected process's credentials (`SO_PEERCRED`), as an identity in
+/// domain `unix`: the kernel vouches for them, so the caller counts as
+/// authenticated, with its uid as principal and uid, gid and pid as claims.
+fn unix_peer(stream: &impl std::os::fd::AsFd) -> Peer {
+    let peer = Peer::anonymous(TransportKind::Unix);
+    match rustix::net::sockopt::socket_peercred(stream) {
+        Ok(cred) => {
+            let uid = cred.uid.as_raw();
+            peer.with_auth(
+                AuthContext::authenticated("unix", uid.to_string())
+                    .with_claim("uid", uid)
+                    .with_claim("gid", cred.gid.as_raw())
+                    .with_claim("pid", cred.pid.as_raw_nonzero().get()),
+            )
+        }
+        Err(err) => {
+            tracing::debug!(%err, "unix peer credentials unavailable; caller is anonymous");
+            peer
+        }
+    }
 }

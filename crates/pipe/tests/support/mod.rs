@@ -16,7 +16,7 @@ use vgirpc::arrow::schema::{DataType, Field, Schema};
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc::wire::request::Request;
-use vgirpc::{RpcError, Server};
+use vgirpc::{CallContext, RpcError, Server};
 
 /// An upper bound for anything that should happen: only a hang reaches it.
 pub(crate) const HANG: Duration = Duration::from_secs(30);
@@ -30,6 +30,8 @@ pub(crate) trait Probe {
     fn held(&self, value: String) -> Result<String, RpcError>;
     /// Panics with `value`.
     fn panics(&self, value: String) -> Result<String, RpcError>;
+    /// The caller as `domain:principal:pid`, with `value` ignored.
+    fn whoami(&self, ctx: &CallContext, value: String) -> Result<String, RpcError>;
 }
 
 struct ProbeImpl {
@@ -54,6 +56,17 @@ impl Probe for ProbeImpl {
 
     fn panics(&self, value: String) -> Result<String, RpcError> {
         panic!("{value}");
+    }
+
+    fn whoami(&self, ctx: &CallContext, _value: String) -> Result<String, RpcError> {
+        let auth = ctx.auth();
+        let pid = auth.claims.get("pid").map(ToString::to_string);
+        Ok(format!(
+            "{}:{}:{}",
+            auth.domain_or_empty(),
+            auth.principal_or_empty(),
+            pid.unwrap_or_default()
+        ))
     }
 }
 
