@@ -8,6 +8,7 @@
 
 pub mod client_suite;
 pub mod probe;
+pub mod reference;
 pub mod service;
 pub mod states;
 pub mod types;

@@ -3,7 +3,6 @@
 //! when its venv exists (`cargo xtask conformance` creates it), with the
 //! same observations required from both within each family of transports.
 
-use std::path::Path;
 use std::time::Duration;
 
 use vgirpc_conformance::client_suite::{self, Report, Server, TransportKind, Verdict};
@@ -26,19 +25,12 @@ fn the_typed_client_passes_against_every_available_worker() {
         program: env!("CARGO_BIN_EXE_vgi-conformance-worker").into(),
         args: Vec::new(),
     }];
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/conformance-venv/bin/vgi-rpc-conformance");
-    if reference.exists() {
+    if let Some(bin) = vgirpc_conformance::reference::venv_bin() {
         servers.push(Server {
             name: "python-reference".into(),
-            program: reference.display().to_string(),
+            program: bin.join("vgi-rpc-conformance").display().to_string(),
             args: vec!["--describe".into()],
         });
-    } else {
-        eprintln!(
-            "{} not found; checking our worker only",
-            reference.display()
-        );
     }
     let reports: Vec<Report> = std::thread::scope(|scope| {
         let runs: Vec<_> = servers

@@ -9,7 +9,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,17 +29,6 @@ use vgirpc_http::{
 };
 
 const WORKER: &str = env!("CARGO_BIN_EXE_vgi-conformance-worker");
-
-/// The reference venv's `bin` directory, when it exists.
-fn reference_bin() -> Option<PathBuf> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/conformance-venv/bin");
-    if bin.join("vgi-rpc-conformance").exists() {
-        Some(bin)
-    } else {
-        eprintln!("{} not found; checking our worker only", bin.display());
-        None
-    }
-}
 
 /// A process this test started; killed when dropped.
 struct Process(Child);
@@ -178,7 +166,7 @@ fn check_shm(command: Command) {
 #[test]
 fn the_shared_memory_side_channel_carries_batches_both_ways() {
     check_shm(Command::new(WORKER));
-    if let Some(bin) = reference_bin() {
+    if let Some(bin) = vgirpc_conformance::reference::venv_bin() {
         let mut command = Command::new(bin.join("vgi-rpc-conformance"));
         command.arg("--describe");
         check_shm(command);
@@ -305,7 +293,7 @@ fn check_sticky(url: &str) {
 fn sticky_sessions_open_resume_detach_and_release() {
     let (_ours, port) = our_http_worker(&[]);
     check_sticky(&url(port));
-    if let Some(bin) = reference_bin() {
+    if let Some(bin) = vgirpc_conformance::reference::venv_bin() {
         // The reference's sticky conformance server, as its test suite
         // configures it: sticky sessions with one echoed routing header.
         let script = "\

@@ -5,7 +5,8 @@
 
 use anyhow::{Context as _, Result};
 
-use crate::process::{cargo, run_ok};
+use crate::process::{cargo, run_ok, target_dir};
+use crate::python::{self, Venv};
 use crate::{conformance, reliability};
 
 /// A cargo invocation: step name, arguments, extra environment.
@@ -34,7 +35,13 @@ const STEPS: &[Step] = &[
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     ),
-    ("test", &["test", "--workspace"], &[]),
+    // The reference venv exists by now (see `run`): tests that call the
+    // reference Python client must run, not skip.
+    (
+        "test",
+        &["test", "--workspace"],
+        &[("VGI_REQUIRE_REFERENCE", "1")],
+    ),
     (
         "test (otel feature)",
         &["test", "-p", "vgirpc", "--features", "otel"],
@@ -61,6 +68,12 @@ const STEPS: &[Step] = &[
 /// at the first failure.
 pub(crate) fn run() -> Result<()> {
     for &(name, args, env) in STEPS {
+        if name == "test" {
+            println!("\n==> ci: reference Python venv");
+            let python = python::find_or_build().context("ci step `reference venv` failed")?;
+            Venv::ensure(&target_dir()?.join("conformance-venv"), &python)
+                .context("ci step `reference venv` failed")?;
+        }
         println!("\n==> ci: {name}");
         let mut cmd = cargo();
         cmd.args(args).envs(env.iter().copied());

@@ -1,14 +1,53 @@
-//! The response body type and small response builders.
+//! The request and response body types and small response builders.
 
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
+
+/// Errors of request bodies, whatever server produced them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request body could not be read, as the server hosting the
+/// service reported it.
+#[derive(Debug)]
+pub struct BodyError(BoxError);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// The body of a request as the layers see it. Requests are boxed into it
+/// on the way in, so one service stack serves hyper's `Incoming`, axum's
+/// `Body`, or any other [`Body`] type ([`HttpServer::service`](crate::HttpServer::service)).
+pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+/// Boxes any request body into a [`RequestBody`]; chunks that already are
+/// [`Bytes`] pass through without a copy.
+pub(crate) fn request_body<B>(body: B) -> RequestBody
+where
+    B: Body + Send + 'static,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    body.map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+        .map_err(|err| BodyError(err.into()))
+        .boxed_unsync()
+}
 
 /// Media type of every vgi-rpc request and response body.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";

@@ -35,6 +35,7 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::body::ResponseBody;
+use crate::body::{RequestBody, request_body};
 use crate::config::ConnectionLimits;
 use crate::{HttpService, RemoteAddr};
 
@@ -95,8 +96,9 @@ pub(crate) async fn serve(
     let service = {
         let (begun, shared) = (activity.clone(), shared.clone());
         service
-            .map_request(move |mut request: Request<Incoming>| {
+            .map_request(move |request: Request<Incoming>| -> Request<RequestBody> {
                 begun.begin();
+                let mut request = request.map(request_body);
                 request.extensions_mut().insert(RemoteAddr(peer));
                 request
             })

@@ -88,13 +88,12 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vgirpc::{Server, TransportKind};
 
 pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
-pub use body::{ARROW_STREAM, ResponseBody};
+pub use body::{ARROW_STREAM, BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DECOMPRESSED_BYTES, HttpConfig,
@@ -117,8 +116,10 @@ use layer::limit::BodyLimitLayer;
 use layer::request_id::RequestIdLayer;
 use layer::sticky::StickyLayer;
 
-/// The composed HTTP service: every layer around the vgi-rpc endpoints.
-pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ResponseBody>, Infallible>;
+/// The composed HTTP service, every layer around the vgi-rpc endpoints,
+/// for requests whose body is `B`.
+pub type HttpService<B = RequestBody> =
+    BoxCloneSyncService<Request<B>, Response<ResponseBody>, Infallible>;
 
 /// The peer address of a request's connection, in its extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,20 +223,47 @@ impl HttpServer {
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<HttpService>,
-        L::Service: Service<Request<Incoming>, Response = Response<ResponseBody>, Error = Infallible>
+        L::Service: Service<Request<RequestBody>, Response = Response<ResponseBody>, Error = Infallible>
             + Clone
             + Send
             + Sync
             + 'static,
-        <L::Service as Service<Request<Incoming>>>::Future: Send + 'static,
+        <L::Service as Service<Request<RequestBody>>>::Future: Send + 'static,
     {
         self.service = BoxCloneSyncService::new(layer.layer(self.service));
         self
     }
 
-    /// The tower service, for embedding in another server.
-    pub fn service(&self) -> HttpService {
-        self.service.clone()
+    /// The tower service for requests with any body type, to mount in
+    /// another hyper or tower server, or in a router:
+    ///
+    /// ```no_run
+    /// # fn mount(http: vgirpc_http::HttpServer) {
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "my own routes" }))
+    ///     .nest_service("/vgi", http.service());
+    /// # let _: axum::Router = app;
+    /// # }
+    /// ```
+    ///
+    /// A router that strips the mount path, as axum's `nest_service` does,
+    /// hands the service paths without it: keep [`HttpConfig`]'s prefix
+    /// empty there, while clients use the mount path as their prefix.
+    ///
+    /// Timeouts and the connection limit belong to the server that owns the
+    /// connections; [`HttpServer::serve`] applies them, a host server
+    /// applies its own.
+    pub fn service<B>(&self) -> HttpService<B>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: bytes::Buf,
+        B::Error: Into<BoxError>,
+    {
+        BoxCloneSyncService::new(
+            self.service
+                .clone()
+                .map_request(|request: Request<B>| request.map(body::request_body)),
+        )
     }
 }
 

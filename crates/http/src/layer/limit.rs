@@ -80,7 +80,7 @@ where
         + 'static,
     S::Future: Send,
     B: Body<Data = Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: std::fmt::Display + Send + 'static,
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
