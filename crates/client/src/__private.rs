@@ -9,6 +9,7 @@ use arrow_schema::Schema;
 use vgirpc_wire::types::{ArrowStruct, ArrowValue, from_column, to_column};
 
 use crate::ClientError;
+use crate::async_client::{AsyncStream, AsyncTypedStream};
 use crate::client::{CallResult, no_params};
 use crate::stream::{StreamCall, TypedStream};
 use crate::transport::Transport;
@@ -88,4 +89,24 @@ pub fn typed_header<'c, T: Transport, H: ArrowStruct>(
         source,
     })?;
     Ok(TypedStream::new(header, call))
+}
+
+/// A headerless async stream as a typed stream.
+pub fn async_untyped(stream: AsyncStream) -> AsyncTypedStream {
+    AsyncTypedStream::new((), stream)
+}
+
+/// Decodes the header of an async stream into `H`.
+pub fn async_typed_header<H: ArrowStruct>(
+    method: &str,
+    stream: AsyncStream,
+) -> Result<AsyncTypedStream<H>, ClientError> {
+    let batch = stream.header().ok_or_else(|| {
+        ClientError::Protocol(format!("{method}() declares a header but none was read"))
+    })?;
+    let header = H::from_record_batch(batch, 0).map_err(|source| ClientError::Codec {
+        context: format!("the header of {method}()"),
+        source,
+    })?;
+    Ok(AsyncTypedStream::new(header, stream))
 }

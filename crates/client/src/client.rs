@@ -172,7 +172,7 @@ impl<T: Transport> Client<T> {
     pub fn call(&mut self, method: &str, params: &RecordBatch) -> Result<CallResult, ClientError> {
         let mut logs = Vec::new();
         let mut io = CallIo {
-            callback: &mut self.on_log,
+            callback: self.on_log.as_mut(),
             collected: Some(&mut logs),
             limits: self.limits,
         };
@@ -223,7 +223,7 @@ impl<T: Transport> Client<T> {
         header: bool,
     ) -> Result<StreamCall<'_, T>, ClientError> {
         let mut io = CallIo {
-            callback: &mut self.on_log,
+            callback: self.on_log.as_mut(),
             collected: None,
             limits: self.limits,
         };
@@ -330,22 +330,30 @@ pub(crate) fn receive<R: Read>(
     io: &mut CallIo<'_>,
 ) -> Result<Option<Received>, ClientError> {
     while let Some(batch) = reader.next_batch().map_err(ClientError::from_wire)? {
-        match classify(&batch.batch, &batch.metadata) {
-            BatchKind::Data => return Ok(Some(Received::Data(batch))),
-            BatchKind::Log(record) => io.deliver(ServerLog::new(record, &batch.metadata)),
-            BatchKind::Error(info) => return Err(remote_error(info, &batch.metadata)),
-            BatchKind::ExternalPointer(url) => {
-                return Ok(Some(Received::Special(batch, Special::External(url))));
-            }
-            BatchKind::ShmPointer => {
-                return Ok(Some(Received::Special(batch, Special::ShmPointer)));
-            }
-            BatchKind::StateToken => {
-                return Ok(Some(Received::Special(batch, Special::StateToken)));
-            }
+        if let Some(received) = sort(batch, io)? {
+            return Ok(Some(received));
         }
     }
     Ok(None)
+}
+
+/// Sorts one batch of a response: a log is delivered (`Ok(None)`), an
+/// EXCEPTION batch becomes [`ClientError::Remote`], anything else is
+/// returned.
+pub(crate) fn sort(batch: IpcBatch, io: &mut CallIo<'_>) -> Result<Option<Received>, ClientError> {
+    match classify(&batch.batch, &batch.metadata) {
+        BatchKind::Data => Ok(Some(Received::Data(batch))),
+        BatchKind::Log(record) => {
+            io.deliver(ServerLog::new(record, &batch.metadata));
+            Ok(None)
+        }
+        BatchKind::Error(info) => Err(remote_error(info, &batch.metadata)),
+        BatchKind::ExternalPointer(url) => {
+            Ok(Some(Received::Special(batch, Special::External(url))))
+        }
+        BatchKind::ShmPointer => Ok(Some(Received::Special(batch, Special::ShmPointer))),
+        BatchKind::StateToken => Ok(Some(Received::Special(batch, Special::StateToken))),
+    }
 }
 
 pub(crate) fn remote_error(info: ErrorInfo, md: &Metadata) -> ClientError {

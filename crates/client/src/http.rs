@@ -14,7 +14,9 @@
 //! Requests go through a hyper client that keeps connections alive and
 //! reuses them; bodies are zstd-compressed both ways. The transport is
 //! blocking: it drives its requests on a one-thread tokio runtime of its
-//! own, so it must not be used from inside another tokio runtime.
+//! own. Used from inside another tokio runtime it still works (each
+//! request waits on a helper thread), but async code should prefer an
+//! async client.
 
 mod external;
 mod retry;
@@ -137,7 +139,7 @@ impl HttpOptions {
 /// Made by [`Client::connect_http`]; nothing is sent until the first call.
 /// Only `http://` URLs are supported (there is no TLS here).
 pub struct HttpTransport {
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnRuntime,
     client: HyperClient<HttpConnector, Full<Bytes>>,
     /// The URL the endpoint paths are appended to: the base URL and the
     /// prefix, without a trailing slash.
@@ -169,6 +171,27 @@ impl Client<HttpTransport> {
     /// A client of the server at `url` with `options`.
     pub fn connect_http_with(url: &str, options: HttpOptions) -> Result<Self, ClientError> {
         Ok(Self::new(HttpTransport::new(url, options)?))
+    }
+}
+
+/// The transport's runtime. Dropping a runtime blocks until its threads
+/// stop, which a thread of another runtime must not do, so it is shut down
+/// in the background instead.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime lives until the transport drops")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -218,12 +241,14 @@ impl HttpTransport {
         // One worker thread of its own keeps the pooled connections'
         // tasks running between calls, so a connection the server closed
         // is noticed and dropped before the next request would use it.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("vgirpc-http-client")
-            .enable_all()
-            .build()
-            .map_err(ClientError::Io)?;
+        let runtime = OwnRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("vgirpc-http-client")
+                .enable_all()
+                .build()
+                .map_err(ClientError::Io)?,
+        ));
         let client = HyperClient::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             runtime,
@@ -356,18 +381,39 @@ impl HttpTransport {
             Ok((parts, body))
         };
         let (parts, body) = match self.options.timeout {
-            Some(timeout) => self.runtime.block_on(async {
+            Some(timeout) => self.block_on(async {
                 tokio::time::timeout(timeout, exchange)
                     .await
                     .map_err(|_| Failure::TimedOut(timeout))?
             }),
-            None => self.runtime.block_on(exchange),
+            None => self.block_on(exchange),
         }?;
         let body = decode_body(&parts.headers, body, limit).map_err(Failure::Lost)?;
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
+        })
+    }
+
+    /// Runs `future` on this transport's own runtime. A thread of another
+    /// runtime (a `#[tokio::main]` program, a method served over HTTP) must
+    /// not block on a second one, so there a helper thread waits instead:
+    /// slower than an async client, but never a panic.
+    fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        let runtime = self.runtime.get();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return runtime.block_on(future);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| runtime.block_on(future))
+                .join()
+                .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
         })
     }
 

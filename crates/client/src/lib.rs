@@ -43,6 +43,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod async_client;
 mod client;
 mod error;
 #[cfg(feature = "http")]
@@ -54,6 +55,7 @@ mod subprocess;
 mod transport;
 mod unix;
 
+pub use async_client::{AsyncClient, AsyncStream, AsyncTypedStream, DEFAULT_UNIX_CONNECTIONS};
 pub use client::{CallResult, Client, ServerLog, no_params};
 pub use error::{ClientError, SERVER_DRAINING, SESSION_LOST, WorkerExit};
 pub use pipe::PipeStream;

@@ -172,7 +172,7 @@ impl<'c, T: Transport + 'c> StreamCall<'c, T> {
 
 fn io<'a>(on_log: &'a mut Option<LogCallback>, limits: ReadLimits) -> CallIo<'a> {
     CallIo {
-        callback: on_log,
+        callback: on_log.as_mut(),
         collected: None,
         limits,
     }

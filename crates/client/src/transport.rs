@@ -56,7 +56,7 @@ impl<T: sealed::Engine> Transport for T {}
 /// Where a transport delivers what the server says besides data, and how
 /// large a message it may accept.
 pub struct CallIo<'a> {
-    pub(crate) callback: &'a mut Option<LogCallback>,
+    pub(crate) callback: Option<&'a mut LogCallback>,
     pub(crate) collected: Option<&'a mut Vec<ServerLog>>,
     pub(crate) limits: ReadLimits,
 }
@@ -69,7 +69,16 @@ impl std::fmt::Debug for CallIo<'_> {
     }
 }
 
-impl CallIo<'_> {
+impl<'a> CallIo<'a> {
+    /// I/O that only collects logs, into `logs`.
+    pub(crate) fn collecting(logs: &'a mut Vec<ServerLog>, limits: ReadLimits) -> Self {
+        Self {
+            callback: None,
+            collected: Some(logs),
+            limits,
+        }
+    }
+
     /// Hands a server log message to the callback and the collection.
     pub(crate) fn deliver(&mut self, log: ServerLog) {
         if let Some(callback) = self.callback.as_mut() {

@@ -178,10 +178,13 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         "Serves an implementation of [`{trait_ident}`]: dispatch, schemas and `__describe__`."
     );
     let client = client(&item, &methods);
+    let async_client = async_client(&item, &methods);
     Ok(quote! {
         #item
 
         #client
+
+        #async_client
 
         #[doc = #server_doc]
         #vis struct #server_ident<T> {
@@ -368,6 +371,99 @@ fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
             fn as_mut(&mut self) -> &mut #client_crate::Client<T> {
                 &mut self.inner
             }
+        }
+    }
+}
+
+/// The typed `<Trait>AsyncClient`: the same methods as `<Trait>Client`,
+/// async and taking `&self`, over `vgirpc_client::AsyncClient`.
+fn async_client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
+    let client_crate = quote!(::vgirpc::client);
+    let private = quote!(#client_crate::__private);
+    let trait_ident = &item.ident;
+    let vis = &item.vis;
+    let client_ident = format_ident!("{}AsyncClient", trait_ident);
+    let error = quote!(#client_crate::ClientError);
+
+    let calls = methods.iter().map(|m| {
+        let ident = &m.ident;
+        let name = &m.name;
+        let docs = method_docs(item, ident);
+        let args = m.params.iter().map(|p| {
+            let ident = &p.ident;
+            let ty = &p.ty;
+            quote!(#ident: #ty)
+        });
+        let columns = m.params.iter().map(|p| {
+            let ident = &p.ident;
+            let ty = &p.ty;
+            let wire_name = &p.wire_name;
+            quote!(#private::param::<#ty>(METHOD, #wire_name, &#ident)?)
+        });
+        let (returns, finish) = match &m.returns {
+            Returns::Nothing => (
+                quote!(()),
+                quote!(#private::unary_void(METHOD, self.inner.call(METHOD, &params).await?)),
+            ),
+            Returns::Value(ty) => (
+                quote!(#ty),
+                quote!(#private::unary_result::<#ty>(METHOD, self.inner.call(METHOD, &params).await?)),
+            ),
+            Returns::Stream { header: None } => (
+                quote!(#client_crate::AsyncTypedStream),
+                quote! {
+                    ::core::result::Result::Ok(#private::async_untyped(
+                        self.inner.stream(METHOD, &params).await?,
+                    ))
+                },
+            ),
+            Returns::Stream { header: Some(h) } => (
+                quote!(#client_crate::AsyncTypedStream<#h>),
+                quote! {
+                    #private::async_typed_header::<#h>(
+                        METHOD,
+                        self.inner.stream_with_header(METHOD, &params).await?,
+                    )
+                },
+            ),
+        };
+        quote! {
+            #(#docs)*
+            #vis async fn #ident(
+                &self,
+                #(#args),*
+            ) -> ::core::result::Result<#returns, #error> {
+                const METHOD: &str = #name;
+                let params = #private::params(METHOD, ::std::vec![#(#columns),*])?;
+                #finish
+            }
+        }
+    });
+
+    let client_doc = format!(
+        "Async typed client for [`{trait_ident}`]: one `async` method per RPC, taking `&self`, \
+         so clones of one client serve many tasks at once (see \
+         [`AsyncClient`](::vgirpc::client::AsyncClient) for how each transport runs them)."
+    );
+    quote! {
+        #[doc = #client_doc]
+        #[derive(Clone, Debug)]
+        #vis struct #client_ident {
+            inner: #client_crate::AsyncClient,
+        }
+
+        impl #client_ident {
+            /// Wraps an async client connected to a server of this service.
+            #vis fn new(client: #client_crate::AsyncClient) -> Self {
+                Self { inner: client }
+            }
+
+            /// The dynamic async client, for calls by name.
+            #vis fn dynamic(&self) -> &#client_crate::AsyncClient {
+                &self.inner
+            }
+
+            #(#calls)*
         }
     }
 }

@@ -11,6 +11,8 @@
 //! error and request batch, so the message framing lives here while Arrow
 //! does the body encoding and decoding.
 
+#[cfg(feature = "tokio")]
+pub mod async_frame;
 mod frame;
 mod reader;
 mod rewrite;

@@ -1,0 +1,178 @@
+//! The async typed client from tokio programs: 64 tasks sharing one client
+//! on every transport it has, and the blocking client used inside a
+//! runtime.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Float64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use tokio::task::JoinSet;
+use vgirpc::Server;
+use vgirpc_client::{AsyncClient, Client};
+use vgirpc_conformance::service::{
+    Conformance, ConformanceServiceAsyncClient, ConformanceServiceClient, ConformanceServiceServer,
+};
+use vgirpc_http::{HttpConfig, HttpServer};
+
+const TASKS: usize = 64;
+
+fn worker() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vgi-conformance-worker"))
+}
+
+/// A worker serving connections concurrently on a Unix socket.
+struct UnixWorker {
+    child: Child,
+    path: PathBuf,
+}
+
+impl UnixWorker {
+    fn start(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("vgi-async-{}-{name}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut child = worker()
+            .arg("--unix")
+            .arg(&path)
+            .arg("--threaded")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim_end(), format!("UNIX:{}", path.display()));
+        Self { child, path }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for UnixWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn values(values: &[f64]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Float64,
+        true,
+    )]));
+    RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(values.to_vec()))]).unwrap()
+}
+
+fn running_sum(batch: &RecordBatch) -> f64 {
+    batch
+        .column_by_name("running_sum")
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .value(0)
+}
+
+/// Every kind of call from `TASKS` tasks at once, through clones of one
+/// client: each task checks that the answers are its own.
+async fn exercise(client: ConformanceServiceAsyncClient) {
+    let mut tasks = JoinSet::new();
+    for i in 0..TASKS {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let text = format!("task {i}");
+            assert_eq!(client.echo_string(text.clone()).await.unwrap(), text);
+            // An async method on the server.
+            let sum = client.add_floats(i as f64, 0.5).await.unwrap();
+            assert_eq!(sum, i as f64 + 0.5);
+            let mut produced = client.produce_n(3).await.unwrap();
+            let mut rows = 0;
+            while let Some(batch) = produced.next_batch().await.unwrap() {
+                rows += batch.num_rows();
+            }
+            assert_eq!(rows, 3);
+            let mut exchange = client.exchange_accumulate().await.unwrap();
+            let first = exchange.exchange(&values(&[i as f64])).await.unwrap();
+            assert_eq!(running_sum(&first), i as f64);
+            let second = exchange.exchange(&values(&[1.0, 2.0])).await.unwrap();
+            assert_eq!(running_sum(&second), i as f64 + 3.0);
+            exchange.close().await.unwrap();
+            // A server error is the call's alone.
+            let err = client.raise_value_error(text).await.unwrap_err();
+            assert!(err.to_string().contains("ValueError"), "{err}");
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        task.unwrap();
+    }
+    let described = client.dynamic().describe().await.unwrap();
+    assert_eq!(described.protocol_name, "ConformanceService");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_share_one_async_client_over_a_unix_socket() {
+    let worker = UnixWorker::start("tasks");
+    let client = AsyncClient::connect_unix(worker.path()).await.unwrap();
+    exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_share_one_async_client_of_a_worker_process() {
+    let client = AsyncClient::spawn(worker()).await.unwrap();
+    exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_client_runs_on_a_current_thread_runtime() {
+    let worker = UnixWorker::start("current");
+    let client = AsyncClient::connect_unix_with(worker.path(), 2)
+        .await
+        .unwrap();
+    exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
+/// Our HTTP server in this process, on the test's runtime.
+async fn http_server() -> String {
+    let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
+    let http = HttpServer::new(server, HttpConfig::new()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { http.serve(listener, std::future::pending()).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_client_works_inside_a_multi_threaded_runtime() {
+    let url = http_server().await;
+    let mut client = ConformanceServiceClient::new(Client::connect_http(&url).unwrap());
+    assert_eq!(client.echo_string("inside".into()).unwrap(), "inside");
+    let mut unix = UnixWorker::start("blocking");
+    let mut over_unix = ConformanceServiceClient::new(Client::connect_unix(unix.path()).unwrap());
+    assert_eq!(over_unix.add_floats(1.0, 2.0).unwrap(), 3.0);
+    drop(client);
+    drop(over_unix);
+    let _ = unix.child.kill();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_blocking_client_works_inside_a_current_thread_runtime() {
+    let url = http_server().await;
+    // The server runs on this very thread: the blocking call must not
+    // stall it, or it would wait for itself.
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut client = ConformanceServiceClient::new(Client::connect_http(&url).unwrap());
+        client.echo_string("pooled".into())
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.unwrap(), "pooled");
+}
