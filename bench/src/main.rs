@@ -44,7 +44,7 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
   --ours PATH          our worker binary (vgi-conformance-worker)
   --reference PATH     the reference worker (vgi-rpc-conformance); without it
                        only ours is measured
-  --transport NAME     pipe, unix, shm or http (repeatable; default: all)
+  --transport NAME     pipe, unix, shm, http or unix-async (repeatable; default: all)
   --quick              small sizes, one short run: finishes in seconds
   --runs N             runs per workload and server (default 5)
   --workload NAME      run only this workload (repeatable; e.g. void_noop,

@@ -69,7 +69,7 @@ impl Link {
     pub(crate) fn under(transport: TransportKind) -> Link {
         match transport {
             TransportKind::Pipe | TransportKind::Shm => Link::Pipe,
-            TransportKind::Unix => Link::Unix,
+            TransportKind::Unix | TransportKind::UnixAsync => Link::Unix,
             TransportKind::Http => Link::Tcp,
         }
     }

@@ -345,6 +345,7 @@ impl Report {
                 });
             }
         }
+        targets.extend(self.async_client_targets());
         for soak in &self.soak {
             targets.push(Target {
                 what: format!(
@@ -365,6 +366,53 @@ impl Report {
             });
         }
         targets
+    }
+
+    /// The async client's unary p50 against the blocking client's, both
+    /// over a Unix socket to our worker in the same run.
+    fn async_client_targets(&self) -> Vec<Target> {
+        let unary_p50 = |kind: TransportKind| {
+            self.transports.iter().find_map(|result| match result {
+                TransportResult::Measured {
+                    transport,
+                    workloads,
+                    ..
+                } if *transport == kind => Some(
+                    workloads
+                        .iter()
+                        .filter(|w| w.unary)
+                        .map(|w| (w.name, w.median(Server::Ours, Metric::P50Us)))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+        };
+        let (Some(blocking), Some(awaited)) = (
+            unary_p50(TransportKind::Unix),
+            unary_p50(TransportKind::UnixAsync),
+        ) else {
+            return Vec::new();
+        };
+        blocking
+            .into_iter()
+            .filter_map(|(name, blocking)| {
+                let awaited = awaited.iter().find(|(n, _)| *n == name)?.1;
+                let ratio = awaited.zip(blocking).map(|(a, b)| a / b);
+                Some(Target {
+                    what: format!("async client unary p50 vs blocking, {name}"),
+                    transport: TransportKind::UnixAsync.name(),
+                    measured: format!(
+                        "{} µs vs {} µs = {}×",
+                        opt(awaited),
+                        opt(blocking),
+                        opt(ratio)
+                    ),
+                    goal: "≤ 1.5×",
+                    met: ratio.map(|r| r <= 1.5),
+                    floor: None,
+                })
+            })
+            .collect()
     }
 
     /// The report as Markdown: machine, limits, one table per transport,

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use vgirpc_client::http::{HttpOptions, HttpTransport};
 use vgirpc_client::{Client, ShmSegment, SubprocessOptions};
 
-use crate::rpc::{HttpRpc, Rpc};
+use crate::rpc::{AsyncRpc, HttpRpc, Rpc};
 
 /// Size of the client's shared-memory segment: room for the largest
 /// workload's 8 MB batches in both directions.
@@ -46,15 +46,18 @@ pub(crate) enum TransportKind {
     Shm,
     /// HTTP on the loopback interface, one request per turn.
     Http,
+    /// The Unix socket, through our async client.
+    UnixAsync,
 }
 
 impl TransportKind {
     /// Every transport, in report order.
-    pub(crate) const ALL: [TransportKind; 4] = [
+    pub(crate) const ALL: [TransportKind; 5] = [
         TransportKind::Pipe,
         TransportKind::Unix,
         TransportKind::Shm,
         TransportKind::Http,
+        TransportKind::UnixAsync,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl TransportKind {
             TransportKind::Unix => "unix",
             TransportKind::Shm => "shm",
             TransportKind::Http => "http",
+            TransportKind::UnixAsync => "unix-async",
         }
     }
 
@@ -70,7 +74,9 @@ impl TransportKind {
         Self::ALL
             .into_iter()
             .find(|t| t.name() == name)
-            .with_context(|| format!("unknown transport {name:?} (pipe, unix, shm, http)"))
+            .with_context(|| {
+                format!("unknown transport {name:?} (pipe, unix, shm, http, unix-async)")
+            })
     }
 
     /// Why this transport cannot be measured yet, when it cannot.
@@ -83,7 +89,8 @@ impl TransportKind {
             TransportKind::Pipe
             | TransportKind::Unix
             | TransportKind::Shm
-            | TransportKind::Http => None,
+            | TransportKind::Http
+            | TransportKind::UnixAsync => None,
         }
     }
 }
@@ -153,7 +160,7 @@ impl Workers {
                     _listener: None,
                 })
             }
-            TransportKind::Unix => {
+            TransportKind::Unix | TransportKind::UnixAsync => {
                 let socket = self
                     .scratch
                     .join(format!("{}-{}.sock", server.name(), self.launched));
@@ -164,12 +171,17 @@ impl Workers {
                     // default, and no idle exit during long runs.
                     command.args(["--no-threaded", "--idle-timeout", "0"]);
                 }
-                let listener = Listener::start(command, "UNIX:", Some(socket))?;
-                let stream = listener.connect_unix()?;
-                let reader = stream.try_clone().context("cloning the socket")?;
+                let listener = Listener::start(command, "UNIX:", Some(socket.clone()))?;
+                let rpc: Box<dyn Rpc> = if transport == TransportKind::UnixAsync {
+                    Box::new(AsyncRpc::connect_unix(&socket)?)
+                } else {
+                    let stream = listener.connect_unix()?;
+                    let reader = stream.try_clone().context("cloning the socket")?;
+                    Box::new(Client::from_io(reader, stream))
+                };
                 let pid = listener.child.id();
                 Ok(Endpoint {
-                    rpc: Box::new(Client::from_io(reader, stream)),
+                    rpc,
                     pid,
                     http_address: None,
                     _listener: Some(listener),

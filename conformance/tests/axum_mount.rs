@@ -67,7 +67,10 @@ fn the_service_mounts_under_a_prefix_beside_the_apps_own_routes() {
         "through axum"
     );
     // An async method, awaited inside axum's runtime.
-    assert_eq!(service.add_floats(1.5, 2.0).unwrap(), 3.5);
+    assert_eq!(
+        service.echo_with_info_log("logged".into()).unwrap(),
+        "logged"
+    );
     let mut stream = service.produce_with_logs(3).unwrap();
     let mut indices = Vec::new();
     while let Some(batch) = stream.next_batch().unwrap() {
@@ -88,7 +91,7 @@ from vgi_rpc.conformance import ConformanceService
 from vgi_rpc.http import http_connect
 with http_connect(ConformanceService, sys.argv[1], prefix='/vgi') as svc:
     assert svc.echo_string(value='from python') == 'from python'
-    assert svc.add_floats(a=1.5, b=2.0) == 3.5
+    assert svc.echo_with_info_log(value='logged') == 'logged'
     batches = list(svc.produce_with_logs(count=3))
     assert [b.batch.column('index')[0].as_py() for b in batches] == [0, 1, 2]
 print('reference client ok')
