@@ -45,9 +45,14 @@ impl HttpHarness {
             .enable_all()
             .build()
             .expect("a tokio runtime");
+        // Without a response cap a producer runs to its end inside one
+        // response, as the reference's does; resuming an endless one
+        // (`cancellable_producer`, from a corpus token) would then never
+        // answer. Deployments set the cap; so does the harness.
         let config = HttpConfig::new()
             .with_token_key(tokens::key())
-            .with_token_ttl(0);
+            .with_token_ttl(0)
+            .with_max_response_bytes(1 << 20);
         let server = {
             let _entered = runtime.enter();
             HttpServer::new(service::conformance_server(), config).expect("a valid HTTP config")
