@@ -2,15 +2,15 @@
 //! on every transport it has, and the blocking client used inside a
 //! runtime.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
+use support::{UnixWorker, worker};
 use tokio::task::JoinSet;
 use vgirpc::Server;
 use vgirpc_client::{AsyncClient, Client};
@@ -20,50 +20,6 @@ use vgirpc_conformance::service::{
 use vgirpc_http::{HttpConfig, HttpServer};
 
 const TASKS: usize = 64;
-
-fn worker() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vgi-conformance-worker"))
-}
-
-/// A worker serving connections concurrently on a Unix socket.
-struct UnixWorker {
-    child: Child,
-    path: PathBuf,
-}
-
-impl UnixWorker {
-    fn start(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("vgi-async-{}-{name}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let mut child = worker()
-            .arg("--unix")
-            .arg(&path)
-            .arg("--threaded")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim_end(), format!("UNIX:{}", path.display()));
-        Self { child, path }
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for UnixWorker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn values(values: &[f64]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new(
@@ -121,7 +77,9 @@ async fn exercise(client: ConformanceServiceAsyncClient) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_tasks_share_one_async_client_over_a_unix_socket() {
     let worker = UnixWorker::start("tasks");
-    let client = AsyncClient::connect_unix(worker.path()).await.unwrap();
+    let client = AsyncClient::connect_unix_with(worker.path(), 16)
+        .await
+        .unwrap();
     exercise(ConformanceServiceAsyncClient::new(client)).await;
 }
 
@@ -155,12 +113,11 @@ async fn the_blocking_client_works_inside_a_multi_threaded_runtime() {
     let url = http_server().await;
     let mut client = ConformanceServiceClient::new(Client::connect_http(&url).unwrap());
     assert_eq!(client.echo_string("inside".into()).unwrap(), "inside");
-    let mut unix = UnixWorker::start("blocking");
+    let unix = UnixWorker::start("blocking");
     let mut over_unix = ConformanceServiceClient::new(Client::connect_unix(unix.path()).unwrap());
     assert_eq!(over_unix.add_floats(1.0, 2.0).unwrap(), 3.0);
     drop(client);
     drop(over_unix);
-    let _ = unix.child.kill();
 }
 
 #[tokio::test(flavor = "current_thread")]

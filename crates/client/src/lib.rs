@@ -55,7 +55,7 @@ mod subprocess;
 mod transport;
 mod unix;
 
-pub use async_client::{AsyncClient, AsyncStream, AsyncTypedStream, DEFAULT_UNIX_CONNECTIONS};
+pub use async_client::{AsyncClient, AsyncStream, AsyncTypedStream};
 pub use client::{CallResult, Client, ServerLog, no_params};
 pub use error::{ClientError, SERVER_DRAINING, SESSION_LOST, WorkerExit};
 pub use pipe::PipeStream;

@@ -5,7 +5,8 @@
 //!
 //! | made by | calls run |
 //! |---|---|
-//! | [`AsyncClient::connect_unix`] | concurrently, on a pool of socket connections opened as needed (up to [`DEFAULT_UNIX_CONNECTIONS`]) |
+//! | [`AsyncClient::connect_unix`] | one after another, on one connection |
+//! | [`AsyncClient::connect_unix_with`] | concurrently, on up to N connections opened as needed (for servers that serve connections concurrently) |
 //! | [`AsyncClient::spawn`] | one after another: a worker process serves one connection |
 //! | `AsyncClient::connect_http` (feature `http`) | concurrently, one request each, over pooled keep-alive connections |
 //!
@@ -30,9 +31,6 @@ use self::connection::{Connection, StreamSides};
 use self::pool::{Checkout, Pool, leaves_connection_aligned};
 use crate::ClientError;
 use crate::client::{CallResult, ServerLog, no_params};
-
-/// Connections an [`AsyncClient::connect_unix`] client opens at most.
-pub const DEFAULT_UNIX_CONNECTIONS: usize = 16;
 
 type LogHandler = Arc<dyn Fn(&ServerLog) + Send + Sync>;
 
@@ -70,15 +68,21 @@ impl AsyncClient {
         }
     }
 
-    /// A client of the server listening on the Unix socket at `path`, with
-    /// up to [`DEFAULT_UNIX_CONNECTIONS`] connections.
+    /// A client of the server listening on the Unix socket at `path`, on
+    /// one connection: calls from many tasks take turns on it.
+    ///
+    /// One connection is the safe default: a server that serves one
+    /// connection at a time (the reference's default, and ours without
+    /// `threaded`) would leave a second connection waiting for the first
+    /// to close, which a pooled connection never does.
     pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Self, ClientError> {
-        Self::connect_unix_with(path, DEFAULT_UNIX_CONNECTIONS).await
+        Self::connect_unix_with(path, 1).await
     }
 
-    /// [`AsyncClient::connect_unix`] with at most `connections` connections
-    /// (one serialises every call). The first is opened now, so a wrong
-    /// path is reported here.
+    /// [`AsyncClient::connect_unix`] with up to `connections` connections,
+    /// opened as concurrent calls need them, for servers that serve
+    /// connections concurrently. The first is opened now, so a wrong path
+    /// is reported here.
     pub async fn connect_unix_with(
         path: impl AsRef<Path>,
         connections: usize,
