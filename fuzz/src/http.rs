@@ -27,7 +27,7 @@ const HANG_LIMIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct HttpHarness {
     runtime: Runtime,
-    service: HttpService,
+    service: HttpService<Incoming>,
 }
 
 impl Default for HttpHarness {
@@ -59,7 +59,7 @@ impl HttpHarness {
         };
         Self {
             runtime,
-            service: server.service(),
+            service: server.service::<Incoming>(),
         }
     }
 
