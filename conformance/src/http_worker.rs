@@ -18,8 +18,8 @@ use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 use vgirpc::Server;
 use vgirpc_http::{
-    DrainHandle, ExternalConfig, FakeStorageClient, HttpConfig, HttpServer, ResponseBody,
-    ShutdownSignals, StickyConfig, Stopped, TokenKey,
+    DrainHandle, ExternalConfig, HttpConfig, HttpServer, ResponseBody, ShutdownSignals,
+    StickyConfig, Stopped, TokenKey,
 };
 
 /// Usage lines of the HTTP flags.
@@ -213,7 +213,7 @@ impl HttpFlags {
         let threshold = self.externalize_threshold.unwrap_or(4096);
         let mut config = HttpConfig::new();
         if let Some(url) = self.fake_storage {
-            let storage = Arc::new(FakeStorageClient::new(url));
+            let storage = Arc::new(vgirpc_http::testing::FakeStorageClient::new(url));
             let mut external = ExternalConfig::new(storage.clone())
                 .with_threshold(threshold)
                 // The fake storage serves plain http on loopback.

@@ -82,6 +82,12 @@ mod storage;
 
 pub mod fly;
 
+/// Test doubles, for test suites only: nothing here is meant for a
+/// deployment.
+pub mod testing {
+    pub use crate::storage::FakeStorageClient;
+}
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,9 +108,7 @@ pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
 pub use shutdown::{DEFAULT_DRAIN_GRACE, ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
-pub use storage::{
-    ExternalStorage, FakeStorageClient, UploadUrl, UploadUrlProvider, fetch_plain_http,
-};
+pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_plain_http};
 pub use vgirpc_token::{Identity, TokenKey};
 
 use config::ConnectionLimits;
