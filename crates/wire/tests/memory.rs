@@ -7,10 +7,12 @@
 //! lock so each sees only its own allocations.
 
 use std::collections::HashMap;
+use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
 use cap::Cap;
 use flatbuffers::FlatBufferBuilder;
 use vgirpc_wire::WireError;
@@ -116,6 +118,37 @@ fn a_declared_header_length_is_not_reserved_before_its_bytes_arrive() {
         matches!(outcome, Some(WireError::Truncated { .. })),
         "{outcome:?}"
     );
+}
+
+/// Found by fuzzing HTTP: a 1.7 KB request body whose second stream's
+/// header claimed 16 MiB had that much reserved (the eager reservation)
+/// while the body and its decoder were still held.
+#[test]
+fn claims_past_the_end_of_bytes_in_memory_reserve_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut header_claim = vec![0xFF, 0xFF, 0xFF, 0xFF];
+    header_claim.extend((60u32 << 20).to_le_bytes());
+    header_claim.extend([0u8; 64]);
+    let mut body_claim = schema_message(&schema());
+    body_claim.extend(batch_claiming(1 << 31, 300));
+    // What an in-memory read may hold: far less than the eager reservation.
+    let budget = 64 * 1024;
+    for bytes in [header_claim, body_claim] {
+        let bytes = Bytes::from(bytes);
+        let outcome = within_budget(budget, || {
+            let opened =
+                StreamReader::try_open_bytes(Cursor::new(bytes.clone()), ReadLimits::default());
+            match opened {
+                Ok(Some(mut reader)) => reader.next_batch().map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
+            }
+        });
+        assert!(
+            matches!(outcome, Err(WireError::Truncated { .. })),
+            "{outcome:?}"
+        );
+    }
 }
 
 #[test]

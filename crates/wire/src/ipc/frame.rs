@@ -88,26 +88,70 @@ fn read_exact_or_truncated<R: Read>(
 pub(super) fn read_frame<R: Read, T>(
     reader: &mut R,
     limits: &ReadLimits,
-    take_body: TakeBody<R>,
+    source: Source<R>,
     decode: impl FnOnce(arrow_ipc::Message<'_>, Buffer) -> Result<T>,
 ) -> Result<Frame<T>> {
-    let header = match read_header(reader, limits)? {
+    let header = match read_header(reader, limits, source)? {
         Frame::Message(header) => header,
         Frame::EndOfStream => return Ok(Frame::EndOfStream),
         Frame::Eof => return Ok(Frame::Eof),
     };
     let message = verify_header(&header)?;
     let body_len = body_length(&message, limits)?;
-    let body = take_body(reader, body_len)?;
+    let body = (source.body)(reader, body_len)?;
     decode(message, body).map(Frame::Message)
 }
 
-/// How a reader turns the next `len` bytes into a message body: copied
-/// out of any [`Read`], or sliced out of bytes already in memory.
-pub(super) type TakeBody<R> = fn(&mut R, usize) -> Result<Buffer>;
+/// How a reader takes the `len` bytes a message header or body announces:
+/// copied out of any [`Read`] as they arrive, or, from bytes already in
+/// memory, checked against what is there before anything is reserved
+/// (and bodies sliced rather than copied).
+pub(super) struct Source<R> {
+    header: fn(&mut R, usize) -> Result<Vec<u8>>,
+    pub(super) body: fn(&mut R, usize) -> Result<Buffer>,
+}
+
+impl<R> Clone for Source<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Source<R> {}
+
+impl<R> std::fmt::Debug for Source<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> Source<R> {
+    /// Copies out of a [`Read`], reserving as the bytes arrive.
+    pub(super) fn copying() -> Self {
+        Self {
+            header: |reader, len| read_claimed(reader, len, "message header"),
+            body: copy_body,
+        }
+    }
+}
+
+impl Source<Cursor<Bytes>> {
+    /// Takes from bytes in memory: a claim past their end is refused at
+    /// once, and bodies share the bytes.
+    pub(super) fn slicing() -> Self {
+        Self {
+            header: |reader, len| Ok(in_memory(reader, len, "message header")?.to_vec()),
+            body: |reader, len| Ok(Buffer::from(in_memory(reader, len, "message body")?)),
+        }
+    }
+}
 
 /// Reads a message's length prefix and flatbuffer header, unverified.
-pub(super) fn read_header<R: Read>(reader: &mut R, limits: &ReadLimits) -> Result<Frame<Vec<u8>>> {
+pub(super) fn read_header<R: Read>(
+    reader: &mut R,
+    limits: &ReadLimits,
+    source: Source<R>,
+) -> Result<Frame<Vec<u8>>> {
     let mut word = [0u8; 4];
     match read_fully(reader, &mut word)? {
         0 => return Ok(Frame::Eof),
@@ -132,7 +176,7 @@ pub(super) fn read_header<R: Read>(reader: &mut R, limits: &ReadLimits) -> Resul
             limit: u64::from(limits.max_metadata_bytes),
         });
     }
-    let header = read_claimed(reader, len as usize, "message header")?;
+    let header = (source.header)(reader, len as usize)?;
     Ok(Frame::Message(header))
 }
 
@@ -156,22 +200,21 @@ pub(super) fn body_length(message: &arrow_ipc::Message<'_>, limits: &ReadLimits)
 }
 
 /// Reads a body of `len` bytes into memory of its own.
-pub(super) fn copy_body<R: Read>(reader: &mut R, len: usize) -> Result<Buffer> {
+fn copy_body<R: Read>(reader: &mut R, len: usize) -> Result<Buffer> {
     Ok(Buffer::from_vec(read_claimed(reader, len, "message body")?))
 }
 
-/// Shares a body of `len` bytes with the in-memory stream it is part of.
-pub(super) fn slice_body(reader: &mut Cursor<Bytes>, len: usize) -> Result<Buffer> {
+/// The next `len` bytes of an in-memory stream, shared with it; a claim
+/// past the end is truncation.
+fn in_memory(reader: &mut Cursor<Bytes>, len: usize, context: &'static str) -> Result<Bytes> {
     let start = usize::try_from(reader.position()).unwrap_or(usize::MAX);
     let end = start
         .checked_add(len)
         .filter(|&end| end <= reader.get_ref().len())
-        .ok_or(WireError::Truncated {
-            context: "message body",
-        })?;
-    let body = reader.get_ref().slice(start..end);
+        .ok_or(WireError::Truncated { context })?;
+    let taken = reader.get_ref().slice(start..end);
     reader.set_position(end as u64);
-    Ok(Buffer::from(body))
+    Ok(taken)
 }
 
 /// How much of a declared length is reserved before its bytes arrive.

@@ -9,7 +9,7 @@ use arrow_ipc::MessageHeader;
 use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 
-use super::frame::{Frame, IpcBatch, ReadLimits, TakeBody, copy_body, read_frame, slice_body};
+use super::frame::{Frame, IpcBatch, ReadLimits, Source, read_frame};
 use super::schema_cache::read_schema;
 use crate::metadata::Metadata;
 use crate::{Result, WireError};
@@ -73,7 +73,7 @@ pub struct StreamReader<R> {
     /// before the first batch that uses it.
     expected_dictionaries: usize,
     limits: ReadLimits,
-    take_body: TakeBody<R>,
+    source: Source<R>,
     finished: bool,
 }
 
@@ -82,7 +82,7 @@ impl StreamReader<Cursor<Bytes>> {
     /// request body: each message body becomes a slice of `reader`'s
     /// bytes instead of a copy, so the batches share that memory.
     pub fn try_open_bytes(reader: Cursor<Bytes>, limits: ReadLimits) -> Result<Option<Self>> {
-        Self::try_open_with(reader, limits, slice_body)
+        Self::try_open_with(reader, limits, Source::slicing())
     }
 }
 
@@ -97,15 +97,11 @@ impl<R: Read> StreamReader<R> {
     /// Opens the next IPC stream; `Ok(None)` means the byte stream ended
     /// cleanly where a new IPC stream would start (the peer hung up).
     pub fn try_open(reader: R, limits: ReadLimits) -> Result<Option<Self>> {
-        Self::try_open_with(reader, limits, copy_body)
+        Self::try_open_with(reader, limits, Source::copying())
     }
 
-    fn try_open_with(
-        mut reader: R,
-        limits: ReadLimits,
-        take_body: TakeBody<R>,
-    ) -> Result<Option<Self>> {
-        let schema = match read_schema(&mut reader, &limits)? {
+    fn try_open_with(mut reader: R, limits: ReadLimits, source: Source<R>) -> Result<Option<Self>> {
+        let schema = match read_schema(&mut reader, &limits, source)? {
             Frame::Eof => return Ok(None),
             Frame::EndOfStream => {
                 return Err(WireError::Malformed(
@@ -121,7 +117,7 @@ impl<R: Read> StreamReader<R> {
             relaxed: None,
             dictionaries: HashMap::new(),
             limits,
-            take_body,
+            source,
             finished: false,
         }))
     }
@@ -149,7 +145,7 @@ impl<R: Read> StreamReader<R> {
             let frame = read_frame(
                 &mut self.reader,
                 &self.limits,
-                self.take_body,
+                self.source,
                 |message, body| {
                     let version = message.version();
                     match message.header_type() {

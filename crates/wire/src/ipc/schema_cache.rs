@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, SchemaRef};
 
-use super::frame::{Frame, ReadLimits, body_length, copy_body, read_header, verify_header};
+use super::frame::{Frame, ReadLimits, Source, body_length, read_header, verify_header};
 use crate::{Result, WireError};
 
 /// Schema messages decoded on this thread, by their exact bytes. A
@@ -64,8 +64,9 @@ impl SchemaCache {
 pub(super) fn read_schema<R: Read>(
     reader: &mut R,
     limits: &ReadLimits,
+    source: Source<R>,
 ) -> Result<Frame<SchemaRef>> {
-    let header = match read_header(reader, limits)? {
+    let header = match read_header(reader, limits, source)? {
         Frame::Message(header) => header,
         Frame::EndOfStream => return Ok(Frame::EndOfStream),
         Frame::Eof => return Ok(Frame::Eof),
@@ -76,7 +77,7 @@ pub(super) fn read_schema<R: Read>(
         return Ok(Frame::Message(schema));
     }
     let message = verify_header(&header)?;
-    let body = copy_body(reader, body_length(&message, limits)?)?;
+    let body = (source.body)(reader, body_length(&message, limits)?)?;
     let decoded = message.header_as_schema().ok_or_else(|| {
         WireError::Malformed(format!(
             "expected a schema message, got {:?}",
