@@ -173,6 +173,9 @@ impl Workers {
                 }
                 let listener = Listener::start(command, "UNIX:", Some(socket.clone()))?;
                 let rpc: Box<dyn Rpc> = if transport == TransportKind::UnixAsync {
+                    // A worker may print its path before it listens; the
+                    // blocking connect waits for it, then steps aside.
+                    drop(listener.connect_unix()?);
                     Box::new(AsyncRpc::connect_unix(&socket)?)
                 } else {
                     let stream = listener.connect_unix()?;
