@@ -3,42 +3,25 @@
 mod support;
 
 use std::io::Cursor;
-use std::sync::mpsc::channel;
 
-use support::{HANG, call, connect, probe_server, request, socket_path};
-use vgirpc::NoSideChannels;
+use support::{call, connect, probe_server, request, start};
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::StreamReader;
-use vgirpc_pipe::{UnixConfig, serve_pipe, serve_unix_until};
+use vgirpc_pipe::serve_pipe;
 
 #[test]
 fn a_unix_socket_caller_is_the_peer_process_authenticated_by_the_kernel() {
     let (server, _gate) = probe_server();
-    let path = socket_path("whoami");
-    let config = UnixConfig::new(&path);
-    let (ready, listening) = channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = std::thread::spawn(move || {
-        serve_unix_until(
-            &server,
-            &config,
-            NoSideChannels,
-            |_| ready.send(()).unwrap(),
-            async {
-                let _ = stopped.await;
-            },
-        )
-    });
-    listening.recv_timeout(HANG).expect("the server listens");
-    let mut stream = connect(&path);
+    let mut running = start(server, |_| {});
+    let mut stream = connect(&running.path);
     let uid = rustix::process::getuid().as_raw();
     assert_eq!(
         call(&mut stream, "whoami", "?"),
         Ok(format!("unix:{uid}:{}", std::process::id()))
     );
     drop(stream);
-    stop.send(()).unwrap();
-    serving.join().unwrap().unwrap();
+    running.stop();
+    running.stopped();
 }
 
 #[test]

@@ -4,78 +4,16 @@ mod support;
 
 use std::mem::MaybeUninit;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::sync::mpsc::channel;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::SockRef;
-use support::{HANG, answer, call, connect, probe_server, send, socket_path};
-use vgirpc::{NoSideChannels, Server};
-use vgirpc_pipe::{PipeError, UnixConfig, UnixShutdown, serve_unix_until};
+use support::{HANG, answer, call, connect, probe_server, send, start};
+use vgirpc_pipe::UnixShutdown;
 
 /// How long a test watches for an answer that must not come yet. Correct
 /// code passes however slow the machine; only wrong code is caught sooner
 /// or later, so this bounds the detection, never the verdict.
 const WITNESS: Duration = Duration::from_millis(300);
-
-/// A threaded server on its own thread, stopped through `serve_unix_until`.
-struct Running {
-    path: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    serving: Option<JoinHandle<Result<UnixShutdown, PipeError>>>,
-}
-
-fn start(server: Server, configure: impl FnOnce(&mut UnixConfig)) -> Running {
-    let path = socket_path("server");
-    let mut config = UnixConfig::new(&path);
-    config.threaded = true;
-    configure(&mut config);
-    let (ready, listening) = channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = std::thread::spawn(move || {
-        serve_unix_until(
-            &server,
-            &config,
-            NoSideChannels,
-            |_| ready.send(()).unwrap(),
-            async {
-                let _ = stopped.await;
-            },
-        )
-    });
-    listening.recv_timeout(HANG).expect("the server listens");
-    Running {
-        path,
-        stop: Some(stop),
-        serving: Some(serving),
-    }
-}
-
-impl Running {
-    fn stop(&mut self) {
-        let _ = self.stop.take().expect("stopped once").send(());
-    }
-
-    /// Waits for the server to return.
-    fn stopped(&mut self) -> UnixShutdown {
-        let serving = self.serving.take().expect("joined once");
-        let start = Instant::now();
-        while !serving.is_finished() {
-            assert!(start.elapsed() < HANG, "the server is still serving");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        serving.join().unwrap().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 /// Whether an answer starts arriving on `stream` within [`WITNESS`].
 fn answers_within_witness(stream: &UnixStream) -> bool {

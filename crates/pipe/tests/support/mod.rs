@@ -9,14 +9,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use vgirpc::arrow::array::{RecordBatch, StringArray};
 use vgirpc::arrow::schema::{DataType, Field, Schema};
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc::wire::request::Request;
-use vgirpc::{CallContext, RpcError, Server};
+use vgirpc::{CallContext, NoSideChannels, RpcError, Server};
+use vgirpc_pipe::{PipeError, UnixConfig, UnixShutdown, serve_unix_until};
 
 /// An upper bound for anything that should happen: only a hang reaches it.
 pub(crate) const HANG: Duration = Duration::from_secs(30);
@@ -185,4 +187,62 @@ fn status_field(name: &str) -> usize {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap()
+}
+
+/// A threaded server on its own thread, stopped through `serve_unix_until`.
+pub(crate) struct Running {
+    pub(crate) path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<JoinHandle<Result<UnixShutdown, PipeError>>>,
+}
+
+pub(crate) fn start(server: Server, configure: impl FnOnce(&mut UnixConfig)) -> Running {
+    let path = socket_path("server");
+    let mut config = UnixConfig::new(&path);
+    config.threaded = true;
+    configure(&mut config);
+    let (ready, listening) = channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        serve_unix_until(
+            &server,
+            &config,
+            NoSideChannels,
+            |_| ready.send(()).unwrap(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+    });
+    listening.recv_timeout(HANG).expect("the server listens");
+    Running {
+        path,
+        stop: Some(stop),
+        serving: Some(serving),
+    }
+}
+
+impl Running {
+    pub(crate) fn stop(&mut self) {
+        let _ = self.stop.take().expect("stopped once").send(());
+    }
+
+    /// Waits for the server to return.
+    pub(crate) fn stopped(&mut self) -> UnixShutdown {
+        let serving = self.serving.take().expect("joined once");
+        let start = Instant::now();
+        while !serving.is_finished() {
+            assert!(start.elapsed() < HANG, "the server is still serving");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        serving.join().unwrap().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
