@@ -174,20 +174,30 @@ fn read_data<R: Read>(
     shm: Option<&ShmSegment>,
     io: &mut CallIo<'_>,
 ) -> Result<Option<IpcBatch>, ClientError> {
-    match receive(reader, io)? {
-        None => Ok(None),
-        Some(Received::Data(batch)) => Ok(Some(batch)),
-        Some(Received::Special(pointer, Special::ShmPointer)) => match shm {
-            Some(segment) => segment.take(pointer).map(Some),
+    receive(reader, io)?
+        .map(|received| byte_stream_data(received, shm))
+        .transpose()
+}
+
+/// The data a byte-stream connection answered, taken out of the segment
+/// when it is a pointer into one; what only HTTP carries is an error here.
+pub(crate) fn byte_stream_data(
+    received: Received,
+    shm: Option<&ShmSegment>,
+) -> Result<IpcBatch, ClientError> {
+    match received {
+        Received::Data(batch) => Ok(batch),
+        Received::Special(pointer, Special::ShmPointer) => match shm {
+            Some(segment) => segment.take(pointer),
             None => Err(ClientError::Protocol(
                 "the server sent a shared-memory pointer batch, but no segment is attached".into(),
             )),
         },
-        Some(Received::Special(_, Special::External(url))) => Err(ClientError::Protocol(format!(
+        Received::Special(_, Special::External(url)) => Err(ClientError::Protocol(format!(
             "the server sent an external-location batch ({url}), which this transport does not \
              resolve"
         ))),
-        Some(Received::Special(_, Special::StateToken)) => Err(ClientError::Protocol(
+        Received::Special(_, Special::StateToken) => Err(ClientError::Protocol(
             "the server sent a stream state token, which only the HTTP transport uses".into(),
         )),
     }

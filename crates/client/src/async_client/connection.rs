@@ -16,7 +16,8 @@ use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::Request;
 
 use crate::ClientError;
-use crate::client::{Received, ServerLog, Special, sort};
+use crate::client::{ServerLog, sort};
+use crate::pipe::byte_stream_data;
 use crate::transport::CallIo;
 
 /// Bytes buffered from the server per read: enough for a small response in
@@ -85,7 +86,7 @@ impl Connection {
         let mut io = collecting(logs, limits);
         while let Some(batch) = reader.next_batch().map_err(ClientError::from_wire)? {
             if let Some(received) = sort(batch, &mut io)? {
-                return data_only(received).map(Some);
+                return byte_stream_data(received, None).map(Some);
             }
         }
         Ok(None)
@@ -217,7 +218,7 @@ impl StreamSides {
                 return Ok(None);
             };
             if let Some(received) = sort(batch, &mut collecting(logs, limits))? {
-                return data_only(received).map(Some);
+                return byte_stream_data(received, None).map(Some);
             }
         }
     }
@@ -303,21 +304,4 @@ impl Read for Frames {
 /// A call's I/O that collects logs (callbacks run afterwards, outside it).
 fn collecting(logs: &mut Vec<ServerLog>, limits: ReadLimits) -> CallIo<'_> {
     CallIo::collecting(logs, limits)
-}
-
-/// The data of an answer; byte-stream connections carry nothing else.
-fn data_only(received: Received) -> Result<IpcBatch, ClientError> {
-    match received {
-        Received::Data(batch) => Ok(batch),
-        Received::Special(_, Special::ShmPointer) => Err(ClientError::Protocol(
-            "the server sent a shared-memory pointer, but no segment is attached".into(),
-        )),
-        Received::Special(_, Special::External(url)) => Err(ClientError::Protocol(format!(
-            "the server sent an external-location batch ({url}), which this transport does not \
-             resolve"
-        ))),
-        Received::Special(_, Special::StateToken) => Err(ClientError::Protocol(
-            "the server sent a stream state token, which only the HTTP transport uses".into(),
-        )),
-    }
 }
