@@ -108,6 +108,20 @@ async fn http_server() -> String {
     url
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_share_one_async_client_over_http() {
+    let url = http_server().await;
+    let client = AsyncClient::connect_http(&url).unwrap();
+    exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_http_client_runs_beside_its_server_on_one_thread() {
+    let url = http_server().await;
+    let client = AsyncClient::connect_http(&url).unwrap();
+    exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blocking_client_works_inside_a_multi_threaded_runtime() {
     let url = http_server().await;

@@ -8,11 +8,19 @@
 //! | [`AsyncClient::connect_unix`] | one after another, on one connection |
 //! | [`AsyncClient::connect_unix_with`] | concurrently, on up to N connections opened as needed (for servers that serve connections concurrently) |
 //! | [`AsyncClient::spawn`] | one after another: a worker process serves one connection |
-//! | `AsyncClient::connect_http` (feature `http`) | concurrently, one request each, over pooled keep-alive connections |
+//! | `AsyncClient::connect_http` (feature `http`) | concurrently, one request each (a stream: one per turn), over pooled keep-alive connections |
 //!
-//! A call holds its connection until it is done; a stream holds it until
-//! it is closed, cancelled or dropped. A stream dropped half-way leaves its
-//! connection out of step, so the connection is closed instead of reused.
+//! Over a byte stream (Unix socket, worker process), a call holds its
+//! connection until it is done; a stream holds it until it is closed,
+//! cancelled or dropped. A stream dropped half-way leaves its connection
+//! out of step, so the connection is closed instead of reused. Over HTTP
+//! nothing is held between requests: a stream is its state token.
+//!
+//! Connections belong to the runtime that opened them: their I/O is
+//! driven by that runtime, so a client is used from tasks of the runtime
+//! it was made on (or made again for another one). Calls over HTTP need
+//! the runtime's time driver (retry pauses, the timeout), which
+//! `#[tokio::main]` enables.
 
 mod connection;
 mod pool;
@@ -31,6 +39,8 @@ use self::connection::{Connection, StreamSides};
 use self::pool::{Checkout, Pool, leaves_connection_aligned};
 use crate::ClientError;
 use crate::client::{CallResult, ServerLog, no_params};
+#[cfg(feature = "http")]
+use crate::transport::CallIo;
 
 type LogHandler = Arc<dyn Fn(&ServerLog) + Send + Sync>;
 
@@ -45,12 +55,16 @@ pub struct AsyncClient {
 #[derive(Clone)]
 enum Backend {
     Connections(Arc<Pool>),
+    #[cfg(feature = "http")]
+    Http(Arc<crate::http::HttpCore>),
 }
 
 impl std::fmt::Debug for AsyncClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let backend = match &self.backend {
             Backend::Connections(_) => "connections",
+            #[cfg(feature = "http")]
+            Backend::Http(_) => "http",
         };
         f.debug_struct("AsyncClient")
             .field("backend", &backend)
@@ -116,6 +130,27 @@ impl AsyncClient {
         Ok(Self::new(Backend::Connections(Arc::new(pool))))
     }
 
+    /// A client of the HTTP server at `url` (e.g. `http://127.0.0.1:8000`),
+    /// with default options. Nothing is sent until the first call; calls
+    /// from many tasks run concurrently.
+    #[cfg(feature = "http")]
+    pub fn connect_http(url: &str) -> Result<Self, ClientError> {
+        Self::connect_http_with(url, crate::http::HttpOptions::default())
+    }
+
+    /// [`AsyncClient::connect_http`] with `options` (prefix, bearer token,
+    /// retries, timeout, ...). Sticky sessions are a blocking-client
+    /// feature (`http::StickySession`); this client sends no session
+    /// headers.
+    #[cfg(feature = "http")]
+    pub fn connect_http_with(
+        url: &str,
+        options: crate::http::HttpOptions,
+    ) -> Result<Self, ClientError> {
+        let core = crate::http::HttpCore::new(url, options)?;
+        Ok(Self::new(Backend::Http(Arc::new(core))))
+    }
+
     /// Calls `callback` with every log message the server sends, from the
     /// task whose call received it.
     pub fn with_log_callback(
@@ -150,6 +185,11 @@ impl AsyncClient {
                     checkout.release();
                 }
                 result
+            }
+            #[cfg(feature = "http")]
+            Backend::Http(core) => {
+                let mut io = CallIo::collecting(&mut logs, self.limits);
+                core.unary(&mut None, method, params, &mut io).await
             }
         };
         self.deliver(&logs);
@@ -199,9 +239,16 @@ impl AsyncClient {
                     checkout.release();
                 }
                 header.map(|header| {
-                    let sides = Sides::Connection(Some(checkout), StreamSides::default());
+                    let sides = Sides::Connection(Some(checkout), Box::default());
                     (sides, header)
                 })
+            }
+            #[cfg(feature = "http")]
+            Backend::Http(core) => {
+                let mut io = CallIo::collecting(&mut logs, self.limits);
+                core.open_stream(&mut None, method, params, header, &mut io)
+                    .await
+                    .map(|(cursor, header)| (Sides::Http(Arc::clone(core), cursor), header))
             }
         };
         self.deliver(&logs);
@@ -252,7 +299,10 @@ enum State {
 /// The transport side of a running stream.
 enum Sides {
     /// The connection goes back to the client as soon as the stream ends.
-    Connection(Option<Checkout>, StreamSides),
+    Connection(Option<Checkout>, Box<StreamSides>),
+    /// Each turn is a request of its own.
+    #[cfg(feature = "http")]
+    Http(Arc<crate::http::HttpCore>, crate::http::Cursor),
 }
 
 /// A running stream call of an [`AsyncClient`]: a producer
@@ -297,7 +347,7 @@ impl AsyncStream {
             State::Closed => return Err(ClientError::StreamClosed),
         }
         let tick = empty_batch(&Arc::new(Schema::empty()));
-        let answer = self.turn(&tick).await?;
+        let answer = self.turn(Turn::Produce(&tick)).await?;
         match answer {
             Some(batch) => Ok(Some(batch.batch)),
             None => {
@@ -314,7 +364,7 @@ impl AsyncStream {
         if self.state != State::Open {
             return Err(ClientError::StreamClosed);
         }
-        match self.turn(input).await? {
+        match self.turn(Turn::Exchange(input)).await? {
             Some(batch) => Ok(batch.batch),
             None => {
                 self.close().await?;
@@ -334,16 +384,24 @@ impl AsyncStream {
         self.finish(true).await
     }
 
-    async fn turn(&mut self, input: &RecordBatch) -> Result<Option<IpcBatch>, ClientError> {
+    async fn turn(&mut self, turn: Turn<'_>) -> Result<Option<IpcBatch>, ClientError> {
         let limits = self.client.limits;
         let mut logs = Vec::new();
         let answer = match &mut self.sides {
             Sides::Connection(Some(checkout), sides) => {
                 sides
-                    .round_trip(checkout.connection(), input, limits, &mut logs)
+                    .round_trip(checkout.connection(), turn.input(), limits, &mut logs)
                     .await
             }
             Sides::Connection(None, _) => Err(ClientError::StreamClosed),
+            #[cfg(feature = "http")]
+            Sides::Http(core, cursor) => {
+                let mut io = CallIo::collecting(&mut logs, limits);
+                match turn {
+                    Turn::Produce(_) => cursor.tick(core, &mut None, &mut io).await,
+                    Turn::Exchange(input) => cursor.exchange(core, &mut None, input, &mut io).await,
+                }
+            }
         };
         self.client.deliver(&logs);
         match answer {
@@ -381,9 +439,30 @@ impl AsyncStream {
                 }
                 None => Ok(()),
             },
+            #[cfg(feature = "http")]
+            Sides::Http(core, cursor) => {
+                let mut io = CallIo::collecting(&mut logs, limits);
+                cursor.finish(core, &mut None, cancel, &mut io).await
+            }
         };
         self.client.deliver(&logs);
         finished
+    }
+}
+
+/// One turn of a stream: a producer asked for its next batch (the input
+/// is the empty tick a byte stream sends), or an exchange's input.
+#[derive(Clone, Copy)]
+enum Turn<'a> {
+    Produce(&'a RecordBatch),
+    Exchange(&'a RecordBatch),
+}
+
+impl<'a> Turn<'a> {
+    fn input(self) -> &'a RecordBatch {
+        match self {
+            Turn::Produce(input) | Turn::Exchange(input) => input,
+        }
     }
 }
 

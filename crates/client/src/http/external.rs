@@ -12,7 +12,8 @@ use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::ipc::{IpcBatch, StreamReader};
 use vgirpc_wire::metadata;
 
-use super::{HttpTransport, ZSTD};
+use super::ZSTD;
+use super::core::HttpCore;
 use crate::ClientError;
 use crate::client::{ServerLog, remote_error};
 use crate::transport::CallIo;
@@ -21,12 +22,12 @@ use crate::transport::CallIo;
 const FETCH_ATTEMPTS: usize = 3;
 const FETCH_RETRY_DELAY: Duration = Duration::from_millis(500);
 
-impl HttpTransport {
+impl HttpCore {
     /// Fetches what `pointer` points to at `url`, delivers the log batches
     /// stored with it, and returns its data batch with the stored metadata
     /// plus where and how fast it was fetched.
-    pub(super) fn fetch_external(
-        &mut self,
+    pub(super) async fn fetch_external(
+        &self,
         pointer: IpcBatch,
         url: &str,
         io: &mut CallIo<'_>,
@@ -41,7 +42,7 @@ impl HttpTransport {
             ));
         }
         let started = Instant::now();
-        let bytes = self.fetch_with_retries(url).map_err(fail)?;
+        let bytes = self.fetch_with_retries(url).await.map_err(fail)?;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         if let Some(expected) = pointer.metadata.get(metadata::LOCATION_SHA256) {
             let actual = hex(&Sha256::digest(&bytes));
@@ -94,17 +95,20 @@ impl HttpTransport {
     }
 
     /// `GET url`, a few times if it fails; the body comes back decoded.
-    fn fetch_with_retries(&self, url: &str) -> Result<Bytes, String> {
+    async fn fetch_with_retries(&self, url: &str) -> Result<Bytes, String> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
         let mut last = String::new();
         for attempt in 0..FETCH_ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(FETCH_RETRY_DELAY);
+                tokio::time::sleep(FETCH_RETRY_DELAY).await;
             }
             // Storage is not the vgi-rpc server: no session or bearer
             // headers, and the fetch's own retries stand in for the policy.
-            match self.send_once(Method::GET, url, &headers, Bytes::new()) {
+            match self
+                .send_once(Method::GET, url, &headers, Bytes::new())
+                .await
+            {
                 Ok(reply) if reply.status.is_success() => return Ok(reply.body),
                 Ok(reply) => last = format!("the storage answered {}", reply.status),
                 Err(failure) => last = failure.to_string(),

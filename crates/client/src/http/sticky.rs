@@ -31,7 +31,7 @@ const ECHO_PREFIX: &str = "vgi-echo-";
 
 /// What the transport tracks while a session scope is open.
 #[derive(Debug, Clone, Default)]
-pub(super) struct SessionState {
+pub(crate) struct SessionState {
     token: Option<String>,
     echo: Vec<(String, String)>,
 }

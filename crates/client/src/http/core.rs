@@ -1,0 +1,317 @@
+//! Sending requests: one hyper client with pooled keep-alive connections,
+//! the vgi-rpc headers, zstd both ways, retries and the timeout. Shared by
+//! the blocking transport and the async client; everything here is async
+//! and takes `&self`, so concurrent requests run concurrently.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
+    RETRY_AFTER,
+};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::retry::{is_transient, parse_retry_after};
+use super::sticky::{self, SessionState};
+use super::{ARROW_STREAM, HttpOptions, ZSTD};
+use crate::ClientError;
+
+/// One server at one endpoint, and the connections to it.
+pub(crate) struct HttpCore {
+    client: HyperClient<HttpConnector, Full<Bytes>>,
+    /// The URL the endpoint paths are appended to: the base URL and the
+    /// prefix, without a trailing slash.
+    endpoint: String,
+    pub(super) options: HttpOptions,
+    /// Requests sent so far, retries included.
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for HttpCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpCore")
+            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response, its body decoded.
+#[derive(Debug)]
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
+}
+
+/// Whether a request may be sent again after a failure that is not a
+/// failure to connect (see [`RetryPolicy`](super::RetryPolicy)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Repeat {
+    /// Repeating asks for the same answer.
+    Safe,
+    /// Repeating could run the method twice.
+    Never,
+}
+
+impl HttpCore {
+    /// A client of the server at `url`; only `http://` is supported. No
+    /// connection is made yet; connections are driven by tasks of the
+    /// runtime that sends the first request on them.
+    pub(crate) fn new(url: &str, options: HttpOptions) -> Result<Self, ClientError> {
+        let base = url.trim_end_matches('/');
+        let uri: Uri = base
+            .parse()
+            .map_err(|e| ClientError::Config(format!("invalid URL {url:?}: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(ClientError::Config(format!(
+                    "unsupported URL scheme {other:?} in {url:?}: this client speaks plain http"
+                )));
+            }
+            None => {
+                return Err(ClientError::Config(format!(
+                    "{url:?} is not an absolute http:// URL"
+                )));
+            }
+        }
+        if uri.query().is_some() {
+            return Err(ClientError::Config(format!(
+                "{url:?} has a query string; give the base URL only"
+            )));
+        }
+        Ok(Self {
+            client: HyperClient::builder(TokioExecutor::new()).build_http(),
+            endpoint: format!("{base}{}", options.prefix),
+            options,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub(super) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub(super) fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// POSTs an Arrow body to `{endpoint}{path}` with the vgi-rpc headers,
+    /// and keeps up with the sticky session the response may open or close.
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        repeat: Repeat,
+        session: &mut Option<SessionState>,
+    ) -> Result<Reply, ClientError> {
+        let url = format!("{}{path}", self.endpoint);
+        let mut headers = self.server_headers(session.as_ref());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
+        let body = match self.options.compression_level {
+            Some(level) => {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
+                zstd::bulk::compress(&body, level).map_err(ClientError::Io)?
+            }
+            None => body,
+        };
+        let reply = self
+            .send(Method::POST, &url, headers, Bytes::from(body), repeat)
+            .await?;
+        if let Some(session) = session {
+            session.capture(&reply.headers);
+        }
+        Ok(reply)
+    }
+
+    /// Ends the sticky session of `token` on the server (`DELETE
+    /// {prefix}/__session__`); whether the server knew it makes no
+    /// difference to the answer, by design.
+    pub(super) async fn delete_session(
+        &self,
+        token: &str,
+        session: Option<&SessionState>,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/__session__", self.endpoint);
+        let mut headers = self.server_headers(session);
+        let value = HeaderValue::from_str(token)
+            .map_err(|_| ClientError::Config("the session token is not a valid header".into()))?;
+        headers.insert(sticky::SESSION, value);
+        let reply = self
+            .send(Method::DELETE, &url, headers, Bytes::new(), Repeat::Never)
+            .await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(super::reply::http_error(&reply))
+        }
+    }
+
+    /// The headers every request to the server carries: zstd accepted,
+    /// the bearer token, and the sticky session's.
+    fn server_headers(&self, session: Option<&SessionState>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
+        if let Some(token) = &self.options.bearer_token
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            headers.insert(AUTHORIZATION, value);
+        }
+        if let Some(session) = session {
+            session.apply(&mut headers);
+        }
+        headers
+    }
+
+    /// Sends one request, repeating it as the retry policy and `repeat`
+    /// allow, and reads the whole response.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        repeat: Repeat,
+    ) -> Result<Reply, ClientError> {
+        let policy = &self.options.retry;
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .send_once(method.clone(), url, &headers, body.clone())
+                .await;
+            let more = attempt < policy.retries();
+            let retry_after = match &outcome {
+                Ok(reply) if more && repeat == Repeat::Safe && is_transient(reply.status) => reply
+                    .headers
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+                Err(Failure::Connect(_)) if more => None,
+                Err(Failure::Lost(_)) if more && repeat == Repeat::Safe => None,
+                Ok(_) | Err(_) => return outcome.map_err(|failure| failure.into_error(url)),
+            };
+            tokio::time::sleep(policy.delay(attempt, retry_after)).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt at a request, within the timeout.
+    pub(super) async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Reply, Failure> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Full::new(body))
+            .map_err(|e| Failure::Invalid(e.to_string()))?;
+        request.headers_mut().extend(headers.clone());
+        let limit = self.options.max_response_bytes;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    Failure::Connect(e.to_string())
+                } else {
+                    Failure::Lost(e.to_string())
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| Failure::Lost(format!("reading the response: {e}")))?
+                .to_bytes();
+            Ok((parts, body))
+        };
+        let (parts, body) = match self.options.timeout {
+            Some(timeout) => tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| Failure::TimedOut(timeout))??,
+            None => exchange.await?,
+        };
+        let body = decode_body(&parts.headers, body, limit).map_err(Failure::Lost)?;
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+/// Why one attempt at a request failed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// No connection could be made: the request never left.
+    Connect(String),
+    /// The connection failed during the request.
+    Lost(String),
+    /// The request took longer than the timeout.
+    TimedOut(Duration),
+    /// The request could not be built.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect(message) => write!(f, "cannot connect: {message}"),
+            Failure::Lost(message) | Failure::Invalid(message) => f.write_str(message),
+            Failure::TimedOut(after) => write!(f, "no answer within {after:?}"),
+        }
+    }
+}
+
+impl Failure {
+    fn into_error(self, url: &str) -> ClientError {
+        match self {
+            Failure::Connect(message) => ClientError::Connect {
+                target: url.to_owned(),
+                source: std::io::Error::other(message),
+            },
+            Failure::Lost(message) => ClientError::Io(std::io::Error::other(message)),
+            Failure::TimedOut(after) => ClientError::Timeout(after),
+            Failure::Invalid(message) => {
+                ClientError::Config(format!("cannot request {url}: {message}"))
+            }
+        }
+    }
+}
+
+/// The body as sent, decoded from zstd when the response says so.
+fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, String> {
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match encoding.as_str() {
+        "" | "identity" => Ok(body),
+        ZSTD => {
+            let decoder = zstd::stream::read::Decoder::new(body.as_ref())
+                .map_err(|e| format!("cannot decompress the response: {e}"))?;
+            let mut plain = Vec::new();
+            // One byte past the limit tells "at the limit" from "beyond it".
+            decoder
+                .take(limit as u64 + 1)
+                .read_to_end(&mut plain)
+                .map_err(|e| format!("cannot decompress the response: {e}"))?;
+            if plain.len() > limit {
+                return Err(format!("the response exceeds {limit} bytes"));
+            }
+            Ok(Bytes::from(plain))
+        }
+        other => Err(format!("unsupported response Content-Encoding {other:?}")),
+    }
+}

@@ -1,0 +1,84 @@
+//! What an HTTP client is told about its server: prefix, credentials,
+//! compression, retries, timeout and the largest response accepted.
+
+use std::time::Duration;
+
+use super::RetryPolicy;
+
+/// How an HTTP client ([`HttpTransport`](super::HttpTransport) or
+/// [`AsyncClient::connect_http_with`](crate::AsyncClient::connect_http_with))
+/// talks to its server.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub(super) prefix: String,
+    pub(super) bearer_token: Option<String>,
+    pub(super) compression_level: Option<i32>,
+    pub(super) retry: RetryPolicy,
+    pub(super) timeout: Option<Duration>,
+    pub(super) max_response_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            bearer_token: None,
+            compression_level: Some(3),
+            retry: RetryPolicy::default(),
+            timeout: None,
+            max_response_bytes: 1 << 30,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The defaults: endpoints at the root of the URL, zstd level 3 request
+    /// bodies, [`RetryPolicy::default`], no timeout, responses up to 1 GiB.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The path the server mounts its endpoints under (e.g. `/vgi`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        let prefix = prefix.trim_end_matches('/');
+        self.prefix = if prefix.is_empty() || prefix.starts_with('/') {
+            prefix.to_owned()
+        } else {
+            format!("/{prefix}")
+        };
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// zstd level for request bodies, or `None` to send them uncompressed.
+    /// Responses are asked for in zstd either way.
+    pub fn compression_level(mut self, level: Option<i32>) -> Self {
+        self.compression_level = level;
+        self
+    }
+
+    /// When failed requests are repeated (see [`RetryPolicy`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The longest one request may take, connecting included; a request
+    /// that takes longer fails with [`ClientError::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The largest response body accepted, after decompression.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+}
