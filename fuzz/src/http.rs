@@ -21,6 +21,10 @@ use crate::{service, tokens};
 /// here, and it would otherwise stall the whole run.
 const HANG_LIMIT: Duration = Duration::from_secs(5);
 
+/// The most a producer answers in one response before it hands out a
+/// continuation token.
+const RESPONSE_CAP: u64 = 64 * 1024;
+
 /// A runtime and the service stack of a worker serving the bounded
 /// conformance service, tokens sealed with the harness key and no expiry,
 /// so captured exchange requests stay valid in the corpus.
@@ -48,11 +52,13 @@ impl HttpHarness {
         // Without a response cap a producer runs to its end inside one
         // response, as the reference's does; resuming an endless one
         // (`cancellable_producer`, from a corpus token) would then never
-        // answer. Deployments set the cap; so does the harness.
+        // answer. Deployments set the cap; so does the harness, low enough
+        // that a producer of small batches is cut well within the time
+        // limit under coverage instrumentation (1 MiB of them took 100 ms).
         let config = HttpConfig::new()
             .with_token_key(tokens::key())
             .with_token_ttl(0)
-            .with_max_response_bytes(1 << 20);
+            .with_max_response_bytes(RESPONSE_CAP);
         let server = {
             let _entered = runtime.enter();
             HttpServer::new(service::conformance_server(), config).expect("a valid HTTP config")
