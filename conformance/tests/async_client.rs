@@ -1,6 +1,6 @@
 //! The async typed client from tokio programs: 64 tasks sharing one client
-//! on every transport it has, and the blocking client used inside a
-//! runtime.
+//! on every transport it has (Unix socket, worker process, either with
+//! shared memory, HTTP), and the blocking client used inside a runtime.
 
 mod support;
 
@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
-use arrow_array::{Float64Array, RecordBatch};
+use arrow_array::{Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use support::{UnixWorker, worker};
 use tokio::task::JoinSet;
 use vgirpc::Server;
+use vgirpc_client::wire::metadata;
 use vgirpc_client::{AsyncClient, Client};
 use vgirpc_conformance::service::{
     Conformance, ConformanceServiceAsyncClient, ConformanceServiceClient, ConformanceServiceServer,
@@ -96,6 +97,78 @@ async fn the_async_client_runs_on_a_current_thread_runtime() {
         .await
         .unwrap();
     exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
+/// Large batches through the shared-memory segments of a client's
+/// connections, both ways, from `TASKS` tasks at once; then the ordinary
+/// calls over the same connections.
+async fn exercise_shm(client: AsyncClient) {
+    let mut tasks = JoinSet::new();
+    for i in 0..TASKS {
+        let client = client.clone();
+        tasks.spawn(async move {
+            // Large enough that both sides use the segment.
+            let text = format!("{i}:{}", "x".repeat(100_000));
+            let result = client
+                .call("echo_string", &echo_params(&text))
+                .await
+                .unwrap();
+            assert_eq!(result.batch.column(0).as_string::<i32>().value(0), text);
+            let source = result.metadata.get(metadata::SHM_SOURCE).unwrap_or("");
+            assert!(
+                source.starts_with("vgirpc_"),
+                "not through a segment: {source:?}"
+            );
+
+            let typed = ConformanceServiceAsyncClient::new(client);
+            let mut exchange = typed.exchange_accumulate().await.unwrap();
+            let out = exchange.exchange(&values(&[1.0; 10_000])).await.unwrap();
+            assert_eq!(running_sum(&out), 10_000.0);
+            let out = exchange
+                .exchange(&values(&[i as f64; 10_000]))
+                .await
+                .unwrap();
+            assert_eq!(running_sum(&out), 10_000.0 + 10_000.0 * i as f64);
+            exchange.close().await.unwrap();
+
+            let mut produced = typed.produce_large_batches(20_000, 2).await.unwrap();
+            let mut rows = 0;
+            while let Some(batch) = produced.next_batch().await.unwrap() {
+                rows += batch.num_rows();
+            }
+            assert_eq!(rows, 40_000);
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        task.unwrap();
+    }
+    exercise(ConformanceServiceAsyncClient::new(client)).await;
+}
+
+fn echo_params(value: &str) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Utf8,
+        false,
+    )]));
+    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![value]))]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_share_one_async_client_over_unix_with_shared_memory() {
+    let worker = UnixWorker::start("shm");
+    let client = AsyncClient::connect_unix_with_shm(worker.path(), 8, 8 << 20)
+        .await
+        .unwrap();
+    exercise_shm(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_share_one_async_client_of_a_worker_with_shared_memory() {
+    let client = AsyncClient::spawn_with_shm(worker(), 8 << 20)
+        .await
+        .unwrap();
+    exercise_shm(client).await;
 }
 
 /// Our HTTP server in this process, on the test's runtime.

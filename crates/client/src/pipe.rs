@@ -15,7 +15,6 @@ use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter};
 use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::Request;
-use vgirpc_wire::shm as layout;
 
 use crate::ClientError;
 use crate::client::{Received, Special, open_response, receive};
@@ -140,11 +139,8 @@ fn open_stream<'a, R: Read, W: Write>(
     Ok((stream, header))
 }
 
-/// Writes one request stream and flushes it. With a segment attached, the
-/// request names it, and the segment starts the call empty: between calls
-/// no region is in use (the server frees what it read before answering,
-/// the client frees what it read at once), except the last input of a
-/// stream, which nobody reads again.
+/// Writes one request stream and flushes it; with a segment attached, the
+/// request names it.
 fn send_request<W: Write>(
     writer: &mut W,
     shm: Option<&ShmSegment>,
@@ -153,9 +149,7 @@ fn send_request<W: Write>(
 ) -> Result<(), ClientError> {
     let mut md = Request::metadata_for(method);
     if let Some(segment) = shm {
-        segment.reset()?;
-        md.insert(metadata::SHM_SEGMENT_NAME, segment.name());
-        md.insert(metadata::SHM_SEGMENT_SIZE, segment.size().to_string());
+        segment.begin_call(&mut md)?;
     }
     let mut stream =
         StreamWriter::try_new(&mut *writer, params.schema_ref()).map_err(ClientError::from_wire)?;
@@ -297,8 +291,8 @@ impl<'a, R: Read, W: Write> PipeStream<'a, R, W> {
             return Err(ClientError::StreamClosed);
         };
         let stored = match self.shm {
-            Some(segment) if layout::worth_offloading(batch) => segment.put(batch)?,
-            _ => None,
+            Some(segment) => segment.offload(batch)?,
+            None => None,
         };
         match stored {
             Some((pointer, md)) => input.write(&pointer, &md),

@@ -21,7 +21,7 @@ use arrow_array::RecordBatch;
 use vgirpc_shm::{Mapping, OutOfBounds};
 use vgirpc_wire::ipc::IpcBatch;
 use vgirpc_wire::log::empty_batch;
-use vgirpc_wire::metadata::Metadata;
+use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::shm::{
     self as layout, FIXED_SIZE, FixedHeader, HEADER_SIZE, NUM_ALLOCS_AT, ShmError, Table,
 };
@@ -108,10 +108,34 @@ impl ShmSegment {
         Ok(self.table()?.entries().len())
     }
 
-    /// Frees every region. The client does this before each call, when no
-    /// region can be in use.
-    pub(crate) fn reset(&self) -> Result<(), ClientError> {
+    /// Frees every region.
+    fn reset(&self) -> Result<(), ClientError> {
         self.write(NUM_ALLOCS_AT, &0u32.to_le_bytes())
+    }
+
+    /// Makes the request of a new call name this segment, which starts the
+    /// call empty: between calls no region is in use (the server frees
+    /// what it read before answering, the client frees what it read at
+    /// once), except the last input of a stream, which nobody reads again.
+    pub(crate) fn begin_call(&self, request: &mut Metadata) -> Result<(), ClientError> {
+        self.reset()?;
+        request.insert(metadata::SHM_SEGMENT_NAME, self.name());
+        request.insert(metadata::SHM_SEGMENT_SIZE, self.size().to_string());
+        Ok(())
+    }
+
+    /// A stream input to send through the segment: the pointer batch to
+    /// send in its place, or `None` when it travels inline (too small to
+    /// be worth it, or no room left).
+    pub(crate) fn offload(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Option<(RecordBatch, Metadata)>, ClientError> {
+        if layout::worth_offloading(batch) {
+            self.put(batch)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Writes `batch` into a fresh region and returns the pointer batch
@@ -262,7 +286,6 @@ mod tests {
 
     use arrow_array::Int64Array;
     use arrow_schema::{DataType, Field, Schema};
-    use vgirpc_wire::metadata;
 
     use super::*;
 

@@ -1,6 +1,7 @@
 //! The pipe protocol over an async byte stream (a Unix socket, a worker's
 //! stdin and stdout): one call at a time per connection, framed by the
-//! async reader and decoded from memory.
+//! async reader and decoded from memory; with a shared-memory segment of
+//! the connection's own as side channel, if it has one.
 
 use std::io::{Cursor, Read};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use vgirpc_wire::request::Request;
 use crate::ClientError;
 use crate::client::{ServerLog, sort};
 use crate::pipe::byte_stream_data;
+use crate::shm::ShmSegment;
 use crate::transport::CallIo;
 
 /// Bytes buffered from the server per read: enough for a small response in
@@ -31,6 +33,9 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 pub(crate) struct Connection {
     reader: Reader,
     writer: Writer,
+    /// The side channel: one segment per connection, since a segment
+    /// serves one call at a time.
+    segment: Option<ShmSegment>,
     /// Keeps a spawned worker alive while its connection is in use.
     _owner: Option<Arc<dyn Send + Sync>>,
 }
@@ -44,8 +49,15 @@ impl Connection {
         Self {
             reader: BufReader::with_capacity(READ_BUFFER_BYTES, Box::new(reader)),
             writer: Box::new(writer),
+            segment: None,
             _owner: owner,
         }
+    }
+
+    /// Passes batches through `segment` from now on.
+    pub(crate) fn with_segment(mut self, segment: ShmSegment) -> Self {
+        self.segment = Some(segment);
+        self
     }
 
     /// Sends a request and reads its whole response; the result batch, with
@@ -86,7 +98,7 @@ impl Connection {
         let mut io = collecting(logs, limits);
         while let Some(batch) = reader.next_batch().map_err(ClientError::from_wire)? {
             if let Some(received) = sort(batch, &mut io)? {
-                return byte_stream_data(received, None).map(Some);
+                return byte_stream_data(received, self.segment.as_ref()).map(Some);
             }
         }
         Ok(None)
@@ -97,11 +109,12 @@ impl Connection {
         method: &str,
         params: &RecordBatch,
     ) -> Result<(), ClientError> {
-        let bytes = vgirpc_wire::ipc::write_stream_bytes(
-            params.schema_ref(),
-            [(params, &Request::metadata_for(method))],
-        )
-        .map_err(ClientError::from_wire)?;
+        let mut md = Request::metadata_for(method);
+        if let Some(segment) = &self.segment {
+            segment.begin_call(&mut md)?;
+        }
+        let bytes = vgirpc_wire::ipc::write_stream_bytes(params.schema_ref(), [(params, &md)])
+            .map_err(ClientError::from_wire)?;
         self.write(&bytes).await
     }
 
@@ -164,9 +177,15 @@ impl StreamSides {
                     .map_err(ClientError::from_wire)?,
             ),
         };
-        writer
-            .write(input, &Metadata::new())
-            .map_err(ClientError::from_wire)?;
+        let stored = match &connection.segment {
+            Some(segment) => segment.offload(input)?,
+            None => None,
+        };
+        match stored {
+            Some((pointer, md)) => writer.write(&pointer, &md),
+            None => writer.write(input, &Metadata::new()),
+        }
+        .map_err(ClientError::from_wire)?;
         let bytes = std::mem::take(writer.get_mut());
         connection.write(&bytes).await?;
         self.next_data(connection, limits, logs).await
@@ -218,7 +237,7 @@ impl StreamSides {
                 return Ok(None);
             };
             if let Some(received) = sort(batch, &mut collecting(logs, limits))? {
-                return byte_stream_data(received, None).map(Some);
+                return byte_stream_data(received, connection.segment.as_ref()).map(Some);
             }
         }
     }

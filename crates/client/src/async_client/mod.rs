@@ -8,6 +8,7 @@
 //! | [`AsyncClient::connect_unix`] | one after another, on one connection |
 //! | [`AsyncClient::connect_unix_with`] | concurrently, on up to N connections opened as needed (for servers that serve connections concurrently) |
 //! | [`AsyncClient::spawn`] | one after another: a worker process serves one connection |
+//! | [`AsyncClient::connect_unix_with_shm`], [`AsyncClient::spawn_with_shm`] | as above, with batches passed through a shared-memory segment per connection |
 //! | `AsyncClient::connect_http` (feature `http`) | concurrently, one request each (a stream: one per turn), over pooled keep-alive connections |
 //!
 //! Over a byte stream (Unix socket, worker process), a call holds its
@@ -38,6 +39,7 @@ use vgirpc_wire::log::empty_batch;
 use self::connection::{Connection, StreamSides};
 use self::pool::{Checkout, Pool, leaves_connection_aligned};
 use crate::ClientError;
+use crate::ShmSegment;
 use crate::client::{CallResult, ServerLog, no_params};
 #[cfg(feature = "http")]
 use crate::transport::CallIo;
@@ -101,9 +103,33 @@ impl AsyncClient {
         path: impl AsRef<Path>,
         connections: usize,
     ) -> Result<Self, ClientError> {
-        let path = path.as_ref().to_owned();
-        let first = unix_connection(path.clone()).await?;
-        let pool = Pool::new(connections, first, move || unix_connection(path.clone()));
+        Self::unix_pool(path.as_ref(), connections, None).await
+    }
+
+    /// [`AsyncClient::connect_unix_with`], each connection with a
+    /// shared-memory segment of `segment_bytes` (64 KiB of header
+    /// included) that the client creates and owns: the server writes large
+    /// results there and the client its large stream inputs, instead of
+    /// sending them over the socket (WIRE_PROTOCOL §11). The server must
+    /// run on this host.
+    pub async fn connect_unix_with_shm(
+        path: impl AsRef<Path>,
+        connections: usize,
+        segment_bytes: u64,
+    ) -> Result<Self, ClientError> {
+        Self::unix_pool(path.as_ref(), connections, Some(segment_bytes)).await
+    }
+
+    async fn unix_pool(
+        path: &Path,
+        connections: usize,
+        segment_bytes: Option<u64>,
+    ) -> Result<Self, ClientError> {
+        let path = path.to_owned();
+        let first = unix_connection(path.clone(), segment_bytes).await?;
+        let pool = Pool::new(connections, first, move || {
+            unix_connection(path.clone(), segment_bytes)
+        });
         Ok(Self::new(Backend::Connections(Arc::new(pool))))
     }
 
@@ -111,6 +137,23 @@ impl AsyncClient {
     /// its stdin and stdout; calls run one at a time. The worker's stderr is
     /// inherited. It is killed when the last clone of the client drops.
     pub async fn spawn(command: std::process::Command) -> Result<Self, ClientError> {
+        Self::spawn_worker(command, None).await
+    }
+
+    /// [`AsyncClient::spawn`], with a shared-memory segment of
+    /// `segment_bytes` as side channel (see
+    /// [`AsyncClient::connect_unix_with_shm`]).
+    pub async fn spawn_with_shm(
+        command: std::process::Command,
+        segment_bytes: u64,
+    ) -> Result<Self, ClientError> {
+        Self::spawn_worker(command, Some(segment_bytes)).await
+    }
+
+    async fn spawn_worker(
+        command: std::process::Command,
+        segment_bytes: Option<u64>,
+    ) -> Result<Self, ClientError> {
         let mut command = tokio::process::Command::from(command);
         command
             .stdin(Stdio::piped())
@@ -124,7 +167,7 @@ impl AsyncClient {
             ));
         };
         let owner: Arc<dyn Send + Sync> = Arc::new(std::sync::Mutex::new(child));
-        let first = Connection::new(stdout, stdin, Some(owner));
+        let first = with_segment(Connection::new(stdout, stdin, Some(owner)), segment_bytes)?;
         // A worker has one connection; once it is gone, there is no other.
         let pool = Pool::new(1, first, || async { Err(ClientError::ConnectionClosed) });
         Ok(Self::new(Backend::Connections(Arc::new(pool))))
@@ -277,14 +320,27 @@ impl AsyncClient {
     }
 }
 
-async fn unix_connection(path: std::path::PathBuf) -> Result<Connection, ClientError> {
+async fn unix_connection(
+    path: std::path::PathBuf,
+    segment_bytes: Option<u64>,
+) -> Result<Connection, ClientError> {
     let stream = tokio::net::UnixStream::connect(&path)
         .await
         .map_err(|source| {
             ClientError::Config(format!("cannot connect to {}: {source}", path.display()))
         })?;
     let (reader, writer) = stream.into_split();
-    Ok(Connection::new(reader, writer, None))
+    with_segment(Connection::new(reader, writer, None), segment_bytes)
+}
+
+fn with_segment(
+    connection: Connection,
+    segment_bytes: Option<u64>,
+) -> Result<Connection, ClientError> {
+    match segment_bytes {
+        Some(bytes) => Ok(connection.with_segment(ShmSegment::create(bytes)?)),
+        None => Ok(connection),
+    }
 }
 
 /// Where an async stream stands.
