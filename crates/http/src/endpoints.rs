@@ -20,11 +20,9 @@ use crate::blocking::InPlaceCalls;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::layer::BoxFuture;
 use crate::layer::request_id::RequestId;
-use crate::layer::sticky::BoundSession;
-use crate::rpc::{Caller, Reply, Rpc, error_stream};
-
-/// Response header marking an error answer sent with status 200.
-pub(crate) const RPC_ERROR: &str = "x-vgi-rpc-error";
+use crate::reply::{Reply, error_stream};
+use crate::rpc::{Caller, Rpc};
+use crate::sticky::BoundSession;
 
 /// Where a path leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +141,11 @@ impl Endpoints {
         let caller = caller();
         let refuse = |status: StatusCode, error_type: &str, message: String| {
             let info = ErrorInfo::new(error_type, message);
-            rpc_response(Reply {
+            Reply {
                 status,
                 body: error_stream(&empty_schema(), &info, &caller.request_id),
-            })
+            }
+            .into_response()
         };
         let content_type = request
             .headers()
@@ -167,14 +166,7 @@ impl Endpoints {
             let mismatch = match (kind, self.rpc.server.method_type(&name)) {
                 (_, None) => {
                     let answer = self.rpc.server.unknown_method(&name, &caller.request_id);
-                    let mut body = Vec::new();
-                    answer
-                        .write_to(&mut body)
-                        .expect("answers encode into memory");
-                    return Prepared::Answer(rpc_response(Reply {
-                        status: StatusCode::NOT_FOUND,
-                        body,
-                    }));
+                    return Prepared::Answer(Reply::of_answer(&answer).into_response());
                 }
                 (CallKind::Unary, Some(MethodType::Stream)) => Some(format!(
                     "Stream method '{name}' requires /init and /exchange endpoints"
@@ -244,7 +236,7 @@ impl Service<Request<Bytes>> for Endpoints {
                 })
                 .await;
             Ok(match reply {
-                Ok(reply) => rpc_response(reply),
+                Ok(reply) => reply.into_response(),
                 Err(err) => {
                     // A panicking method must not take the connection down
                     // without an answer.
@@ -254,23 +246,6 @@ impl Service<Request<Bytes>> for Endpoints {
             })
         })
     }
-}
-
-/// An Arrow answer. Failures the reference reports as 500 travel as 200 with
-/// `X-VGI-RPC-Error: true`, so clients that drop 5xx bodies still read the
-/// error batch.
-pub(crate) fn rpc_response(reply: Reply) -> Response<ResponseBody> {
-    let (status, flagged) = match reply.status {
-        StatusCode::INTERNAL_SERVER_ERROR => (StatusCode::OK, true),
-        status => (status, false),
-    };
-    let mut response = body::response(status, ARROW_STREAM, reply.body);
-    if flagged {
-        response
-            .headers_mut()
-            .insert(RPC_ERROR, HeaderValue::from_static("true"));
-    }
-    response
 }
 
 fn not_allowed(allow: &'static str) -> Response<ResponseBody> {

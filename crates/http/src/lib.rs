@@ -74,6 +74,7 @@ mod error;
 mod external;
 mod layer;
 mod outgoing;
+mod reply;
 mod rpc;
 mod serve;
 mod shutdown;

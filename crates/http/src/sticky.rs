@@ -454,3 +454,15 @@ impl SessionHost for StickyCall {
 fn already_active() -> RpcError {
     RpcError::runtime_error("a sticky session is already active for this request")
 }
+
+/// The request's session host, for the endpoints to install in its calls.
+#[derive(Clone)]
+pub(crate) struct BoundSession(pub(crate) Arc<dyn SessionHost>);
+
+impl std::fmt::Debug for BoundSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundSession")
+            .field("session_id", &self.0.session_id())
+            .finish_non_exhaustive()
+    }
+}

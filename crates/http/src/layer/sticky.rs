@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
-use vgirpc::SessionHost;
 use vgirpc::wire::ipc::empty_schema;
 use vgirpc_token::Identity;
 
@@ -22,22 +21,11 @@ use super::{BoxFuture, take};
 use crate::auth::{AuthContext, token_identity};
 use crate::blocking;
 use crate::body::{self, ResponseBody};
-use crate::endpoints::rpc_response;
 use crate::layer::request_id::RequestId;
-use crate::rpc::{Reply, error_stream};
-use crate::sticky::{SESSION, SESSION_ACCEPT, SESSION_CLOSE, SESSION_ENDPOINT, Sticky, StickyCall};
-
-/// The request's session host, for the endpoints to install in its calls.
-#[derive(Clone)]
-pub(crate) struct BoundSession(pub(crate) Arc<dyn SessionHost>);
-
-impl std::fmt::Debug for BoundSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BoundSession")
-            .field("session_id", &self.0.session_id())
-            .finish_non_exhaustive()
-    }
-}
+use crate::reply::{Reply, error_stream};
+use crate::sticky::{
+    BoundSession, SESSION, SESSION_ACCEPT, SESSION_CLOSE, SESSION_ENDPOINT, Sticky, StickyCall,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct StickyLayer {
@@ -127,12 +115,13 @@ where
                     match resolved {
                         Ok(Ok(lease)) => Some(lease),
                         Ok(Err(lost)) => {
-                            return Ok(rpc_response(Reply {
+                            return Ok(Reply {
                                 // Answered as the reference does: 500, sent
                                 // as 200 with X-VGI-RPC-Error.
                                 status: StatusCode::INTERNAL_SERVER_ERROR,
                                 body: error_stream(&empty_schema(), lost.info(), &request_id),
-                            }));
+                            }
+                            .into_response());
                         }
                         Err(err) => {
                             tracing::error!(%err, "resolving a session token panicked");
