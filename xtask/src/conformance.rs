@@ -22,6 +22,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use crate::cli_run::{cli_filter, cli_results, remove_stale};
 use crate::expectations::{Ledger, is_glob};
 use crate::http;
 use crate::process::{self, Background, run_ok, shell_quote, target_dir};
@@ -366,16 +367,6 @@ fn build_worker(target: &Path, skip_build: bool, debug: bool) -> Result<String> 
     Ok(shell_quote(&binary.to_string_lossy()).into_owned())
 }
 
-/// Remove `path` so a runner that dies cannot leave a previous run's results to be read.
-pub(crate) fn remove_stale(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("removing {}", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Run `vgi-rpc-test` for one transport; runner-level failures become the group's error.
 fn run_cli(
     venv: &Venv,
@@ -426,39 +417,6 @@ fn run_cli(
     group
 }
 
-/// The results of a `vgi-rpc-test` run that exited with `status`, plus
-/// `access_log.validation`: whether the runner accepted the worker's access
-/// log at `access_log`.
-pub(crate) fn cli_results(
-    status: std::process::ExitStatus,
-    output: &Path,
-    access_log: &Path,
-) -> Result<Vec<TestResult>> {
-    // 0: all passed, 1: some failed; anything else means the run itself broke.
-    if !matches!(status.code(), Some(0 | 1)) {
-        bail!("vgi-rpc-test exited with {status} (its stderr is above)");
-    }
-    let mut tests = parse_cli_results(output)?;
-    // A failing exit with no failing test can only be the access-log check.
-    let log_failed =
-        status.code() == Some(1) && !tests.iter().any(|t| t.outcome == Outcome::Failed);
-    tests.push(TestResult {
-        id: "access_log.validation".to_owned(),
-        outcome: if log_failed {
-            Outcome::Failed
-        } else {
-            Outcome::Passed
-        },
-        message: log_failed.then(|| {
-            format!(
-                "vgi-rpc-test rejected {} (its stderr is above)",
-                access_log.display()
-            )
-        }),
-    });
-    Ok(tests)
-}
-
 /// Starts `worker --unix socket flags...` for the length of one runner and
 /// waits for its ready line.
 fn start_unix_worker(
@@ -481,55 +439,6 @@ fn start_unix_worker(
         bail!("worker printed {ready:?}, expected {expected:?}");
     }
     Ok(worker)
-}
-
-/// vgi-rpc-test matches whole names, pytest `-k` substrings: give plain words
-/// substring semantics on both sides so one `--filter` selects the same tests.
-pub(crate) fn cli_filter(filter: &str) -> String {
-    filter
-        .split(',')
-        .map(|part| {
-            if is_glob(part) {
-                part.to_owned()
-            } else {
-                format!("*{}*", part.trim())
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Read `vgi-rpc-test --format json` output.
-fn parse_cli_results(path: &Path) -> Result<Vec<TestResult>> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("vgi-rpc-test wrote no {}", path.display()))?;
-    let json: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let Some(results) = json["results"].as_array() else {
-        bail!("{}: no `results` array", path.display());
-    };
-    results
-        .iter()
-        .map(|r| {
-            let Some(name) = r["name"].as_str() else {
-                bail!("{}: a result without a name: {r}", path.display());
-            };
-            let text = |key: &str| r[key].as_str().map(str::to_owned);
-            // Skipped results also carry passed=true, so test the skip first.
-            let (outcome, message) = if r["skipped"].as_bool() == Some(true) {
-                (Outcome::Skipped, text("skip_reason"))
-            } else if r["passed"].as_bool() == Some(true) {
-                (Outcome::Passed, None)
-            } else {
-                (Outcome::Failed, text("error"))
-            };
-            Ok(TestResult {
-                id: name.to_owned(),
-                outcome,
-                message,
-            })
-        })
-        .collect()
 }
 
 /// Run the pytest suite once for all `transports`; returns one group per

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
-use crate::conformance::{cli_filter, cli_results, remove_stale};
+use crate::cli_run::{cli_filter, cli_results, remove_stale};
 use crate::process::{self, Background, shell_quote};
 use crate::python::Venv;
 use crate::report::{Group, Outcome, TestResult};

@@ -22,6 +22,7 @@
 
 mod bench;
 mod ci;
+mod cli_run;
 mod client;
 mod conformance;
 mod expectations;

@@ -8,49 +8,19 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::Schema;
-use serde_json::{Map, Value as Json};
 use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::describe::{DESCRIBE_METHOD, ServiceDescription, parse_describe_batch};
 use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader};
-use vgirpc_wire::log::{ErrorInfo, Level, LogRecord};
+use vgirpc_wire::log::ErrorInfo;
 use vgirpc_wire::metadata::{self, Metadata};
 
 use crate::ClientError;
+use crate::log::{LogCallback, ServerLog};
 use crate::shm::{ShmSegment, ShmTransport};
 use crate::stream::StreamCall;
 use crate::subprocess::{SubprocessOptions, SubprocessTransport};
 use crate::transport::{CallIo, Connection, PipeTransport, Transport};
 use crate::unix::UnixTransport;
-
-/// A log message the server sent to the client during a call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerLog {
-    /// Severity (never [`Level::Exception`]: those become errors).
-    pub level: Level,
-    /// The message text.
-    pub message: String,
-    /// Structured extras the server attached.
-    pub extra: Map<String, Json>,
-    /// Identity of the server process that logged, if sent.
-    pub server_id: Option<String>,
-    /// Correlation id of the call, if sent.
-    pub request_id: Option<String>,
-}
-
-impl ServerLog {
-    pub(crate) fn new(record: LogRecord, md: &Metadata) -> Self {
-        Self {
-            level: record.level,
-            message: record.message,
-            extra: record.extra,
-            server_id: md.get(metadata::SERVER_ID).map(str::to_owned),
-            request_id: md.get(metadata::REQUEST_ID).map(str::to_owned),
-        }
-    }
-}
-
-/// Receives every log message the server sends.
-pub(crate) type LogCallback = Box<dyn FnMut(&ServerLog) + Send>;
 
 /// What a unary call returned.
 #[derive(Debug, Clone)]

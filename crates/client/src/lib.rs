@@ -48,6 +48,7 @@ mod client;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;
+mod log;
 mod pipe;
 mod shm;
 mod stream;
@@ -56,8 +57,9 @@ mod transport;
 mod unix;
 
 pub use async_client::{AsyncClient, AsyncStream, AsyncTypedStream};
-pub use client::{CallResult, Client, ServerLog, no_params};
+pub use client::{CallResult, Client, no_params};
 pub use error::{ClientError, SERVER_DRAINING, SESSION_LOST, WorkerExit};
+pub use log::ServerLog;
 pub use pipe::PipeStream;
 pub use shm::{ShmSegment, ShmTransport};
 pub use stream::{StreamCall, TypedStream};

@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use vgirpc_wire::ipc::ReadLimits;
 
 use crate::ClientError;
-use crate::client::LogCallback;
+use crate::log::LogCallback;
 use crate::transport::sealed::StreamEngine;
 use crate::transport::{CallIo, Transport};
 

@@ -15,7 +15,7 @@ use arrow_array::RecordBatch;
 use vgirpc_wire::ipc::{IpcBatch, ReadLimits};
 
 use crate::ClientError;
-use crate::client::{LogCallback, ServerLog};
+use crate::log::{LogCallback, ServerLog};
 
 /// A byte-stream connection to one server: a reader of its responses and a
 /// writer of requests, used in lockstep by one client at a time.

@@ -5,7 +5,6 @@ use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 
 use crate::auth::Authenticate;
 use crate::external::ExternalConfig;
-use crate::shutdown::DEFAULT_DRAIN_GRACE;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
 
@@ -36,6 +35,11 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// (and connections that have not sent a byte yet are closed to make room
 /// for them).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+
+/// The reference's grace period between the first signal and exit; also
+/// the default time a shutdown waits for the requests in flight
+/// ([`HttpConfig::with_drain_timeout`](crate::HttpConfig::with_drain_timeout)).
+pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// How an [`HttpServer`](crate::HttpServer) serves; every knob has the
 /// reference's default.

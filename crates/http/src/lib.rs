@@ -102,12 +102,13 @@ use vgirpc::{Server, TransportKind};
 pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
 pub use body::{ARROW_STREAM, BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
-    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DECOMPRESSED_BYTES, HttpConfig,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_DRAIN_GRACE, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DECOMPRESSED_BYTES,
+    HttpConfig,
 };
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
-pub use shutdown::{DEFAULT_DRAIN_GRACE, ShutdownSignals, Stopped};
+pub use shutdown::{ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
 pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_plain_http};
 pub use vgirpc_token::{Identity, TokenKey};

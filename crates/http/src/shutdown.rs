@@ -9,11 +9,6 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::serve::Drained;
 use crate::{HttpError, HttpServer};
 
-/// The reference's grace period between the first signal and exit; also
-/// the default time a shutdown waits for the requests in flight
-/// ([`HttpConfig::with_drain_timeout`](crate::HttpConfig::with_drain_timeout)).
-pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
-
 /// SIGTERM and SIGINT, caught from the moment this is built.
 ///
 /// Install it before announcing the server (a ready line, a health check

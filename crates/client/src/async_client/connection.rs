@@ -17,7 +17,8 @@ use vgirpc_wire::metadata::{self, Metadata};
 use vgirpc_wire::request::Request;
 
 use crate::ClientError;
-use crate::client::{ServerLog, sort};
+use crate::client::sort;
+use crate::log::ServerLog;
 use crate::pipe::byte_stream_data;
 use crate::shm::ShmSegment;
 use crate::transport::CallIo;

@@ -40,7 +40,8 @@ use self::connection::{Connection, StreamSides};
 use self::pool::{Checkout, Pool, leaves_connection_aligned};
 use crate::ClientError;
 use crate::ShmSegment;
-use crate::client::{CallResult, ServerLog, no_params};
+use crate::client::{CallResult, no_params};
+use crate::log::ServerLog;
 #[cfg(feature = "http")]
 use crate::transport::CallIo;
 

@@ -151,7 +151,7 @@ impl HttpCore {
         if reply.status.is_success() {
             Ok(())
         } else {
-            Err(super::reply::http_error(&reply))
+            Err(http_error(&reply))
         }
     }
 
@@ -313,5 +313,14 @@ fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, 
             Ok(Bytes::from(plain))
         }
         other => Err(format!("unsupported response Content-Encoding {other:?}")),
+    }
+}
+
+/// A non-Arrow answer, as an error carrying the status and body text.
+pub(super) fn http_error(reply: &Reply) -> ClientError {
+    let text = String::from_utf8_lossy(&reply.body[..reply.body.len().min(200)]).into_owned();
+    ClientError::Http {
+        status: reply.status.as_u16(),
+        body: text,
     }
 }

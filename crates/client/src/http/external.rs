@@ -15,7 +15,8 @@ use vgirpc_wire::metadata;
 use super::ZSTD;
 use super::core::HttpCore;
 use crate::ClientError;
-use crate::client::{ServerLog, remote_error};
+use crate::client::remote_error;
+use crate::log::ServerLog;
 use crate::transport::CallIo;
 
 /// Attempts per fetch, and the pause between them (the reference's).

@@ -10,19 +10,10 @@ use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, write_stream_bytes};
 use vgirpc_wire::metadata::{self, Metadata};
 
 use super::ARROW_STREAM;
-use super::core::{HttpCore, Reply};
+use super::core::{HttpCore, Reply, http_error};
 use crate::ClientError;
 use crate::client::{Received, Special, receive};
 use crate::transport::CallIo;
-
-/// A non-Arrow answer, as an error carrying the status and body text.
-pub(super) fn http_error(reply: &Reply) -> ClientError {
-    let text = String::from_utf8_lossy(&reply.body[..reply.body.len().min(200)]).into_owned();
-    ClientError::Http {
-        status: reply.status.as_u16(),
-        body: text,
-    }
-}
 
 /// Opens the next IPC stream of a reply, turning answers that are not
 /// Arrow into errors: a `401` is the server's authentication failure, the
