@@ -30,7 +30,12 @@ pub fn derive_arrow_enum(input: TokenStream) -> TokenStream {
 }
 
 /// Turns a trait into a vgi-rpc service: schemas, dispatch, `__describe__`
-/// rows and a typed client are generated from the trait's methods.
+/// rows and typed clients are generated from the trait's methods.
+///
+/// For a trait `Calc` it generates `CalcServer<T>` (serves any `T: Calc`)
+/// and, when `vgirpc` has its default feature `client`, `CalcClient<T>`
+/// (blocking, over any client transport) and `CalcAsyncClient` (async,
+/// `Clone`, calls take `&self`).
 ///
 /// Methods may be plain `fn`s or `async fn`s, mixed in one trait. An
 /// `async fn` becomes `fn .. -> impl Future<Output = ..> + Send` in the

@@ -182,9 +182,11 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
     Ok(quote! {
         #item
 
-        #client
+        ::vgirpc::__with_client! {
+            #client
 
-        #async_client
+            #async_client
+        }
 
         #[doc = #server_doc]
         #vis struct #server_ident<T> {

@@ -80,6 +80,7 @@ pub use state::{
     AnnotatedBatch, AsyncExchangeState, AsyncProducerState, ExchangeState, ProducerState,
 };
 pub use stream::{NoHeader, Stream};
+#[cfg(feature = "client")]
 pub use vgirpc_client as client;
 pub use vgirpc_macros::stream_state;
 pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
@@ -97,3 +98,21 @@ pub mod arrow {
 
 #[doc(hidden)]
 pub mod __private;
+
+/// Expands to the items given when the `client` feature is on, and to
+/// nothing without it: `#[service]` wraps the typed clients it generates in
+/// it, since a feature of this crate cannot be tested by a `#[cfg]` in the
+/// user's.
+#[cfg(feature = "client")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_client {
+    ($($item:item)*) => { $($item)* };
+}
+
+#[cfg(not(feature = "client"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_client {
+    ($($item:item)*) => {};
+}

@@ -70,7 +70,7 @@ impl HttpOptions {
     }
 
     /// The longest one request may take, connecting included; a request
-    /// that takes longer fails with [`ClientError::Timeout`].
+    /// that takes longer fails with [`ClientError::Timeout`](crate::ClientError::Timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
