@@ -23,7 +23,7 @@ const HANG_LIMIT: Duration = Duration::from_secs(5);
 
 /// The most a producer answers in one response before it hands out a
 /// continuation token.
-const RESPONSE_CAP: u64 = 64 * 1024;
+const RESPONSE_CAP: u64 = 16 * 1024;
 
 /// A runtime and the service stack of a worker serving the bounded
 /// conformance service, tokens sealed with the harness key and no expiry,
