@@ -13,9 +13,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use support::UnixWorker;
-use vgirpc::{
-    AsyncProducerState, CallContext, NoSideChannels, OutputCollector, RpcError, Server, Stream,
-};
+use vgirpc::transport::NoSideChannels;
+use vgirpc::{AsyncProducerState, CallContext, OutputCollector, RpcError, Server, Stream};
 use vgirpc_client::{AsyncClient, Client};
 use vgirpc_conformance::service::ConformanceServiceAsyncClient;
 use vgirpc_http::{HttpConfig, HttpServer};

@@ -34,7 +34,8 @@
 //! With [`HttpConfig::with_sticky`] methods may also keep live objects for
 //! a client between calls ([sticky sessions](StickyConfig)), held in the
 //! worker that opened them; [`HttpServer::serve_until_signalled`] then
-//! drains gracefully on SIGTERM.
+//! drains gracefully on SIGTERM. On Fly.io, the `fly` feature's helpers
+//! route a session's requests to the Machine that holds it.
 //!
 //! ```no_run
 //! use vgirpc::{RpcError, Server};
@@ -81,6 +82,8 @@ mod shutdown;
 mod sticky;
 mod storage;
 
+// Opt-in: they serve one hosting platform.
+#[cfg(feature = "fly")]
 pub mod fly;
 
 /// Test doubles, for test suites only: nothing here is meant for a

@@ -5,9 +5,9 @@
 use arrow_schema::SchemaRef;
 use http::header::HeaderValue;
 use http::{Response, StatusCode};
+use vgirpc::transport::{Answer, FailureKind};
 use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
 use vgirpc::wire::log::ErrorInfo;
-use vgirpc::{Answer, FailureKind};
 
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 
@@ -111,6 +111,6 @@ pub(crate) fn encode_answer(answer: &Answer) -> Vec<u8> {
 
 /// A complete IPC stream holding one error batch.
 pub(crate) fn error_stream(schema: &SchemaRef, info: &ErrorInfo, request_id: &str) -> Vec<u8> {
-    let (batch, md) = vgirpc::error_batch(schema, info, request_id);
+    let (batch, md) = vgirpc::transport::error_batch(schema, info, request_id);
     write_stream_bytes(schema, [(&batch, &md)]).expect("an error batch always encodes")
 }

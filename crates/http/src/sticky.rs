@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use vgirpc::{RpcError, SessionAction, SessionHost, SessionState, StateGuard};
+use vgirpc::transport::{SessionAction, SessionHost, StateGuard};
+use vgirpc::{RpcError, SessionState};
 use vgirpc_session::{Lease, Reaper, Registry, SessionError, SessionId};
 use vgirpc_token::{Identity, SessionToken, TokenKey, unix_now};
 
@@ -75,7 +76,7 @@ impl StickyConfig {
     /// A header the client must send on every later request of a session,
     /// for routing it back here: the session-opening response carries
     /// `VGI-Echo-<name>: <value>` and the client replays `<name>: <value>`
-    /// (see [`crate::fly`] for Fly.io's `fly-force-instance-id`).
+    /// (the `fly` feature's helpers give Fly.io's `fly-force-instance-id`).
     pub fn with_echo_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.echo_headers.push((name.into(), value.into()));
         self

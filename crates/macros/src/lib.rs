@@ -30,20 +30,8 @@ pub fn derive_arrow_enum(input: TokenStream) -> TokenStream {
 }
 
 /// Turns a trait into a vgi-rpc service: schemas, dispatch, `__describe__`
-/// rows and typed clients are generated from the trait's methods.
-///
-/// For a trait `Calc` it generates `CalcServer<T>` (serves any `T: Calc`)
-/// and, when `vgirpc` has its default feature `client`, `CalcClient<T>`
-/// (blocking, over any client transport) and `CalcAsyncClient` (async,
-/// `Clone`, calls take `&self`).
-///
-/// Methods may be plain `fn`s or `async fn`s, mixed in one trait. An
-/// `async fn` becomes `fn .. -> impl Future<Output = ..> + Send` in the
-/// trait, so its future can move between runtime threads; implement it
-/// with `async fn` as usual. Async transports await it, and the pipe and
-/// Unix transports block their connection's thread on it, on the caller's
-/// tokio runtime when there is one (`vgirpc::block_on`). Plain methods run
-/// where the request was read, with no runtime involved.
+/// rows and typed clients, all derived from the trait's methods. Used as
+/// `#[vgirpc::service]`, whose documentation is the full reference.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     service::expand(

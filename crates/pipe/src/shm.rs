@@ -29,14 +29,15 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use vgirpc::RpcError;
 use vgirpc::arrow::array::RecordBatch;
+use vgirpc::transport::{SideChannel, SideChannels};
 use vgirpc::wire::ipc::IpcBatch;
 use vgirpc::wire::log::empty_batch;
 use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::shm::{
     self as layout, FIXED_SIZE, FixedHeader, HEADER_SIZE, NUM_ALLOCS_AT, ShmError, Table,
 };
-use vgirpc::{RpcError, SideChannel, SideChannels};
 use vgirpc_shm::{Mapping, OutOfBounds};
 
 /// Where Linux keeps POSIX shared-memory objects.

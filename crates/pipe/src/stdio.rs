@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::event::{PollFd, PollFlags, poll};
 use signal_hook::SigId;
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vgirpc::{Peer, Served, Server, SideChannels, TransportKind};
+use vgirpc::transport::{Served, SideChannels};
+use vgirpc::{Peer, Server, TransportKind};
 
 use crate::{PipeError, ShmSideChannels};
 

@@ -23,7 +23,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until};
-use vgirpc::{Server, SideChannels, TransportKind};
+use vgirpc::transport::SideChannels;
+use vgirpc::{Server, TransportKind};
 
 use self::connection::{Phase, Shared, Slot};
 use crate::PipeError;

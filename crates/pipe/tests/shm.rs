@@ -13,6 +13,7 @@ use vgirpc::arrow::array::{
     Array, DictionaryArray, Int64Array, RecordBatch, StringArray, types::Int32Type,
 };
 use vgirpc::arrow::schema::{DataType, Field, Schema, SchemaRef};
+use vgirpc::transport::SideChannels;
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::{
     EOS, IpcBatch, StreamReader, StreamWriter, empty_schema, read_stream_bytes, write_stream_bytes,
@@ -22,7 +23,7 @@ use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::Request;
 use vgirpc::{
     AnnotatedBatch, CallContext, ExchangeState, OutputCollector, ProducerState, RpcError, Server,
-    SideChannels, Stream, TransportKind,
+    Stream, TransportKind,
 };
 use vgirpc_pipe::ShmSideChannels;
 

@@ -8,7 +8,7 @@ use std::sync::mpsc::channel;
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use support::{HANG, call, connect, probe_server, rss_kib, socket_path, threads};
-use vgirpc::NoSideChannels;
+use vgirpc::transport::NoSideChannels;
 use vgirpc_pipe::{UnixConfig, serve_unix};
 
 const IDLE: usize = 2_000;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 
 use support::{HANG, call, connect, probe_server, request, send, socket_path};
-use vgirpc::{NoSideChannels, Server};
+use vgirpc::Server;
+use vgirpc::transport::NoSideChannels;
 use vgirpc_pipe::{UnixConfig, serve_unix};
 
 /// Serves `server` with room for one connection, for the rest of the test

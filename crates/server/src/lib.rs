@@ -61,29 +61,172 @@ mod session;
 mod side;
 mod state;
 mod stream;
+pub mod transport;
 
-pub use active_stream::{ActiveStream, Step};
-pub use answer::{Answer, FailureKind, error_batch};
 pub use auth::AuthContext;
 pub use collector::OutputCollector;
-pub use connection::Served;
 pub use context::{CallContext, Peer, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
 pub use maybe_ready::{BoxFuture, MaybeReady, block_on};
 pub use observe::{CallRecord, CallStats, CallStatus, DispatchHook};
-pub use persist::SavedStream;
-pub use server::{Call, OpenStream, Server};
+pub use server::Server;
 pub use service::{Outcome, Service};
-pub use session::{SessionAction, SessionHost, SessionRef, SessionState, StateGuard};
-pub use side::{NoSideChannels, SideChannel, SideChannels};
+pub use session::{SessionRef, SessionState};
 pub use state::{
     AnnotatedBatch, AsyncExchangeState, AsyncProducerState, ExchangeState, ProducerState,
 };
 pub use stream::{NoHeader, Stream};
 #[cfg(feature = "client")]
 pub use vgirpc_client as client;
+/// Turns a trait into a vgi-rpc service.
+///
+/// The trait is the service's contract: the method names are the RPC
+/// names, parameter names are the Arrow column names of the request, and
+/// the doc comments become the `__describe__` documentation that clients
+/// (and the `vgi-rpc` CLI) show.
+///
+/// # Methods
+///
+/// Every method takes `&self` first and returns a `Result` whose error
+/// converts into [`RpcError`] (its `error_type` and message reach the
+/// client as an EXCEPTION batch):
+///
+/// | signature | kind | the client receives |
+/// |---|---|---|
+/// | `fn m(&self, ..) -> Result<T, E>` | unary | one value `T` |
+/// | `fn m(&self, ..) -> Result<(), E>` | unary | nothing (a zero-row result) |
+/// | `fn m(&self, ..) -> Result<Stream, E>` | producer or exchange stream | the batches of the [`Stream`] |
+/// | `fn m(&self, ..) -> Result<Stream<H>, E>` | stream with a header | a header `H` first, then the batches |
+///
+/// Any of them may be an `async fn`, in the same trait as plain ones; the
+/// trait then declares it as `fn m(..) -> impl Future<Output = ..> + Send`,
+/// and implementations write `async fn` as usual. Async transports await
+/// it; the pipe and Unix transports block their connection's thread on it,
+/// on the caller's tokio runtime when there is one ([`block_on`]). Plain
+/// methods run where the request was read, with no runtime involved. A
+/// stream's state may be async as well ([`AsyncProducerState`],
+/// [`AsyncExchangeState`]).
+///
+/// Parameters are plain names of any type with an Arrow mapping
+/// ([`ArrowValue`]: `bool`, integers, floats, `String`, `Vec<u8>`,
+/// `Vec<T>`, maps, `Option<T>`, chrono types, `#[derive(ArrowStruct)]`
+/// structs and `#[derive(ArrowEnum)]` enums; the full table is in
+/// [`wire::types`]). Unary results and stream headers follow the same
+/// mapping. Besides them, a method may take one `&CallContext` anywhere in
+/// its parameter list: it is not sent over the wire, and gives the method
+/// its caller ([`CallContext::auth`]), logging to the client
+/// ([`CallContext::info`] and friends) and sticky sessions.
+///
+/// `#[default(expr)]` on a parameter fills it in when a client omits it
+/// (clients of other languages may; the typed clients generated here
+/// always send every parameter).
+///
+/// An optional `fn on_serve_start(&self, kind: TransportKind) ->
+/// Result<(), RpcError>` runs once when a transport starts serving, before
+/// any request; without it the macro adds one that does nothing.
+///
+/// # What it generates
+///
+/// For `trait Shop`:
+///
+/// - **The trait itself**, with `Send + Sync + 'static` added to its
+///   supertraits (implementations are shared by every connection), and
+///   `async fn`s rewritten as above.
+/// - **`ShopServer<T: Shop>`**: the [`Service`] that [`Server::new`]
+///   serves. It holds the Arrow schemas and `__describe__` rows derived from
+///   the signatures and dispatches each request to `T`.
+/// - **`ShopClient<T: Transport = SubprocessTransport>`** (with the default
+///   feature `client`): a blocking typed client with one method per RPC
+///   taking `&mut self`, Rust values in and out. Stream methods return a
+///   [`client::TypedStream`] (an iterator of batches for producers;
+///   `exchange` for exchanges).
+/// - **`ShopAsyncClient`** (feature `client`): the same as async methods
+///   on `&self` over a [`client::AsyncClient`]; it is `Clone`, so one client
+///   serves many tasks.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use arrow_array::Int64Array;
+/// use arrow_schema::{DataType, Field, Schema};
+/// use vgirpc::{
+///     ArrowStruct, CallContext, OutputCollector, ProducerState, RpcError, Server, Stream,
+/// };
+///
+/// /// A tiny shop.
+/// #[vgirpc::service]
+/// pub trait Shop {
+///     /// The price of `quantity` items called `item`.
+///     fn price(&self, item: String, #[default(1)] quantity: i64) -> Result<f64, RpcError>;
+///     /// Who is asking.
+///     async fn whoami(&self, ctx: &CallContext) -> Result<String, RpcError>;
+///     /// Counts down from `from`, one row per batch.
+///     fn countdown(&self, from: i64) -> Result<Stream, RpcError>;
+/// }
+///
+/// struct Store;
+///
+/// impl Shop for Store {
+///     fn price(&self, item: String, quantity: i64) -> Result<f64, RpcError> {
+///         match item.as_str() {
+///             "apple" => Ok(0.5 * quantity as f64),
+///             other => Err(RpcError::value_error(format!("we sell no {other}"))),
+///         }
+///     }
+///
+///     async fn whoami(&self, ctx: &CallContext) -> Result<String, RpcError> {
+///         Ok(ctx.auth().principal_or_empty().to_owned())
+///     }
+///
+///     fn countdown(&self, from: i64) -> Result<Stream, RpcError> {
+///         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+///         Ok(Stream::producer(schema, Countdown { next: from }))
+///     }
+/// }
+///
+/// /// A producer's state; over HTTP it travels to the client between
+/// /// requests, hence `ArrowStruct` and `#[vgirpc::stream_state]`.
+/// #[derive(Debug, Clone, Default, ArrowStruct)]
+/// pub struct Countdown {
+///     pub next: i64,
+/// }
+///
+/// #[vgirpc::stream_state]
+/// impl ProducerState for Countdown {
+///     fn produce(&mut self, out: &mut OutputCollector, _ctx: &CallContext) -> Result<(), RpcError> {
+///         if self.next <= 0 {
+///             return out.finish();
+///         }
+///         out.emit_arrays(vec![Arc::new(Int64Array::from(vec![self.next]))])?;
+///         self.next -= 1;
+///         Ok(())
+///     }
+/// }
+///
+/// let server = Server::new(ShopServer::new(Store))?;
+/// assert_eq!(server.service().protocol_name(), "Shop");
+/// # Ok::<(), vgirpc::ServeError>(())
+/// ```
+///
+/// Served with `vgirpc_pipe::serve_stdio(&server)`, the worker answers any
+/// vgi-rpc client; `ShopClient::new(Client::spawn(worker_command)?)` calls
+/// it with `shop.price("apple".into(), 3)?`. See `examples/` in the
+/// repository for complete programs.
+///
+/// # Errors it reports
+///
+/// At compile time, on the offending item: arguments to the attribute,
+/// a method with a body, a generic method, a receiver other than `&self`,
+/// a parameter that is a pattern rather than a name, `#[default]` on the
+/// context, a return type that is not `Result<_, _>`, and `Stream` with
+/// more than one header type. A parameter type without an Arrow mapping
+/// fails where the type is used, naming [`ArrowValue`].
+#[doc(inline)]
+pub use vgirpc_macros::service;
 pub use vgirpc_macros::stream_state;
-pub use vgirpc_macros::{ArrowEnum, ArrowStruct, service};
+pub use vgirpc_macros::{ArrowEnum, ArrowStruct};
 pub use vgirpc_wire as wire;
 pub use vgirpc_wire::log::Level;
 pub use vgirpc_wire::types::{

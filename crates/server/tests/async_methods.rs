@@ -9,12 +9,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use vgirpc::transport::{Answer, Call, Step};
 use vgirpc::wire::ipc::{IpcBatch, empty_schema};
 use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
 use vgirpc::{
-    AnnotatedBatch, Answer, AsyncExchangeState, AsyncProducerState, Call, CallContext,
-    OutputCollector, Peer, RpcError, Server, Step, Stream, TransportKind,
+    AnnotatedBatch, AsyncExchangeState, AsyncProducerState, CallContext, OutputCollector, Peer,
+    RpcError, Server, Stream, TransportKind,
 };
 
 /// A service mixing sync and async methods.

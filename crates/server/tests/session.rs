@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arrow_array::{Array, Int64Array, RecordBatch};
+use vgirpc::transport::{Answer, Call, SessionAction, SessionHost, StateGuard, Step};
 use vgirpc::wire::ipc::{IpcBatch, empty_schema};
 use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
 use vgirpc::{
-    Answer, Call, CallContext, OutputCollector, Peer, ProducerState, RpcError, Server,
-    SessionAction, SessionHost, SessionState, StateGuard, Step, Stream, TransportKind,
+    CallContext, OutputCollector, Peer, ProducerState, RpcError, Server, SessionState, Stream,
+    TransportKind,
 };
 
 #[vgirpc::service]

@@ -5,12 +5,13 @@ use std::io::Cursor;
 
 use bytes::Bytes;
 use http::StatusCode;
+use vgirpc::transport::{ActiveStream, Call, OpenStream};
 use vgirpc::wire::WireError;
 use vgirpc::wire::ipc::{IpcBatch, ReadLimits, StreamReader, empty_schema, write_stream_bytes};
 use vgirpc::wire::log::{ErrorInfo, quoted};
 use vgirpc::wire::metadata;
 use vgirpc::wire::request::{Request, request_error_info};
-use vgirpc::{ActiveStream, Call, CallRecord, CallStatus, OpenStream};
+use vgirpc::{CallRecord, CallStatus};
 
 use super::{Caller, Rpc, Turn};
 use crate::external::pointer_url;

@@ -4,10 +4,11 @@
 
 use arrow_schema::SchemaRef;
 use http::StatusCode;
+use vgirpc::RpcError;
+use vgirpc::transport::Answer;
 use vgirpc::wire::WireError;
 use vgirpc::wire::ipc::StreamWriter;
 use vgirpc::wire::log::ErrorInfo;
-use vgirpc::{Answer, RpcError};
 
 use super::Rpc;
 use crate::external::{Entry, data_entry};

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use http::StatusCode;
+use vgirpc::RpcError;
+use vgirpc::transport::{ActiveStream, Answer, Step};
 use vgirpc::wire::WireError;
 use vgirpc::wire::ipc::{IpcBatch, StreamWriter, empty_schema, write_stream_bytes};
 use vgirpc::wire::log::{ErrorInfo, empty_batch};
 use vgirpc::wire::metadata::{self, Metadata};
-use vgirpc::{ActiveStream, Answer, RpcError, Step};
 
 use super::output::internal;
 use super::{Caller, Rpc, Turn};
@@ -108,7 +109,7 @@ impl Rpc {
             let mut writer = StreamWriter::try_new(&mut *out, &schema)?;
             // Ends the turn on `info`: the error batch closes the stream.
             let mut fail = |writer: &mut StreamWriter<&mut Vec<u8>>, info: ErrorInfo| {
-                let (batch, md) = vgirpc::error_batch(&schema, &info, &request_id);
+                let (batch, md) = vgirpc::transport::error_batch(&schema, &info, &request_id);
                 turn.failure = Some(info);
                 writer.write(&batch, &md)
             };

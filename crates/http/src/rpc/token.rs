@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use http::StatusCode;
+use vgirpc::RpcError;
+use vgirpc::transport::{ActiveStream, SavedStream};
 use vgirpc::wire::types::{deserialize_schema, serialize_schema};
-use vgirpc::{ActiveStream, RpcError, SavedStream};
 use vgirpc_token::{TokenPayload, unix_now};
 
 use super::{Caller, Rpc};

@@ -21,7 +21,8 @@ use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
-use vgirpc::{AuthContext, Peer, ServeError, Served, Server, SideChannels, TransportKind};
+use vgirpc::transport::{Served, SideChannels};
+use vgirpc::{AuthContext, Peer, ServeError, Server, TransportKind};
 
 /// Read and write buffers of a connection while it is served: large
 /// enough that a big batch crosses in few system calls.

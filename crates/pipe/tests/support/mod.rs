@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use vgirpc::arrow::array::{RecordBatch, StringArray};
 use vgirpc::arrow::schema::{DataType, Field, Schema};
+use vgirpc::transport::NoSideChannels;
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc::wire::request::Request;
-use vgirpc::{CallContext, NoSideChannels, RpcError, Server};
+use vgirpc::{CallContext, RpcError, Server};
 use vgirpc_pipe::{PipeError, UnixConfig, UnixShutdown, serve_unix_until};
 
 /// An upper bound for anything that should happen: only a hang reaches it.
