@@ -42,6 +42,23 @@ const STEPS: &[Step] = &[
         &["test", "--workspace"],
         &[("VGI_REQUIRE_REFERENCE", "1")],
     ),
+    // What the README's first command shows, as a user would run it, and
+    // the other examples.
+    (
+        "example quickstart",
+        &["run", "-p", "vgirpc-examples", "--example", "quickstart"],
+        &[],
+    ),
+    (
+        "example calculator",
+        &["run", "-p", "vgirpc-examples", "--example", "calculator"],
+        &[],
+    ),
+    (
+        "example auth",
+        &["run", "-p", "vgirpc-examples", "--example", "auth"],
+        &[],
+    ),
     (
         "test (otel feature)",
         &["test", "-p", "vgirpc", "--features", "otel"],
@@ -60,6 +77,26 @@ const STEPS: &[Step] = &[
             "-D",
             "warnings",
         ],
+        &[],
+    ),
+    // The transport crates build the server core without its client.
+    (
+        "clippy (server core without the client)",
+        &[
+            "clippy",
+            "-p",
+            "vgirpc",
+            "--no-default-features",
+            "--lib",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    ),
+    (
+        "test (fly feature)",
+        &["test", "-p", "vgirpc-http", "--features", "fly", "--doc"],
         &[],
     ),
 ];

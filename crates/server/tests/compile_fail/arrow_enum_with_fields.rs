@@ -1,0 +1,7 @@
+#[derive(vgirpc::ArrowEnum)]
+pub enum Shape {
+    Circle(f64),
+    Square,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(vgirpc::ArrowStruct)]
+pub enum Colour {
+    Red,
+    Green,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[derive(vgirpc::ArrowStruct)]
+pub struct Point(f64, f64);
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[vgirpc::service]
+pub trait Shop {
+    fn restock(&self);
+}
+
+fn main() {}
