@@ -17,6 +17,8 @@
 //! # Ok::<(), vgirpc_access_log::AccessLogError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod record;
 mod rotate;
 

@@ -206,6 +206,9 @@ fn describe<T: Transport, W: Write>(
                         schema_line(&method.params_schema)
                     ))?;
                 }
+                for (name, schema) in &method.embedded_params {
+                    printer.line(&format!("    {name} as JSON: {}", schema_line(schema)))?;
+                }
                 if method.has_return {
                     printer.line(&format!(
                         "    returns: {}",
@@ -261,6 +264,16 @@ fn describe_json(description: &ServiceDescription) -> serde_json::Value {
             if let Some(header) = &m.header_schema {
                 entry["header_schema"] = schema_line(header).into();
             }
+            if !m.embedded_params.is_empty() {
+                // Struct parameters the server reads from IPC bytes, with
+                // the fields a JSON object for them must have.
+                entry["struct_params"] = m
+                    .embedded_params
+                    .iter()
+                    .map(|(name, schema)| (name.clone(), schema_line(schema).into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
             (m.name.clone(), entry)
         })
         .collect();
@@ -294,7 +307,7 @@ fn call<T: Transport, W: Write>(
             names.join(", ")
         )));
     };
-    let params = params::build(method, &target.params_schema, assignments, json)?;
+    let params = params::build(target, assignments, json)?;
     match target.method_type {
         MethodType::Unary => {
             if input.is_some() {

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde_json::Value as Json;
 use vgirpc_client::no_params;
+use vgirpc_wire::describe::MethodDescription;
+use vgirpc_wire::types::write_ipc_stream;
 use vgirpc_wire::value::{Value, values_to_array};
 
 use crate::error::CliError;
@@ -16,28 +18,33 @@ use crate::render::type_name;
 /// a JSON object. Only the given parameters are sent; the server fills in
 /// its defaults for the others (and rejects missing required ones).
 pub(crate) fn build(
-    method: &str,
-    schema: &Schema,
+    method: &MethodDescription,
     assignments: &[String],
     json: Option<&str>,
 ) -> Result<RecordBatch, CliError> {
+    let name_of_method = method.name.as_str();
+    let schema = &method.params_schema;
     let mut given: Vec<(&Field, Value)> = Vec::new();
-    let mut add = |name: &str, parse: &dyn Fn(&DataType) -> Result<Value, String>| {
-        let field = find(method, schema, name)?;
+    let mut add = |name: &str, raw: Given<'_>| {
+        let field = find(name_of_method, schema, name)?;
         if given.iter().any(|(f, _)| f.name() == name) {
             return Err(CliError::Usage(format!(
-                "parameter '{name}' of {method} is given twice"
+                "parameter '{name}' of {name_of_method} is given twice"
             )));
         }
-        let value = parse(field.data_type()).map_err(|reason| {
+        let embedded = method.embedded_params.get(name);
+        let value = parse(raw, field.data_type(), embedded).map_err(|reason| {
+            let shape = match embedded {
+                Some(schema) => format!("a JSON object of {}", struct_shape(schema)),
+                None => type_name(field.data_type()),
+            };
             CliError::Usage(format!(
-                "parameter '{name}' of {method} ({}): {reason}",
-                type_name(field.data_type())
+                "parameter '{name}' of {name_of_method} ({shape}): {reason}"
             ))
         })?;
         if value.is_null() && !field.is_nullable() {
             return Err(CliError::Usage(format!(
-                "parameter '{name}' of {method} is not optional"
+                "parameter '{name}' of {name_of_method} is not optional"
             )));
         }
         given.push((field, value));
@@ -47,14 +54,14 @@ pub(crate) fn build(
         let object: serde_json::Map<String, Json> = serde_json::from_str(json)
             .map_err(|e| CliError::Usage(format!("--json is not a JSON object: {e}")))?;
         for (name, value) in &object {
-            add(name, &|dt| from_json(value, dt))?;
+            add(name, Given::Json(value))?;
         }
     }
     for assignment in assignments {
         let (name, text) = assignment
             .split_once('=')
             .ok_or_else(|| CliError::Usage(format!("expected KEY=VALUE, got {assignment:?}")))?;
-        add(name, &|dt| from_text(text, dt))?;
+        add(name, Given::Text(text))?;
     }
     if given.is_empty() {
         return Ok(no_params());
@@ -65,14 +72,89 @@ pub(crate) fn build(
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(given.len());
     for (field, value) in given {
         let array = values_to_array(field.data_type(), &[value]).map_err(|e| {
-            CliError::Usage(format!("parameter '{}' of {method}: {e}", field.name()))
+            CliError::Usage(format!(
+                "parameter '{}' of {name_of_method}: {e}",
+                field.name()
+            ))
         })?;
         fields.push(field.clone());
         columns.push(array);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(CliError::arrow(format!(
-        "cannot build the parameters of {method}"
+        "cannot build the parameters of {name_of_method}"
     )))
+}
+
+/// A parameter's value as the command line gave it.
+#[derive(Clone, Copy)]
+enum Given<'a> {
+    /// `KEY=TEXT`.
+    Text(&'a str),
+    /// A member of `--json`.
+    Json(&'a Json),
+}
+
+/// Reads one parameter. `embedded` is the schema the server published for
+/// a struct parameter that travels as IPC bytes in a binary column.
+fn parse(raw: Given<'_>, dt: &DataType, embedded: Option<&SchemaRef>) -> Result<Value, String> {
+    let is_bytes = matches!(dt, DataType::Binary | DataType::LargeBinary);
+    match (raw, embedded) {
+        (Given::Json(json), Some(schema)) if is_bytes => embedded_struct(json, schema),
+        (Given::Text(text), Some(schema)) if is_bytes => {
+            let json: Json = serde_json::from_str(text)
+                .map_err(|e| format!("{text:?} is not valid JSON: {e}"))?;
+            embedded_struct(&json, schema)
+        }
+        (Given::Json(json), None) if is_bytes && json.is_object() => Err(NO_SCHEMA.into()),
+        (Given::Text(text), None)
+            if is_bytes && serde_json::from_str::<Json>(text).is_ok_and(|j| j.is_object()) =>
+        {
+            Err(NO_SCHEMA.into())
+        }
+        (Given::Json(json), _) => from_json(json, dt),
+        (Given::Text(text), _) => from_text(text, dt),
+    }
+}
+
+/// Why a JSON object cannot fill a binary parameter without a schema.
+const NO_SCHEMA: &str = "the service's description carries no schema for this parameter (a \
+     struct the server reads from IPC bytes), so it cannot be built from JSON; its value is \
+     taken as raw bytes, given as text";
+
+/// A struct parameter as the one-row IPC stream its server reads.
+fn embedded_struct(json: &Json, schema: &SchemaRef) -> Result<Value, String> {
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    let Value::Struct(members) = struct_from_json(json, schema.fields())? else {
+        unreachable!("struct_from_json builds structs");
+    };
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(members)
+        .map(|(field, (_, value))| {
+            if value.is_null() && !field.is_nullable() {
+                return Err(format!("struct field '{}' is required", field.name()));
+            }
+            values_to_array(field.data_type(), &[value])
+                .map_err(|e| format!("struct field '{}': {e}", field.name()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())?;
+    write_ipc_stream(schema, &batch)
+        .map(Value::Bytes)
+        .map_err(|e| e.to_string())
+}
+
+/// `{x: double, y: double}`: the fields a struct parameter expects.
+fn struct_shape(schema: &Schema) -> String {
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
 }
 
 fn find<'a>(method: &str, schema: &'a Schema, name: &str) -> Result<&'a Field, CliError> {
@@ -287,11 +369,44 @@ fn parse_decimal(text: &str, scale: i8) -> Result<i128, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Int64Type;
+    use std::collections::BTreeMap;
 
-    fn schema() -> Schema {
-        Schema::new(vec![
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type};
+    use vgirpc_wire::describe::MethodType;
+    use vgirpc_wire::types::read_ipc_stream;
+
+    fn method(params: Schema) -> MethodDescription {
+        MethodDescription {
+            name: "m".into(),
+            method_type: MethodType::Unary,
+            has_return: true,
+            params_schema: Arc::new(params),
+            result_schema: Arc::new(Schema::empty()),
+            header_schema: None,
+            is_exchange: None,
+            embedded_params: BTreeMap::new(),
+        }
+    }
+
+    fn point_method(published: bool) -> MethodDescription {
+        let mut m = method(Schema::new(vec![Field::new(
+            "point",
+            DataType::Binary,
+            false,
+        )]));
+        if published {
+            let point = Schema::new(vec![
+                Field::new("x", DataType::Float64, false),
+                Field::new("y", DataType::Float64, false),
+            ]);
+            m.embedded_params.insert("point".into(), Arc::new(point));
+        }
+        m
+    }
+
+    fn schema() -> MethodDescription {
+        method(Schema::new(vec![
             Field::new("count", DataType::Int64, false),
             Field::new("label", DataType::Utf8, true),
             Field::new(
@@ -299,18 +414,12 @@ mod tests {
                 DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
                 false,
             ),
-        ])
+        ]))
     }
 
     #[test]
     fn assignments_are_typed_by_the_schema() {
-        let batch = build(
-            "m",
-            &schema(),
-            &["values=[1,2]".into(), "count=3".into()],
-            None,
-        )
-        .unwrap();
+        let batch = build(&schema(), &["values=[1,2]".into(), "count=3".into()], None).unwrap();
         assert_eq!(batch.num_rows(), 1);
         let names: Vec<&str> = batch
             .schema_ref()
@@ -324,24 +433,74 @@ mod tests {
 
     #[test]
     fn json_parameters_and_nulls() {
-        let batch = build("m", &schema(), &[], Some(r#"{"label": null, "count": 1}"#)).unwrap();
+        let batch = build(&schema(), &[], Some(r#"{"label": null, "count": 1}"#)).unwrap();
         assert!(batch.column_by_name("label").unwrap().is_null(0));
-        let err = build("m", &schema(), &[], Some(r#"{"count": null}"#)).unwrap_err();
+        let err = build(&schema(), &[], Some(r#"{"count": null}"#)).unwrap_err();
         assert!(err.to_string().contains("not optional"), "{err}");
     }
 
     #[test]
     fn wrong_names_and_values_are_usage_errors() {
-        let err = build("m", &schema(), &["nope=1".into()], None).unwrap_err();
+        let err = build(&schema(), &["nope=1".into()], None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown parameter 'nope' for m; expected one of: count, label, values"
         );
         assert_eq!(err.exit_code(), 2);
-        let err = build("m", &schema(), &["count=x".into()], None).unwrap_err();
+        let err = build(&schema(), &["count=x".into()], None).unwrap_err();
         assert!(err.to_string().contains("not an integer"), "{err}");
-        let err = build("m", &schema(), &["count".into()], None).unwrap_err();
+        let err = build(&schema(), &["count".into()], None).unwrap_err();
         assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn a_struct_parameter_with_a_published_schema_is_built_from_json() {
+        for (assignments, json) in [
+            (vec![r#"point={"x": 1.5, "y": -2}"#.to_owned()], None),
+            (vec![], Some(r#"{"point": {"x": 1.5, "y": -2}}"#)),
+        ] {
+            let batch = build(&point_method(true), &assignments, json).unwrap();
+            let bytes = batch.column(0).as_binary::<i32>().value(0);
+            let (schema, rows) = read_ipc_stream(bytes).unwrap();
+            assert_eq!(schema.fields().len(), 2);
+            assert_eq!(rows[0].num_rows(), 1);
+            assert_eq!(
+                rows[0].column(0).as_primitive::<Float64Type>().value(0),
+                1.5
+            );
+            assert_eq!(
+                rows[0].column(1).as_primitive::<Float64Type>().value(0),
+                -2.0
+            );
+        }
+        let err = build(&point_method(true), &[r#"point={"x": 1}"#.into()], None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "parameter 'point' of m (a JSON object of {x: double, y: double}): \
+             struct field 'y' is required"
+        );
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_struct_parameter_without_a_schema_says_json_cannot_fill_it() {
+        for (assignments, json) in [
+            (vec![r#"point={"x": 1}"#.to_owned()], None),
+            (vec![], Some(r#"{"point": {"x": 1}}"#)),
+        ] {
+            let err = build(&point_method(false), &assignments, json).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(
+                    "parameter 'point' of m (binary): the service's description carries no schema"
+                ),
+                "{text}"
+            );
+            assert!(!text.contains('\n'), "{text}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let raw = build(&point_method(false), &["point=abc".into()], None).unwrap();
+        assert_eq!(raw.column(0).as_binary::<i32>().value(0), b"abc");
     }
 
     #[test]

@@ -156,6 +156,28 @@ fn a_unary_call_prints_its_result() {
     let text = succeeded(&vgi_rpc(&[
         "-c",
         &worker(),
+        "-f",
+        "json",
+        "call",
+        "echo_nested_list",
+        "matrix=[[1, 2], [], [3]]",
+    ]));
+    assert_eq!(text, "{\"result\":[[1,2],[],[3]]}\n");
+    // A struct parameter, from the schema our worker publishes for it.
+    let text = succeeded(&vgi_rpc(&[
+        "-c",
+        &worker(),
+        "-f",
+        "json",
+        "call",
+        "echo_point",
+        "--json",
+        r#"{"point": {"x": 1.5, "y": 2}}"#,
+    ]));
+    assert_eq!(text, "{\"result\":{\"x\":1.5,\"y\":2.0}}\n");
+    let text = succeeded(&vgi_rpc(&[
+        "-c",
+        &worker(),
         "call",
         "echo_date",
         "value=2026-04-25",
@@ -254,6 +276,19 @@ fn an_exchange_sends_every_batch_of_the_input_file() {
         values.extend(column.values().iter().copied());
     }
     assert_eq!(values, [3.0, 6.0, 30.0]);
+}
+
+#[test]
+fn an_exchange_without_input_says_what_it_got() {
+    let output = vgi_rpc(&["-c", &worker(), "call", "exchange_scale", "factor=2"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("Input schema mismatch: expected "), "{text}");
+    assert!(
+        text.trim_end().ends_with("got a batch with no columns"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -63,6 +63,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod auth;
 mod blocking;
 mod body;

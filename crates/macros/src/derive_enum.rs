@@ -171,7 +171,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
 
             fn to_value(&self) -> #value {
                 let name: &'static str = #to_name;
-                #value::Str(::std::string::String::from(name))
+                #value::Str(<::std::string::String as ::core::convert::From<&str>>::from(name))
             }
 
             fn from_value(value: #value) -> #result<Self> {

@@ -165,7 +165,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             ident, wire_name, ..
         } = f;
         quote! {
-            (::std::string::String::from(#wire_name), #arrow_value::to_value(&self.#ident))
+            (<::std::string::String as ::core::convert::From<&str>>::from(#wire_name), #arrow_value::to_value(&self.#ident))
         }
     });
     let try_to_values = fields.iter().map(|f| {
@@ -173,7 +173,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             ident, wire_name, ..
         } = f;
         quote! {
-            (::std::string::String::from(#wire_name), #arrow_value::try_to_value(&self.#ident)?)
+            (<::std::string::String as ::core::convert::From<&str>>::from(#wire_name), #arrow_value::try_to_value(&self.#ident)?)
         }
     });
     let takes = fields.iter().map(|f| {
@@ -190,7 +190,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         impl #impl_generics #arrow_value for #name #ty_generics #where_clause {
             fn arrow_type() -> #private::DataType {
                 let fields: ::std::vec::Vec<#private::Field> = ::std::vec![#(#field_types),*];
-                #private::DataType::Struct(#private::Fields::from(fields))
+                #private::DataType::Struct(<#private::Fields as ::core::convert::From<::std::vec::Vec<#private::Field>>>::from(fields))
             }
 
             fn to_value(&self) -> #value {

@@ -6,6 +6,8 @@
 //! value and `#[derive(ArrowEnum)]` maps a unit enum to a dictionary-encoded
 //! string carrying the variant name.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 
 mod derive_enum;

@@ -4,9 +4,11 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{
-    Expr, FnArg, GenericArgument, Ident, ItemTrait, Pat, PathArguments, ReturnType, TraitItem,
-    TraitItemFn, Type,
+    Expr, FnArg, GenericArgument, Ident, ItemTrait, Pat, Path, PathArguments, ReturnType,
+    TraitItem, TraitItemFn, Type,
 };
+
+use crate::derive_struct::parse_crate_path;
 
 /// What a method returns once its `Result` is unwrapped.
 enum Returns {
@@ -32,12 +34,16 @@ struct Method {
 }
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<TokenStream> {
-    if !args.is_empty() {
-        return Err(syn::Error::new(
-            args.span(),
-            "#[service] takes no arguments",
-        ));
-    }
+    let mut krate: Path = syn::parse_quote!(::vgirpc);
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            krate = parse_crate_path(&meta)?;
+            Ok(())
+        } else {
+            Err(meta.error("unknown #[service] argument; expected `crate = \"path::to::vgirpc\"`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, args)?;
     let mut methods = Vec::new();
     let mut errors: Option<syn::Error> = None;
     let mut has_start_hook = false;
@@ -61,7 +67,6 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         return Err(errors);
     }
 
-    let krate = quote!(::vgirpc);
     let private = quote!(#krate::__private);
     if !has_start_hook {
         item.items.push(syn::parse_quote! {
@@ -117,9 +122,18 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             call_args.insert(position, quote!(ctx));
         }
         let awaited = if m.is_async { quote!(.await) } else { quote!() };
+        // The autoref picks the `anyhow::Error` conversion when the error
+        // is one, and `Into<RpcError>` for every other error type.
         let call = quote! {
-            self.inner.#method_ident(#(#call_args),*)#awaited
-                .map_err(::core::convert::Into::<#krate::RpcError>::into)?
+            match self.inner.#method_ident(#(#call_args),*)#awaited {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(err) => {
+                    use #private::{AnyhowIntoRpcError as _, IntoRpcError as _};
+                    return ::core::result::Result::Err(
+                        (&&#private::MethodError::new(err)).to_rpc_error(),
+                    );
+                }
+            }
         };
         let finish = match &m.returns {
             Returns::Nothing => quote! {
@@ -177,12 +191,12 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
     let server_doc = format!(
         "Serves an implementation of [`{trait_ident}`]: dispatch, schemas and `__describe__`."
     );
-    let client = client(&item, &methods);
-    let async_client = async_client(&item, &methods);
+    let client = client(&item, &methods, &krate);
+    let async_client = async_client(&item, &methods, &krate);
     Ok(quote! {
         #item
 
-        ::vgirpc::__with_client! {
+        #krate::__with_client! {
             #client
 
             #async_client
@@ -254,8 +268,8 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
 /// The typed `<Trait>Client`: one method per RPC over the dynamic client
 /// of `vgirpc-client`, encoding parameters and decoding results with the
 /// same `ArrowValue` mapping the server uses.
-fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
-    let client_crate = quote!(::vgirpc::client);
+fn client(item: &ItemTrait, methods: &[Method], krate: &Path) -> TokenStream {
+    let client_crate = quote!(#krate::client);
     let private = quote!(#client_crate::__private);
     let trait_ident = &item.ident;
     let vis = &item.vis;
@@ -319,9 +333,10 @@ fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
         "Typed client for [`{trait_ident}`]: one method per RPC, taking and returning Rust \
          types.\n\n\
          Unary methods return their result; stream methods return a \
-         [`TypedStream`](::vgirpc::client::TypedStream) with the decoded header. Every \
+         [`TypedStream`]({}::client::TypedStream) with the decoded header. Every \
          parameter is sent, including those the trait gives a `#[default(..)]`: the \
-         defaults only fill in for clients that omit a parameter."
+         defaults only fill in for clients that omit a parameter.",
+        path_text(krate)
     );
     quote! {
         #[doc = #client_doc]
@@ -379,8 +394,8 @@ fn client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
 
 /// The typed `<Trait>AsyncClient`: the same methods as `<Trait>Client`,
 /// async and taking `&self`, over `vgirpc_client::AsyncClient`.
-fn async_client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
-    let client_crate = quote!(::vgirpc::client);
+fn async_client(item: &ItemTrait, methods: &[Method], krate: &Path) -> TokenStream {
+    let client_crate = quote!(#krate::client);
     let private = quote!(#client_crate::__private);
     let trait_ident = &item.ident;
     let vis = &item.vis;
@@ -445,7 +460,8 @@ fn async_client(item: &ItemTrait, methods: &[Method]) -> TokenStream {
     let client_doc = format!(
         "Async typed client for [`{trait_ident}`]: one `async` method per RPC, taking `&self`, \
          so clones of one client serve many tasks at once (see \
-         [`AsyncClient`](::vgirpc::client::AsyncClient) for how each transport runs them)."
+         [`AsyncClient`]({}::client::AsyncClient) for how each transport runs them).",
+        path_text(krate)
     );
     quote! {
         #[doc = #client_doc]
@@ -489,6 +505,11 @@ fn describe(m: &Method, private: &TokenStream) -> TokenStream {
         let wire_name = &p.wire_name;
         quote!(#private::param_field::<#ty>(#wire_name))
     });
+    let embedded = m.params.iter().map(|p| {
+        let ty = &p.ty;
+        let wire_name = &p.wire_name;
+        quote!((#wire_name, #private::embedded_schema::<#ty>()))
+    });
     let (method_type, has_return, result_schema, header_schema) = match &m.returns {
         Returns::Nothing => (
             quote!(Unary),
@@ -514,13 +535,14 @@ fn describe(m: &Method, private: &TokenStream) -> TokenStream {
     };
     quote! {
         #private::MethodDescription {
-            name: ::std::string::String::from(#name),
+            name: <::std::string::String as ::core::convert::From<&str>>::from(#name),
             method_type: #private::MethodType::#method_type,
             has_return: #has_return,
             params_schema: #private::schema(::std::vec![#(#fields),*]),
             result_schema: #result_schema,
             header_schema: #header_schema,
             is_exchange: ::core::option::Option::None,
+            embedded_params: #private::embedded_params(::std::vec![#(#embedded),*]),
         }
     }
 }
@@ -552,6 +574,7 @@ fn parse_method(func: &mut TraitItemFn) -> syn::Result<Method> {
     }
     let mut params = Vec::new();
     let mut ctx_position = None;
+    let mut type_errors: Option<syn::Error> = None;
     for (position, input) in inputs.enumerate() {
         let FnArg::Typed(typed) = input else {
             return Err(syn::Error::new(input.span(), "unexpected receiver"));
@@ -573,6 +596,12 @@ fn parse_method(func: &mut TraitItemFn) -> syn::Result<Method> {
                 "parameters must be plain names: the name is the Arrow column name",
             ));
         };
+        if let Err(err) = check_wire_type(&typed.ty) {
+            match &mut type_errors {
+                Some(all) => all.combine(err),
+                None => type_errors = Some(err),
+            }
+        }
         let ident = pat.ident.clone();
         params.push(Param {
             wire_name: ident.to_string().trim_start_matches("r#").to_owned(),
@@ -581,7 +610,15 @@ fn parse_method(func: &mut TraitItemFn) -> syn::Result<Method> {
             default,
         });
     }
-    let returns = parse_return(&sig.output)?;
+    let returns = parse_return(&sig.output);
+    let returns = match (type_errors, returns) {
+        (None, returns) => returns?,
+        (Some(errors), Ok(_)) => return Err(errors),
+        (Some(mut errors), Err(err)) => {
+            errors.combine(err);
+            return Err(errors);
+        }
+    };
     let is_async = sig.asyncness.take().is_some();
     if is_async {
         // A `Send` future lets any transport await the method on any
@@ -641,13 +678,14 @@ fn parse_return(output: &ReturnType) -> syn::Result<Returns> {
     let error = |span: Span| {
         syn::Error::new(
             span,
-            "service methods return `Result<T, E>` where E converts into vgirpc::RpcError",
+            "service methods return `Result<T, E>` where E converts into vgirpc::RpcError \
+             (or a `Result` alias such as `anyhow::Result<T>` or `io::Result<T>`)",
         )
     };
     let ReturnType::Type(_, ty) = output else {
         return Err(error(output.span()));
     };
-    let ok = single_generic(ty, "Result", 2).ok_or_else(|| error(ty.span()))?;
+    let ok = result_ok_type(ty).ok_or_else(|| error(ty.span()))?;
     if let Type::Tuple(tuple) = &ok
         && tuple.elems.is_empty()
     {
@@ -669,24 +707,69 @@ fn parse_return(output: &ReturnType) -> syn::Result<Returns> {
         };
         return Ok(Returns::Stream { header });
     }
+    check_wire_type(&ok)?;
     Ok(Returns::Value(ok))
 }
 
-/// The first type argument of `ty` if it is `name<..>` with `arity` arguments.
-fn single_generic(ty: &Type, name: &str, arity: usize) -> Option<Type> {
+/// `T` of `Result<T, E>`, or of an alias named `…Result<T>` that fixes the
+/// error type (`anyhow::Result<T>`, `io::Result<T>`, `MyResult<T>`).
+fn result_ok_type(ty: &Type) -> Option<Type> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
-    if last.ident != name {
-        return None;
-    }
     let PathArguments::AngleBracketed(args) = &last.arguments else {
         return None;
     };
-    if args.args.len() != arity {
+    let arity_fits = match args.args.len() {
+        2 => last.ident == "Result",
+        1 => last.ident.to_string().ends_with("Result"),
+        _ => false,
+    };
+    if !arity_fits {
         return None;
     }
     match args.args.first()? {
         GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
     }
+}
+
+/// Refuses, with the fix, the types that never have an Arrow form;
+/// every other type is left to the `ArrowValue` bound, whose error lists
+/// what is supported.
+fn check_wire_type(ty: &Type) -> syn::Result<()> {
+    let refuse = |hint: &str| Err(syn::Error::new(ty.span(), hint.to_owned()));
+    match ty {
+        Type::Reference(reference) => {
+            let is_str = matches!(&*reference.elem, Type::Path(p) if p.path.is_ident("str"));
+            if is_str {
+                refuse("parameters and results are owned values: use `String` instead of `&str`")
+            } else if matches!(&*reference.elem, Type::Slice(_)) {
+                refuse("parameters and results are owned values: use `Vec<T>` instead of a slice")
+            } else {
+                refuse(
+                    "parameters and results are owned values: take the type itself, not a reference",
+                )
+            }
+        }
+        Type::Tuple(tuple) if !tuple.elems.is_empty() => {
+            refuse("tuples have no Arrow type: use a struct with `#[derive(vgirpc::ArrowStruct)]`")
+        }
+        Type::Array(_) => refuse(
+            "arrays have no Arrow type of their own: use `Vec<T>`, or \
+             `vgirpc::FixedBinary<N>` for fixed-size bytes",
+        ),
+        Type::Path(path) if path.path.is_ident("usize") || path.path.is_ident("isize") => refuse(
+            "`usize` and `isize` have no fixed width on the wire: use `u64` or `i64` \
+             (or a narrower fixed-width integer)",
+        ),
+        Type::Path(path) if path.path.is_ident("char") => {
+            refuse("`char` has no Arrow type: use `String`")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `path` as written in a doc link.
+fn path_text(path: &Path) -> String {
+    quote!(#path).to_string().replace(' ', "")
 }

@@ -12,7 +12,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::spanned::Spanned;
-use syn::{ItemImpl, LitStr, Type};
+use syn::{ItemImpl, LitStr, Path, Type};
+
+use crate::derive_struct::parse_crate_path;
 
 enum Kind {
     Producer,
@@ -23,8 +25,12 @@ enum Kind {
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<TokenStream> {
     let mut key: Option<LitStr> = None;
+    let mut krate: Path = syn::parse_quote!(::vgirpc);
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("key") {
+        if meta.path.is_ident("crate") {
+            krate = parse_crate_path(&meta)?;
+            Ok(())
+        } else if meta.path.is_ident("key") {
             let lit: LitStr = meta.value()?.parse()?;
             if lit.value().is_empty() {
                 return Err(syn::Error::new(lit.span(), "the key must not be empty"));
@@ -32,7 +38,9 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
             key = Some(lit);
             Ok(())
         } else {
-            Err(meta.error("unknown #[stream_state] argument; expected `key = \"...\"`"))
+            Err(meta.error(
+                "unknown #[stream_state] argument; expected `key = \"...\"` or `crate = \"path::to::vgirpc\"`",
+            ))
         }
     });
     syn::parse::Parser::parse2(parser, args)?;
@@ -78,11 +86,11 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> syn::Result<Token
         None => quote!(::core::concat!(::core::module_path!(), "::", #type_name)),
     };
 
-    let private = quote!(::vgirpc::__private);
+    let private = quote!(#krate::__private);
     item.items.push(syn::parse_quote! {
         fn save_state(
             &self,
-        ) -> ::core::result::Result<#private::SavedState, ::vgirpc::RpcError> {
+        ) -> ::core::result::Result<#private::SavedState, #krate::RpcError> {
             #private::save_state::<#self_ty>(#key, self)
         }
     });

@@ -27,6 +27,8 @@
 //! eprintln!("worker stopped: {stopped:?}");
 //! ```
 
+#![warn(missing_docs)]
+
 use std::io::{BufReader, BufWriter};
 use std::os::fd::AsFd;
 

@@ -1,5 +1,6 @@
 //! Support code for `#[vgirpc::service]` expansions; not a stable API.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -15,6 +16,59 @@ pub use crate::persist::{StateRegistration, save_state};
 pub use crate::state::SavedState;
 pub use crate::stream::NoHeader;
 use crate::stream::Stream;
+
+/// A method's error on its way to becoming an [`RpcError`].
+///
+/// The expansion calls `(&&MethodError::new(err)).to_rpc_error()`:
+/// method lookup tries [`AnyhowIntoRpcError`] (implemented on
+/// `&MethodError<anyhow::Error>`) before auto-dereferencing to
+/// [`IntoRpcError`] (on `MethodError<E: Into<RpcError>>`), which picks the
+/// right conversion for the concrete error type without the two impls
+/// overlapping.
+pub struct MethodError<E>(std::cell::Cell<Option<E>>);
+
+impl<E> std::fmt::Debug for MethodError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MethodError")
+    }
+}
+
+impl<E> MethodError<E> {
+    /// Wraps the error a method returned.
+    pub fn new(err: E) -> Self {
+        Self(std::cell::Cell::new(Some(err)))
+    }
+
+    fn take(&self) -> E {
+        self.0.take().expect("a method error converts once")
+    }
+}
+
+/// Any error type that converts into [`RpcError`].
+pub trait IntoRpcError {
+    /// The converted error.
+    fn to_rpc_error(&self) -> RpcError;
+}
+
+impl<E: Into<RpcError>> IntoRpcError for MethodError<E> {
+    fn to_rpc_error(&self) -> RpcError {
+        self.take().into()
+    }
+}
+
+/// `anyhow::Error`, which is not a `std::error::Error` and so misses
+/// [`RpcError`]'s blanket conversion.
+pub trait AnyhowIntoRpcError {
+    /// The converted error.
+    fn to_rpc_error(&self) -> RpcError;
+}
+
+#[cfg(feature = "anyhow")]
+impl AnyhowIntoRpcError for &MethodError<anyhow::Error> {
+    fn to_rpc_error(&self) -> RpcError {
+        RpcError::from_anyhow(self.take())
+    }
+}
 
 /// Field of a parameter column.
 pub fn param_field<T: ArrowValue>(name: &str) -> Field {
@@ -35,7 +89,25 @@ pub fn result_schema<T: ArrowValue>() -> SchemaRef {
 }
 
 fn is_struct_in_binary<T: ArrowValue>() -> bool {
-    T::column_type() == DataType::Binary && matches!(T::arrow_type(), DataType::Struct(_))
+    embedded_schema::<T>().is_some()
+}
+
+/// Schema of the one-row IPC stream a struct parameter travels as, or
+/// `None` for a parameter that is a column of its own.
+pub fn embedded_schema<T: ArrowValue>() -> Option<SchemaRef> {
+    match (T::column_type(), T::arrow_type()) {
+        (DataType::Binary, DataType::Struct(fields)) => Some(Arc::new(Schema::new(fields))),
+        _ => None,
+    }
+}
+
+/// [`MethodDescription::embedded_params`] from every parameter's
+/// [`embedded_schema`].
+pub fn embedded_params(params: Vec<(&str, Option<SchemaRef>)>) -> BTreeMap<String, SchemaRef> {
+    params
+        .into_iter()
+        .filter_map(|(name, schema)| Some((name.to_owned(), schema?)))
+        .collect()
 }
 
 /// Builds a params schema from its fields.

@@ -79,9 +79,14 @@ pub(crate) fn coerce_input(
         return Ok(batch);
     }
     let mismatch = || {
+        let got = if batch.num_columns() == 0 {
+            // An empty schema displays as nothing at all.
+            "a batch with no columns".to_owned()
+        } else {
+            batch.schema().to_string()
+        };
         RpcError::type_error(format!(
-            "Input schema mismatch: expected {schema}, got {}",
-            batch.schema()
+            "Input schema mismatch: expected {schema}, got {got}"
         ))
     };
     let mut expected: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

@@ -118,9 +118,56 @@ fn short_type_name<E>() -> String {
         .to_owned()
 }
 
+/// The name clients see for an error of type `E`: I/O errors by their
+/// kind, as the reference's `OSError` family names them; other errors by
+/// their Rust type, with the module for the many types called `Error`.
+fn error_type_name<E: std::error::Error + 'static>(err: &E) -> String {
+    if let Some(io) = (err as &dyn std::any::Any).downcast_ref::<std::io::Error>() {
+        return io_error_type(io.kind()).to_owned();
+    }
+    short_type_name::<E>()
+}
+
+fn io_error_type(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::NotFound => "FileNotFoundError",
+        ErrorKind::PermissionDenied => "PermissionError",
+        ErrorKind::AlreadyExists => "FileExistsError",
+        ErrorKind::TimedOut => "TimeoutError",
+        ErrorKind::ConnectionRefused => "ConnectionRefusedError",
+        ErrorKind::ConnectionReset => "ConnectionResetError",
+        ErrorKind::ConnectionAborted => "ConnectionAbortedError",
+        ErrorKind::BrokenPipe => "BrokenPipeError",
+        ErrorKind::Interrupted => "InterruptedError",
+        ErrorKind::IsADirectory => "IsADirectoryError",
+        ErrorKind::NotADirectory => "NotADirectoryError",
+        _ => "OSError",
+    }
+}
+
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for RpcError {
     fn from(err: E) -> Self {
-        Self::new(short_type_name::<E>(), err.to_string()).with_traceback(error_chain(&err))
+        Self::new(error_type_name(&err), err.to_string()).with_traceback(error_chain(&err))
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl RpcError {
+    /// An `anyhow::Error` as a `RuntimeError` (the type of the error at
+    /// the root of its chain, when that is an I/O error, names it
+    /// instead), with the whole chain as the message's traceback.
+    ///
+    /// `anyhow::Error` is not a [`std::error::Error`], so `?` cannot
+    /// convert it; methods returning `anyhow::Result<T>` are converted by
+    /// `#[service]` through this.
+    pub fn from_anyhow(err: anyhow::Error) -> Self {
+        let error_type = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io_error_type(io.kind()),
+            None => "RuntimeError",
+        };
+        let root: &(dyn std::error::Error + 'static) = err.as_ref();
+        Self::new(error_type, format!("{err:#}")).with_traceback(error_chain(root))
     }
 }
 
@@ -199,6 +246,32 @@ mod tests {
         assert_eq!(err.error_type(), "Outer");
         assert_eq!(err.message(), "outer");
         assert!(err.info().traceback.contains("caused by: inner"));
+    }
+
+    #[test]
+    fn io_errors_are_named_by_their_kind() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err: RpcError = missing.into();
+        assert_eq!(err.error_type(), "FileNotFoundError");
+        assert_eq!(err.message(), "no such file");
+        let err: RpcError = std::io::Error::other("disk on fire").into();
+        assert_eq!(err.error_type(), "OSError");
+    }
+
+    #[cfg(feature = "anyhow")]
+    #[test]
+    fn anyhow_errors_keep_their_context_chain() {
+        use anyhow::Context as _;
+        let failed: anyhow::Result<()> =
+            Err(Outer(std::io::Error::other("inner"))).context("loading the catalog");
+        let err = RpcError::from_anyhow(failed.unwrap_err());
+        assert_eq!(err.error_type(), "RuntimeError");
+        assert_eq!(err.message(), "loading the catalog: outer: inner");
+        let gone = anyhow::Error::new(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "denied",
+        ));
+        assert_eq!(RpcError::from_anyhow(gone).error_type(), "PermissionError");
     }
 
     #[test]

@@ -42,6 +42,8 @@
 //! Transports live in their own crates (`vgirpc-pipe` for stdin/stdout);
 //! this crate only needs a [`std::io::Read`] and a [`std::io::Write`].
 
+#![warn(missing_docs)]
+
 mod active_stream;
 mod answer;
 mod auth;
@@ -89,7 +91,13 @@ pub use vgirpc_client as client;
 ///
 /// Every method takes `&self` first and returns a `Result` whose error
 /// converts into [`RpcError`] (its `error_type` and message reach the
-/// client as an EXCEPTION batch):
+/// client as an EXCEPTION batch). Any `std::error::Error + Send + Sync`
+/// converts, named after its type (I/O errors by their kind:
+/// `FileNotFoundError`, `PermissionError`, ...); so does `anyhow::Error`
+/// (default feature `anyhow`, as a `RuntimeError` carrying its context
+/// chain). Aliases that fix the error type are accepted wherever
+/// `Result<T, E>` is: `anyhow::Result<T>`, `io::Result<T>`, or any alias
+/// of your own whose name ends in `Result`:
 ///
 /// | signature | kind | the client receives |
 /// |---|---|---|
@@ -120,6 +128,11 @@ pub use vgirpc_client as client;
 /// `#[default(expr)]` on a parameter fills it in when a client omits it
 /// (clients of other languages may; the typed clients generated here
 /// always send every parameter).
+///
+/// `#[vgirpc::service(crate = "path::to::vgirpc")]` names the crate when it
+/// is not reachable as `vgirpc` (a renamed dependency, or a crate that
+/// re-exports it); `#[stream_state(crate = "..")]` takes the same argument,
+/// and the derives take `#[arrow(crate = "path::to::vgirpc::wire")]`.
 ///
 /// An optional `fn on_serve_start(&self, kind: TransportKind) ->
 /// Result<(), RpcError>` runs once when a transport starts serving, before
@@ -217,12 +230,16 @@ pub use vgirpc_client as client;
 ///
 /// # Errors it reports
 ///
-/// At compile time, on the offending item: arguments to the attribute,
-/// a method with a body, a generic method, a receiver other than `&self`,
-/// a parameter that is a pattern rather than a name, `#[default]` on the
-/// context, a return type that is not `Result<_, _>`, and `Stream` with
-/// more than one header type. A parameter type without an Arrow mapping
-/// fails where the type is used, naming [`ArrowValue`].
+/// At compile time, on the offending item: an unknown argument to the
+/// attribute, a method with a body, a generic method, a receiver other
+/// than `&self`, a parameter that is a pattern rather than a name,
+/// `#[default]` on the context, a return type that is not a `Result`, and
+/// `Stream` with more than one header type. Types that never have an Arrow
+/// form get one error each, with the fix: references (`&str`: use
+/// `String`), tuples (use an `ArrowStruct`), arrays, `usize`/`isize` (use
+/// `u64`/`i64`) and `char`. Any other type without an Arrow mapping fails
+/// where it is used, saying what is supported and suggesting
+/// `#[derive(ArrowStruct)]`.
 #[doc(inline)]
 pub use vgirpc_macros::service;
 pub use vgirpc_macros::stream_state;

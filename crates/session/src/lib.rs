@@ -40,6 +40,7 @@
 //! assert_eq!(registry.resume(id, "alice").unwrap_err(), SessionError::NotFound);
 //! ```
 
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod error;

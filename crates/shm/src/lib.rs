@@ -38,6 +38,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
 // The workspace denies unsafe code; the copies below are why this crate
 // exists, each behind a bounds check.
 #![allow(unsafe_code, reason = "copies in and out of the mapped shm segment")]

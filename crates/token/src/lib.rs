@@ -52,6 +52,7 @@
 //! (`VGI-Session` headers); they are sealed with the same key and the same
 //! identity-bound associated data, in a format of their own.
 
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod session;

@@ -5,10 +5,13 @@
 //! versions, server id and `protocol_hash`, a SHA-256 over the language-neutral
 //! fields that lets a registry recognise the same protocol across processes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
 use crate::metadata::{self, Metadata};
@@ -20,6 +23,14 @@ pub const DESCRIBE_METHOD: &str = "__describe__";
 
 /// Introspection format version produced here.
 pub const DESCRIBE_VERSION: &str = "4";
+
+/// Describe metadata key of [`MethodDescription::embedded_params`]: a JSON
+/// object `{method: {parameter: base64 of the serialized schema}}`.
+///
+/// The schemas ride in the metadata rather than in the parameter fields so
+/// that `params_schema_ipc`, and with it the protocol hash, stays the same
+/// as another port's for the same service.
+pub const EMBEDDED_PARAMS_KEY: &str = "vgirpc.embedded_params";
 
 /// Whether a method answers once or streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,12 @@ pub struct MethodDescription {
     /// `Some(true)` for exchange streams, `Some(false)` for producers, `None`
     /// when unknown until the method runs (and always for unary methods).
     pub is_exchange: Option<bool>,
+    /// Schemas of the parameters that travel as a one-row IPC stream in a
+    /// binary column (struct parameters, WIRE_PROTOCOL §4), by parameter
+    /// name. Generic clients such as the CLI build those parameters from
+    /// JSON with them. Empty when the server does not publish them (the
+    /// reference does not): such a parameter is opaque bytes to a client.
+    pub embedded_params: BTreeMap<String, SchemaRef>,
 }
 
 /// Schema of the `__describe__` response batch.
@@ -119,13 +136,72 @@ pub fn describe_batch(
     let batch = RecordBatch::try_new(describe_schema(), columns)?;
 
     let hash = protocol_hash(protocol_name, &sorted, &params, &results, &headers);
-    let md = Metadata::new()
+    let mut md = Metadata::new()
         .with(metadata::PROTOCOL_NAME, protocol_name)
         .with(metadata::REQUEST_VERSION, metadata::PROTOCOL_VERSION)
         .with(metadata::DESCRIBE_VERSION, DESCRIBE_VERSION)
         .with(metadata::PROTOCOL_HASH, hash)
         .with(metadata::SERVER_ID, server_id);
+    if let Some(embedded) = embedded_params_json(&sorted) {
+        md = md.with(EMBEDDED_PARAMS_KEY, embedded);
+    }
     Ok((batch, md))
+}
+
+/// The [`EMBEDDED_PARAMS_KEY`] value, or `None` when no method has an
+/// embedded parameter.
+fn embedded_params_json(methods: &[&MethodDescription]) -> Option<String> {
+    let object: serde_json::Map<String, serde_json::Value> = methods
+        .iter()
+        .filter(|m| !m.embedded_params.is_empty())
+        .map(|m| {
+            let params = m
+                .embedded_params
+                .iter()
+                .map(|(name, schema)| {
+                    let encoded = BASE64.encode(serialize_schema(schema));
+                    (name.clone(), serde_json::Value::String(encoded))
+                })
+                .collect();
+            (m.name.clone(), serde_json::Value::Object(params))
+        })
+        .collect();
+    (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
+}
+
+/// Reads the [`EMBEDDED_PARAMS_KEY`] value back, by method name.
+fn parse_embedded_params(text: &str) -> Result<BTreeMap<String, BTreeMap<String, SchemaRef>>> {
+    let malformed = |what: String| {
+        WireError::Protocol(format!(
+            "__describe__ metadata {EMBEDDED_PARAMS_KEY}: {what}"
+        ))
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| malformed(format!("not JSON: {e}")))?;
+    let methods = json
+        .as_object()
+        .ok_or_else(|| malformed("not a JSON object".into()))?;
+    methods
+        .iter()
+        .map(|(method, params)| {
+            let params = params
+                .as_object()
+                .ok_or_else(|| malformed(format!("method {method:?} is not an object")))?;
+            let schemas = params
+                .iter()
+                .map(|(param, encoded)| {
+                    let bytes = encoded
+                        .as_str()
+                        .and_then(|text| BASE64.decode(text).ok())
+                        .ok_or_else(|| {
+                            malformed(format!("{method}.{param} is not a base64 string"))
+                        })?;
+                    Ok((param.clone(), Arc::new(deserialize_schema(&bytes)?)))
+                })
+                .collect::<Result<_>>()?;
+            Ok((method.clone(), schemas))
+        })
+        .collect()
 }
 
 /// SHA-256 over the canonical describe payload: versions, protocol name,
@@ -221,6 +297,10 @@ pub fn parse_describe_batch(batch: &RecordBatch, md: &Metadata) -> Result<Servic
         .column_by_name("is_exchange")
         .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
 
+    let mut embedded = match md.get(EMBEDDED_PARAMS_KEY) {
+        Some(text) => parse_embedded_params(text)?,
+        None => BTreeMap::new(),
+    };
     let mut methods = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let required = |present: bool, column: &str| {
@@ -258,6 +338,7 @@ pub fn parse_describe_batch(batch: &RecordBatch, md: &Metadata) -> Result<Servic
             result_schema: Arc::new(deserialize_schema(results.value(row))?),
             header_schema,
             is_exchange: is_exchange.and_then(|c| c.is_valid(row).then(|| c.value(row))),
+            embedded_params: embedded.remove(names.value(row)).unwrap_or_default(),
         });
     }
     methods.sort_by(|a, b| a.name.cmp(&b.name));
@@ -306,6 +387,7 @@ mod tests {
             )])),
             header_schema: None,
             is_exchange: None,
+            embedded_params: BTreeMap::new(),
         }
     }
 
@@ -336,6 +418,36 @@ mod tests {
         assert_eq!(parsed.method("produce"), Some(&methods[0]));
         assert_eq!(parsed.method("echo"), Some(&methods[1]));
         assert_eq!(parsed.method("missing"), None);
+    }
+
+    #[test]
+    fn embedded_parameter_schemas_round_trip_outside_the_hash() {
+        let point = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, false),
+            Field::new("y", DataType::Float64, false),
+        ]));
+        let mut with = method("echo");
+        with.embedded_params
+            .insert("value".into(), Arc::clone(&point));
+        let (batch, md) = describe_batch("Svc", &[with, method("plain")], "s").unwrap();
+        let parsed = parse_describe_batch(&batch, &md).unwrap();
+        assert_eq!(
+            parsed.method("echo").unwrap().embedded_params["value"],
+            point
+        );
+        assert!(parsed.method("plain").unwrap().embedded_params.is_empty());
+        let (_, without) = describe_batch("Svc", &[method("echo"), method("plain")], "s").unwrap();
+        assert_eq!(without.get(EMBEDDED_PARAMS_KEY), None);
+        assert_eq!(
+            md.get(metadata::PROTOCOL_HASH),
+            without.get(metadata::PROTOCOL_HASH),
+            "published schemas must not change the protocol hash"
+        );
+        let garbled = md
+            .clone()
+            .with(EMBEDDED_PARAMS_KEY, r#"{"echo": {"value": "!"}}"#);
+        let err = parse_describe_batch(&batch, &garbled).unwrap_err();
+        assert!(err.to_string().contains("echo.value"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub use wrappers::{Decimal128, DictString, FixedBinary, LargeBinary, LargeString
 /// Implemented for the primitive, container and chrono types listed in the
 /// [module documentation](self), and by `#[derive(ArrowStruct)]` /
 /// `#[derive(ArrowEnum)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no Arrow type: it cannot be a vgi-rpc parameter, result or field",
+    label = "not an Arrow value",
+    note = "supported: bool, i8..i64, u8..u64, f32, f64, String, Vec<u8>, Vec<T>, Option<T>, \
+            BTreeMap/HashMap, BTreeSet/HashSet, chrono dates and times, RecordBatch, and the \
+            wrappers in vgirpc::wire::types",
+    note = "for a struct of your own, add `#[derive(vgirpc::ArrowStruct)]`; for an enum of unit \
+            variants, `#[derive(vgirpc::ArrowEnum)]`"
+)]
 pub trait ArrowValue: Sized {
     /// Arrow type when nested (struct field, list element, map key/value) and
     /// for plain columns.
