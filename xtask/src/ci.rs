@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use crate::process::{cargo, run_ok, target_dir};
 use crate::python::{self, Venv};
-use crate::{conformance, reliability};
+use crate::{conformance, layers, reliability};
 
 /// A cargo invocation: step name, arguments, extra environment.
 type Step = (
@@ -79,6 +79,21 @@ const STEPS: &[Step] = &[
         ],
         &[],
     ),
+    // Built alone, the client has no HTTP transport (the workspace build
+    // turns it on for the CLI).
+    (
+        "clippy (client without http)",
+        &[
+            "clippy",
+            "-p",
+            "vgirpc-client",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    ),
     // The transport crates build the server core without its client.
     (
         "clippy (server core without the client)",
@@ -101,9 +116,12 @@ const STEPS: &[Step] = &[
     ),
 ];
 
-/// Run [`STEPS`], a quick fuzzing pass, then the conformance suite; stop
-/// at the first failure.
+/// Run the layering check, [`STEPS`], a quick fuzzing pass, then the
+/// conformance suite; stop at the first failure. Every cargo step but
+/// `fmt` runs `--locked`: CI builds exactly the committed `Cargo.lock`.
 pub(crate) fn run() -> Result<()> {
+    println!("\n==> ci: layering");
+    layers::run().context("ci step `layering` failed")?;
     for &(name, args, env) in STEPS {
         if name == "test" {
             println!("\n==> ci: reference Python venv");
@@ -112,8 +130,13 @@ pub(crate) fn run() -> Result<()> {
                 .context("ci step `reference venv` failed")?;
         }
         println!("\n==> ci: {name}");
+        let (subcommand, rest) = args.split_first().context("a ci step without a command")?;
         let mut cmd = cargo();
-        cmd.args(args).envs(env.iter().copied());
+        cmd.arg(subcommand);
+        if *subcommand != "fmt" {
+            cmd.arg("--locked");
+        }
+        cmd.args(rest).envs(env.iter().copied());
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
     }
     println!("\n==> ci: reliability (quick)");

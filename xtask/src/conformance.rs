@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::cli_run::{cli_filter, cli_results, remove_stale};
 use crate::expectations::{Ledger, is_glob};
 use crate::http;
-use crate::process::{self, Background, run_ok, shell_quote, target_dir};
+use crate::process::{self, Background, run_ok, shell_quote, shell_words, target_dir};
 use crate::python::{self, Venv};
 use crate::report::{Group, Outcome, Summary, TestResult};
 
@@ -426,14 +426,15 @@ fn start_unix_worker(
     access_log: &Path,
 ) -> Result<Background> {
     let _ = fs::remove_file(socket);
-    // The worker is a shell-quoted command line, as both runners expect.
-    let line = format!(
-        "exec {worker} --unix {} --access-log {} {}",
-        shell_quote(&socket.to_string_lossy()),
-        shell_quote(&access_log.to_string_lossy()),
-        flags.join(" ")
-    );
-    let (worker, ready) = Background::start(&line)?;
+    let mut words = shell_words(worker)?;
+    words.extend([
+        "--unix".to_owned(),
+        socket.to_string_lossy().into_owned(),
+        "--access-log".to_owned(),
+        access_log.to_string_lossy().into_owned(),
+    ]);
+    words.extend(flags.iter().map(|f| (*f).to_owned()));
+    let (worker, ready) = Background::start(&words)?;
     let expected = format!("UNIX:{}", socket.display());
     if ready != expected {
         bail!("worker printed {ready:?}, expected {expected:?}");

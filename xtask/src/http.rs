@@ -16,7 +16,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result};
 
 use crate::cli_run::{cli_filter, cli_results, remove_stale};
-use crate::process::{self, Background, shell_quote};
+use crate::process::{self, Background, shell_line, shell_words};
 use crate::python::Venv;
 use crate::report::{Group, Outcome, TestResult};
 
@@ -169,30 +169,41 @@ fn run_vgi_rpc_test(
     cli_results(status, output, access_log)
 }
 
-/// Starts `line` and reads the port from the `PORT:<n>` line it prints
+/// Starts `words` and reads the port from the `PORT:<n>` line it prints
 /// when ready.
-fn start_listening(line: &str) -> Result<(Background, u16)> {
-    let (process, ready) = Background::start(line)?;
+fn start_listening(words: &[String]) -> Result<(Background, u16)> {
+    let (process, ready) = Background::start(words)?;
     let port = ready
         .strip_prefix("PORT:")
         .and_then(|p| p.parse().ok())
-        .with_context(|| format!("`{line}` printed {ready:?}, expected PORT:<n>"))?;
+        .with_context(|| {
+            format!(
+                "`{}` printed {ready:?}, expected PORT:<n>",
+                shell_line(words)
+            )
+        })?;
     Ok((process, port))
 }
 
 fn start_worker(worker: &str, flags: &[String]) -> Result<(Background, u16)> {
-    let flags: Vec<String> = flags.iter().map(|f| shell_quote(f).into_owned()).collect();
-    // The worker is a shell-quoted command line, as both runners expect.
-    start_listening(&format!("exec {worker} --http {}", flags.join(" ")))
+    // The worker is a command line, as both runners take it.
+    let mut words = shell_words(worker)?;
+    words.push("--http".to_owned());
+    words.extend_from_slice(flags);
+    start_listening(&words)
 }
 
 /// The reference's in-memory object store, which the storage profiles
 /// externalize into; returns it with its base URL.
 fn start_fake_storage(venv: &Venv) -> Result<(Background, String)> {
-    let python = shell_quote(&venv.python().to_string_lossy()).into_owned();
-    let (process, port) = start_listening(&format!(
-        "exec {python} -m vgi_rpc.conformance.fake_storage --port 0"
-    ))?;
+    let words = [
+        venv.python().to_string_lossy().into_owned(),
+        "-m".to_owned(),
+        "vgi_rpc.conformance.fake_storage".to_owned(),
+        "--port".to_owned(),
+        "0".to_owned(),
+    ];
+    let (process, port) = start_listening(&words)?;
     Ok((process, format!("http://127.0.0.1:{port}")))
 }
 

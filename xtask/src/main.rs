@@ -27,6 +27,7 @@ mod client;
 mod conformance;
 mod expectations;
 mod http;
+mod layers;
 mod process;
 mod python;
 mod reliability;
@@ -51,8 +52,9 @@ commands:
                   --debug            test debug builds instead of release builds
                   --worker CMD       test this worker command instead of building ours
                                      (also VGI_CONFORMANCE_WORKER)
-  ci            fmt, clippy, doc, test, reliability --quick, then conformance;
-                stops at the first failure
+  ci            layering, fmt, clippy, doc, test (all --locked), the examples,
+                reliability --quick, then conformance; stops at the first failure
+  layers        check the crate graph against the layers of docs/ARCHITECTURE.md
   bench         our worker and the reference worker, same workloads, side by side
                   --quick            small sizes, one short run (seconds)
                   --runs N           runs per workload and server (default 5)
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
             Some(extra) => Err(anyhow::anyhow!("`ci` takes no arguments (got {extra:?})")),
         },
         Some("bench") => bench::run(&bench::Options::parse(args)),
+        Some("layers") => layers::run(),
         Some("reliability") => reliability::Options::parse(args).and_then(|o| reliability::run(&o)),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

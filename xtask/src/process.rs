@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use anyhow::{Context as _, Result, bail};
+use rustix::process::{Pid, Signal, kill_process};
 
 /// A command running the cargo that started us, so a pinned toolchain is
 /// used throughout.
@@ -86,12 +87,15 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Echoes `line`, runs it with `sh`, and returns the process with the
-    /// first line it prints on stdout, which announces it is ready.
-    pub(crate) fn start(line: &str) -> Result<(Self, String)> {
+    /// Echoes and starts `words` (a program and its arguments), and returns
+    /// the process with the first line it prints on stdout, which announces
+    /// it is ready.
+    pub(crate) fn start(words: &[String]) -> Result<(Self, String)> {
+        let line = shell_line(words);
         println!("+ {line} &");
-        let mut child = Command::new("sh")
-            .args(["-c", line])
+        let (program, args) = words.split_first().context("an empty command line")?;
+        let mut child = Command::new(program)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("could not start `{line}`"))?;
@@ -108,15 +112,30 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        let stopped = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stopped {
+        let terminated = kill_process(Pid::from_child(&self.child), Signal::TERM).is_ok();
+        if !terminated {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
     }
+}
+
+/// A command line split into words by shell rules (quotes, escapes), as
+/// the reference's runners split a worker command.
+pub(crate) fn shell_words(line: &str) -> Result<Vec<String>> {
+    match shlex::split(line) {
+        Some(words) if !words.is_empty() => Ok(words),
+        _ => bail!("cannot split `{line}` into words: empty, or an unclosed quote"),
+    }
+}
+
+/// `words` joined back into one shell line, each quoted where needed.
+pub(crate) fn shell_line(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `cmd` as a shell line: explicitly set environment variables, program, arguments.
