@@ -60,6 +60,11 @@ const STEPS: &[Step] = &[
         &[],
     ),
     (
+        "example streams",
+        &["run", "-p", "vgirpc-examples", "--example", "streams"],
+        &[],
+    ),
+    (
         "test (otel feature)",
         &["test", "-p", "vgirpc", "--features", "otel"],
         &[],
@@ -109,6 +114,8 @@ const STEPS: &[Step] = &[
         ],
         &[],
     ),
+    // Every crate packages and builds from its tarball, as a publish would.
+    ("package", &["package", "--workspace", "--allow-dirty"], &[]),
     (
         "test (fly feature)",
         &["test", "-p", "vgirpc-http", "--features", "fly", "--doc"],
@@ -122,12 +129,15 @@ const STEPS: &[Step] = &[
 pub(crate) fn run() -> Result<()> {
     println!("\n==> ci: layering");
     layers::run().context("ci step `layering` failed")?;
+    let mut venv = None;
     for &(name, args, env) in STEPS {
         if name == "test" {
             println!("\n==> ci: reference Python venv");
             let python = python::find_or_build().context("ci step `reference venv` failed")?;
-            Venv::ensure(&target_dir()?.join("conformance-venv"), &python)
-                .context("ci step `reference venv` failed")?;
+            venv = Some(
+                Venv::ensure(&target_dir()?.join("conformance-venv"), &python)
+                    .context("ci step `reference venv` failed")?,
+            );
         }
         println!("\n==> ci: {name}");
         let (subcommand, rest) = args.split_first().context("a ci step without a command")?;
@@ -138,6 +148,25 @@ pub(crate) fn run() -> Result<()> {
         }
         cmd.args(rest).envs(env.iter().copied());
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
+        if name == "example streams"
+            && let Some(venv) = &venv
+        {
+            // The typed client calling the reference's Python worker.
+            println!("\n==> ci: example reference");
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--locked",
+                "-p",
+                "vgirpc-examples",
+                "--example",
+                "reference",
+                "--",
+            ])
+            .arg(venv.bin("vgi-rpc-conformance"))
+            .arg("--describe");
+            run_ok(&mut cmd).context("ci step `example reference` failed")?;
+        }
     }
     println!("\n==> ci: reliability (quick)");
     reliability::run(&reliability::Options::for_ci()).context("ci step `reliability` failed")?;
