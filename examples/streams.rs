@@ -1,20 +1,16 @@
 //! Streams in an axum app: an async producer that pages a table out of an
 //! async source, and an exchange that keeps a running total, served under
 //! `/vgi` beside the app's own routes and called with the async typed
-//! client.
+//! client. Rows are typed: `#[derive(ArrowStruct)]` structs name the
+//! columns, and `emit_rows` / `rows_from_record_batch` convert.
 //!
 //! ```text
 //! cargo run --example streams
 //! ```
 
 use std::error::Error;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use vgirpc::client::AsyncClient;
 use vgirpc::client::http::HttpOptions;
 use vgirpc::{
@@ -40,7 +36,7 @@ impl Warehouse for Shop {
             return Err(RpcError::value_error("page_size must be at least 1"));
         }
         Ok(Stream::async_producer(
-            stock_schema(),
+            Item::schema(),
             StockPages {
                 offset: 0,
                 page_size,
@@ -50,34 +46,30 @@ impl Warehouse for Shop {
 
     fn till(&self) -> Result<Stream, RpcError> {
         Ok(Stream::exchange(
-            sales_schema(),
-            totals_schema(),
+            Sale::schema(),
+            Total::schema(),
             Till { total: 0.0 },
         ))
     }
 }
 
-fn stock_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("sku", DataType::Utf8, false),
-        Field::new("count", DataType::Int64, false),
-    ]))
+/// One row of the stock listing: the stream's schema is `Item::schema()`.
+#[derive(Debug, Clone, PartialEq, ArrowStruct)]
+pub struct Item {
+    pub sku: String,
+    pub count: i64,
 }
 
-fn sales_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(
-        "amount",
-        DataType::Float64,
-        false,
-    )]))
+/// One sale in the till's input.
+#[derive(Debug, Clone, PartialEq, ArrowStruct)]
+pub struct Sale {
+    pub amount: f64,
 }
 
-fn totals_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(
-        "total",
-        DataType::Float64,
-        false,
-    )]))
+/// The till's answer for each sale.
+#[derive(Debug, Clone, PartialEq, ArrowStruct)]
+pub struct Total {
+    pub total: f64,
 }
 
 /// The async source: a database, an object store or another service in a
@@ -118,9 +110,14 @@ impl AsyncProducerState for StockPages {
         }
         ctx.info(format!("page at row {}", self.offset));
         self.offset += page.len() as i64;
-        let skus: ArrayRef = Arc::new(StringArray::from_iter_values(page.iter().map(|r| r.0)));
-        let counts: ArrayRef = Arc::new(Int64Array::from_iter_values(page.iter().map(|r| r.1)));
-        out.emit_arrays(vec![skus, counts])
+        let items: Vec<Item> = page
+            .into_iter()
+            .map(|(sku, count)| Item {
+                sku: sku.to_owned(),
+                count,
+            })
+            .collect();
+        out.emit_rows(&items)
     }
 }
 
@@ -138,16 +135,14 @@ impl ExchangeState for Till {
         out: &mut OutputCollector,
         _ctx: &CallContext,
     ) -> Result<(), RpcError> {
-        let amounts = input.batch.column(0).as_primitive::<Float64Type>();
-        let totals: Float64Array = amounts
-            .values()
-            .iter()
-            .map(|amount| {
-                self.total += amount;
-                self.total
+        let totals: Vec<Total> = Sale::rows_from_record_batch(&input.batch)?
+            .into_iter()
+            .map(|sale| {
+                self.total += sale.amount;
+                Total { total: self.total }
             })
             .collect();
-        out.emit_arrays(vec![Arc::new(totals)])
+        out.emit_rows(&totals)
     }
 }
 
@@ -169,20 +164,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let mut stock = warehouse.stock(3).await?;
     while let Some(page) = stock.next_batch().await? {
-        let skus = page.column(0).as_string::<i32>();
-        let counts = page.column(1).as_primitive::<Int64Type>();
-        for row in 0..page.num_rows() {
-            println!("stock: {:<10} {:>4}", skus.value(row), counts.value(row));
+        for item in Item::rows_from_record_batch(&page)? {
+            println!("stock: {:<10} {:>4}", item.sku, item.count);
         }
     }
 
     let mut till = warehouse.till().await?;
-    for sales in [vec![2.5, 4.0], vec![10.0], vec![0.25, 0.25, 1.0]] {
-        let input =
-            RecordBatch::try_new(sales_schema(), vec![Arc::new(Float64Array::from(sales))])?;
-        let totals = till.exchange(&input).await?;
-        let totals = totals.column(0).as_primitive::<Float64Type>();
-        println!("till: running totals {:?}", totals.values().to_vec());
+    for amounts in [vec![2.5, 4.0], vec![10.0], vec![0.25, 0.25, 1.0]] {
+        let sales: Vec<Sale> = amounts.into_iter().map(|amount| Sale { amount }).collect();
+        let answer = till.exchange(&Sale::rows_to_record_batch(&sales)?).await?;
+        let totals: Vec<f64> = Total::rows_from_record_batch(&answer)?
+            .iter()
+            .map(|t| t.total)
+            .collect();
+        println!("till: running totals {totals:?}");
     }
     till.close().await?;
 

@@ -8,6 +8,7 @@ use arrow_schema::SchemaRef;
 use serde_json::Value as Json;
 use vgirpc_wire::log::{Level, LogRecord, empty_batch};
 use vgirpc_wire::metadata::Metadata;
+use vgirpc_wire::types::ArrowStruct;
 
 use crate::conform::conform_to;
 use crate::error::RpcError;
@@ -78,6 +79,15 @@ impl OutputCollector {
     /// Emits a data batch built from `columns` in output-schema order.
     pub fn emit_arrays(&mut self, columns: Vec<ArrayRef>) -> Result<(), RpcError> {
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| RpcError::value_error(format!("cannot build output batch: {e}")))?;
+        self.emit(batch)
+    }
+
+    /// Emits a data batch with one row per value of `rows`, its columns
+    /// named by the struct's fields: for a stream whose output schema is
+    /// `R::schema()`.
+    pub fn emit_rows<R: ArrowStruct>(&mut self, rows: &[R]) -> Result<(), RpcError> {
+        let batch = R::rows_to_record_batch(rows)
             .map_err(|e| RpcError::value_error(format!("cannot build output batch: {e}")))?;
         self.emit(batch)
     }

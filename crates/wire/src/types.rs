@@ -172,10 +172,32 @@ pub trait ArrowStruct: ArrowValue {
     /// reference) is marked nullable in the returned batch's schema, because
     /// Arrow refuses nulls in non-nullable columns.
     fn to_record_batch(&self) -> Result<RecordBatch> {
+        Self::rows_to_record_batch(std::slice::from_ref(self))
+    }
+
+    /// Encodes `rows` as one batch of [`schema`](Self::schema), a row per
+    /// value: columns named by the struct's fields, not by position. Stream
+    /// states emit typed rows this way (`OutputCollector::emit_rows`).
+    ///
+    /// Each value goes through the dynamic [`Value`]; for the largest
+    /// batches, building the Arrow arrays directly avoids that step.
+    fn rows_to_record_batch(rows: &[Self]) -> Result<RecordBatch> {
         let schema = Self::schema();
-        let row = self.try_to_value()?;
-        let columns = struct_columns(&schema, row)?;
-        relaxed_batch(&schema, columns)
+        let rows = rows
+            .iter()
+            .map(ArrowValue::try_to_value)
+            .collect::<Result<Vec<_>>>()?;
+        let count = rows.len();
+        let columns = struct_columns(&schema, rows)?;
+        relaxed_batch(&schema, columns, count)
+    }
+
+    /// Decodes every row of `batch` (an exchange's input, a producer's
+    /// output on the client), matching columns to fields by name.
+    fn rows_from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        (0..batch.num_rows())
+            .map(|row| Self::from_record_batch(batch, row))
+            .collect()
     }
 
     /// Decodes row `row` of `batch`, matching columns to fields by name.
@@ -236,28 +258,37 @@ pub fn from_column<T: ArrowValue>(array: &dyn Array, row: usize) -> Result<T> {
     T::from_column_value(array_value(array, row)?)
 }
 
-/// Splits a [`Value::Struct`] into one array per schema field.
-fn struct_columns(schema: &Schema, row: Value) -> Result<Vec<ArrayRef>> {
-    let Value::Struct(mut children) = row else {
-        return Err(row.mismatch("struct"));
-    };
-    schema
+/// Splits rows of [`Value::Struct`] into one array per schema field.
+fn struct_columns(schema: &Schema, rows: Vec<Value>) -> Result<Vec<ArrayRef>> {
+    let mut columns: Vec<Vec<Value>> = schema
         .fields()
         .iter()
-        .map(|field| {
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for row in rows {
+        let Value::Struct(mut children) = row else {
+            return Err(row.mismatch("struct"));
+        };
+        for (field, column) in schema.fields().iter().zip(&mut columns) {
             let value = match children.iter().position(|(name, _)| name == field.name()) {
                 Some(i) => children.swap_remove(i).1,
                 None if field.is_nullable() => Value::Null,
                 None => return Err(WireError::MissingField(field.name().clone())),
             };
-            values_to_array(field.data_type(), &[value])
-        })
+            column.push(value);
+        }
+    }
+    schema
+        .fields()
+        .iter()
+        .zip(columns)
+        .map(|(field, values)| values_to_array(field.data_type(), &values))
         .collect()
 }
 
 /// A batch of `schema` whose non-nullable fields are relaxed where the column
 /// nevertheless holds nulls (see [`ArrowStruct::to_record_batch`]).
-fn relaxed_batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+fn relaxed_batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
     let needs_relaxing = schema
         .fields()
         .iter()
@@ -277,8 +308,8 @@ fn relaxed_batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBat
     } else {
         schema.clone()
     };
-    // An explicit row count keeps a struct without fields a one-row batch.
-    let options = RecordBatchOptions::new().with_row_count(Some(1));
+    // An explicit row count keeps a struct without fields a batch of `rows`.
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
     Ok(RecordBatch::try_new_with_options(
         schema, columns, &options,
     )?)

@@ -1271,3 +1271,20 @@ fn schema_with_metadata_is_byte_identical() {
     assert_eq!(schema.field(0).metadata()["comment"], "field metadata");
     assert_eq!(serialize_schema(&schema), bytes);
 }
+
+#[test]
+fn rows_of_a_struct_make_one_batch_and_come_back() {
+    let points = [
+        Point { x: 1.0, y: 2.0 },
+        Point { x: -3.5, y: 0.0 },
+        Point { x: 7.0, y: 8.25 },
+    ];
+    let batch = Point::rows_to_record_batch(&points).unwrap();
+    assert_eq!(batch.num_rows(), 3);
+    assert_eq!(batch.schema(), Point::schema());
+    assert_eq!(Point::rows_from_record_batch(&batch).unwrap(), points);
+
+    let none = Point::rows_to_record_batch(&[]).unwrap();
+    assert_eq!((none.num_rows(), none.num_columns()), (0, 2));
+    assert!(Point::rows_from_record_batch(&none).unwrap().is_empty());
+}
