@@ -21,6 +21,11 @@ Connection (exactly one):
   -u, --url URL       connect to an HTTP server (http:// only), e.g.
                       http://127.0.0.1:8000
   -p, --prefix PATH   URL path prefix for --url (default: none)
+  -H, --header NAME:VALUE
+                      send this header with every request of --url
+                      (repeatable)
+      --bearer TOKEN  send `Authorization: Bearer TOKEN` with every request
+                      of --url (default: $VGI_RPC_BEARER, if set)
 
 Output:
   -f, --format FMT    auto, table, tsv, json or arrow (default: auto, which is
@@ -88,6 +93,10 @@ pub(crate) enum Action {
 pub(crate) struct Args {
     pub(crate) target: Option<Target>,
     pub(crate) prefix: Option<String>,
+    /// `--header` pairs, in order.
+    pub(crate) headers: Vec<(String, String)>,
+    /// `--bearer`; the environment's default is applied when connecting.
+    pub(crate) bearer: Option<String>,
     /// `None` means auto.
     pub(crate) format: Option<Format>,
     pub(crate) output: Option<PathBuf>,
@@ -103,6 +112,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Cl
     let mut parser = lexopt::Parser::from_args(args);
     let mut targets = Vec::new();
     let mut prefix = None;
+    let mut headers = Vec::new();
+    let mut bearer = None;
     let mut format = None;
     let mut output = None;
     let mut verbose = false;
@@ -120,6 +131,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Cl
             Long("unix") => targets.push(Target::Unix(parser.value().map_err(usage)?.into())),
             Short('u') | Long("url") => targets.push(Target::Url(text(&mut parser)?)),
             Short('p') | Long("prefix") => prefix = Some(text(&mut parser)?),
+            Short('H') | Long("header") => headers.push(parse_header(&text(&mut parser)?)?),
+            Long("bearer") => bearer = Some(text(&mut parser)?),
             Short('f') | Long("format") => format = parse_format(&text(&mut parser)?)?,
             Short('o') | Long("output") => output = Some(parser.value().map_err(usage)?.into()),
             Short('v') | Long("verbose") => verbose = true,
@@ -187,6 +200,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Cl
     Ok(Args {
         target: targets.pop(),
         prefix,
+        headers,
+        bearer,
         format,
         output,
         verbose,
@@ -200,6 +215,18 @@ fn text(parser: &mut lexopt::Parser) -> Result<String, CliError> {
         .map_err(usage)?
         .into_string()
         .map_err(|v| CliError::Usage(format!("option value {v:?} is not valid UTF-8")))
+}
+
+/// `NAME:VALUE`, as curl takes it; spaces around the value are dropped.
+fn parse_header(text: &str) -> Result<(String, String), CliError> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(CliError::Usage(format!(
+            "--header takes NAME:VALUE, got {text:?}"
+        ))),
+    }
 }
 
 fn parse_format(name: &str) -> Result<Option<Format>, CliError> {
@@ -262,6 +289,35 @@ mod tests {
             let err = parse_str(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn headers_and_a_bearer_token() {
+        let args = parse_str(&[
+            "-u",
+            "http://h",
+            "-H",
+            "X-Tenant: blue",
+            "--header=X-Trace:1",
+            "--bearer",
+            "s3cret",
+            "describe",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.headers,
+            [
+                ("X-Tenant".to_owned(), "blue".to_owned()),
+                ("X-Trace".to_owned(), "1".to_owned())
+            ]
+        );
+        assert_eq!(args.bearer.as_deref(), Some("s3cret"));
+        let err = parse_str(&["-u", "http://h", "-H", "no colon", "describe"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--header takes NAME:VALUE, got \"no colon\""
+        );
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -124,18 +124,38 @@ fn session<T: Transport>(mut client: Client<T>, args: &Args) -> Result<(), CliEr
     result.and(finished).and(closed)
 }
 
+/// The bearer token `--url` sends when `--bearer` is not given.
+const BEARER_ENV: &str = "VGI_RPC_BEARER";
+
 fn connect(args: &Args) -> Result<Connected, CliError> {
     let target = args.target.as_ref().ok_or_else(|| {
         CliError::Usage("say where the service is: --cmd COMMAND, --unix PATH or --url URL".into())
     })?;
-    if args.prefix.is_some() && !matches!(target, Target::Url(_)) {
-        return Err(CliError::Usage("--prefix only applies to --url".into()));
+    let http_only = [
+        ("--prefix", args.prefix.is_some()),
+        ("--header", !args.headers.is_empty()),
+        ("--bearer", args.bearer.is_some()),
+    ];
+    if let Some((flag, _)) = http_only.iter().find(|(_, given)| *given)
+        && !matches!(target, Target::Url(_))
+    {
+        return Err(CliError::Usage(format!("{flag} only applies to --url")));
     }
     match target {
         Target::Command(line) => spawn(line, args.verbose).map(Connected::Worker),
         Target::Unix(path) => Ok(Connected::Unix(Client::connect_unix(path)?)),
         Target::Url(url) => {
-            let options = HttpOptions::new().prefix(args.prefix.clone().unwrap_or_default());
+            let mut options = HttpOptions::new().prefix(args.prefix.clone().unwrap_or_default());
+            for (name, value) in &args.headers {
+                options = options.header(name, value);
+            }
+            let bearer = args
+                .bearer
+                .clone()
+                .or_else(|| std::env::var(BEARER_ENV).ok().filter(|t| !t.is_empty()));
+            if let Some(token) = bearer {
+                options = options.bearer_token(token);
+            }
             let client = Client::connect_http_with(url, options)?;
             Ok(Connected::Http(Box::new(client)))
         }

@@ -9,7 +9,7 @@ use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use vgirpc::{Server, Service};
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
-use vgirpc_http::{HttpConfig, HttpServer};
+use vgirpc_http::{AuthContext, AuthRejection, HttpConfig, HttpServer};
 use vgirpc_pipe::{ShmSideChannels, UnixConfig};
 use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc_wire::metadata::Metadata;
@@ -342,6 +342,10 @@ fn a_dead_worker_is_reported_with_its_exit_status() {
 /// Our HTTP server with the conformance service, on a free port of this
 /// test process; returns its base URL. It serves until the process ends.
 fn http_worker() -> String {
+    http_worker_with(HttpConfig::new())
+}
+
+fn http_worker_with(config: HttpConfig) -> String {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -352,7 +356,7 @@ fn http_worker() -> String {
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
-    let http = HttpServer::new(server, HttpConfig::new()).unwrap();
+    let http = HttpServer::new(server, config).unwrap();
     std::thread::spawn(move || {
         runtime
             .block_on(http.serve(listener, std::future::pending()))
@@ -378,6 +382,57 @@ fn unix_worker() -> PathBuf {
     });
     bound.recv().unwrap();
     path
+}
+
+#[test]
+fn headers_and_a_bearer_token_reach_an_authenticating_server() {
+    // Lets in only requests with the right token and a tenant header.
+    let config = HttpConfig::new().with_authenticate(|request: &http::request::Parts| {
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        match (header("authorization"), header("x-tenant")) {
+            (Some("Bearer s3cret"), Some(tenant)) => Ok(AuthContext::authenticated("test", tenant)),
+            _ => Err(AuthRejection::new("token and tenant required")),
+        }
+    });
+    let url = http_worker_with(config);
+    let call = |extra: &[&str]| {
+        let mut args = vec!["--url", url.as_str()];
+        args.extend_from_slice(extra);
+        args.extend(["call", "echo_string", "value=let in"]);
+        vgi_rpc(&args)
+    };
+    let text = succeeded(&call(&["-H", "X-Tenant: blue", "--bearer", "s3cret"]));
+    assert_eq!(text, "let in\n");
+
+    let refused = call(&["--bearer", "s3cret"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "vgi-rpc: AuthenticationError: token and tenant required\n"
+    );
+
+    // The token may come from the environment instead.
+    let from_env = Command::new(env!("CARGO_BIN_EXE_vgi-rpc"))
+        .args([
+            "--url",
+            &url,
+            "-H",
+            "X-Tenant: blue",
+            "call",
+            "echo_string",
+            "value=env",
+        ])
+        .env("VGI_RPC_BEARER", "s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(succeeded(&from_env), "env\n");
+
+    let misplaced = vgi_rpc(&["--cmd", &worker(), "--bearer", "x", "describe"]);
+    assert_eq!(misplaced.status.code(), Some(2));
+    assert_eq!(
+        stderr(&misplaced),
+        "vgi-rpc: --bearer only applies to --url\n"
+    );
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
-    RETRY_AFTER,
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName,
+    HeaderValue, RETRY_AFTER,
 };
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,6 +29,8 @@ pub(crate) struct HttpCore {
     /// The URL the endpoint paths are appended to: the base URL and the
     /// prefix, without a trailing slash.
     endpoint: String,
+    /// [`HttpOptions::header`]s, checked once.
+    extra_headers: HeaderMap,
     pub(super) options: HttpOptions,
     /// Requests sent so far, retries included.
     requests: AtomicU64,
@@ -88,9 +90,19 @@ impl HttpCore {
                 "{url:?} has a query string; give the base URL only"
             )));
         }
+        let mut extra_headers = HeaderMap::new();
+        for (name, value) in &options.headers {
+            let invalid = |what: &str| {
+                ClientError::Config(format!("header {name:?}: not a valid HTTP header {what}"))
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("name"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid("value"))?;
+            extra_headers.append(name, value);
+        }
         Ok(Self {
             client: HyperClient::builder(TokioExecutor::new()).build_http(),
             endpoint: format!("{base}{}", options.prefix),
+            extra_headers,
             options,
             requests: AtomicU64::new(0),
         })
@@ -155,10 +167,10 @@ impl HttpCore {
         }
     }
 
-    /// The headers every request to the server carries: zstd accepted,
-    /// the bearer token, and the sticky session's.
+    /// The headers every request to the server carries: the caller's own,
+    /// zstd accepted, the bearer token, and the sticky session's.
     fn server_headers(&self, session: Option<&SessionState>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
+        let mut headers = self.extra_headers.clone();
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
         if let Some(token) = &self.options.bearer_token
             && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))

@@ -12,6 +12,7 @@ use super::RetryPolicy;
 pub struct HttpOptions {
     pub(super) prefix: String,
     pub(super) bearer_token: Option<String>,
+    pub(super) headers: Vec<(String, String)>,
     pub(super) compression_level: Option<i32>,
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
@@ -23,6 +24,7 @@ impl Default for HttpOptions {
         Self {
             prefix: String::new(),
             bearer_token: None,
+            headers: Vec::new(),
             compression_level: Some(3),
             retry: RetryPolicy::default(),
             timeout: None,
@@ -53,6 +55,14 @@ impl HttpOptions {
     /// Sends `Authorization: Bearer <token>` with every request.
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Sends the header `name: value` with every request to the server
+    /// (an API key, a tenant, a routing hint); repeat for more. A name or
+    /// value HTTP does not allow is refused when the client is made.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
