@@ -229,11 +229,19 @@ pub const EAGER_RESERVE_BYTES: usize = 16 * 1024 * 1024;
 /// Reads exactly `len` bytes a peer announced, reserving memory as they
 /// arrive rather than all at once (see [`EAGER_RESERVE_BYTES`]).
 fn read_claimed<R: Read>(reader: &mut R, len: usize, context: &'static str) -> Result<Vec<u8>> {
-    // Reading into spare capacity skips zeroing memory the read overwrites
-    // anyway, a visible cost for multi-megabyte batches. The system
-    // allocator's 16-byte alignment lets Arrow use the body's buffers in
-    // place; were a buffer misaligned, Arrow would copy it, not fail.
-    let mut bytes = Vec::with_capacity(len.min(EAGER_RESERVE_BYTES));
+    // The allocator's 16-byte alignment lets Arrow use the body's buffers
+    // in place; were a buffer misaligned, Arrow would copy it, not fail.
+    if len <= EAGER_RESERVE_BYTES {
+        // A zeroed allocation of this size is fresh zero pages, which cost
+        // nothing to zero; reading into spare capacity instead zeroes it
+        // first whenever the reader cannot fill uninitialised memory
+        // (a `BufReader` over anything but a slice), writing every byte
+        // of a multi-megabyte batch twice.
+        let mut bytes = vec![0; len];
+        read_exact_or_truncated(reader, &mut bytes, context)?;
+        return Ok(bytes);
+    }
+    let mut bytes = Vec::with_capacity(EAGER_RESERVE_BYTES);
     while bytes.len() < len {
         if bytes.len() == bytes.capacity() {
             let more = (len - bytes.len()).min(bytes.capacity().max(EAGER_RESERVE_BYTES));
