@@ -18,8 +18,8 @@ use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 use vgirpc::Server;
 use vgirpc_http::{
-    DrainHandle, ExternalConfig, HttpConfig, HttpServer, ResponseBody, ShutdownSignals,
-    StickyConfig, Stopped, TokenKey,
+    CorsConfig, DEFAULT_CORS_MAX_AGE, DrainHandle, ExternalConfig, HttpConfig, HttpServer,
+    ResponseBody, ShutdownSignals, StickyConfig, Stopped, TokenKey,
 };
 
 /// Usage lines of the HTTP flags.
@@ -49,6 +49,9 @@ pub(crate) const USAGE: &str = "\
   --header-read-timeout SEC|none  time for a request head (default 10)
   --body-read-timeout SEC|none    longest pause in a request body (default 30)
   --keep-alive-timeout SEC|none   idle time before a connection closes (default 75)
+  --cors-origin ORIGIN let browser apps of ORIGIN call the server (repeatable;
+                       `*` for any origin)
+  --cors-max-age SEC   how long browsers cache a preflight (default 7200)
   --describe           accepted for compatibility; __describe__ is always served";
 
 /// Upload size advertised with vended URLs, as the reference worker does.
@@ -83,6 +86,8 @@ pub(crate) struct HttpFlags {
     header_read_timeout: Option<Option<Duration>>,
     body_read_timeout: Option<Option<Duration>>,
     keep_alive_timeout: Option<Option<Duration>>,
+    cors_origins: Vec<String>,
+    cors_max_age: Option<Duration>,
 }
 
 /// What `--http` serves.
@@ -171,6 +176,8 @@ impl HttpFlags {
             "--body-read-timeout" => self.body_read_timeout = Some(timeout(flag, &value()?)?),
             "--keep-alive-timeout" => self.keep_alive_timeout = Some(timeout(flag, &value()?)?),
             // The reference needs it to serve __describe__; we always do.
+            "--cors-origin" => self.cors_origins.push(value()?),
+            "--cors-max-age" => self.cors_max_age = Some(seconds(flag, &value()?)?),
             "--describe" => {}
             _ => return Ok(false),
         }
@@ -199,7 +206,9 @@ impl HttpFlags {
                 || self.max_connections.is_some()
                 || self.header_read_timeout.is_some()
                 || self.body_read_timeout.is_some()
-                || self.keep_alive_timeout.is_some();
+                || self.keep_alive_timeout.is_some()
+                || !self.cors_origins.is_empty()
+                || self.cors_max_age.is_some();
             return if any {
                 Err("HTTP flags need --http".into())
             } else {
@@ -251,6 +260,17 @@ impl HttpFlags {
         }
         if let Some(timeout) = self.drain_timeout {
             config = config.with_drain_timeout(timeout);
+        }
+        if !self.cors_origins.is_empty() {
+            let cors = if self.cors_origins.iter().any(|o| o == "*") {
+                CorsConfig::any_origin()
+            } else {
+                CorsConfig::origins(self.cors_origins)
+            };
+            config = config
+                .with_cors(cors.max_age(Some(self.cors_max_age.unwrap_or(DEFAULT_CORS_MAX_AGE))));
+        } else if self.cors_max_age.is_some() {
+            return Err("--cors-max-age needs --cors-origin".into());
         }
         if !self.no_sticky {
             let mut sticky = StickyConfig::new();
@@ -496,6 +516,12 @@ mod tests {
             "none",
             "--keep-alive-timeout",
             "9",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "https://b.example",
+            "--cors-max-age",
+            "60",
             "--describe",
         ])
         .unwrap()
@@ -516,6 +542,8 @@ mod tests {
             "keep_alive_timeout: Some(9s)",
             "max_connections: 7",
             "drain_timeout: 4s",
+            "List([\"https://a.example\", \"https://b.example\"])",
+            "max_age: Some(60s)",
         ] {
             assert!(config.contains(expected), "{expected} in {config}");
         }
@@ -537,6 +565,11 @@ mod tests {
                 .contains("--http")
         );
         assert!(parse(&["--no-sticky"]).unwrap_err().contains("--http"));
+        assert!(
+            parse(&["--http", "--cors-max-age", "5"])
+                .unwrap_err()
+                .contains("--cors-origin")
+        );
         assert!(parse(&[]).unwrap().is_none());
     }
 }

@@ -86,6 +86,13 @@ impl ResponseBody {
     }
 }
 
+/// The empty body, for answers without one (a CORS preflight).
+impl Default for ResponseBody {
+    fn default() -> Self {
+        ResponseBody(Inner::Full(None))
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = Infallible;

@@ -4,6 +4,7 @@ use std::time::Duration;
 use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 
 use crate::auth::Authenticate;
+use crate::cors::CorsConfig;
 use crate::external::ExternalConfig;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
@@ -57,6 +58,7 @@ pub struct HttpConfig {
     pub(crate) max_upload_bytes: Option<u64>,
     pub(crate) authenticate: Option<Arc<dyn Authenticate>>,
     pub(crate) sticky: Option<StickyConfig>,
+    pub(crate) cors: Option<CorsConfig>,
     pub(crate) max_decompressed_bytes: Option<u64>,
     pub(crate) connections: ConnectionLimits,
 }
@@ -102,6 +104,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("authenticate", &self.authenticate.is_some())
             .field("sticky", &self.sticky)
+            .field("cors", &self.cors)
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
             .field("connections", &self.connections)
             .finish()
@@ -123,6 +126,7 @@ impl Default for HttpConfig {
             max_upload_bytes: None,
             authenticate: None,
             sticky: None,
+            cors: None,
             max_decompressed_bytes: None,
             connections: ConnectionLimits::default(),
         }
@@ -212,6 +216,14 @@ impl HttpConfig {
     /// token key; each session lives in the worker that opened it.
     pub fn with_sticky(mut self, sticky: StickyConfig) -> Self {
         self.sticky = Some(sticky);
+        self
+    }
+
+    /// Let browser apps of other origins call the server (`cors_origins`
+    /// and `cors_max_age` in the reference). Off by default: browsers then
+    /// keep scripts of other origins from reading any answer.
+    pub fn with_cors(mut self, cors: CorsConfig) -> Self {
+        self.cors = Some(cors);
         self
     }
 

@@ -71,6 +71,7 @@ mod body;
 mod buffer;
 mod config;
 mod connection;
+mod cors;
 mod decompress;
 mod endpoints;
 mod error;
@@ -111,6 +112,7 @@ pub use config::{
     DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DECOMPRESSED_BYTES,
     HttpConfig,
 };
+pub use cors::{CorsConfig, DEFAULT_CORS_MAX_AGE};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
 pub use shutdown::{ShutdownSignals, Stopped};
@@ -199,7 +201,14 @@ impl HttpServer {
             &prefix,
         );
         let health = format!("{prefix}/health");
+        let cors = match &config.cors {
+            Some(cors) => Some(cors.layer(exposed_headers(&capabilities, config.sticky.as_ref()))?),
+            None => None,
+        };
         let service = ServiceBuilder::new()
+            // Outermost: a preflight is answered before anything else looks
+            // at it, and every answer, errors included, carries the headers.
+            .option_layer(cors)
             .layer(RequestIdLayer)
             .layer(CapabilitiesLayer::new(capabilities))
             .layer(AuthLayer::new(config.authenticate, vec![health.clone()]))
@@ -279,6 +288,23 @@ impl HttpServer {
 }
 
 /// The headers every response carries (porting guide, "Capability discovery").
+/// Response headers a browser script of another origin needs to read
+/// besides the fixed ones [`CorsConfig`] exposes: the capabilities, and on
+/// sticky servers the session headers and their echoes.
+fn exposed_headers(capabilities: &HeaderMap, sticky: Option<&StickyConfig>) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = capabilities.keys().cloned().collect();
+    if let Some(sticky) = sticky {
+        names.push(HeaderName::from_static(sticky::SESSION));
+        names.push(HeaderName::from_static(sticky::SESSION_CLOSE));
+        names.extend(
+            sticky
+                .echo_header_names()
+                .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
+        );
+    }
+    names
+}
+
 fn capability_headers(config: &HttpConfig) -> Result<HeaderMap, HttpError> {
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: String| -> Result<(), HttpError> {

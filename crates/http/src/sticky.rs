@@ -95,6 +95,13 @@ impl StickyConfig {
     }
 
     /// The capability headers advertising the feature.
+    /// `vgi-echo-<name>` for each echo header: what responses carry.
+    pub(crate) fn echo_header_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.echo_headers
+            .iter()
+            .map(|(name, _)| format!("{ECHO_PREFIX}{}", name.to_ascii_lowercase()))
+    }
+
     pub(crate) fn capability_headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = vec![
             ("vgi-sticky-enabled", "true".to_owned()),
