@@ -279,6 +279,44 @@ fn an_exchange_sends_every_batch_of_the_input_file() {
 }
 
 #[test]
+fn the_reference_workers_struct_parameters_are_refused_as_json_naming_them() {
+    let Some(bin) = vgirpc_conformance::reference::venv_bin() else {
+        return;
+    };
+    let worker = format!("'{}' --describe", bin.join("vgi-rpc-conformance").display());
+    // The reference describes a dataclass parameter as plain binary, with
+    // no schema to build it from.
+    let output = vgi_rpc(&[
+        "--cmd",
+        &worker,
+        "call",
+        "echo_point",
+        r#"point={"x": 1, "y": 2}"#,
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with(
+            "vgi-rpc: parameter 'point' of echo_point (binary): the service's description \
+             carries no schema for this parameter"
+        ),
+        "{text}"
+    );
+    // Its list and map parameters take JSON.
+    let text = succeeded(&vgi_rpc(&[
+        "--cmd",
+        &worker,
+        "-f",
+        "json",
+        "call",
+        "echo_nested_list",
+        "matrix=[[1, 2], [3]]",
+    ]));
+    assert_eq!(text, "{\"result\":[[1,2],[3]]}\n");
+}
+
+#[test]
 fn an_exchange_without_input_says_what_it_got() {
     let output = vgi_rpc(&["-c", &worker(), "call", "exchange_scale", "factor=2"]);
     assert_eq!(output.status.code(), Some(1));
