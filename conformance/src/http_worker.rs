@@ -18,8 +18,9 @@ use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 use vgirpc::Server;
 use vgirpc_http::{
-    CorsConfig, DEFAULT_CORS_MAX_AGE, DrainHandle, ExternalConfig, HttpConfig, HttpServer,
-    ResponseBody, ShutdownSignals, StickyConfig, Stopped, TokenKey,
+    ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE, DrainHandle, ExternalConfig, HttpConfig,
+    HttpServer, ResponseBody, ShutdownSignals, StickyConfig, Stopped, TlsConfig, TlsReload,
+    TokenKey,
 };
 
 /// Usage lines of the HTTP flags.
@@ -52,6 +53,13 @@ pub(crate) const USAGE: &str = "\
   --cors-origin ORIGIN let browser apps of ORIGIN call the server (repeatable;
                        `*` for any origin)
   --cors-max-age SEC   how long browsers cache a preflight (default 7200)
+  --tls-cert FILE      serve HTTPS with this PEM certificate chain (leaf first);
+                       reloaded with --tls-key on SIGHUP
+  --tls-key FILE       the certificate's PEM private key
+  --client-ca FILE     verify client certificates against these PEM CAs
+  --require-client-cert  refuse clients without one (default: optional)
+  --no-http2           HTTP/1.1 only (default: h2 by ALPN with TLS, h2c by
+                       prior knowledge without, beside HTTP/1.1)
   --describe           accepted for compatibility; __describe__ is always served";
 
 /// Upload size advertised with vended URLs, as the reference worker does.
@@ -88,6 +96,11 @@ pub(crate) struct HttpFlags {
     keep_alive_timeout: Option<Option<Duration>>,
     cors_origins: Vec<String>,
     cors_max_age: Option<Duration>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    client_ca: Option<String>,
+    require_client_cert: bool,
+    no_http2: bool,
 }
 
 /// What `--http` serves.
@@ -178,6 +191,11 @@ impl HttpFlags {
             // The reference needs it to serve __describe__; we always do.
             "--cors-origin" => self.cors_origins.push(value()?),
             "--cors-max-age" => self.cors_max_age = Some(seconds(flag, &value()?)?),
+            "--tls-cert" => self.tls_cert = Some(value()?),
+            "--tls-key" => self.tls_key = Some(value()?),
+            "--client-ca" => self.client_ca = Some(value()?),
+            "--require-client-cert" => self.require_client_cert = true,
+            "--no-http2" => self.no_http2 = true,
             "--describe" => {}
             _ => return Ok(false),
         }
@@ -208,7 +226,12 @@ impl HttpFlags {
                 || self.body_read_timeout.is_some()
                 || self.keep_alive_timeout.is_some()
                 || !self.cors_origins.is_empty()
-                || self.cors_max_age.is_some();
+                || self.cors_max_age.is_some()
+                || self.tls_cert.is_some()
+                || self.tls_key.is_some()
+                || self.client_ca.is_some()
+                || self.require_client_cert
+                || self.no_http2;
             return if any {
                 Err("HTTP flags need --http".into())
             } else {
@@ -272,6 +295,27 @@ impl HttpFlags {
         } else if self.cors_max_age.is_some() {
             return Err("--cors-max-age needs --cors-origin".into());
         }
+        config = config.with_http2(!self.no_http2);
+        match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let mut tls = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+                if let Some(ca) = self.client_ca {
+                    let auth = if self.require_client_cert {
+                        ClientAuth::Required
+                    } else {
+                        ClientAuth::Optional
+                    };
+                    tls = tls
+                        .with_client_ca_file(ca, auth)
+                        .map_err(|e| e.to_string())?;
+                } else if self.require_client_cert {
+                    return Err("--require-client-cert needs --client-ca".into());
+                }
+                config = config.with_tls(tls);
+            }
+            (None, None) if self.client_ca.is_none() && !self.require_client_cert => {}
+            _ => return Err("TLS needs both --tls-cert and --tls-key".into()),
+        }
         if !self.no_sticky {
             let mut sticky = StickyConfig::new();
             if !self.no_sticky_echo {
@@ -292,8 +336,9 @@ impl HttpFlags {
     }
 }
 
-/// Threads for calls that do not run in place; each connection has at
-/// most one call running, so beyond this many busy connections calls wait.
+/// Threads for calls that do not run in place; each HTTP/1.1 connection
+/// or HTTP/2 stream has at most one call running, so beyond this many
+/// calls at once the others wait.
 const MAX_BLOCKING_THREADS: usize = 64;
 
 /// Serves `server` over HTTP until SIGTERM or SIGINT, draining sticky
@@ -332,6 +377,9 @@ pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
     let result = runtime.block_on(async {
         let http = HttpServer::new(server.clone(), config).map_err(|e| e.to_string())?;
         let drain = http.drain_handle();
+        if let Some(reload) = http.tls_reload() {
+            tokio::spawn(reload_on_sighup(reload));
+        }
         let http = http.layer(TestDrainLayer(drain));
         // Before the ready line: a signal right after it must drain, not kill.
         let signals = ShutdownSignals::install().map_err(|e| e.to_string())?;
@@ -361,6 +409,22 @@ pub(crate) fn run(server: &Server, options: &HttpOptions) -> ExitCode {
         Err(err) => {
             eprintln!("vgi-conformance-worker: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the TLS certificate and key again on every `SIGHUP`, as a
+/// certificate renewal expects; a failed reload keeps the old ones.
+async fn reload_on_sighup(reload: TlsReload) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the TLS certificate will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match reload.reload() {
+            Ok(()) => tracing::info!("reloaded the TLS certificate"),
+            Err(err) => tracing::error!(%err, "TLS certificate reload failed; keeping the old one"),
         }
     }
 }

@@ -30,6 +30,7 @@ mod options;
 mod reply;
 mod retry;
 mod sticky;
+mod tls;
 
 pub use blocking::{HttpStream, HttpTransport};
 pub use options::HttpOptions;

@@ -8,6 +8,7 @@ use crate::cors::CorsConfig;
 use crate::external::ExternalConfig;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
+use crate::tls::TlsConfig;
 
 /// The decompressed-size cap of zstd request bodies when neither it nor
 /// `max_request_bytes` is configured: 256 MiB. A bomb of a few hundred
@@ -61,6 +62,7 @@ pub struct HttpConfig {
     pub(crate) cors: Option<CorsConfig>,
     pub(crate) max_decompressed_bytes: Option<u64>,
     pub(crate) connections: ConnectionLimits,
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 /// Timeouts and the connection limit, as [`HttpServer::serve`](crate::HttpServer::serve)
@@ -72,6 +74,9 @@ pub(crate) struct ConnectionLimits {
     pub(crate) keep_alive_timeout: Option<Duration>,
     pub(crate) max_connections: usize,
     pub(crate) drain_timeout: Duration,
+    /// HTTP/2 beside HTTP/1.1: by ALPN over TLS, by prior knowledge (h2c)
+    /// in plain text.
+    pub(crate) http2: bool,
 }
 
 impl Default for ConnectionLimits {
@@ -82,6 +87,7 @@ impl Default for ConnectionLimits {
             keep_alive_timeout: Some(DEFAULT_KEEP_ALIVE_TIMEOUT),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_GRACE,
+            http2: true,
         }
     }
 }
@@ -107,6 +113,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("cors", &self.cors)
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
             .field("connections", &self.connections)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -129,6 +136,7 @@ impl Default for HttpConfig {
             cors: None,
             max_decompressed_bytes: None,
             connections: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
@@ -284,6 +292,23 @@ impl HttpConfig {
     /// [`DEFAULT_DRAIN_GRACE`].
     pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
         self.connections.drain_timeout = timeout;
+        self
+    }
+
+    /// Serve HTTPS: [`HttpServer::serve`](crate::HttpServer::serve)
+    /// completes a TLS handshake on every connection (within the header
+    /// read timeout) before its first request.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether [`HttpServer::serve`](crate::HttpServer::serve) speaks
+    /// HTTP/2 beside HTTP/1.1 (default `true`): offered by ALPN over TLS,
+    /// and recognized by its connection preface (h2c with prior knowledge)
+    /// in plain text, on the same port.
+    pub fn with_http2(mut self, enabled: bool) -> Self {
+        self.connections.http2 = enabled;
         self
     }
 }

@@ -23,15 +23,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HeaderValue};
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::body::ResponseBody;
@@ -79,31 +81,73 @@ impl Shared {
     }
 }
 
-/// Serves HTTP/1.1 on `stream` until the client or a timeout closes it.
+/// Streams at once on one HTTP/2 connection. Each is a request that may
+/// hold a blocking thread, so one connection must not take the whole pool.
+const MAX_CONCURRENT_STREAMS: u32 = 64;
+
+/// Serves `stream` until the client or a timeout closes it: HTTP/1.1, and
+/// HTTP/2 when enabled (chosen by ALPN with TLS, by the client's preface
+/// without), after a TLS handshake when `tls` is set.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     service: HttpService,
     limits: ConnectionLimits,
     shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
 ) {
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%err, "cannot disable Nagle's algorithm");
     }
     let activity = Arc::new(Activity::new());
     let mut woken = shared.wake.subscribe();
+    // The deadlines sit under TLS: handshake bytes start the first request
+    // head, so the header read timeout bounds the handshake too.
     let socket = Socket::new(stream, activity.clone(), shared.clone(), limits);
+    let Some(acceptor) = tls else {
+        return serve_http(socket, peer, service, limits, shared, activity, woken).await;
+    };
+    let mut handshake = acceptor.accept(socket);
+    let stream = loop {
+        tokio::select! {
+            done = &mut handshake => match done {
+                Ok(stream) => break stream,
+                Err(err) => {
+                    tracing::debug!(%err, %peer, "TLS handshake failed");
+                    return;
+                }
+            },
+            // The socket looks at the shared state when next polled.
+            Ok(()) = woken.changed() => {}
+        }
+    };
+    serve_http(stream, peer, service, limits, shared, activity, woken).await;
+}
+
+async fn serve_http<I>(
+    io: I,
+    peer: std::net::SocketAddr,
+    service: HttpService,
+    limits: ConnectionLimits,
+    shared: Arc<Shared>,
+    activity: Arc<Activity>,
+    mut woken: watch::Receiver<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
-        let (begun, shared) = (activity.clone(), shared.clone());
+        let (begun, shared, activity) = (activity.clone(), shared.clone(), activity.clone());
         service
             .map_request(move |request: Request<Incoming>| -> Request<RequestBody> {
-                begun.begin();
+                begun.begin(request.version());
                 let mut request = request.map(request_body);
                 request.extensions_mut().insert(RemoteAddr(peer));
                 request
             })
             .map_response(move |mut response: Response<ResponseBody>| {
-                if shared.draining() {
+                // HTTP/2 has no `Connection` header: a drain ends it with
+                // GOAWAY instead (below).
+                if shared.draining() && !activity.current().http2 {
                     // hyper closes the connection once this is sent.
                     response
                         .headers_mut()
@@ -113,9 +157,16 @@ pub(crate) async fn serve(
                 response.map(|body| TrackedBody { body, _done: done })
             })
     };
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(socket), TowerToHyperService::new(service));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     let mut connection = std::pin::pin!(connection);
+    let mut going_away = false;
     loop {
         tokio::select! {
             ended = &mut connection => {
@@ -124,8 +175,14 @@ pub(crate) async fn serve(
                 }
                 return;
             }
-            // The socket looks at the shared state when hyper next polls it.
-            Ok(()) = woken.changed() => {}
+            // The socket looks at the shared state when hyper next polls it;
+            // an HTTP/2 connection is told to finish its streams and close.
+            Ok(()) = woken.changed() => {
+                if shared.draining() && !going_away && activity.current().http2 {
+                    going_away = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
         }
     }
 }
@@ -143,6 +200,8 @@ struct Requests {
     answered: u64,
     /// When the last answer ended.
     answered_at: Instant,
+    /// The connection speaks HTTP/2.
+    http2: bool,
 }
 
 impl Activity {
@@ -151,6 +210,7 @@ impl Activity {
             open: 0,
             answered: 0,
             answered_at: Instant::now(),
+            http2: false,
         }))
     }
 
@@ -158,8 +218,10 @@ impl Activity {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn begin(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).open += 1;
+    fn begin(&self, version: Version) {
+        let mut requests = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        requests.open += 1;
+        requests.http2 |= version == Version::HTTP_2;
     }
 
     fn end(&self) {

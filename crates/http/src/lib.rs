@@ -84,6 +84,7 @@ mod serve;
 mod shutdown;
 mod sticky;
 mod storage;
+mod tls;
 
 // Opt-in: they serve one hosting platform.
 #[cfg(feature = "fly")]
@@ -118,6 +119,7 @@ pub use external::{ExternalConfig, UrlPolicy};
 pub use shutdown::{ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
 pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_plain_http};
+pub use tls::{ClientAuth, TlsConfig, TlsReload};
 pub use vgirpc_token::{Identity, TokenKey};
 
 use config::ConnectionLimits;
@@ -144,12 +146,14 @@ pub struct HttpServer {
     service: HttpService,
     drain: Option<DrainHandle>,
     limits: ConnectionLimits,
+    tls: Option<(tokio_rustls::TlsAcceptor, TlsReload)>,
 }
 
 impl std::fmt::Debug for HttpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpServer")
             .field("sticky", &self.drain.is_some())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +178,10 @@ impl HttpServer {
             }
         };
         serve::check_limits(&config.connections)?;
+        let tls = match &config.tls {
+            Some(tls) => Some(tls.acceptor(config.connections.http2)?),
+            None => None,
+        };
         server
             .notify_serve_start(TransportKind::Http)
             .map_err(HttpError::Start)?;
@@ -229,6 +237,7 @@ impl HttpServer {
             service: BoxCloneSyncService::new(service),
             drain: sticky.map(|s| s.drain_handle()),
             limits: config.connections,
+            tls,
         })
     }
 
@@ -236,6 +245,12 @@ impl HttpServer {
     /// sticky sessions, which have nothing to drain.
     pub fn drain_handle(&self) -> Option<DrainHandle> {
         self.drain.clone()
+    }
+
+    /// The handle that reloads the TLS certificate of a server built with
+    /// [`HttpConfig::with_tls`]; `None` in plain text.
+    pub fn tls_reload(&self) -> Option<TlsReload> {
+        self.tls.as_ref().map(|(_, reload)| reload.clone())
     }
 
     /// Wraps the whole stack in `layer`, outermost: routes or middleware of

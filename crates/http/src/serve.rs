@@ -108,6 +108,7 @@ impl HttpServer {
                 service,
                 limits,
                 shared.clone(),
+                self.tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
             ));
         };
         let mut stop = std::pin::pin!(stop);

@@ -18,6 +18,10 @@
 //! let span = capture.span_of("echoing", "rpc").expect("logged inside the span");
 //! assert_eq!(span["rpc.method"], "echo");
 //! ```
+//!
+//! [`pki`] makes a CA and certificates for TLS tests.
+
+pub mod pki;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

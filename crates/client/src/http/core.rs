@@ -15,17 +15,17 @@ use http::header::{
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::retry::{is_transient, parse_retry_after};
 use super::sticky::{self, SessionState};
+use super::tls::{self, Connector};
 use super::{ARROW_STREAM, HttpOptions, ZSTD};
 use crate::ClientError;
 
 /// One server at one endpoint, and the connections to it.
 pub(crate) struct HttpCore {
-    client: HyperClient<HttpConnector, Full<Bytes>>,
+    client: HyperClient<Connector, Full<Bytes>>,
     /// The URL the endpoint paths are appended to: the base URL and the
     /// prefix, without a trailing slash.
     endpoint: String,
@@ -64,7 +64,7 @@ pub(super) enum Repeat {
 }
 
 impl HttpCore {
-    /// A client of the server at `url`; only `http://` is supported. No
+    /// A client of the server at `url`, `http://` or `https://`. No
     /// connection is made yet; connections are driven by tasks of the
     /// runtime that sends the first request on them.
     pub(crate) fn new(url: &str, options: HttpOptions) -> Result<Self, ClientError> {
@@ -72,19 +72,20 @@ impl HttpCore {
         let uri: Uri = base
             .parse()
             .map_err(|e| ClientError::Config(format!("invalid URL {url:?}: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             Some(other) => {
                 return Err(ClientError::Config(format!(
-                    "unsupported URL scheme {other:?} in {url:?}: this client speaks plain http"
+                    "unsupported URL scheme {other:?} in {url:?}: use http:// or https://"
                 )));
             }
             None => {
                 return Err(ClientError::Config(format!(
-                    "{url:?} is not an absolute http:// URL"
+                    "{url:?} is not an absolute http:// or https:// URL"
                 )));
             }
-        }
+        };
         if uri.query().is_some() {
             return Err(ClientError::Config(format!(
                 "{url:?} has a query string; give the base URL only"
@@ -100,7 +101,9 @@ impl HttpCore {
             extra_headers.append(name, value);
         }
         Ok(Self {
-            client: HyperClient::builder(TokioExecutor::new()).build_http(),
+            client: HyperClient::builder(TokioExecutor::new())
+                .http2_only(options.http2_prior_knowledge)
+                .build(tls::connector(https, &options)?),
             endpoint: format!("{base}{}", options.prefix),
             extra_headers,
             options,
@@ -234,9 +237,9 @@ impl HttpCore {
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {
-                    Failure::Connect(e.to_string())
+                    Failure::Connect(with_causes(&e))
                 } else {
-                    Failure::Lost(e.to_string())
+                    Failure::Lost(with_causes(&e))
                 }
             })?;
             let (parts, body) = response.into_parts();
@@ -260,6 +263,23 @@ impl HttpCore {
             body,
         })
     }
+}
+
+/// `error` and its sources, outermost first: hyper's own message alone
+/// ("client error (Connect)") hides what went wrong, such as a certificate
+/// the client does not trust.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !message.contains(&cause_text) {
+            message.push_str(": ");
+            message.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 /// Why one attempt at a request failed.

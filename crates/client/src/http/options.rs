@@ -17,6 +17,29 @@ pub struct HttpOptions {
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) max_response_bytes: usize,
+    pub(super) tls: TlsOptions,
+    pub(super) http2_prior_knowledge: bool,
+}
+
+/// What `https://` connections trust and present.
+#[derive(Clone)]
+pub(super) struct TlsOptions {
+    pub(super) system_roots: bool,
+    /// PEM files of extra CAs.
+    pub(super) ca_certificates: Vec<Vec<u8>>,
+    /// PEM certificate chain and private key.
+    pub(super) client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    // The private key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("system_roots", &self.system_roots)
+            .field("ca_certificates", &self.ca_certificates.len())
+            .field("client_identity", &self.client_identity.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpOptions {
@@ -29,6 +52,12 @@ impl Default for HttpOptions {
             retry: RetryPolicy::default(),
             timeout: None,
             max_response_bytes: 1 << 30,
+            tls: TlsOptions {
+                system_roots: true,
+                ca_certificates: Vec::new(),
+                client_identity: None,
+            },
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -89,6 +118,41 @@ impl HttpOptions {
     /// The largest response body accepted, after decompression.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Trusts the CA certificates of `pem` for `https://` servers, beside
+    /// the system's roots; repeat for more.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_certificates.push(pem.into());
+        self
+    }
+
+    /// Whether `https://` servers may chain to the system's roots
+    /// (default `true`); with `false` only the CAs added by
+    /// [`ca_certificate_pem`](Self::ca_certificate_pem) are trusted.
+    pub fn system_roots(mut self, trusted: bool) -> Self {
+        self.tls.system_roots = trusted;
+        self
+    }
+
+    /// Presents the client certificate `chain_pem` (leaf first), signed
+    /// with `key_pem`, to `https://` servers that ask for one (mTLS).
+    pub fn client_certificate_pem(
+        mut self,
+        chain_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_identity = Some((chain_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Speaks HTTP/2 from the first byte (`h2c` with prior knowledge on
+    /// `http://`), for servers known to support it. Without it, HTTP/2
+    /// is used over `https://` when the server offers it by ALPN, and
+    /// HTTP/1.1 otherwise.
+    pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
+        self.http2_prior_knowledge = enabled;
         self
     }
 }
