@@ -106,7 +106,10 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vgirpc::{Server, TransportKind};
 
-pub use auth::{AuthContext, AuthRejection, Authenticate, bearer, bearer_static, reject_all};
+pub use auth::{
+    AuthContext, AuthRejection, Authenticate, DEFAULT_JWT_LEEWAY, JwksSource, JwtAuthenticator,
+    JwtConfig, bearer, bearer_static, reject_all,
+};
 pub use body::{ARROW_STREAM, BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_DRAIN_GRACE, DEFAULT_HEADER_READ_TIMEOUT,

@@ -1,16 +1,24 @@
 //! Authentication hooks: a callback that names the caller or rejects the
-//! request, and bearer-token authentication built on it.
+//! request, and the authenticators built on it: bearer tokens, JWTs checked
+//! against a JWKS, client certificates (forwarded by a proxy or verified by
+//! our own TLS), and a chain of them.
 //!
 //! A rejected request is answered `401` with a plain-text body before any
 //! method is resolved (WIRE_PROTOCOL §10, "Authentication"). The accepted
 //! identity binds the request's stream-state tokens: a token minted for one
 //! principal does not open for another.
 
+mod jwks;
+mod jwt;
+
 use std::sync::Arc;
 
 use http::request::Parts;
 pub use vgirpc::AuthContext;
 use vgirpc_token::Identity;
+
+pub use jwks::JwksSource;
+pub use jwt::{DEFAULT_JWT_LEEWAY, JwtAuthenticator, JwtConfig};
 
 /// The identity stream-state tokens are bound to: a token minted for one
 /// caller does not open for another.
@@ -76,11 +84,7 @@ where
     V: Fn(&str) -> Result<AuthContext, AuthRejection> + Send + Sync + 'static,
 {
     move |request: &Parts| {
-        let token = request
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+        let token = bearer_token(request)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| {
                 AuthRejection::new("Missing or invalid Authorization header")
@@ -105,6 +109,37 @@ pub fn bearer_static(tokens: impl IntoIterator<Item = (String, AuthContext)>) ->
         }
         found.ok_or_else(|| AuthRejection::new("Unknown bearer token").with_challenge("Bearer"))
     })
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if the request
+/// has one (the scheme spelled as the reference expects it).
+pub(crate) fn bearer_token(request: &Parts) -> Option<&str> {
+    request
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+}
+
+/// An RFC 6750 challenge for a token that was presented and refused.
+pub(crate) fn invalid_token_challenge(description: &str) -> String {
+    format!(
+        "Bearer error=\"invalid_token\", error_description=\"{}\"",
+        quotable(description)
+    )
+}
+
+/// `text` made fit for a quoted challenge parameter: RFC 6750 allows
+/// neither quotes nor backslashes nor anything outside printable ASCII in
+/// `error_description`.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 /// Byte comparison whose running time depends only on the lengths.
