@@ -18,14 +18,19 @@ Connection (exactly one):
   -c, --cmd COMMAND   spawn COMMAND (split like a shell would) and talk to it
                       over its stdin/stdout
       --unix PATH     connect to a worker listening on a Unix socket
-  -u, --url URL       connect to an HTTP server (http:// only), e.g.
-                      http://127.0.0.1:8000
+  -u, --url URL       connect to an HTTP server, e.g. http://127.0.0.1:8000
+                      or https://rpc.example.com (HTTP/2 when it offers it)
   -p, --prefix PATH   URL path prefix for --url (default: none)
   -H, --header NAME:VALUE
                       send this header with every request of --url
                       (repeatable)
       --bearer TOKEN  send `Authorization: Bearer TOKEN` with every request
                       of --url (default: $VGI_RPC_BEARER, if set)
+      --ca-cert FILE  trust the PEM CA certificates in FILE for https://,
+                      beside the system's roots
+      --client-cert FILE  present this PEM client certificate (mTLS)
+      --client-key FILE   its PEM private key
+      --http2         speak HTTP/2 from the first byte (h2c) on http://
 
 Output:
   -f, --format FMT    auto, table, tsv, json or arrow (default: auto, which is
@@ -97,11 +102,28 @@ pub(crate) struct Args {
     pub(crate) headers: Vec<(String, String)>,
     /// `--bearer`; the environment's default is applied when connecting.
     pub(crate) bearer: Option<String>,
+    pub(crate) tls: TlsFiles,
+    /// `--http2`: h2c with prior knowledge.
+    pub(crate) http2: bool,
     /// `None` means auto.
     pub(crate) format: Option<Format>,
     pub(crate) output: Option<PathBuf>,
     pub(crate) verbose: bool,
     pub(crate) action: Action,
+}
+
+/// The PEM files of `--ca-cert`, `--client-cert` and `--client-key`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    pub(crate) ca_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub(crate) fn any(&self) -> bool {
+        self.ca_cert.is_some() || self.client_cert.is_some() || self.client_key.is_some()
+    }
 }
 
 /// Parses the arguments after the program name. Options may come before
@@ -114,6 +136,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Cl
     let mut prefix = None;
     let mut headers = Vec::new();
     let mut bearer = None;
+    let mut tls = TlsFiles::default();
+    let mut http2 = false;
     let mut format = None;
     let mut output = None;
     let mut verbose = false;
@@ -133,6 +157,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Cl
             Short('p') | Long("prefix") => prefix = Some(text(&mut parser)?),
             Short('H') | Long("header") => headers.push(parse_header(&text(&mut parser)?)?),
             Long("bearer") => bearer = Some(text(&mut parser)?),
+            Long("ca-cert") => tls.ca_cert = Some(parser.value().map_err(usage)?.into()),
+            Long("client-cert") => tls.client_cert = Some(parser.value().map_err(usage)?.into()),
+            Long("client-key") => tls.client_key = Some(parser.value().map_err(usage)?.into()),
+            Long("http2") => http2 = true,
             Short('f') | Long("format") => format = parse_format(&text(&mut parser)?)?,
             Short('o') | Long("output") => output = Some(parser.value().map_err(usage)?.into()),
             Short('v') | Long("verbose") => verbose = true,
@@ -202,6 +230,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, Cl
         prefix,
         headers,
         bearer,
+        tls,
+        http2,
         format,
         output,
         verbose,

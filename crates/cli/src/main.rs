@@ -29,7 +29,7 @@ use vgirpc_client::{Client, ServerLog, StderrMode, StreamCall, SubprocessOptions
 use vgirpc_wire::describe::{MethodDescription, MethodType, ServiceDescription};
 use vgirpc_wire::ipc::StreamReader;
 
-use crate::args::{Action, Args, Format, Target, USAGE};
+use crate::args::{Action, Args, Format, Target, TlsFiles, USAGE};
 use crate::error::CliError;
 use crate::render::{Printer, schema_line};
 
@@ -135,6 +135,8 @@ fn connect(args: &Args) -> Result<Connected, CliError> {
         ("--prefix", args.prefix.is_some()),
         ("--header", !args.headers.is_empty()),
         ("--bearer", args.bearer.is_some()),
+        ("--ca-cert, --client-cert and --client-key", args.tls.any()),
+        ("--http2", args.http2),
     ];
     if let Some((flag, _)) = http_only.iter().find(|(_, given)| *given)
         && !matches!(target, Target::Url(_))
@@ -156,10 +158,39 @@ fn connect(args: &Args) -> Result<Connected, CliError> {
             if let Some(token) = bearer {
                 options = options.bearer_token(token);
             }
+            options = tls_options(options, &args.tls)?.http2_prior_knowledge(args.http2);
             let client = Client::connect_http_with(url, options)?;
             Ok(Connected::Http(Box::new(client)))
         }
     }
+}
+
+/// Adds the CA and the client certificate of the TLS flags to `options`.
+fn tls_options(mut options: HttpOptions, files: &TlsFiles) -> Result<HttpOptions, CliError> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(CliError::io(format!(
+            "cannot read the {what} {}",
+            path.display()
+        )))
+    };
+    if let Some(ca) = &files.ca_cert {
+        options = options.ca_certificate_pem(read(ca, "CA certificate")?);
+    }
+    match (&files.client_cert, &files.client_key) {
+        (Some(cert), Some(key)) => {
+            options = options.client_certificate_pem(
+                read(cert, "client certificate")?,
+                read(key, "client key")?,
+            );
+        }
+        (None, None) => {}
+        _ => {
+            return Err(CliError::Usage(
+                "--client-cert and --client-key go together".into(),
+            ));
+        }
+    }
+    Ok(options)
 }
 
 /// Spawns the worker `command_line` names.

@@ -9,8 +9,9 @@ use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use vgirpc::{Server, Service};
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
-use vgirpc_http::{AuthContext, AuthRejection, HttpConfig, HttpServer};
+use vgirpc_http::{AuthContext, AuthRejection, ClientAuth, HttpConfig, HttpServer, TlsConfig};
 use vgirpc_pipe::{ShmSideChannels, UnixConfig};
+use vgirpc_test_support::pki::Pki;
 use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc_wire::metadata::Metadata;
 
@@ -384,6 +385,11 @@ fn http_worker() -> String {
 }
 
 fn http_worker_with(config: HttpConfig) -> String {
+    serve_http(config, "http")
+}
+
+/// Serves the conformance service with `config`; returns its URL.
+fn serve_http(config: HttpConfig, scheme: &str) -> String {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -400,7 +406,66 @@ fn http_worker_with(config: HttpConfig) -> String {
             .block_on(http.serve(listener, std::future::pending()))
             .unwrap();
     });
-    format!("http://127.0.0.1:{port}")
+    format!("{scheme}://127.0.0.1:{port}")
+}
+
+#[test]
+fn https_with_a_private_ca_and_a_client_certificate() {
+    let pki = Pki::generate();
+    let dir = std::env::temp_dir().join(format!("vgi-cli-tls-{}", std::process::id()));
+    let files = pki.write_to(&dir).unwrap();
+    let tls = TlsConfig::from_pem_files(&files.server_cert, &files.server_key)
+        .unwrap()
+        .with_client_ca_file(&files.ca, ClientAuth::Required)
+        .unwrap();
+    let url = serve_http(HttpConfig::new().with_tls(tls), "https");
+    let [ca, cert, key] = [&files.ca, &files.client_cert, &files.client_key]
+        .map(|path| path.to_str().unwrap().to_owned());
+    let call = ["call", "echo_string", "value=over tls"];
+
+    let with_identity = [
+        "--url",
+        &url,
+        "--ca-cert",
+        &ca,
+        "--client-cert",
+        &cert,
+        "--client-key",
+        &key,
+    ];
+    let output = vgi_rpc(&[&with_identity[..], &call[..]].concat());
+    assert_eq!(succeeded(&output), "over tls\n");
+
+    // The server's CA is not among the system's roots.
+    let output = vgi_rpc(&[&["--url", url.as_str()][..], &call[..]].concat());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("certificate"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = vgi_rpc(
+        &[
+            &["--url", &url, "--ca-cert", &ca, "--client-cert", &cert][..],
+            &call[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("go together"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn http2_prior_knowledge_over_plain_http() {
+    let url = http_worker();
+    let output = vgi_rpc(&["--url", &url, "--http2", "call", "echo_int", "value=7"]);
+    assert_eq!(succeeded(&output), "7\n");
 }
 
 /// Our worker listening on a Unix socket of its own, on a thread of this
@@ -529,10 +594,10 @@ fn unreachable_servers_and_misplaced_options_are_reported() {
         "{}",
         stderr(&output)
     );
-    let output = vgi_rpc(&["--url", "https://127.0.0.1:1", "describe"]);
+    let output = vgi_rpc(&["--url", "ftp://127.0.0.1:1", "describe"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("plain http"),
+        stderr(&output).contains("use http:// or https://"),
         "{}",
         stderr(&output)
     );
