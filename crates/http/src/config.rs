@@ -6,6 +6,7 @@ use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 use crate::auth::Authenticate;
 use crate::cors::CorsConfig;
 use crate::external::ExternalConfig;
+use crate::pages::Pages;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
 use crate::tls::TlsConfig;
@@ -62,6 +63,7 @@ pub struct HttpConfig {
     pub(crate) cors: Option<CorsConfig>,
     pub(crate) max_decompressed_bytes: Option<u64>,
     pub(crate) connections: ConnectionLimits,
+    pub(crate) pages: Pages,
     pub(crate) tls: Option<TlsConfig>,
 }
 
@@ -113,6 +115,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("cors", &self.cors)
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
             .field("connections", &self.connections)
+            .field("pages", &self.pages)
             .field("tls", &self.tls)
             .finish()
     }
@@ -136,6 +139,7 @@ impl Default for HttpConfig {
             cors: None,
             max_decompressed_bytes: None,
             connections: ConnectionLimits::default(),
+            pages: Pages::default(),
             tls: None,
         }
     }
@@ -232,6 +236,13 @@ impl HttpConfig {
     /// keep scripts of other origins from reading any answer.
     pub fn with_cors(mut self, cors: CorsConfig) -> Self {
         self.cors = Some(cors);
+        self
+    }
+
+    /// The pages browsers get: a landing page, the API page and an HTML
+    /// `404`, all on by default (see [`Pages`]).
+    pub fn with_pages(mut self, pages: Pages) -> Self {
+        self.pages = pages;
         self
     }
 

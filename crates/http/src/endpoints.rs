@@ -20,6 +20,7 @@ use crate::blocking::InPlaceCalls;
 use crate::body::{self, ARROW_STREAM, ResponseBody};
 use crate::layer::BoxFuture;
 use crate::layer::request_id::RequestId;
+use crate::pages::{Pages, Rendered};
 use crate::reply::{Reply, error_stream};
 use crate::rpc::{Caller, Rpc};
 use crate::sticky::BoundSession;
@@ -63,6 +64,7 @@ pub(crate) struct Endpoints {
     prefix: Arc<str>,
     /// `GET {prefix}/health`, rendered once.
     health: Bytes,
+    pages: Arc<Rendered>,
     in_place: InPlaceCalls,
 }
 
@@ -75,16 +77,18 @@ impl std::fmt::Debug for Endpoints {
 }
 
 impl Endpoints {
-    pub(crate) fn new(rpc: Rpc, prefix: &str) -> Self {
+    pub(crate) fn new(rpc: Rpc, prefix: &str, pages: &Pages) -> Self {
         let health = serde_json::json!({
             "status": "ok",
             "server_id": vgirpc::server_id(),
             "protocol": rpc.server.service().protocol_name(),
         });
+        let pages = Arc::new(Rendered::new(&rpc.server, prefix, pages));
         Self {
             rpc: Arc::new(rpc),
             prefix: prefix.into(),
             health: Bytes::from(health.to_string()),
+            pages,
             in_place: InPlaceCalls::default(),
         }
     }
@@ -108,10 +112,17 @@ impl Endpoints {
                 .map_or_else(vgirpc::new_request_id, |id| id.0.clone()),
             session: request.extensions().get::<BoundSession>().cloned(),
         };
+        if let Some(page) = self.pages.page(method, request.uri().path()) {
+            return Prepared::Answer(page);
+        }
         let route = route(&self.prefix, request.uri().path());
         let (kind, name) = match route {
             Route::NotFound => {
-                return Prepared::Answer(body::text(StatusCode::NOT_FOUND, "Not Found"));
+                return Prepared::Answer(
+                    self.pages
+                        .not_found(method)
+                        .unwrap_or_else(|| body::text(StatusCode::NOT_FOUND, "Not Found")),
+                );
             }
             Route::Health if method == Method::GET => {
                 return Prepared::Answer(body::response(

@@ -17,6 +17,7 @@
 //! | `POST {prefix}/__upload_url__/init` | pre-signed upload URLs (with an [`UploadUrlProvider`]) |
 //! | `OPTIONS {prefix}/__capabilities__`, `OPTIONS {prefix}/health` | capability headers |
 //! | `GET {prefix}/health` | liveness, never behind authentication |
+//! | `GET {prefix}`, `GET {prefix}/describe` | landing and API pages for browsers ([`Pages`]) |
 //! | `DELETE {prefix}/__session__` | end a sticky session (sticky servers only) |
 //!
 //! The server is a stack of tower layers around the endpoints (request id,
@@ -78,6 +79,7 @@ mod error;
 mod external;
 mod layer;
 mod outgoing;
+mod pages;
 mod reply;
 mod rpc;
 mod serve;
@@ -119,6 +121,7 @@ pub use config::{
 pub use cors::{CorsConfig, DEFAULT_CORS_MAX_AGE};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
+pub use pages::Pages;
 pub use shutdown::{ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
 pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_plain_http};
@@ -210,6 +213,7 @@ impl HttpServer {
                 upload_urls: config.upload_urls,
             },
             &prefix,
+            &config.pages,
         );
         let health = format!("{prefix}/health");
         let cors = match &config.cors {
