@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use crate::process::{cargo, run_ok, target_dir};
 use crate::python::{self, Venv};
-use crate::{conformance, layers, reliability};
+use crate::{conformance, layers, pages, reliability};
 
 /// A cargo invocation: step name, arguments, extra environment.
 type Step = (
@@ -131,9 +131,10 @@ const STEPS: &[Step] = &[
     ),
 ];
 
-/// Run the layering check, [`STEPS`], a quick fuzzing pass, then the
-/// conformance suite; stop at the first failure. Every cargo step but
-/// `fmt` runs `--locked`: CI builds exactly the committed `Cargo.lock`.
+/// Run the layering check, [`STEPS`], the pages in a browser, a quick
+/// fuzzing pass, then the conformance suite; stop at the first failure.
+/// Every cargo step but `fmt` runs `--locked`: CI builds exactly the
+/// committed `Cargo.lock`.
 pub(crate) fn run() -> Result<()> {
     println!("\n==> ci: layering");
     layers::run().context("ci step `layering` failed")?;
@@ -176,6 +177,8 @@ pub(crate) fn run() -> Result<()> {
             run_ok(&mut cmd).context("ci step `example reference` failed")?;
         }
     }
+    println!("\n==> ci: pages");
+    pages::run().context("ci step `pages` failed")?;
     println!("\n==> ci: reliability (quick)");
     reliability::run(&reliability::Options::for_ci()).context("ci step `reliability` failed")?;
     println!("\n==> ci: conformance");

@@ -133,8 +133,8 @@ const KNOWN_FAILURES: &str = "conformance/known-failures.txt";
 const ALLOWED_SKIPS: &str = "conformance/allowed-skips.txt";
 
 /// The worker binary built from the `vgirpc-conformance` package.
-const WORKER_PACKAGE: &str = "vgirpc-conformance";
-const WORKER_BIN: &str = "vgi-conformance-worker";
+pub(crate) const WORKER_PACKAGE: &str = "vgirpc-conformance";
+pub(crate) const WORKER_BIN: &str = "vgi-conformance-worker";
 
 /// Command-line options of `cargo xtask conformance`.
 #[derive(Debug, Default)]

@@ -185,7 +185,7 @@ fn start_listening(words: &[String]) -> Result<(Background, u16)> {
     Ok((process, port))
 }
 
-fn start_worker(worker: &str, flags: &[String]) -> Result<(Background, u16)> {
+pub(crate) fn start_worker(worker: &str, flags: &[String]) -> Result<(Background, u16)> {
     // The worker is a command line, as both runners take it.
     let mut words = shell_words(worker)?;
     words.push("--http".to_owned());

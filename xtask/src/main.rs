@@ -16,6 +16,8 @@
 //!   first failure.  This is what `.ci/run` and the GitHub workflow call.
 //! * `bench` — our worker and the reference worker side by side; see
 //!   [`mod@bench`] and `docs/benchmarks.md`.
+//! * `pages` — the HTTP server's browser pages rendered by headless
+//!   Chromium; see [`mod@pages`].
 //! * `reliability` — hostile input: the fuzz targets of `fuzz/`, then the
 //!   attack matrix and soak against the running worker; see [`reliability`]
 //!   and `docs/reliability.md`.
@@ -28,6 +30,7 @@ mod conformance;
 mod expectations;
 mod http;
 mod layers;
+mod pages;
 mod process;
 mod python;
 mod reliability;
@@ -53,8 +56,11 @@ commands:
                   --worker CMD       test this worker command instead of building ours
                                      (also VGI_CONFORMANCE_WORKER)
   ci            layering, fmt, clippy, doc, test (all --locked), the examples,
-                reliability --quick, then conformance; stops at the first failure
+                pages, reliability --quick, then conformance; stops at the first failure
   layers        check the crate graph against the layers of docs/ARCHITECTURE.md
+  pages         the HTTP server's landing and describe pages in headless Chromium
+                (installed with apt-get if /usr/bin/chromium is missing): every
+                method of the conformance worker rendered; screenshots in target/pages/
   bench         our worker and the reference worker, same workloads, side by side
                   --quick            small sizes, one short run (seconds)
                   --runs N           runs per workload and server (default 5)
@@ -92,6 +98,12 @@ fn main() -> ExitCode {
         },
         Some("bench") => bench::run(&bench::Options::parse(args)),
         Some("layers") => layers::run(),
+        Some("pages") => match args.next() {
+            None => pages::run(),
+            Some(extra) => Err(anyhow::anyhow!(
+                "`pages` takes no arguments (got {extra:?})"
+            )),
+        },
         Some("reliability") => reliability::Options::parse(args).and_then(|o| reliability::run(&o)),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
