@@ -35,6 +35,7 @@ use vgirpc::client::{
 use vgirpc::wire::describe::{MethodType, ServiceDescription};
 use vgirpc::{DictString, FixedBinary, LargeBinary, LargeString, Level};
 use vgirpc_client::http::HttpOptions;
+use vgirpc_test_support::pki::Pki;
 
 use crate::service::ConformanceServiceClient;
 use crate::states::dynamic_schema;
@@ -53,6 +54,9 @@ pub struct Server {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
+    /// It serves HTTPS given `--tls-cert`/`--tls-key`, and HTTP/2: our
+    /// worker does, the reference's does not.
+    pub tls_and_http2: bool,
 }
 
 impl Server {
@@ -62,6 +66,14 @@ impl Server {
             .chain(self.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// The transports of [`TransportKind::ALL`] it can serve.
+    pub fn transports(&self) -> impl Iterator<Item = TransportKind> {
+        let tls_and_http2 = self.tls_and_http2;
+        TransportKind::ALL
+            .into_iter()
+            .filter(move |t| tls_and_http2 || !t.needs_tls_and_http2())
     }
 
     fn command(&self) -> Command {
@@ -82,15 +94,21 @@ pub enum TransportKind {
     Shm,
     /// One worker serving HTTP, a client per connection.
     Http,
+    /// As `Http`, in HTTP/2 with prior knowledge (h2c).
+    H2c,
+    /// As `Http`, over TLS with a test CA, in HTTP/2 chosen by ALPN.
+    Https,
 }
 
 impl TransportKind {
     /// Every transport, in report order.
-    pub const ALL: [TransportKind; 4] = [
+    pub const ALL: [TransportKind; 6] = [
         TransportKind::Pipe,
         TransportKind::Unix,
         TransportKind::Shm,
         TransportKind::Http,
+        TransportKind::H2c,
+        TransportKind::Https,
     ];
 
     /// The name reports and command lines use.
@@ -100,7 +118,14 @@ impl TransportKind {
             TransportKind::Unix => "unix",
             TransportKind::Shm => "shm",
             TransportKind::Http => "http",
+            TransportKind::H2c => "h2c",
+            TransportKind::Https => "https",
         }
+    }
+
+    /// Whether only a server with [`Server::tls_and_http2`] serves it.
+    pub fn needs_tls_and_http2(self) -> bool {
+        matches!(self, TransportKind::H2c | TransportKind::Https)
     }
 
     /// The transport called `name`.
@@ -114,7 +139,7 @@ impl TransportKind {
     fn family(self) -> &'static str {
         match self {
             TransportKind::Pipe | TransportKind::Unix | TransportKind::Shm => "byte-stream",
-            TransportKind::Http => "http",
+            TransportKind::Http | TransportKind::H2c | TransportKind::Https => "http",
         }
     }
 }
@@ -342,16 +367,17 @@ pub fn run(
             }),
             Err(reason) => unstartable(filter, &reason),
         },
-        TransportKind::Http => match start_http(server) {
-            Ok((_listener, url)) => run_with(transport, filter, timeout, &|| {
-                // The deadline is the request timeout: there is no single
-                // connection to cut from outside.
-                let options = HttpOptions::new().timeout(timeout);
-                let client = Client::connect_http_with(&url, options)?;
-                Ok(connection(client, Arc::new(|| {})))
-            }),
-            Err(reason) => unstartable(filter, &reason),
-        },
+        TransportKind::Http | TransportKind::H2c | TransportKind::Https => {
+            match start_http(server, transport) {
+                Ok((_listener, url, options)) => run_with(transport, filter, timeout, &|| {
+                    // The deadline is the request timeout: there is no
+                    // single connection to cut from outside.
+                    let client = Client::connect_http_with(&url, options.clone().timeout(timeout))?;
+                    Ok(connection(client, Arc::new(|| {})))
+                }),
+                Err(reason) => unstartable(filter, &reason),
+            }
+        }
     };
     Report {
         server: server.clone(),
@@ -380,14 +406,47 @@ fn start_unix(server: &Server) -> Result<(Listener, PathBuf), String> {
     Ok((listener, socket))
 }
 
-/// Starts `server` serving HTTP on a free port; returns it and its URL.
-fn start_http(server: &Server) -> Result<(Listener, String), String> {
-    let (listener, port) = Listener::start(server, &["--http".to_owned()], "PORT:")?;
+/// Starts `server` serving HTTP on a free port as `transport` needs;
+/// returns it, its URL and the client options that reach it.
+fn start_http(
+    server: &Server,
+    transport: TransportKind,
+) -> Result<(Listener, String, HttpOptions), String> {
+    let mut flags = vec!["--http".to_owned()];
+    let mut options = HttpOptions::new();
+    let mut scheme = "http";
+    match transport {
+        TransportKind::H2c => options = options.http2_prior_knowledge(true),
+        TransportKind::Https => {
+            // A CA of this run only: the client trusts nothing else.
+            let pki = Pki::generate();
+            let dir = std::env::temp_dir().join(format!(
+                "vgirpc-client-suite-{}-{}",
+                std::process::id(),
+                server.name
+            ));
+            let files = pki
+                .write_to(&dir)
+                .map_err(|e| format!("cannot write the test certificates: {e}"))?;
+            flags.extend([
+                "--tls-cert".to_owned(),
+                files.server_cert.display().to_string(),
+                "--tls-key".to_owned(),
+                files.server_key.display().to_string(),
+            ]);
+            options = options
+                .system_roots(false)
+                .ca_certificate_pem(pki.ca_pem.into_bytes());
+            scheme = "https";
+        }
+        _ => {}
+    }
+    let (listener, port) = Listener::start(server, &flags, "PORT:")?;
     let port: u16 = port
         .parse()
         .map_err(|_| format!("the worker announced port {port:?}"))?;
     Listener::wait_until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())?;
-    Ok((listener, format!("http://127.0.0.1:{port}")))
+    Ok((listener, format!("{scheme}://127.0.0.1:{port}"), options))
 }
 
 /// Every selected test failed, for a server that did not start.
@@ -797,7 +856,7 @@ impl<T: Transport> TestCase<T> {
     fn not_over_http(mut self) -> Self {
         if let Body::Run(body, _) = self.body {
             self.body = Body::Run(body, |transport| {
-                (transport == TransportKind::Http).then_some(
+                (transport.family() == "http").then_some(
                     "over HTTP sessions are real: tests/client_transports.rs checks them \
                      against both sticky servers",
                 )

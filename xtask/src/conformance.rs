@@ -35,8 +35,9 @@ enum Runner {
     /// `vgi-rpc-test` against the worker, reached as `target` says.
     Cli { target: CliTarget },
     /// `vgi-rpc-test --url` against our worker serving HTTP, once per server
-    /// configuration the suite needs (see [`crate::http`]).
-    CliHttp,
+    /// configuration the suite needs (see [`crate::http`]); over HTTPS with
+    /// a CA made for the run when `tls`.
+    CliHttp { tls: bool },
     /// The pytest suite, with this transport as the `conformance_conn` parameter
     /// (it must exist in `conformance/tests/conftest.py`).
     Pytest,
@@ -84,7 +85,11 @@ const TRANSPORTS: &[Transport] = &[
     },
     Transport {
         name: "cli-http",
-        runner: Runner::CliHttp,
+        runner: Runner::CliHttp { tls: false },
+    },
+    Transport {
+        name: "cli-https",
+        runner: Runner::CliHttp { tls: true },
     },
     Transport {
         name: "pipe",
@@ -256,7 +261,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
     let mut groups = Vec::new();
     for transport in &transports {
-        if let Runner::CliHttp = transport.runner {
+        if let Runner::CliHttp { tls } = transport.runner {
             let filter = options.filter.as_deref();
             groups.push(http::run_cli(
                 &venv,
@@ -264,6 +269,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 transport.name,
                 filter,
                 &out_dir,
+                tls,
             ));
         }
         if let Runner::Client = transport.runner {

@@ -9,11 +9,16 @@
 //! that can run them, as the reference's `tests/serve_conformance_http*.py`
 //! servers are used. A test counts as skipped only if no configuration ran
 //! it.
+//!
+//! `cli-https` does the same over TLS: every server gets a certificate of a
+//! CA made for the run, which `vgi-rpc-test` (httpx) trusts through
+//! `SSL_CERT_FILE`.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result};
+use vgirpc_test_support::pki::{Pki, PkiFiles};
 
 use crate::cli_run::{cli_filter, cli_results, remove_stale};
 use crate::process::{self, Background, shell_line, shell_words};
@@ -70,9 +75,21 @@ pub(crate) fn run_cli(
     transport: &str,
     filter: Option<&str>,
     out_dir: &Path,
+    tls: bool,
 ) -> Group {
     let mut group = Group::new(transport);
-    match run_profiles(venv, worker, transport, filter, out_dir) {
+    let tls = if tls {
+        match Pki::generate().write_to(&out_dir.join(format!("{transport}-pki"))) {
+            Ok(files) => Some(files),
+            Err(err) => {
+                group.error = Some(format!("writing the test certificates: {err}"));
+                return group;
+            }
+        }
+    } else {
+        None
+    };
+    match run_profiles(venv, worker, transport, filter, out_dir, tls.as_ref()) {
         Ok(tests) => group.tests = tests,
         Err(err) => group.error = Some(format!("{err:#}")),
     }
@@ -85,6 +102,7 @@ fn run_profiles(
     transport: &str,
     filter: Option<&str>,
     out_dir: &Path,
+    tls: Option<&PkiFiles>,
 ) -> Result<Vec<TestResult>> {
     let mut storage: Option<(Background, String)> = None;
     let mut results: Vec<TestResult> = Vec::new();
@@ -119,8 +137,23 @@ fn run_profiles(
             "--access-log".to_owned(),
             access_log.to_string_lossy().into_owned(),
         ]);
+        if let Some(tls) = tls {
+            flags.extend([
+                "--tls-cert".to_owned(),
+                tls.server_cert.to_string_lossy().into_owned(),
+                "--tls-key".to_owned(),
+                tls.server_key.to_string_lossy().into_owned(),
+            ]);
+        }
         let (_worker, port) = start_worker(worker, &flags)?;
-        let tests = run_vgi_rpc_test(venv, port, selection.as_deref(), &output, &access_log)?;
+        let run = CliRun {
+            port,
+            ca: tls.map(|files| files.ca.as_path()),
+            filter: selection.as_deref(),
+            output: &output,
+            access_log: &access_log,
+        };
+        let tests = run_vgi_rpc_test(venv, &run)?;
         if profile.category.is_none() {
             results = tests;
         } else {
@@ -148,25 +181,33 @@ fn merge(base: &mut [TestResult], rerun: Vec<TestResult>) {
     }
 }
 
-fn run_vgi_rpc_test(
-    venv: &Venv,
+/// One `vgi-rpc-test` run against a listening worker.
+struct CliRun<'a> {
     port: u16,
-    filter: Option<&str>,
-    output: &Path,
-    access_log: &Path,
-) -> Result<Vec<TestResult>> {
-    remove_stale(output)?;
+    /// The CA of an HTTPS worker.
+    ca: Option<&'a Path>,
+    filter: Option<&'a str>,
+    output: &'a Path,
+    access_log: &'a Path,
+}
+
+fn run_vgi_rpc_test(venv: &Venv, run: &CliRun<'_>) -> Result<Vec<TestResult>> {
+    remove_stale(run.output)?;
     let mut cmd = Command::new(venv.bin("vgi-rpc-test"));
-    cmd.args(["--url", &format!("http://127.0.0.1:{port}")])
+    let scheme = if run.ca.is_some() { "https" } else { "http" };
+    cmd.args(["--url", &format!("{scheme}://127.0.0.1:{}", run.port)])
         .args(["--format", "json", "--output"])
-        .arg(output)
+        .arg(run.output)
         .arg("--access-log")
-        .arg(access_log);
-    if let Some(filter) = filter {
+        .arg(run.access_log);
+    if let Some(ca) = run.ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
+    if let Some(filter) = run.filter {
         cmd.args(["--filter", filter]);
     }
     let status = process::run(&mut cmd)?;
-    cli_results(status, output, access_log)
+    cli_results(status, run.output, run.access_log)
 }
 
 /// Starts `words` and reads the port from the `PORT:<n>` line it prints

@@ -84,7 +84,13 @@ fn run_all(options: &Options) -> Vec<Report> {
         let runs: Vec<_> = options
             .servers
             .iter()
-            .flat_map(|server| options.transports.iter().map(move |t| (server, *t)))
+            .flat_map(|server| {
+                options
+                    .transports
+                    .iter()
+                    .filter(|t| server.tls_and_http2 || !t.needs_tls_and_http2())
+                    .map(move |t| (server, *t))
+            })
             .map(|(server, transport)| {
                 scope.spawn(move || {
                     client_suite::run(
@@ -127,7 +133,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--transport" => {
                 let name = value("--transport")?;
                 let transport = TransportKind::parse(&name).ok_or_else(|| {
-                    format!("unknown transport {name:?} (pipe, unix, shm or http)")
+                    format!("unknown transport {name:?} (pipe, unix, shm, http, h2c or https)")
                 })?;
                 if !options.transports.contains(&transport) {
                     options.transports.push(transport);
@@ -165,6 +171,7 @@ fn server<'a>(name: &str, mut words: impl Iterator<Item = &'a str>) -> Result<Se
         name: name.to_owned(),
         program: program.to_owned(),
         args: words.map(str::to_owned).collect(),
+        tls_and_http2: false,
     })
 }
 
@@ -193,11 +200,13 @@ fn default_servers() -> Result<Vec<Server>, String> {
             name: "python-reference".into(),
             program: reference.display().to_string(),
             args: vec!["--describe".into()],
+            tls_and_http2: false,
         },
         Server {
             name: "rust".into(),
             program: ours.display().to_string(),
             args: Vec::new(),
+            tls_and_http2: true,
         },
     ])
 }
