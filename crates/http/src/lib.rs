@@ -124,7 +124,7 @@ pub use external::{ExternalConfig, UrlPolicy};
 pub use pages::Pages;
 pub use shutdown::{ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
-pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_plain_http};
+pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_url};
 pub use tls::{ClientAuth, TlsConfig, TlsReload};
 pub use vgirpc_token::{Identity, TokenKey};
 

@@ -26,10 +26,10 @@ pub trait ExternalStorage: Send + Sync + 'static {
 
     /// Fetches the object at `url`, decoded per its `Content-Encoding`.
     ///
-    /// The default reaches plain `http://` URLs with the built-in client;
-    /// override it for TLS or signed requests.
+    /// The default fetches `http://` and `https://` URLs with
+    /// [`fetch_url`]; override it for signed requests.
     fn fetch(&self, url: &str) -> Result<Vec<u8>, HttpError> {
-        fetch_plain_http(url)
+        fetch_url(url)
     }
 }
 
@@ -51,8 +51,9 @@ pub trait UploadUrlProvider: Send + Sync + 'static {
     fn upload_url(&self) -> Result<UploadUrl, HttpError>;
 }
 
-/// `GET url` with the built-in client, decoding a zstd `Content-Encoding`.
-pub fn fetch_plain_http(url: &str) -> Result<Vec<u8>, HttpError> {
+/// `GET url`, `http://` or `https://` (trusting the system's roots, which
+/// honor `SSL_CERT_FILE`), decoding a zstd `Content-Encoding`.
+pub fn fetch_url(url: &str) -> Result<Vec<u8>, HttpError> {
     let reply = outgoing::send(Method::GET, url, &[], Bytes::new(), MAX_FETCH_BYTES)?;
     if !reply.status.is_success() {
         return Err(HttpError::outgoing(
