@@ -386,6 +386,8 @@ mod tests {
             header_schema: None,
             is_exchange: None,
             embedded_params: BTreeMap::new(),
+            doc: None,
+            param_defaults: BTreeMap::new(),
         }
     }
 

@@ -32,8 +32,19 @@ pub struct Summary {
 /// One method of each shape the page draws differently.
 #[vgirpc::service]
 pub trait Gallery {
+    /// Adds `a` and `b`.
+    /// Second line.
     fn add(&self, a: f64, #[default(1.0)] b: f64) -> Result<f64, RpcError>;
+    /// Says hello.
+    ///
+    ///     To `name`, indented.
+    fn greet(
+        &self,
+        #[default("<world>")] name: String,
+        #[default(None)] tag: Option<i64>,
+    ) -> Result<String, RpcError>;
     fn plot(&self, point: Point, label: Option<String>) -> Result<String, RpcError>;
+    /// <script>alert('pwned')</script> & more
     fn reset(&self) -> Result<(), RpcError>;
     fn countdown(&self, from: i64) -> Result<Stream, RpcError>;
     fn total(&self, start: i64) -> Result<Stream<Summary>, RpcError>;
@@ -45,6 +56,10 @@ struct Exhibit;
 impl Gallery for Exhibit {
     fn add(&self, a: f64, b: f64) -> Result<f64, RpcError> {
         Ok(a + b)
+    }
+
+    fn greet(&self, name: String, tag: Option<i64>) -> Result<String, RpcError> {
+        Ok(format!("hello {name} {tag:?}"))
     }
 
     fn plot(&self, point: Point, label: Option<String>) -> Result<String, RpcError> {
@@ -114,16 +129,16 @@ impl Service for Kinds {
     }
 }
 
-fn documented() -> Pages {
-    Pages::all()
-        .method_doc("add", "Adds `a` and `b`.\nSecond line.")
-        .param_default("add", "b", "1.0")
-        .method_doc("reset", "<script>alert('pwned')</script> & more")
-        .repo_url("https://example.com/gallery?a=1&b=2")
+fn with_repo() -> Pages {
+    Pages::all().repo_url("https://example.com/gallery?a=1&b=2")
 }
 
 async fn start(config: HttpConfig) -> SocketAddr {
-    let http = HttpServer::new(Server::new(Kinds::new()).unwrap(), config).unwrap();
+    start_service(Kinds::new(), config).await
+}
+
+async fn start_service(service: impl Service, config: HttpConfig) -> SocketAddr {
+    let http = HttpServer::new(Server::new(service).unwrap(), config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(http.serve(listener, std::future::pending()));
@@ -169,7 +184,7 @@ async fn landing_page_names_the_service_and_links_the_api() {
     let addr = start(
         HttpConfig::new()
             .with_prefix("/vgi")
-            .with_pages(documented()),
+            .with_pages(with_repo()),
     )
     .await;
     for path in ["/vgi", "/vgi/"] {
@@ -201,7 +216,7 @@ async fn describe_page_lists_every_method_with_kinds_types_defaults_and_docs() {
     let addr = start(
         HttpConfig::new()
             .with_prefix("/vgi")
-            .with_pages(documented()),
+            .with_pages(with_repo()),
     )
     .await;
     let reply = fetch(addr, Method::GET, "/vgi/describe").await;
@@ -287,6 +302,35 @@ async fn describe_page_lists_every_method_with_kinds_types_defaults_and_docs() {
         total.contains("<td><code>start</code></td><td><code>int64</code></td>"),
         "{total}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docs_and_defaults_come_from_the_service_trait() {
+    // The generated server itself, with the pages as they are by default.
+    let addr = start_service(GalleryServer::new(Exhibit), HttpConfig::new()).await;
+    let reply = fetch(addr, Method::GET, "/describe").await;
+    assert_html(&reply, StatusCode::OK);
+    let page = text(&reply);
+    let start = page.find("id=\"method-greet\"").unwrap();
+    let greet = &page[start..start + page[start..].find("</section>").unwrap()];
+    assert!(
+        greet.contains("<p class=\"doc\">Says hello.\n\n    To `name`, indented.</p>"),
+        "{greet}"
+    );
+    assert!(
+        greet.contains(
+            "<td><code>name</code></td><td><code>string</code></td>\
+             <td><code>&quot;&lt;world&gt;&quot;</code></td>"
+        ),
+        "{greet}"
+    );
+    assert!(
+        greet.contains(
+            "<td><code>tag</code></td><td><code>int64</code></td><td><code>null</code></td>"
+        ),
+        "{greet}"
+    );
+    assert!(page.contains("<code>1.0</code>"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

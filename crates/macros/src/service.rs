@@ -67,20 +67,44 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
     let protocol_name = trait_ident.to_string();
     let server_ident = format_ident!("{}Server", trait_ident);
 
-    let descriptions = methods.iter().map(|m| describe(m, &private));
+    let descriptions = methods
+        .iter()
+        .enumerate()
+        .map(|(index, m)| describe(&item, index, m, &private));
+    let default_fns = methods.iter().enumerate().flat_map(|(index, m)| {
+        m.params
+            .iter()
+            .enumerate()
+            .filter_map(move |(position, p)| {
+                let expr = p.default.as_ref()?;
+                let ident = default_fn(index, position);
+                let ty = &p.ty;
+                let doc = format!(
+                    "The `#[default(..)]` of parameter `{}` of `{}`.",
+                    p.wire_name, m.name
+                );
+                // One function serves both the dispatch and the description, so
+                // a default that does not convert is reported once.
+                Some(quote! {
+                    #[doc = #doc]
+                    fn #ident() -> #ty {
+                        ::core::convert::Into::into(#expr)
+                    }
+                })
+            })
+    });
     let arms = methods.iter().enumerate().map(|(index, m)| {
         let method_ident = &m.ident;
         let name = &m.name;
-        let decode = m.params.iter().map(|p| {
+        let decode = m.params.iter().enumerate().map(|(position, p)| {
             let ident = &p.ident;
             let ty = &p.ty;
             let wire_name = &p.wire_name;
             let default = match &p.default {
-                Some(expr) => quote! {
-                    ::core::option::Option::Some(
-                        (|| -> #ty { ::core::convert::Into::into(#expr) }) as fn() -> #ty
-                    )
-                },
+                Some(_) => {
+                    let make = default_fn(index, position);
+                    quote!(::core::option::Option::Some(Self::#make as fn() -> #ty))
+                }
                 None => quote!(::core::option::Option::None),
             };
             quote! {
@@ -198,6 +222,8 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             #vis fn get_ref(&self) -> &T {
                 &self.inner
             }
+
+            #(#default_fns)*
         }
 
         impl<T> ::core::fmt::Debug for #server_ident<T> {
@@ -475,8 +501,30 @@ fn method_docs<'a>(item: &'a ItemTrait, ident: &Ident) -> Vec<&'a syn::Attribute
         .unwrap_or_default()
 }
 
-fn describe(m: &Method, private: &TokenStream) -> TokenStream {
+/// The function that makes the default of parameter `position` of method
+/// `index`; numbered rather than named after them, which could collide.
+fn default_fn(index: usize, position: usize) -> Ident {
+    format_ident!("__vgirpc_default_{}_{}", index, position)
+}
+
+fn describe(item: &ItemTrait, index: usize, m: &Method, private: &TokenStream) -> TokenStream {
     let name = &m.name;
+    let docs = method_docs(item, &m.ident)
+        .into_iter()
+        .filter_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(doc) => Some(&doc.value),
+            _ => None,
+        });
+    let defaults = m.params.iter().enumerate().filter_map(|(position, p)| {
+        let expr = p.default.as_ref()?;
+        let ty = &p.ty;
+        let wire_name = &p.wire_name;
+        let make = default_fn(index, position);
+        let written = quote!(#expr).to_string();
+        Some(quote! {
+            (#wire_name, #private::default_text::<#ty>(Self::#make, #written))
+        })
+    });
     let fields = m.params.iter().map(|p| {
         let ty = &p.ty;
         let wire_name = &p.wire_name;
@@ -520,6 +568,8 @@ fn describe(m: &Method, private: &TokenStream) -> TokenStream {
             header_schema: #header_schema,
             is_exchange: ::core::option::Option::None,
             embedded_params: #private::embedded_params(::std::vec![#(#embedded),*]),
+            doc: #private::method_doc(&[#(#docs),*]),
+            param_defaults: #private::param_defaults(::std::vec![#(#defaults),*]),
         }
     }
 }

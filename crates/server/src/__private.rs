@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 /// Registration of resumable stream states (`#[vgirpc::stream_state]`).
 pub use inventory;
 pub use vgirpc_wire::describe::{MethodDescription, MethodType};
 use vgirpc_wire::types::{ArrowStruct, ArrowValue};
-use vgirpc_wire::value::array_value;
+use vgirpc_wire::value::{array_value, values_to_array};
 
 use crate::error::RpcError;
 pub use crate::persist::{StateRegistration, save_state};
@@ -107,6 +108,66 @@ pub fn embedded_params(params: Vec<(&str, Option<SchemaRef>)>) -> BTreeMap<Strin
     params
         .into_iter()
         .filter_map(|(name, schema)| Some((name.to_owned(), schema?)))
+        .collect()
+}
+
+/// [`MethodDescription::doc`] from a method's `#[doc]` values, which
+/// rustdoc would join one per line: the indentation all lines share (the
+/// space after `///`) and the blank lines around the text are dropped.
+/// `None` when the method has no documentation.
+pub fn method_doc(parts: &[&str]) -> Option<String> {
+    let text = parts.join("\n");
+    // Spaces and tabs only, so stripping them never splits a character.
+    let indent_of = |line: &str| line.len() - line.trim_start_matches([' ', '\t']).len();
+    let indent = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(indent_of)
+        .min()?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line[indent.min(indent_of(line))..].trim_end())
+        .collect();
+    Some(lines.join("\n").trim_matches('\n').to_owned())
+}
+
+/// How a parameter's `#[default(expr)]` is described: the value `make`
+/// gives when the server is built, as Arrow renders it (strings quoted,
+/// null as `null`), so a reader sees the value a client would send rather
+/// than the Rust that makes it; `expr`, the expression as written, for a
+/// value Arrow cannot render.
+pub fn default_text<T: ArrowValue>(make: fn() -> T, expr: &str) -> String {
+    render_value(&make()).unwrap_or_else(|| expr.to_owned())
+}
+
+fn render_value<T: ArrowValue>(value: &T) -> Option<String> {
+    let data_type = T::arrow_type();
+    let array = values_to_array(&data_type, &[value.try_to_value().ok()?]).ok()?;
+    let options = FormatOptions::new().with_null("null");
+    let text = ArrayFormatter::try_new(array.as_ref(), &options)
+        .ok()?
+        .value(0)
+        .try_to_string()
+        .ok()?;
+    let is_text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let quoted = match &data_type {
+        DataType::Dictionary(_, values) => is_text(values),
+        other => is_text(other),
+    };
+    Some(if quoted && !array.is_null(0) {
+        serde_json::Value::String(text).to_string()
+    } else {
+        text
+    })
+}
+
+/// [`MethodDescription::param_defaults`] from every defaulted parameter's
+/// [`default_text`].
+pub fn param_defaults(params: Vec<(&str, String)>) -> BTreeMap<String, String> {
+    params
+        .into_iter()
+        .map(|(name, text)| (name.to_owned(), text))
         .collect()
 }
 

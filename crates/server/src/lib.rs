@@ -84,8 +84,10 @@ pub use vgirpc_client as client;
 ///
 /// The trait is the service's contract: the method names are the RPC
 /// names, parameter names are the Arrow column names of the request, and
-/// the doc comments become the `__describe__` documentation that clients
-/// (and the `vgi-rpc` CLI) show.
+/// the doc comments document the generated clients and the service's
+/// description ([`wire::describe::MethodDescription::doc`], which the HTTP
+/// describe page shows). `__describe__` carries no documentation: the
+/// reference dropped it in describe version 4.
 ///
 /// # Methods
 ///
@@ -127,7 +129,12 @@ pub use vgirpc_client as client;
 ///
 /// `#[default(expr)]` on a parameter fills it in when a client omits it
 /// (clients of other languages may; the typed clients generated here
-/// always send every parameter).
+/// always send every parameter). `expr` is anything that converts `Into`
+/// the parameter's type; it is evaluated on every call that omits the
+/// parameter, and once more when the server is built, for the description
+/// ([`wire::describe::MethodDescription::param_defaults`]: the value as
+/// Arrow renders it, strings quoted, `None` as `null`; like the docs, it
+/// stays off the wire).
 ///
 /// `#[vgirpc::service(crate = "path::to::vgirpc")]` names the crate when it
 /// is not reachable as `vgirpc` (a renamed dependency, or a crate that
@@ -147,7 +154,8 @@ pub use vgirpc_client as client;
 ///   `async fn`s rewritten as above.
 /// - **`ShopServer<T: Shop>`**: the [`Service`] that [`Server::new`]
 ///   serves. It holds the Arrow schemas and `__describe__` rows derived from
-///   the signatures and dispatches each request to `T`.
+///   the signatures, with each method's docs and defaults, and dispatches
+///   each request to `T`.
 /// - **`ShopClient<T: Transport = SubprocessTransport>`** (with the default
 ///   feature `client`): a blocking typed client with one method per RPC
 ///   taking `&mut self`, Rust values in and out. Stream methods return a

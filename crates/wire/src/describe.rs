@@ -75,6 +75,16 @@ pub struct MethodDescription {
     /// JSON with them. Empty when the server does not publish them (the
     /// reference does not): such a parameter is opaque bytes to a client.
     pub embedded_params: BTreeMap<String, SchemaRef>,
+    /// The method's documentation, for people reading about the service
+    /// (the HTTP describe page). Held by the server only: describe version
+    /// 4 dropped documentation from the wire, so it is neither sent nor in
+    /// the protocol hash, and a parsed description has `None`.
+    pub doc: Option<String>,
+    /// The value each parameter takes when a client leaves it out, as text
+    /// for display, by parameter name; a parameter without a default is
+    /// absent. Like [`doc`](Self::doc), held by the server only and empty in
+    /// a parsed description.
+    pub param_defaults: BTreeMap<String, String>,
 }
 
 /// Schema of the `__describe__` response batch.
@@ -339,6 +349,8 @@ pub fn parse_describe_batch(batch: &RecordBatch, md: &Metadata) -> Result<Servic
             header_schema,
             is_exchange: is_exchange.and_then(|c| c.is_valid(row).then(|| c.value(row))),
             embedded_params: embedded.remove(names.value(row)).unwrap_or_default(),
+            doc: None,
+            param_defaults: BTreeMap::new(),
         });
     }
     methods.sort_by(|a, b| a.name.cmp(&b.name));
@@ -388,6 +400,8 @@ mod tests {
             header_schema: None,
             is_exchange: None,
             embedded_params: BTreeMap::new(),
+            doc: None,
+            param_defaults: BTreeMap::new(),
         }
     }
 
@@ -448,6 +462,21 @@ mod tests {
             .with(EMBEDDED_PARAMS_KEY, r#"{"echo": {"value": "!"}}"#);
         let err = parse_describe_batch(&batch, &garbled).unwrap_err();
         assert!(err.to_string().contains("echo.value"), "{err}");
+    }
+
+    #[test]
+    fn docs_and_defaults_stay_off_the_wire() {
+        let plain = [method("echo"), method("plain")];
+        let mut documented = plain.clone();
+        documented[0].doc = Some("Echoes `value`.".into());
+        documented[0]
+            .param_defaults
+            .insert("value".into(), "\"hi\"".into());
+        let (plain_batch, plain_md) = describe_batch("Svc", &plain, "s").unwrap();
+        let (batch, md) = describe_batch("Svc", &documented, "s").unwrap();
+        assert_eq!(batch, plain_batch);
+        assert_eq!(md, plain_md, "the metadata, protocol hash included");
+        assert_eq!(parse_describe_batch(&batch, &md).unwrap().methods, plain);
     }
 
     #[test]

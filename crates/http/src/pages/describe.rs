@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use arrow_schema::Schema;
 use vgirpc::wire::describe::{MethodDescription, MethodType};
 
-use super::MethodNotes;
 use super::arrow_type::{struct_name, type_name};
 use super::html::escape;
 
@@ -46,7 +45,7 @@ pub(crate) fn index(methods: &[&MethodDescription]) -> String {
 }
 
 /// One method's card.
-pub(crate) fn card(method: &MethodDescription, notes: Option<&MethodNotes>) -> String {
+pub(crate) fn card(method: &MethodDescription) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -59,11 +58,11 @@ pub(crate) fn card(method: &MethodDescription, notes: Option<&MethodNotes>) -> S
         badge(&mut out, "header");
     }
     out.push_str("</div>\n");
-    if let Some(doc) = notes.and_then(|n| n.doc.as_deref()) {
+    if let Some(doc) = &method.doc {
         let _ = writeln!(out, "<p class=\"doc\">{}</p>", escape(doc.trim()));
     }
     out.push_str("<h3>Parameters</h3>\n");
-    parameters(&mut out, method, notes);
+    parameters(&mut out, method);
     out.push_str("<h3>Returns</h3>\n");
     match method.method_type {
         MethodType::Unary if method.has_return => fields_table(&mut out, &method.result_schema),
@@ -80,13 +79,13 @@ pub(crate) fn card(method: &MethodDescription, notes: Option<&MethodNotes>) -> S
     out
 }
 
-fn parameters(out: &mut String, method: &MethodDescription, notes: Option<&MethodNotes>) {
+fn parameters(out: &mut String, method: &MethodDescription) {
     let fields = method.params_schema.fields();
     if fields.is_empty() {
         out.push_str("<p class=\"none\">No parameters</p>\n");
         return;
     }
-    let defaults = notes.map(|n| &n.defaults).filter(|d| !d.is_empty());
+    let defaults = Some(&method.param_defaults).filter(|d| !d.is_empty());
     out.push_str("<table>\n<tr><th>Name</th><th>Type</th>");
     if defaults.is_some() {
         out.push_str("<th>Default</th>");
@@ -171,6 +170,8 @@ mod tests {
                 "point".to_owned(),
                 Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)])),
             )]),
+            doc: None,
+            param_defaults: BTreeMap::new(),
         }
     }
 
@@ -190,11 +191,10 @@ mod tests {
 
     #[test]
     fn cards_show_types_defaults_and_escaped_docs() {
-        let notes = MethodNotes {
-            doc: Some("Adds <b>a</b>.".into()),
-            defaults: BTreeMap::from([("a".to_owned(), "1.5".to_owned())]),
-        };
-        let html = card(&method("add", MethodType::Unary, None), Some(&notes));
+        let mut add = method("add", MethodType::Unary, None);
+        add.doc = Some("Adds <b>a</b>.".into());
+        add.param_defaults = BTreeMap::from([("a".to_owned(), "1.5".to_owned())]);
+        let html = card(&add);
         assert!(
             html.contains("<p class=\"doc\">Adds &lt;b&gt;a&lt;/b&gt;.</p>"),
             "{html}"
@@ -217,7 +217,7 @@ mod tests {
             DataType::Int64,
             false,
         )])));
-        let html = card(&stream, None);
+        let html = card(&stream);
         assert!(
             html.contains("kind-exchange") && html.contains("kind-header"),
             "{html}"

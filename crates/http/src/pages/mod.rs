@@ -12,8 +12,6 @@ mod arrow_type;
 mod describe;
 mod html;
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use http::{Method, Response, StatusCode};
@@ -32,8 +30,7 @@ const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'n
                       form-action 'none'; frame-ancestors 'none'";
 
 /// Which pages a server answers browsers with
-/// ([`HttpConfig::with_pages`](crate::HttpConfig::with_pages)), and what
-/// the describe page says beyond what `__describe__` carries.
+/// ([`HttpConfig::with_pages`](crate::HttpConfig::with_pages)).
 ///
 /// All three are on by default, as in the reference. Each answers `GET`
 /// only: other methods on those paths get what an RPC client always got
@@ -53,14 +50,6 @@ pub struct Pages {
     describe: bool,
     not_found: bool,
     repo_url: Option<String>,
-    notes: BTreeMap<String, MethodNotes>,
-}
-
-/// What the describe page shows for one method beyond its schemas.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct MethodNotes {
-    pub(crate) doc: Option<String>,
-    pub(crate) defaults: BTreeMap<String, String>,
 }
 
 impl Default for Pages {
@@ -77,7 +66,6 @@ impl Pages {
             describe: true,
             not_found: true,
             repo_url: None,
-            notes: BTreeMap::new(),
         }
     }
 
@@ -96,8 +84,13 @@ impl Pages {
     }
 
     /// Whether `GET {prefix}/describe` answers the page of the service's
-    /// methods: kind (unary, producer, exchange), parameters and result
-    /// with their Arrow types, stream headers, and the protocol hash.
+    /// methods: kind (unary, producer, exchange), documentation, parameters
+    /// with their Arrow types and defaults, result, stream headers, and the
+    /// protocol hash. Documentation and defaults are the service's own
+    /// ([`MethodDescription::doc`](vgirpc::wire::describe::MethodDescription::doc)
+    /// and `param_defaults`: for `#[vgirpc::service]`, the trait's doc
+    /// comments and `#[default(..)]`s), not `__describe__`'s, which carries
+    /// neither.
     pub fn describe(mut self, on: bool) -> Self {
         self.describe = on;
         self
@@ -115,32 +108,6 @@ impl Pages {
     /// linked; anything else is left out with a warning.
     pub fn repo_url(mut self, url: impl Into<String>) -> Self {
         self.repo_url = Some(url.into());
-        self
-    }
-
-    /// Documentation of `method` on the describe page, shown as text. The
-    /// service description carries no documentation (the reference dropped
-    /// it from `__describe__` in describe version 4), so the page shows
-    /// what is given here.
-    pub fn method_doc(mut self, method: impl Into<String>, doc: impl Into<String>) -> Self {
-        self.notes.entry(method.into()).or_default().doc = Some(doc.into());
-        self
-    }
-
-    /// The value `param` of `method` takes when a client leaves it out, as
-    /// the describe page shows it (`#[default(..)]` of `#[vgirpc::service]`
-    /// is applied by the server but not described on the wire).
-    pub fn param_default(
-        mut self,
-        method: impl Into<String>,
-        param: impl Into<String>,
-        default: impl Into<String>,
-    ) -> Self {
-        self.notes
-            .entry(method.into())
-            .or_default()
-            .defaults
-            .insert(param.into(), default.into());
         self
     }
 }
@@ -175,11 +142,6 @@ impl Rendered {
         });
         let mut methods: Vec<_> = service.methods().iter().collect();
         methods.sort_by(|a, b| a.name.cmp(&b.name));
-        for name in pages.notes.keys() {
-            if !methods.iter().any(|m| &m.name == name) {
-                tracing::warn!(method = %name, "pages: documentation given for a method the service does not have");
-            }
-        }
         let method_count = methods.len().to_string();
         let style = STYLE.trim_end();
         let prefix_html = escape(prefix);
@@ -223,10 +185,7 @@ impl Rendered {
             )
         });
         let describe = pages.describe.then(|| {
-            let cards: String = methods
-                .iter()
-                .map(|m| describe::card(m, pages.notes.get(&m.name)))
-                .collect();
+            let cards: String = methods.iter().map(|m| describe::card(m)).collect();
             let repo = repo.map_or_else(String::new, |url| {
                 format!(" Source: <a href=\"{0}\">{0}</a>.", escape(url))
             });
@@ -308,6 +267,7 @@ mod tests {
 
     #[vgirpc::service]
     trait Tiny {
+        /// {{style}}
         fn ping(&self, times: i64) -> Result<i64, RpcError>;
     }
 
@@ -322,9 +282,7 @@ mod tests {
     #[test]
     fn every_template_marker_has_a_value() {
         let server = Server::new(TinyServer::new(Pong)).unwrap();
-        let pages = Pages::all()
-            .repo_url("https://example.com/r")
-            .method_doc("ping", "{{style}}");
+        let pages = Pages::all().repo_url("https://example.com/r");
         let rendered = Rendered::new(&server, "/vgi", &pages);
         for page in [&rendered.landing, &rendered.describe, &rendered.not_found] {
             let text = std::str::from_utf8(page.as_ref().unwrap()).unwrap();
