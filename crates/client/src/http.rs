@@ -26,6 +26,7 @@ mod blocking;
 mod calls;
 mod core;
 mod external;
+mod oauth;
 mod options;
 mod reply;
 mod retry;
@@ -33,6 +34,10 @@ mod sticky;
 mod tls;
 
 pub use blocking::{HttpStream, HttpTransport};
+pub use oauth::{
+    BearerChallenge, OAuthResourceMetadata, fetch_oauth_metadata, fetch_oauth_metadata_blocking,
+    oauth_metadata, oauth_metadata_blocking, parse_resource_metadata_url,
+};
 pub use options::HttpOptions;
 pub use retry::RetryPolicy;
 pub use sticky::{DetachedSession, StickySession};

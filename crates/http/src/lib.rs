@@ -109,8 +109,11 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use vgirpc::{Server, TransportKind};
 
 pub use auth::{
-    AuthContext, AuthRejection, Authenticate, DEFAULT_JWT_LEEWAY, JwksSource, JwtAuthenticator,
-    JwtConfig, bearer, bearer_static, reject_all,
+    AuthContext, AuthRejection, Authenticate, CertificateIdentity, Chain, ClientCertificate,
+    ClientCertificateAuth, DEFAULT_JWT_LEEWAY, FingerprintAlgorithm, JwksSource, JwtAuthenticator,
+    JwtConfig, OAuthResourceMetadata, PeerCertificate, WithResourceMetadata, XfccAuth, XfccElement,
+    XfccSelect, bearer, bearer_static, chain, mtls_header, mtls_native, mtls_xfcc, parse_xfcc,
+    reject_all, with_resource_metadata,
 };
 pub use body::{ARROW_STREAM, BodyError, BoxError, RequestBody, ResponseBody};
 pub use config::{
@@ -135,6 +138,7 @@ use layer::capabilities::CapabilitiesLayer;
 use layer::compression::{CompressionLayer, ZSTD};
 use layer::limit::BodyLimitLayer;
 use layer::request_id::RequestIdLayer;
+use layer::resource_metadata::ResourceMetadataLayer;
 use layer::sticky::StickyLayer;
 
 /// The composed HTTP service, every layer around the vgi-rpc endpoints,
@@ -216,6 +220,11 @@ impl HttpServer {
             &config.pages,
         );
         let health = format!("{prefix}/health");
+        let resource_metadata = config
+            .authenticate
+            .as_ref()
+            .and_then(|auth| auth.resource_metadata())
+            .map(|metadata| ResourceMetadataLayer::new(metadata, &prefix));
         let cors = match &config.cors {
             Some(cors) => Some(cors.layer(exposed_headers(&capabilities, config.sticky.as_ref()))?),
             None => None,
@@ -226,6 +235,7 @@ impl HttpServer {
             .option_layer(cors)
             .layer(RequestIdLayer)
             .layer(CapabilitiesLayer::new(capabilities))
+            .option_layer(resource_metadata)
             .layer(AuthLayer::new(config.authenticate, vec![health.clone()]))
             .layer(BodyLimitLayer::new(
                 config.max_request_bytes,

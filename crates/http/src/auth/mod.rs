@@ -8,8 +8,12 @@
 //! identity binds the request's stream-state tokens: a token minted for one
 //! principal does not open for another.
 
+mod chain;
 mod jwks;
 mod jwt;
+mod metadata;
+mod mtls;
+mod xfcc;
 
 use std::sync::Arc;
 
@@ -17,8 +21,16 @@ use http::request::Parts;
 pub use vgirpc::AuthContext;
 use vgirpc_token::Identity;
 
+pub use chain::{Chain, chain};
 pub use jwks::JwksSource;
 pub use jwt::{DEFAULT_JWT_LEEWAY, JwtAuthenticator, JwtConfig};
+pub use metadata::{OAuthResourceMetadata, WithResourceMetadata, with_resource_metadata};
+pub(crate) use metadata::{metadata_challenge, well_known_paths};
+pub use mtls::{
+    CertificateIdentity, ClientCertificate, ClientCertificateAuth, FingerprintAlgorithm,
+    PeerCertificate, mtls_header, mtls_native,
+};
+pub use xfcc::{XfccAuth, XfccElement, XfccSelect, mtls_xfcc, parse_xfcc};
 
 /// The identity stream-state tokens are bound to: a token minted for one
 /// caller does not open for another.
@@ -39,6 +51,10 @@ pub struct AuthRejection {
     pub message: String,
     /// A `WWW-Authenticate` challenge to send with the `401`, if any.
     pub challenge: Option<String>,
+    /// The credentials were recognised and refused, so a [`chain`] asks no
+    /// further authenticator (the reference's `PermissionError`); otherwise
+    /// they were missing or not understood, and the next one is tried.
+    pub forbidden: bool,
 }
 
 impl AuthRejection {
@@ -47,6 +63,15 @@ impl AuthRejection {
         Self {
             message: message.into(),
             challenge: None,
+            forbidden: false,
+        }
+    }
+
+    /// A rejection that ends a [`chain`]: the caller is known and refused.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            forbidden: true,
+            ..Self::new(message)
         }
     }
 
@@ -66,6 +91,13 @@ impl AuthRejection {
 pub trait Authenticate: Send + Sync + 'static {
     /// Authenticates the request whose head is `request`.
     fn authenticate(&self, request: &Parts) -> Result<AuthContext, AuthRejection>;
+
+    /// The protected-resource metadata the server publishes for clients
+    /// of this authenticator (see [`with_resource_metadata`]); none by
+    /// default.
+    fn resource_metadata(&self) -> Option<&OAuthResourceMetadata> {
+        None
+    }
 }
 
 impl<F> Authenticate for F

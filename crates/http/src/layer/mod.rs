@@ -2,10 +2,12 @@
 //!
 //! 1. [`request_id`]: echo or mint `X-Request-ID`;
 //! 2. [`capabilities`]: capability headers on every response;
-//! 3. [`auth`]: authenticate, or answer `401` before the body is read;
-//! 4. [`limit`]: read the body, refusing oversized ones with `413`;
-//! 5. [`compression`]: zstd request and response bodies;
-//! 6. [`sticky`]: sticky sessions, on sticky servers only (they need the
+//! 3. [`resource_metadata`]: the RFC 9728 document, and its URL in every
+//!    `401` challenge (when the authenticator publishes metadata);
+//! 4. [`auth`]: authenticate, or answer `401` before the body is read;
+//! 5. [`limit`]: read the body, refusing oversized ones with `413`;
+//! 6. [`compression`]: zstd request and response bodies;
+//! 7. [`sticky`]: sticky sessions, on sticky servers only (they need the
 //!    authenticated identity, and hold the session while the endpoint runs).
 
 pub(crate) mod auth;
@@ -13,6 +15,7 @@ pub(crate) mod capabilities;
 pub(crate) mod compression;
 pub(crate) mod limit;
 pub(crate) mod request_id;
+pub(crate) mod resource_metadata;
 pub(crate) mod sticky;
 
 use std::convert::Infallible;

@@ -49,16 +49,39 @@ impl Who for WhoImpl {
 
 /// Serves [`Who`] as `config` says.
 pub(crate) async fn start(config: HttpConfig) -> SocketAddr {
-    let http = HttpServer::new(Server::new(WhoServer::new(WhoImpl)).unwrap(), config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(http.serve(listener, std::future::pending()));
+    serve(listener, server(config));
     addr
+}
+
+/// [`Who`] behind the HTTP stack `config` describes.
+pub(crate) fn server(config: HttpConfig) -> HttpServer {
+    HttpServer::new(Server::new(WhoServer::new(WhoImpl)).unwrap(), config).unwrap()
+}
+
+/// Serves `http` on `listener` until the test ends.
+pub(crate) fn serve(listener: TcpListener, http: HttpServer) {
+    tokio::spawn(http.serve(listener, std::future::pending()));
+}
+
+/// A `GET` of `path`.
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Reply {
+    let request = Request::get(path)
+        .header("host", "test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(addr, request).await
 }
 
 /// Calls `whoami` with `headers`.
 pub(crate) async fn whoami(addr: SocketAddr, headers: &[(&str, &str)]) -> Reply {
-    let mut builder = Request::post("/whoami")
+    whoami_at(addr, "/whoami", headers).await
+}
+
+/// Calls `whoami` at `path` (under a prefix) with `headers`.
+pub(crate) async fn whoami_at(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut builder = Request::post(path)
         .header("host", "test")
         .header("content-type", vgirpc_http::ARROW_STREAM);
     for (name, value) in headers {
