@@ -18,9 +18,10 @@ use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 use vgirpc::Server;
 use vgirpc_http::{
-    ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE, DrainHandle, ExternalConfig, HttpConfig,
-    HttpServer, ResponseBody, ShutdownSignals, StickyConfig, Stopped, TlsConfig, TlsReload,
-    TokenKey,
+    Authenticate, CertificateIdentity, Chain, ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE,
+    DrainHandle, ExternalConfig, HttpConfig, HttpServer, JwksSource, JwtAuthenticator, JwtConfig,
+    OAuthResourceMetadata, ResponseBody, ShutdownSignals, StickyConfig, Stopped, TlsConfig,
+    TlsReload, TokenKey, chain, mtls_header, mtls_native, mtls_xfcc, with_resource_metadata,
 };
 
 /// Usage lines of the HTTP flags.
@@ -38,6 +39,20 @@ pub(crate) const USAGE: &str = "\
   --max-response-bytes N     HTTP body cap
   --max-externalized-response-bytes N  external upload cap per response
   --auth reject-all    refuse every request except the health check
+  --jwks FILE|URL      accept bearer JWTs signed by these keys (needs --issuer
+                       and --audience; a URL is refreshed)
+  --issuer ISS         accepted JWT issuer (repeatable)
+  --audience AUD       accepted JWT audience (repeatable)
+  --principal-claim C  JWT claim naming the caller (default sub)
+  --jwt-leeway SEC     clock skew allowed on exp and nbf (default 0)
+  --mtls-header NAME   accept the URL-encoded PEM client certificate a proxy
+                       puts in header NAME (the proxy must strip clients' copies)
+  --mtls-native        accept the client certificate verified by --client-ca
+  --xfcc               accept Envoy's x-forwarded-client-cert (the proxy must
+                       strip clients' copies)
+  --resource-metadata URL  publish RFC 9728 metadata for resource URL, the
+                       --issuer values as its authorization servers
+                       (authenticators are tried in the order listed here)
   --no-sticky          disable sticky sessions (enabled by default)
   --no-sticky-echo     do not advertise the sticky echo header
                        (default: x-vgi-conformance-echo: conformance-fixed-marker)
@@ -101,6 +116,7 @@ pub(crate) struct HttpFlags {
     client_ca: Option<String>,
     require_client_cert: bool,
     no_http2: bool,
+    auth: AuthFlags,
 }
 
 /// What `--http` serves.
@@ -142,6 +158,9 @@ impl HttpFlags {
         flag: &str,
         value: &mut dyn FnMut() -> Result<String, String>,
     ) -> Result<bool, String> {
+        if self.auth.take(flag, value)? {
+            return Ok(true);
+        }
         match flag {
             "--http" => self.enabled = true,
             "--host" => self.host = Some(value()?),
@@ -231,7 +250,8 @@ impl HttpFlags {
                 || self.tls_key.is_some()
                 || self.client_ca.is_some()
                 || self.require_client_cert
-                || self.no_http2;
+                || self.no_http2
+                || self.auth.any();
             return if any {
                 Err("HTTP flags need --http".into())
             } else {
@@ -315,6 +335,12 @@ impl HttpFlags {
             }
             (None, None) if self.client_ca.is_none() && !self.require_client_cert => {}
             _ => return Err("TLS needs both --tls-cert and --tls-key".into()),
+        }
+        if let Some(authenticated) = self.auth.apply(config.clone())? {
+            if self.reject_all {
+                return Err("--auth reject-all takes no other authentication flag".into());
+            }
+            config = authenticated;
         }
         if !self.no_sticky {
             let mut sticky = StickyConfig::new();
@@ -490,6 +516,112 @@ where
     }
 }
 
+/// The authentication flags, collected while the command line is parsed.
+#[derive(Debug, Default)]
+struct AuthFlags {
+    jwks: Option<String>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    principal_claim: Option<String>,
+    jwt_leeway: Option<Duration>,
+    mtls_header: Option<String>,
+    mtls_native: bool,
+    xfcc: bool,
+    resource_metadata: Option<String>,
+}
+
+impl AuthFlags {
+    fn take(
+        &mut self,
+        flag: &str,
+        value: &mut dyn FnMut() -> Result<String, String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--jwks" => self.jwks = Some(value()?),
+            "--issuer" => self.issuers.push(value()?),
+            "--audience" => self.audiences.push(value()?),
+            "--principal-claim" => self.principal_claim = Some(value()?),
+            "--jwt-leeway" => self.jwt_leeway = Some(seconds(flag, &value()?)?),
+            "--mtls-header" => self.mtls_header = Some(value()?),
+            "--mtls-native" => self.mtls_native = true,
+            "--xfcc" => self.xfcc = true,
+            "--resource-metadata" => self.resource_metadata = Some(value()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn any(&self) -> bool {
+        self.jwks.is_some()
+            || !self.issuers.is_empty()
+            || !self.audiences.is_empty()
+            || self.principal_claim.is_some()
+            || self.jwt_leeway.is_some()
+            || self.mtls_header.is_some()
+            || self.mtls_native
+            || self.xfcc
+            || self.resource_metadata.is_some()
+    }
+
+    /// `config` with the authenticators asked for, chained in a fixed
+    /// order; `None` when none is. Fetches a JWKS given by URL.
+    fn apply(self, config: HttpConfig) -> Result<Option<HttpConfig>, String> {
+        fn add(auth: Option<Chain>, next: impl Authenticate) -> Option<Chain> {
+            Some(match auth {
+                Some(auth) => auth.or(next),
+                None => chain(next),
+            })
+        }
+        let mut auth = None;
+        match self.jwks {
+            Some(jwks) => {
+                let mut jwt = JwtConfig::new(self.issuers.clone(), self.audiences)
+                    .jwks(JwksSource::parse(&jwks));
+                if let Some(claim) = self.principal_claim {
+                    jwt = jwt.principal_claim(claim);
+                }
+                if let Some(leeway) = self.jwt_leeway {
+                    jwt = jwt.leeway(leeway);
+                }
+                let jwt = JwtAuthenticator::new(jwt).map_err(|e| format!("--jwks: {e}"))?;
+                auth = add(auth, jwt);
+            }
+            None if !self.issuers.is_empty() && self.resource_metadata.is_none()
+                || !self.audiences.is_empty()
+                || self.principal_claim.is_some()
+                || self.jwt_leeway.is_some() =>
+            {
+                return Err("the JWT flags need --jwks".into());
+            }
+            None => {}
+        }
+        if let Some(header) = self.mtls_header {
+            auth = add(auth, mtls_header(header, CertificateIdentity::subject()));
+        }
+        if self.xfcc {
+            auth = add(auth, mtls_xfcc());
+        }
+        if self.mtls_native {
+            auth = add(auth, mtls_native(CertificateIdentity::subject()));
+        }
+        let Some(auth) = auth else {
+            return match self.resource_metadata {
+                Some(_) => Err("--resource-metadata needs an authentication flag".into()),
+                None => Ok(None),
+            };
+        };
+        Ok(Some(match self.resource_metadata {
+            Some(resource) => {
+                let metadata = OAuthResourceMetadata::new(resource, self.issuers);
+                let auth = with_resource_metadata(auth, metadata)
+                    .map_err(|e| format!("--resource-metadata: {e}"))?;
+                config.with_authenticate(auth)
+            }
+            None => config.with_authenticate(auth),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +638,51 @@ mod tests {
             assert!(flags.take(&flag, &mut value)?, "{flag} is an HTTP flag");
         }
         flags.finish()
+    }
+
+    #[test]
+    fn authentication_flags_chain_their_authenticators() {
+        let options = parse(&[
+            "--http",
+            "--xfcc",
+            "--mtls-header",
+            "X-SSL-Client-Cert",
+            "--resource-metadata",
+            "https://api.example/vgi",
+            "--issuer",
+            "https://idp.example",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(format!("{:?}", options.config).contains("authenticate: true"));
+        for (args, error) in [
+            (&["--http", "--audience", "vgi"][..], "need --jwks"),
+            (
+                &["--http", "--resource-metadata", "https://a"],
+                "needs an authentication",
+            ),
+            (
+                &["--http", "--xfcc", "--resource-metadata", "https://a"],
+                "authorization_servers",
+            ),
+            (&["--http", "--auth", "reject-all", "--xfcc"], "reject-all"),
+            (&["--xfcc"], "need --http"),
+            (
+                &[
+                    "--http",
+                    "--jwks",
+                    "/no/such/jwks.json",
+                    "--issuer",
+                    "i",
+                    "--audience",
+                    "a",
+                ],
+                "--jwks: ",
+            ),
+        ] {
+            let message = parse(args).unwrap_err();
+            assert!(message.contains(error), "{args:?}: {message}");
+        }
     }
 
     #[test]
