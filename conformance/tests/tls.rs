@@ -22,7 +22,10 @@ use vgirpc_client::{Client, ClientError};
 use vgirpc_conformance::service::{
     Conformance, ConformanceServiceClient, ConformanceServiceServer,
 };
-use vgirpc_http::{ClientAuth, HttpConfig, HttpServer, RequestBody, TlsConfig};
+use vgirpc_http::{
+    Authenticate, CertificateIdentity, ClientAuth, HttpConfig, HttpServer, RequestBody, TlsConfig,
+    mtls_native,
+};
 use vgirpc_test_support::pki::Pki;
 
 /// The HTTP versions of the requests a server received.
@@ -226,6 +229,44 @@ fn required_client_certificates_are_checked_against_the_client_ca() {
     )
     .unwrap();
     exercise(&mut trusted);
+}
+
+#[test]
+fn a_verified_client_certificate_names_the_caller() {
+    let pki = Pki::generate();
+    let principals: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = principals.clone();
+    let by_subject = mtls_native(CertificateIdentity::subject());
+    let config = HttpConfig::new()
+        .with_tls(
+            tls(&pki)
+                .with_client_ca_pem(pki.ca_pem.as_bytes(), ClientAuth::Optional)
+                .unwrap(),
+        )
+        .with_authenticate(move |request: &http::request::Parts| {
+            let verdict = by_subject.authenticate(request);
+            seen.lock().unwrap_or_else(PoisonError::into_inner).push(
+                verdict
+                    .as_ref()
+                    .ok()
+                    .and_then(|auth| auth.principal.clone()),
+            );
+            verdict
+        });
+    let (port, _, _) = start(config);
+    let url = format!("https://localhost:{port}");
+    let alice = pki.client("alice");
+    let mut service = connect(
+        &url,
+        trusting(&pki).client_certificate_pem(alice.cert_pem, alice.key_pem),
+    )
+    .unwrap();
+    assert_eq!(service.echo_string("hi".into()).unwrap(), "hi");
+    let mut anonymous = connect(&url, trusting(&pki)).unwrap();
+    let refused = failure(anonymous.echo_string("hi".into()));
+    assert!(refused.contains("No client certificate presented"), "{refused}");
+    let seen = principals.lock().unwrap_or_else(PoisonError::into_inner);
+    assert_eq!(seen.as_slice(), [Some("alice".to_owned()), None]);
 }
 
 #[test]

@@ -39,7 +39,7 @@ use tower::ServiceExt;
 use crate::body::ResponseBody;
 use crate::body::{RequestBody, request_body};
 use crate::config::ConnectionLimits;
-use crate::{HttpService, RemoteAddr};
+use crate::{HttpService, PeerCertificate, RemoteAddr};
 
 /// What every connection of one server shares.
 #[derive(Debug)]
@@ -105,7 +105,15 @@ pub(crate) async fn serve(
     // head, so the header read timeout bounds the handshake too.
     let socket = Socket::new(stream, activity.clone(), shared.clone(), limits);
     let Some(acceptor) = tls else {
-        return serve_http(socket, peer, service, limits, shared, activity, woken).await;
+        let http = Http {
+            peer,
+            certificate: None,
+            service,
+            limits,
+            shared,
+            activity,
+        };
+        return http.serve(socket, woken).await;
     };
     let mut handshake = acceptor.accept(socket);
     let stream = loop {
@@ -121,66 +129,99 @@ pub(crate) async fn serve(
             Ok(()) = woken.changed() => {}
         }
     };
-    serve_http(stream, peer, service, limits, shared, activity, woken).await;
+    // Verified during the handshake; every request of the connection
+    // carries it for authentication.
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| PeerCertificate(Bytes::copy_from_slice(leaf)));
+    let http = Http {
+        peer,
+        certificate,
+        service,
+        limits,
+        shared,
+        activity,
+    };
+    http.serve(stream, woken).await;
 }
 
-async fn serve_http<I>(
-    io: I,
+/// What serving HTTP on one connection needs, past any TLS handshake.
+struct Http {
     peer: std::net::SocketAddr,
+    certificate: Option<PeerCertificate>,
     service: HttpService,
     limits: ConnectionLimits,
     shared: Arc<Shared>,
     activity: Arc<Activity>,
-    mut woken: watch::Receiver<()>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let (begun, shared, activity) = (activity.clone(), shared.clone(), activity.clone());
-        service
-            .map_request(move |request: Request<Incoming>| -> Request<RequestBody> {
-                begun.begin(request.version());
-                let mut request = request.map(request_body);
-                request.extensions_mut().insert(RemoteAddr(peer));
-                request
-            })
-            .map_response(move |mut response: Response<ResponseBody>| {
-                // HTTP/2 has no `Connection` header: a drain ends it with
-                // GOAWAY instead (below).
-                if shared.draining() && !activity.current().http2 {
-                    // hyper closes the connection once this is sent.
-                    response
-                        .headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
+}
+
+impl Http {
+    async fn serve<I>(self, io: I, mut woken: watch::Receiver<()>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Http {
+            peer,
+            certificate,
+            service,
+            limits,
+            shared,
+            activity,
+        } = self;
+        let service = {
+            let (begun, shared, activity) = (activity.clone(), shared.clone(), activity.clone());
+            service
+                .map_request(move |request: Request<Incoming>| -> Request<RequestBody> {
+                    begun.begin(request.version());
+                    let mut request = request.map(request_body);
+                    request.extensions_mut().insert(RemoteAddr(peer));
+                    if let Some(certificate) = &certificate {
+                        request.extensions_mut().insert(certificate.clone());
+                    }
+                    request
+                })
+                .map_response(move |mut response: Response<ResponseBody>| {
+                    // HTTP/2 has no `Connection` header: a drain ends it with
+                    // GOAWAY instead (below).
+                    if shared.draining() && !activity.current().http2 {
+                        // hyper closes the connection once this is sent.
+                        response
+                            .headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    let done = RequestDone(activity.clone());
+                    response.map(|body| TrackedBody { body, _done: done })
+                })
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        if !limits.http2 {
+            builder = builder.http1_only();
+        }
+        builder
+            .http2()
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        let connection =
+            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        let mut connection = std::pin::pin!(connection);
+        let mut going_away = false;
+        loop {
+            tokio::select! {
+                ended = &mut connection => {
+                    if let Err(err) = ended {
+                        tracing::debug!(%err, %peer, "connection ended with an error");
+                    }
+                    return;
                 }
-                let done = RequestDone(activity.clone());
-                response.map(|body| TrackedBody { body, _done: done })
-            })
-    };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    if !limits.http2 {
-        builder = builder.http1_only();
-    }
-    builder
-        .http2()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    let mut connection = std::pin::pin!(connection);
-    let mut going_away = false;
-    loop {
-        tokio::select! {
-            ended = &mut connection => {
-                if let Err(err) = ended {
-                    tracing::debug!(%err, %peer, "connection ended with an error");
-                }
-                return;
-            }
-            // The socket looks at the shared state when hyper next polls it;
-            // an HTTP/2 connection is told to finish its streams and close.
-            Ok(()) = woken.changed() => {
-                if shared.draining() && !going_away && activity.current().http2 {
-                    going_away = true;
-                    connection.as_mut().graceful_shutdown();
+                // The socket looks at the shared state when hyper next polls it;
+                // an HTTP/2 connection is told to finish its streams and close.
+                Ok(()) = woken.changed() => {
+                    if shared.draining() && !going_away && activity.current().http2 {
+                        going_away = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
                 }
             }
         }

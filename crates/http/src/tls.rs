@@ -148,7 +148,10 @@ impl TlsConfig {
     }
 
     /// Verifies client certificates against the CA certificates in `pem`:
-    /// a certificate that does not chain to them fails the handshake.
+    /// a certificate that does not chain to them fails the handshake, and
+    /// the one that does reaches authentication as a
+    /// [`PeerCertificate`](crate::PeerCertificate) request extension (see
+    /// [`mtls_native`](crate::mtls_native)).
     pub fn with_client_ca_pem(mut self, pem: &[u8], auth: ClientAuth) -> Result<Self, HttpError> {
         let mut roots = RootCertStore::empty();
         for cert in certificates(pem, "client CA")? {
