@@ -23,8 +23,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc_wire::request::Request as RpcRequest;
@@ -74,9 +76,14 @@ struct Template {
 }
 
 impl Template {
-    fn new(address: SocketAddr) -> Result<Self> {
+    fn new(address: SocketAddr, mode: &Mode) -> Result<Self> {
+        // HTTP/2 carries scheme and authority in the request itself.
+        let uri = match mode {
+            Mode::Http2 { .. } => format!("http://{address}/{METHOD}"),
+            Mode::Http1 { .. } => format!("/{METHOD}"),
+        };
         Ok(Self {
-            uri: Uri::try_from(format!("/{METHOD}"))?,
+            uri: Uri::try_from(uri)?,
             host: HeaderValue::from_str(&address.to_string())?,
             body: Bytes::from(request_body(TEXT)?),
         })
@@ -88,12 +95,53 @@ impl Template {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
+        let absolute = request.uri().authority().is_some();
         let headers = request.headers_mut();
-        headers.insert(HOST, self.host.clone());
+        if !absolute {
+            headers.insert(HOST, self.host.clone());
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
         request
     }
 }
+
+/// How the load reaches the server.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// `connections` HTTP/1.1 keep-alive connections, over TLS when a
+    /// connector is given.
+    Http1 {
+        connections: usize,
+        tls: Option<TlsConnector>,
+    },
+    /// One HTTP/2 connection in plain text (h2c with prior knowledge),
+    /// `streams` requests in flight on it at once.
+    Http2 { streams: usize },
+}
+
+/// Connects to `address`, through TLS when `tls` is given.
+async fn connect(address: SocketAddr, tls: Option<&TlsConnector>) -> Result<Box<dyn Io>> {
+    let stream = TcpStream::connect(address)
+        .await
+        .with_context(|| format!("connecting to {address}"))?;
+    stream.set_nodelay(true)?;
+    match tls {
+        None => Ok(Box::new(stream)),
+        Some(connector) => {
+            let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+            let stream = connector
+                .connect(name, stream)
+                .await
+                .context("TLS handshake")?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The body our client sends for a unary `echo_string(text)`: one IPC
 /// stream holding the parameters, the method named in its metadata.
@@ -155,13 +203,11 @@ struct Tally {
 /// completed while measuring are counted.
 async fn connection(
     address: SocketAddr,
+    tls: Option<TlsConnector>,
     template: Arc<Template>,
     phase: Arc<AtomicU8>,
 ) -> Result<Tally> {
-    let stream = TcpStream::connect(address)
-        .await
-        .with_context(|| format!("connecting to {address}"))?;
-    stream.set_nodelay(true)?;
+    let stream = connect(address, tls.as_ref()).await?;
     let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("HTTP/1.1 handshake")?;
@@ -192,19 +238,77 @@ async fn connection(
     Ok(tally)
 }
 
-/// One run: `connections` connections to the server at `address` (process
-/// `pid`), warmed up, then measured for `plan.duration`.
-async fn load_run(
+/// One stream of an HTTP/2 connection: requests back to back on `sender`
+/// until told to stop, counted as [`connection`] counts them.
+async fn stream(
+    mut sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    template: Arc<Template>,
+    phase: Arc<AtomicU8>,
+) -> Result<Tally> {
+    let mut tally = Tally::default();
+    while phase.load(Ordering::Relaxed) != STOPPING {
+        sender.ready().await.context("the connection closed")?;
+        let start = Instant::now();
+        let response = sender
+            .send_request(template.request())
+            .await
+            .with_context(|| format!("{METHOD}() request"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the {METHOD}() reply"))?
+            .to_bytes();
+        let elapsed = start.elapsed();
+        check_reply(status, &body, TEXT)?;
+        if phase.load(Ordering::Relaxed) == MEASURING {
+            tally.requests += 1;
+            tally.latencies_us.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    Ok(tally)
+}
+
+/// The tasks that keep `mode`'s requests going.
+async fn start_load(
     address: SocketAddr,
-    pid: u32,
-    connections: usize,
-    plan: LoadPlan,
-) -> Result<Run> {
-    let template = Arc::new(Template::new(address)?);
+    mode: &Mode,
+    template: &Arc<Template>,
+    phase: &Arc<AtomicU8>,
+) -> Result<Vec<tokio::task::JoinHandle<Result<Tally>>>> {
+    Ok(match mode {
+        Mode::Http1 { connections, tls } => (0..*connections)
+            .map(|_| {
+                tokio::spawn(connection(
+                    address,
+                    tls.clone(),
+                    template.clone(),
+                    phase.clone(),
+                ))
+            })
+            .collect(),
+        Mode::Http2 { streams } => {
+            let io = connect(address, None).await?;
+            let (sender, driver) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                    .await
+                    .context("HTTP/2 handshake")?;
+            tokio::spawn(driver);
+            (0..*streams)
+                .map(|_| tokio::spawn(stream(sender.clone(), template.clone(), phase.clone())))
+                .collect()
+        }
+    })
+}
+
+/// One run of `mode` against the server at `address` (process `pid`),
+/// warmed up, then measured for `plan.duration`.
+async fn load_run(address: SocketAddr, pid: u32, mode: Mode, plan: LoadPlan) -> Result<Run> {
+    let template = Arc::new(Template::new(address, &mode)?);
     let phase = Arc::new(AtomicU8::new(WARMING));
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection(address, template.clone(), phase.clone())))
-        .collect();
+    let tasks = start_load(address, &mode, &template, &phase).await?;
+    let connections = tasks.len();
     tokio::time::sleep(plan.warmup).await;
     let generator = std::process::id();
     let generator_before = cpu_seconds(generator).ok();
@@ -268,11 +372,65 @@ impl Generator {
         Ok(Self { runtime, plan })
     }
 
-    /// One measured run of `connections` connections against the HTTP
-    /// worker at `address`, process `pid`.
+    /// One measured run of `connections` plain HTTP/1.1 connections
+    /// against the HTTP worker at `address`, process `pid`.
     pub(crate) fn run(&self, address: SocketAddr, pid: u32, connections: usize) -> Result<Run> {
+        let mode = Mode::Http1 {
+            connections,
+            tls: None,
+        };
+        self.run_mode(address, pid, mode)
+    }
+
+    /// One measured run of `mode` against the worker at `address`.
+    pub(crate) fn run_mode(&self, address: SocketAddr, pid: u32, mode: Mode) -> Result<Run> {
         self.runtime
-            .block_on(load_run(address, pid, connections, self.plan))
+            .block_on(load_run(address, pid, mode, self.plan))
+    }
+
+    /// `count` times in turn: a new TLS connection to `address`, its
+    /// handshake and one `echo_string` answered; the time of each.
+    pub(crate) fn handshakes(
+        &self,
+        address: SocketAddr,
+        pid: u32,
+        tls: &TlsConnector,
+        count: usize,
+    ) -> Result<Run> {
+        self.runtime.block_on(async {
+            let mode = Mode::Http1 {
+                connections: 1,
+                tls: Some(tls.clone()),
+            };
+            let template = Template::new(address, &mode)?;
+            let server_before = cpu_seconds(pid).ok();
+            let start = Instant::now();
+            let mut latencies_us = Vec::with_capacity(count);
+            for _ in 0..count {
+                let began = Instant::now();
+                let io = connect(address, Some(tls)).await?;
+                let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+                    .await
+                    .context("HTTP/1.1 handshake")?;
+                tokio::spawn(driver);
+                let response = sender.send_request(template.request()).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                check_reply(status, &body, TEXT)?;
+                latencies_us.push(began.elapsed().as_secs_f64() * 1e6);
+            }
+            let wall_s = start.elapsed().as_secs_f64();
+            let server_after = cpu_seconds(pid).ok();
+            Ok(Run {
+                ops: count as u64,
+                wall_s,
+                cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
+                client_cpu_s: None,
+                http_requests: None,
+                bytes: 0,
+                latencies_us,
+            })
+        })
     }
 }
 

@@ -15,6 +15,7 @@
 //! workers. Results go to `<out>/results.json` and `<out>/results.md`
 //! (`quick.*` with `--quick`, `soak.*` with `--soak`).
 
+mod edge;
 mod load;
 mod procstat;
 mod raw;
@@ -48,7 +49,8 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
   --quick              small sizes, one short run: finishes in seconds
   --runs N             runs per workload and server (default 5)
   --workload NAME      run only this workload (repeatable; e.g. void_noop,
-                       spawn_first_reply, http_load); handy under a profiler
+                       spawn_first_reply, http_load, http_edge); handy
+                       under a profiler
   --soak               instead of the benchmark: a long unary loop on our
                        worker, reporting peak RSS growth
   --soak-calls N       calls in the soak loop (default 1000000)
@@ -356,6 +358,9 @@ fn bench(
         if transport == TransportKind::Http && selected(HTTP_LOAD) {
             load = http_load(plan, &servers, &endpoints)?;
         }
+        if transport == TransportKind::Http && selected(EDGE) {
+            load.extend(http_edge(plan, workers, &endpoints, scratch)?);
+        }
         // Closing the connections stops the workers.
         drop(endpoints);
         results.push(TransportResult::Measured {
@@ -472,6 +477,36 @@ fn http_load(
         });
     }
     Ok(results)
+}
+
+/// Name of the TLS and HTTP/2 measurements, of our worker alone.
+const EDGE: &str = "http_edge";
+
+/// [`edge::measure`] with our plain HTTP worker of `endpoints`.
+fn http_edge(
+    plan: &Plan,
+    workers: &Workers,
+    endpoints: &[(Server, Endpoint)],
+    scratch: &std::path::Path,
+) -> Result<Vec<WorkloadResult>> {
+    let Some((_, plain)) = endpoints.iter().find(|(s, _)| *s == Server::Ours) else {
+        return Ok(Vec::new());
+    };
+    let program = workers
+        .program(Server::Ours)
+        .context("our worker is known")?;
+    let address = plain
+        .http_address
+        .context("the HTTP worker's address is known")?;
+    eprintln!("http: TLS and HTTP/2 edge of our worker");
+    let generator = load::Generator::new(plan.load)?;
+    edge::measure(
+        &generator,
+        program,
+        (address, plain.pid),
+        plan.runs,
+        scratch,
+    )
 }
 
 /// A long unary loop on our worker: does its memory stay flat?

@@ -279,6 +279,7 @@ impl Report {
                     floor: floor(*transport, w.median(Server::Reference, Metric::CpuUsPerOp)),
                 });
             }
+            edge_targets(load, name, &mut targets);
             // The latency and bandwidth goals were set for the byte-stream
             // transports; the TCP floor under HTTP only bounds CPU.
             if let Some(limits) = limits.filter(|l| l.link != Link::Tcp) {
@@ -671,6 +672,58 @@ fn thousands(value: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The goals of our worker's TLS and HTTP/2 edge, each against its own
+/// plain HTTP/1.1 at the same concurrency.
+fn edge_targets(load: &[WorkloadResult], transport: &'static str, targets: &mut Vec<Target>) {
+    let ops = |name: &str| {
+        load.iter()
+            .find(|w| w.name == name)
+            .and_then(|w| w.median(Server::Ours, Metric::OpsPerSec))
+    };
+    let Some(plain) = ops(crate::edge::PLAIN) else {
+        return;
+    };
+    let mut versus = |what: &str, name: &str, goal: &'static str, at_least: f64| {
+        let measured = ops(name);
+        targets.push(Target {
+            what: what.to_owned(),
+            transport,
+            measured: format!(
+                "{} vs {} req/s = {}×",
+                opt(measured),
+                num(plain),
+                opt(measured.map(|m| m / plain))
+            ),
+            goal,
+            met: measured.map(|m| m / plain >= at_least),
+            floor: None,
+        });
+    };
+    versus(
+        "HTTPS keep-alive at 64 connections vs plain HTTP/1.1",
+        crate::edge::HTTPS,
+        "≥ 0.7× plain",
+        0.7,
+    );
+    versus(
+        "HTTP/2, 64 streams on one connection vs HTTP/1.1 at 64 connections",
+        crate::edge::H2C,
+        "≥ 1× HTTP/1.1",
+        1.0,
+    );
+    if let Some(first) = load.iter().find(|w| w.name == crate::edge::FIRST_REPLY) {
+        let p50 = first.median(Server::Ours, Metric::P50Us);
+        targets.push(Target {
+            what: "new TLS connection: handshake and first reply, p50".to_owned(),
+            transport,
+            measured: format!("{} µs", opt(p50)),
+            goal: "reported",
+            met: p50.map(|_| true),
+            floor: None,
+        });
+    }
 }
 
 #[cfg(test)]

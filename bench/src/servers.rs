@@ -237,10 +237,10 @@ impl std::fmt::Debug for Endpoint {
 
 /// A worker listening on a Unix socket or a TCP port.
 #[derive(Debug)]
-struct Listener {
-    child: Child,
+pub(crate) struct Listener {
+    pub(crate) child: Child,
     /// What followed the ready line's prefix: the socket path or the port.
-    ready: String,
+    pub(crate) ready: String,
     /// The socket file, removed when the worker stops.
     socket: Option<PathBuf>,
     /// Held open so a late write to stdout cannot kill the worker.
@@ -250,7 +250,11 @@ struct Listener {
 impl Listener {
     /// Starts the worker and waits for its ready line, `UNIX:<path>` or
     /// `PORT:<port>` (`prefix` says which).
-    fn start(mut command: Command, prefix: &str, socket: Option<PathBuf>) -> Result<Self> {
+    pub(crate) fn start(
+        mut command: Command,
+        prefix: &str,
+        socket: Option<PathBuf>,
+    ) -> Result<Self> {
         if let Some(socket) = &socket {
             let _ = std::fs::remove_file(socket);
         }
@@ -287,7 +291,7 @@ impl Listener {
     }
 
     /// Waits until the port accepts connections, for the same reason.
-    fn wait_for_tcp(&self, url: &str) -> Result<()> {
+    pub(crate) fn wait_for_tcp(&self, url: &str) -> Result<()> {
         let address = format!("127.0.0.1:{}", self.ready);
         retry_connect(|| TcpStream::connect(&address))
             .map(drop)

@@ -340,6 +340,7 @@ pub(crate) fn names() -> Vec<&'static str> {
         "exchange_large",
         "produce_bulk",
         "http_load",
+        "http_edge",
     ]
 }
 

@@ -1,0 +1,151 @@
+//! Our worker's HTTP edge measured against itself, as the reference
+//! serves neither TLS nor HTTP/2: 64 HTTPS keep-alive connections and one
+//! h2c connection with 64 streams in flight, each against 64 plain
+//! HTTP/1.1 connections to the same binary, and what a new TLS client
+//! waits for (TCP connect, full handshake, first reply).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_rustls::TlsConnector;
+use vgirpc_test_support::pki::Pki;
+
+use crate::load::{self, Generator, Mode};
+use crate::report::WorkloadResult;
+use crate::servers::{Listener, Server};
+use crate::workloads::{Metric, Run};
+
+/// Plain HTTP/1.1 at 64 connections, the baseline of the two below.
+pub(crate) const PLAIN: &str = "edge_http1_64";
+/// HTTPS (HTTP/1.1) at 64 keep-alive connections.
+pub(crate) const HTTPS: &str = "edge_https_64";
+/// One h2c connection, 64 streams in flight.
+pub(crate) const H2C: &str = "edge_h2c_streams_64";
+/// New TLS connection, handshake and first reply, one after another.
+pub(crate) const FIRST_REPLY: &str = "edge_tls_first_reply";
+
+/// Connections (or streams) of the load runs.
+const CONCURRENCY: usize = 64;
+
+/// Handshakes timed per run.
+const HANDSHAKES: usize = 200;
+
+/// A client TLS setup trusting `pki`'s CA alone, speaking HTTP/1.1.
+fn connector(pki: &Pki) -> Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Our worker `program` serving HTTPS with `pki`'s server certificate.
+fn start_tls_worker(program: &Path, pki: &Pki, scratch: &Path) -> Result<(Listener, SocketAddr)> {
+    let files = pki
+        .write_to(&scratch.join("edge-pki"))
+        .context("writing the test certificates")?;
+    let mut command = Command::new(program);
+    command
+        .arg("--http")
+        .arg("--tls-cert")
+        .arg(&files.server_cert)
+        .arg("--tls-key")
+        .arg(&files.server_key);
+    let listener = Listener::start(command, "PORT:", None)?;
+    let url = format!("https://127.0.0.1:{}", listener.ready);
+    listener.wait_for_tcp(&url)?;
+    let address = format!("127.0.0.1:{}", listener.ready)
+        .parse()
+        .with_context(|| format!("the worker's port {:?}", listener.ready))?;
+    Ok((listener, address))
+}
+
+/// The edge workloads, `runs` runs each, interleaved so a change of the
+/// machine's speed hits all alike; `plain` is our plain HTTP worker
+/// (process `pid`).
+pub(crate) fn measure(
+    generator: &Generator,
+    program: &Path,
+    plain: (SocketAddr, u32),
+    runs: usize,
+    scratch: &Path,
+) -> Result<Vec<WorkloadResult>> {
+    let pki = Pki::generate();
+    let tls = connector(&pki)?;
+    let (listener, tls_address) = start_tls_worker(program, &pki, scratch)?;
+    let tls_pid = listener.child.id();
+    let (plain_address, plain_pid) = plain;
+    let mut plain_runs = Vec::new();
+    let mut https_runs = Vec::new();
+    let mut h2c_runs = Vec::new();
+    let mut first_reply_runs = Vec::new();
+    for _ in 0..runs {
+        let http1 = Mode::Http1 {
+            connections: CONCURRENCY,
+            tls: None,
+        };
+        plain_runs.push(generator.run_mode(plain_address, plain_pid, http1)?);
+        let https = Mode::Http1 {
+            connections: CONCURRENCY,
+            tls: Some(tls.clone()),
+        };
+        https_runs.push(generator.run_mode(tls_address, tls_pid, https)?);
+        let h2c = Mode::Http2 {
+            streams: CONCURRENCY,
+        };
+        h2c_runs.push(generator.run_mode(plain_address, plain_pid, h2c)?);
+        first_reply_runs.push(generator.handshakes(tls_address, tls_pid, &tls, HANDSHAKES)?);
+    }
+    let ours = |runs: Vec<Run>| vec![(Server::Ours, runs)];
+    Ok(vec![
+        WorkloadResult {
+            name: PLAIN,
+            description: format!("our worker, {CONCURRENCY} plain HTTP/1.1 keep-alive connections"),
+            op: "request",
+            metrics: load::METRICS,
+            unary: false,
+            runs: ours(plain_runs),
+        },
+        WorkloadResult {
+            name: HTTPS,
+            description: format!(
+                "our worker, {CONCURRENCY} HTTPS keep-alive connections (HTTP/1.1)"
+            ),
+            op: "request",
+            metrics: load::METRICS,
+            unary: false,
+            runs: ours(https_runs),
+        },
+        WorkloadResult {
+            name: H2C,
+            description: format!(
+                "our worker, one h2c connection with {CONCURRENCY} streams in flight"
+            ),
+            op: "request",
+            metrics: load::METRICS,
+            unary: false,
+            runs: ours(h2c_runs),
+        },
+        WorkloadResult {
+            name: FIRST_REPLY,
+            description:
+                "our worker, new TLS connection: connect, full handshake, first echo_string reply"
+                    .to_owned(),
+            op: "connection",
+            metrics: &[Metric::P50Us, Metric::P99Us, Metric::CpuUsPerOp],
+            unary: false,
+            runs: ours(first_reply_runs),
+        },
+    ])
+}
