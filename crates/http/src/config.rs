@@ -6,6 +6,7 @@ use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 use crate::auth::Authenticate;
 use crate::cors::CorsConfig;
 use crate::external::ExternalConfig;
+use crate::oauth::OAuthPkce;
 use crate::pages::Pages;
 use crate::sticky::StickyConfig;
 use crate::storage::UploadUrlProvider;
@@ -65,6 +66,7 @@ pub struct HttpConfig {
     pub(crate) connections: ConnectionLimits,
     pub(crate) pages: Pages,
     pub(crate) tls: Option<TlsConfig>,
+    pub(crate) oauth_pkce: Option<OAuthPkce>,
 }
 
 /// Timeouts and the connection limit, as [`HttpServer::serve`](crate::HttpServer::serve)
@@ -117,6 +119,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("connections", &self.connections)
             .field("pages", &self.pages)
             .field("tls", &self.tls)
+            .field("oauth_pkce", &self.oauth_pkce)
             .finish()
     }
 }
@@ -141,6 +144,7 @@ impl Default for HttpConfig {
             connections: ConnectionLimits::default(),
             pages: Pages::default(),
             tls: None,
+            oauth_pkce: None,
         }
     }
 }
@@ -249,6 +253,16 @@ impl HttpConfig {
     /// Authenticate every request except health checks and `OPTIONS`.
     pub fn with_authenticate(mut self, authenticate: impl Authenticate) -> Self {
         self.authenticate = Some(Arc::new(authenticate));
+        self
+    }
+
+    /// Log browsers in with OAuth 2.0 and PKCE, and proxy browser apps'
+    /// token requests (see [`OAuthPkce`]). Needs an authenticator that
+    /// publishes [`OAuthResourceMetadata`](crate::OAuthResourceMetadata)
+    /// with a `client_id` ([`with_resource_metadata`](crate::with_resource_metadata));
+    /// it then also accepts the token of the `_vgi_auth` cookie.
+    pub fn with_oauth_pkce(mut self, pkce: OAuthPkce) -> Self {
+        self.oauth_pkce = Some(pkce);
         self
     }
 

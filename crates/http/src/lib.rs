@@ -19,6 +19,8 @@
 //! | `GET {prefix}/health` | liveness, never behind authentication |
 //! | `GET {prefix}`, `GET {prefix}/describe` | landing and API pages for browsers ([`Pages`]) |
 //! | `DELETE {prefix}/__session__` | end a sticky session (sticky servers only) |
+//! | `GET {prefix}/_oauth/callback`, `GET {prefix}/_oauth/logout` | browser logins ([`OAuthPkce`]) |
+//! | `POST`/`OPTIONS {prefix}/_oauth/token` | token endpoint proxy for browser apps ([`OAuthPkce`]) |
 //!
 //! The server is a stack of tower layers around the endpoints (request id,
 //! capability headers, authentication, body limits, zstd, sticky sessions);
@@ -78,6 +80,7 @@ mod endpoints;
 mod error;
 mod external;
 mod layer;
+mod oauth;
 mod outgoing;
 mod pages;
 mod reply;
@@ -124,6 +127,10 @@ pub use config::{
 pub use cors::{CorsConfig, DEFAULT_CORS_MAX_AGE};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
+pub use oauth::{
+    AUTH_COOKIE, CookieAuthenticate, DEFAULT_RETURN_ORIGINS, OAuthPkce, SESSION_COOKIE,
+    cookie_authenticate,
+};
 pub use pages::Pages;
 pub use shutdown::{ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
@@ -137,6 +144,7 @@ use layer::auth::AuthLayer;
 use layer::capabilities::CapabilitiesLayer;
 use layer::compression::{CompressionLayer, ZSTD};
 use layer::limit::BodyLimitLayer;
+use layer::oauth::OAuthLayer;
 use layer::request_id::RequestIdLayer;
 use layer::resource_metadata::ResourceMetadataLayer;
 use layer::sticky::StickyLayer;
@@ -188,6 +196,7 @@ impl HttpServer {
             }
         };
         serve::check_limits(&config.connections)?;
+        let (config, oauth) = oauth::install(config)?;
         let tls = match &config.tls {
             Some(tls) => Some(tls.acceptor(config.connections.http2)?),
             None => None,
@@ -235,6 +244,7 @@ impl HttpServer {
             .option_layer(cors)
             .layer(RequestIdLayer)
             .layer(CapabilitiesLayer::new(capabilities))
+            .option_layer(oauth.map(OAuthLayer::new))
             .option_layer(resource_metadata)
             .layer(AuthLayer::new(config.authenticate, vec![health.clone()]))
             .layer(BodyLimitLayer::new(

@@ -9,11 +9,15 @@
 //! 6. [`compression`]: zstd request and response bodies;
 //! 7. [`sticky`]: sticky sessions, on sticky servers only (they need the
 //!    authenticated identity, and hold the session while the endpoint runs).
+//!
+//! With browser logins, [`oauth`] sits between 2 and 3: it answers the
+//! login routes, and turns the `401`s of browsers into logins.
 
 pub(crate) mod auth;
 pub(crate) mod capabilities;
 pub(crate) mod compression;
 pub(crate) mod limit;
+pub(crate) mod oauth;
 pub(crate) mod request_id;
 pub(crate) mod resource_metadata;
 pub(crate) mod sticky;
