@@ -18,10 +18,11 @@ use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 use vgirpc::Server;
 use vgirpc_http::{
-    Authenticate, CertificateIdentity, Chain, ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE,
-    DrainHandle, ExternalConfig, HttpConfig, HttpServer, JwksSource, JwtAuthenticator, JwtConfig,
-    OAuthResourceMetadata, ResponseBody, ShutdownSignals, StickyConfig, Stopped, TlsConfig,
-    TlsReload, TokenKey, chain, mtls_header, mtls_native, mtls_xfcc, with_resource_metadata,
+    AuthContext, AuthRejection, Authenticate, CertificateIdentity, Chain, ClientAuth, CorsConfig,
+    DEFAULT_CORS_MAX_AGE, DrainHandle, ExternalConfig, HttpConfig, HttpServer, JwksSource,
+    JwtAuthenticator, JwtConfig, OAuthPkce, OAuthResourceMetadata, ResponseBody, ShutdownSignals,
+    StickyConfig, Stopped, TlsConfig, TlsReload, TokenKey, chain, mtls_header, mtls_native,
+    mtls_xfcc, with_resource_metadata,
 };
 
 /// Usage lines of the HTTP flags.
@@ -39,6 +40,13 @@ pub(crate) const USAGE: &str = "\
   --max-response-bytes N     HTTP body cap
   --max-externalized-response-bytes N  external upload cap per response
   --auth reject-all    refuse every request except the health check
+  --http-pkce          serve as the Go conformance worker's browser-login server
+                       (implies --http): prefix /vgi, every request refused
+                       without a token, OAuth metadata for client my-client-id
+                       (secret my-client-secret), the login routes and the
+                       token proxy under /vgi/_oauth/
+  --idp-url URL        its authorization server (default http://127.0.0.1:9999)
+  --resource URL       its resource URL (default http://127.0.0.1:8000/vgi)
   --jwks FILE|URL      accept bearer JWTs signed by these keys (needs --issuer
                        and --audience; a URL is refreshed)
   --issuer ISS         accepted JWT issuer (repeatable)
@@ -116,6 +124,7 @@ pub(crate) struct HttpFlags {
     client_ca: Option<String>,
     require_client_cert: bool,
     no_http2: bool,
+    pkce: PkceFlags,
     auth: AuthFlags,
 }
 
@@ -163,6 +172,12 @@ impl HttpFlags {
         }
         match flag {
             "--http" => self.enabled = true,
+            "--http-pkce" => {
+                self.enabled = true;
+                self.pkce.enabled = true;
+            }
+            "--idp-url" => self.pkce.idp_url = Some(value()?),
+            "--resource" => self.pkce.resource = Some(value()?),
             "--host" => self.host = Some(value()?),
             "--port" => self.port = Some(number(flag, &value()?)?),
             "--token-key" => self.token_key = Some(value()?),
@@ -224,6 +239,7 @@ impl HttpFlags {
     /// The HTTP options if `--http` was given; an error for HTTP flags
     /// without it.
     pub(crate) fn finish(self) -> Result<Option<HttpOptions>, String> {
+        let pkce = self.pkce.check()?;
         if !self.enabled {
             let any = self.host.is_some()
                 || self.port.is_some()
@@ -342,6 +358,10 @@ impl HttpFlags {
             }
             config = authenticated;
         }
+        if pkce.enabled && self.reject_all {
+            return Err("--http-pkce sets its own authentication; drop --auth".into());
+        }
+        config = pkce.apply(config)?;
         if !self.no_sticky {
             let mut sticky = StickyConfig::new();
             if !self.no_sticky_echo {
@@ -622,6 +642,59 @@ impl AuthFlags {
     }
 }
 
+/// The client the Go worker's `--http-pkce` server is registered as.
+const PKCE_CLIENT: (&str, &str) = ("my-client-id", "my-client-secret");
+
+/// `--http-pkce` and its options: the Go conformance worker's server for
+/// the reference's `test_oauth_token_proxy_conformance.py`, which starts it
+/// with `--http-pkce --port P --idp-url URL --resource URL`.
+#[derive(Debug, Default)]
+struct PkceFlags {
+    enabled: bool,
+    idp_url: Option<String>,
+    resource: Option<String>,
+}
+
+impl PkceFlags {
+    /// The flags, unless an option came without `--http-pkce`.
+    fn check(self) -> Result<Self, String> {
+        if !self.enabled && (self.idp_url.is_some() || self.resource.is_some()) {
+            return Err("--idp-url and --resource need --http-pkce".into());
+        }
+        Ok(self)
+    }
+
+    /// `config` serving the browser login flow, when asked for.
+    fn apply(self, config: HttpConfig) -> Result<HttpConfig, String> {
+        if !self.enabled {
+            return Ok(config);
+        }
+        let resource = self
+            .resource
+            .unwrap_or_else(|| "http://127.0.0.1:8000/vgi".into());
+        let idp = self
+            .idp_url
+            .unwrap_or_else(|| "http://127.0.0.1:9999".into());
+        let metadata = OAuthResourceMetadata {
+            client_id: Some(PKCE_CLIENT.0.into()),
+            client_secret: Some(PKCE_CLIENT.1.into()),
+            ..OAuthResourceMetadata::new(resource, [idp])
+        };
+        // As the Go worker: no credential is ever accepted, so every
+        // request but the health check and the flow's own routes is
+        // refused, the way the test's reference server refuses them.
+        let refuse = |_: &http::request::Parts| -> Result<AuthContext, _> {
+            Err(AuthRejection::new("auth required"))
+        };
+        let auth =
+            with_resource_metadata(refuse, metadata).map_err(|e| format!("--http-pkce: {e}"))?;
+        Ok(config
+            .with_prefix("/vgi")
+            .with_authenticate(auth)
+            .with_oauth_pkce(OAuthPkce::new()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +756,40 @@ mod tests {
             let message = parse(args).unwrap_err();
             assert!(message.contains(error), "{args:?}: {message}");
         }
+    }
+
+    #[test]
+    fn http_pkce_is_the_go_workers_login_server() {
+        let options = parse(&[
+            "--http-pkce",
+            "--port",
+            "8123",
+            "--idp-url",
+            "http://127.0.0.1:9",
+            "--resource",
+            "http://127.0.0.1:8123/vgi",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(options.port, 8123);
+        let config = format!("{:?}", options.config);
+        for expected in [
+            r#"prefix: "/vgi""#,
+            "authenticate: true",
+            "oauth_pkce: Some(OAuthPkce",
+        ] {
+            assert!(config.contains(expected), "{expected} in {config}");
+        }
+        assert!(
+            parse(&["--http", "--idp-url", "http://a"])
+                .unwrap_err()
+                .contains("--http-pkce")
+        );
+        assert!(
+            parse(&["--http-pkce", "--auth", "reject-all"])
+                .unwrap_err()
+                .contains("--auth")
+        );
     }
 
     #[test]
