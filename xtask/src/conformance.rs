@@ -10,6 +10,8 @@
 //!
 //! The `client` transport runs our own client conformance suite instead
 //! (see [`crate::client`]): our client against the reference worker and ours.
+//! `oauth-token-proxy` runs the reference's OAuth token-proxy test, which
+//! is not part of the packaged suite (see [`crate::oauth`]).
 //!
 //! Each runner writes machine-readable results, which are judged against
 //! `conformance/known-failures.txt` and `conformance/allowed-skips.txt` (see
@@ -44,6 +46,9 @@ enum Runner {
     /// Our client against the reference worker and ours, over every client
     /// transport (see [`crate::client`]); one group per server and transport.
     Client,
+    /// The reference's OAuth token-proxy test with our worker in the Go
+    /// worker's place (see [`crate::oauth`]).
+    OAuthTokenProxy,
 }
 
 /// One row of [`TRANSPORTS`].
@@ -126,6 +131,10 @@ const TRANSPORTS: &[Transport] = &[
     Transport {
         name: "client",
         runner: Runner::Client,
+    },
+    Transport {
+        name: crate::oauth::GROUP,
+        runner: Runner::OAuthTokenProxy,
     },
 ];
 
@@ -284,6 +293,14 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 &target.join(profile_dir(options.debug)),
                 custom.as_deref(),
                 &venv.bin("vgi-rpc-conformance"),
+                options.filter.as_deref(),
+                &out_dir,
+            ));
+        }
+        if let Runner::OAuthTokenProxy = transport.runner {
+            groups.push(crate::oauth::run(
+                &venv,
+                &worker,
                 options.filter.as_deref(),
                 &out_dir,
             ));
@@ -510,7 +527,7 @@ fn run_pytest(
 }
 
 /// Read the JSON the conftest's report plugin writes: `(transport, result)` pairs.
-fn parse_pytest_report(path: &Path) -> Result<Vec<(Option<String>, TestResult)>> {
+pub(crate) fn parse_pytest_report(path: &Path) -> Result<Vec<(Option<String>, TestResult)>> {
     let text =
         fs::read_to_string(path).with_context(|| format!("pytest wrote no {}", path.display()))?;
     let json: Value =

@@ -30,6 +30,7 @@ mod conformance;
 mod expectations;
 mod http;
 mod layers;
+mod oauth;
 mod pages;
 mod process;
 mod python;
@@ -49,6 +50,8 @@ commands:
                   --transport NAME   run only this transport (repeatable; default: all)
                   --client           run the client suite (the `client` transport):
                                      our client against both workers on every transport
+                                     (`--transport oauth-token-proxy`: the reference's OAuth
+                                     token-proxy test from its sdist, our worker as the Go one)
                   --filter PATTERN   select tests: a glob for vgi-rpc-test, a -k
                                      expression for pytest (a plain word works for both)
                   --skip-build       use the worker binary that is already built
