@@ -264,7 +264,10 @@ fn a_verified_client_certificate_names_the_caller() {
     assert_eq!(service.echo_string("hi".into()).unwrap(), "hi");
     let mut anonymous = connect(&url, trusting(&pki)).unwrap();
     let refused = failure(anonymous.echo_string("hi".into()));
-    assert!(refused.contains("No client certificate presented"), "{refused}");
+    assert!(
+        refused.contains("No client certificate presented"),
+        "{refused}"
+    );
     let seen = principals.lock().unwrap_or_else(PoisonError::into_inner);
     assert_eq!(seen.as_slice(), [Some("alice".to_owned()), None]);
 }

@@ -82,7 +82,10 @@ async fn a_drain_answers_every_stream_in_flight_then_ends_the_connection() {
     stop.send(()).unwrap();
 
     for (i, call) in calls.into_iter().enumerate() {
-        let reply = call.await.unwrap().expect("a stream received before the drain is answered");
+        let reply = call
+            .await
+            .unwrap()
+            .expect("a stream received before the drain is answered");
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.ints(), [400 + i as i64]);
     }
