@@ -21,6 +21,7 @@
 //! | `DELETE {prefix}/__session__` | end a sticky session (sticky servers only) |
 //! | `GET {prefix}/_oauth/callback`, `GET {prefix}/_oauth/logout` | browser logins ([`OAuthPkce`]) |
 //! | `POST`/`OPTIONS {prefix}/_oauth/token` | token endpoint proxy for browser apps ([`OAuthPkce`]) |
+//! | `GET /.well-known/oauth-protected-resource{prefix}` | RFC 9728 metadata ([`with_resource_metadata`]) |
 //!
 //! The server is a stack of tower layers around the endpoints (request id,
 //! capability headers, authentication, body limits, zstd, sticky sessions);
@@ -32,7 +33,9 @@
 //! [`HttpServer::serve`] holds every peer to timeouts (request head, body,
 //! keep-alive) and a connection limit, all set on [`HttpConfig`] with safe
 //! defaults, and on shutdown answers the requests already received before
-//! it returns.
+//! it returns. It speaks HTTP/1.1 and HTTP/2 (h2c by prior knowledge on the
+//! same port), and HTTPS with [`HttpConfig::with_tls`] (HTTP/2 by ALPN,
+//! client certificates verified against a CA when asked).
 //!
 //! With [`HttpConfig::with_sticky`] methods may also keep live objects for
 //! a client between calls ([sticky sessions](StickyConfig)), held in the
