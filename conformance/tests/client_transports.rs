@@ -222,8 +222,10 @@ fn an_http_stream_survives_a_server_restart_when_the_workers_share_the_token_key
 
 /// The sticky-session contract against a sticky server at `url`, whose
 /// opening responses ask for `x-vgi-conformance-echo` to be echoed.
-fn check_sticky(url: &str) {
-    let mut svc = http_client(url);
+fn check_sticky(url: &str, options: &HttpOptions) {
+    let connect =
+        || ConformanceServiceClient::new(Client::connect_http_with(url, options.clone()).unwrap());
+    let mut svc = connect();
     // Outside a scope the client does not opt in, and the server refuses.
     match svc.open_counter(1) {
         Err(ClientError::Remote { message, .. }) => {
@@ -255,7 +257,7 @@ fn check_sticky(url: &str) {
     };
 
     // Resumed by another client, as another process would.
-    let mut other = http_client(url);
+    let mut other = connect();
     {
         let mut session = StickySession::resume(&mut other, detached.clone());
         assert_eq!(session.increment_counter(1).unwrap(), 20);
@@ -292,7 +294,9 @@ fn check_sticky(url: &str) {
 #[test]
 fn sticky_sessions_open_resume_detach_and_release() {
     let (_ours, port) = our_http_worker(&[]);
-    check_sticky(&url(port));
+    check_sticky(&url(port), &HttpOptions::new());
+    // Sessions live in the worker, whatever the HTTP version.
+    check_sticky(&url(port), &HttpOptions::new().http2_prior_knowledge(true));
     if let Some(bin) = vgirpc_conformance::reference::venv_bin() {
         // The reference's sticky conformance server, as its test suite
         // configures it: sticky sessions with one echoed routing header.
@@ -310,7 +314,7 @@ waitress.serve(app, host='127.0.0.1', port=port, _quiet=True)
         let mut command = Command::new(bin.join("python"));
         command.args(["-c", script]);
         let (_reference, port) = listening(command);
-        check_sticky(&url(port));
+        check_sticky(&url(port), &HttpOptions::new());
     }
 }
 
