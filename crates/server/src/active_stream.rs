@@ -50,6 +50,8 @@ pub struct ActiveStream {
     pub(crate) session: Option<Arc<dyn SessionHost>>,
     /// Who drives the stream.
     pub(crate) auth: Arc<AuthContext>,
+    #[cfg(feature = "otel")]
+    pub(crate) otel: Arc<crate::otel::SpanOptions>,
 }
 
 impl std::fmt::Debug for ActiveStream {
@@ -251,6 +253,8 @@ impl ActiveStream {
                     .collect();
                 self.record_output(&entries);
                 if finished {
+                    #[cfg(feature = "otel")]
+                    self.otel.succeed(&self.span);
                     Step::Finished(entries)
                 } else {
                     Step::Continue(entries)
@@ -259,6 +263,8 @@ impl ActiveStream {
             Err(err) => {
                 tracing::debug!(method = %self.method, error = %err, "stream step failed");
                 let info = err.info().clone();
+                #[cfg(feature = "otel")]
+                self.otel.fail(&self.span, &info);
                 self.record.status = CallStatus::Error {
                     error_type: info.error_type.clone(),
                     message: info.message.clone(),

@@ -55,7 +55,7 @@ mod error;
 mod maybe_ready;
 mod observe;
 #[cfg(feature = "otel")]
-mod otel;
+pub mod otel;
 mod persist;
 mod server;
 mod service;

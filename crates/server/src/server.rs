@@ -59,6 +59,8 @@ struct Inner {
     limits: ReadLimits,
     started_on: Mutex<Option<TransportKind>>,
     hooks: RwLock<Vec<Arc<dyn DispatchHook>>>,
+    #[cfg(feature = "otel")]
+    otel: RwLock<Arc<crate::otel::SpanOptions>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -93,6 +95,8 @@ impl Server {
                 limits,
                 started_on: Mutex::new(None),
                 hooks: RwLock::new(Vec::new()),
+                #[cfg(feature = "otel")]
+                otel: RwLock::default(),
             }),
         })
     }
@@ -104,6 +108,32 @@ impl Server {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(Arc::new(hook));
+    }
+
+    /// Sets what dispatch spans carry and, unless turned off, adds the
+    /// reference's request metrics (`rpc.server.requests`,
+    /// `rpc.server.duration`). Meant to be called once: a later call
+    /// replaces the span options but adds metrics of its own.
+    #[cfg(feature = "otel")]
+    pub fn instrument_otel(&self, config: crate::otel::OtelConfig) {
+        let (spans, metrics) = config.split();
+        *self
+            .inner
+            .otel
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(spans);
+        if let Some(metrics) = metrics {
+            self.add_hook(metrics);
+        }
+    }
+
+    #[cfg(feature = "otel")]
+    fn otel_spans(&self) -> Arc<crate::otel::SpanOptions> {
+        self.inner
+            .otel
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn has_hooks(&self) -> bool {
@@ -272,6 +302,10 @@ impl Server {
             rpc.method_type = MethodType::Stream.as_str(),
             rpc.stream_id = %stream_id,
         );
+        #[cfg(feature = "otel")]
+        let otel = self.otel_spans();
+        #[cfg(feature = "otel")]
+        otel.annotate(&span, MethodType::Stream, &peer.auth);
         let mut record = self.new_record(method, MethodType::Stream, peer, &request_id);
         record.stream_id = Some(stream_id);
         Ok(ActiveStream {
@@ -285,6 +319,8 @@ impl Server {
             span,
             session: peer.session.clone(),
             auth: peer.auth.clone(),
+            #[cfg(feature = "otel")]
+            otel,
         })
     }
 
@@ -350,7 +386,10 @@ impl Server {
             rpc.stream_id = tracing::field::Empty,
         );
         #[cfg(feature = "otel")]
-        crate::otel::adopt_remote_parent(&span, &request.metadata);
+        {
+            crate::otel::adopt_remote_parent(&span, &request.metadata);
+            self.otel_spans().annotate(&span, method_type, &peer.auth);
+        }
         let _entered = span.enter();
 
         let mut record = self.new_record(&request.method, method_type, peer, &request_id);
@@ -405,6 +444,12 @@ impl Server {
 
     /// Turns what the method returned into the answer or the open stream.
     fn conclude(&self, call: Dispatch, outcome: Result<Outcome, RpcError>) -> Call {
+        #[cfg(feature = "otel")]
+        let otel = self.otel_spans();
+        #[cfg(feature = "otel")]
+        if let Err(err) = &outcome {
+            otel.fail(&call.span, err.info());
+        }
         let Dispatch {
             index,
             method,
@@ -423,6 +468,8 @@ impl Server {
         };
         match (description.method_type, outcome) {
             (_, Ok(Outcome::Unary(result))) => {
+                #[cfg(feature = "otel")]
+                otel.succeed(&span);
                 let schema = result.schema();
                 let mut batches = logs(&schema);
                 batches.push((result, Metadata::new()));
@@ -492,6 +539,8 @@ impl Server {
                     span,
                     session: peer.session.clone(),
                     auth: peer.auth.clone(),
+                    #[cfg(feature = "otel")]
+                    otel,
                 };
                 if let Some(header) = &header {
                     stream.record_output(&header.batches);
