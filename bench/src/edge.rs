@@ -9,13 +9,14 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, ensure};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_rustls::TlsConnector;
 use vgirpc_test_support::pki::Pki;
 
 use crate::load::{self, Generator, Mode};
+use crate::procstat::cpu_seconds;
 use crate::report::WorkloadResult;
 use crate::servers::{Listener, Server};
 use crate::workloads::{Metric, Run};
@@ -34,6 +35,63 @@ const CONCURRENCY: usize = 64;
 
 /// Handshakes timed per run.
 const HANDSHAKES: usize = 200;
+
+/// Debian's nghttp2 load generator (`cargo xtask bench` installs it): one
+/// client for both HTTP versions, and faster than the driver's own.
+const H2LOAD: &str = "/usr/bin/h2load";
+/// HTTP/1.1 at 64 connections, driven by h2load.
+pub(crate) const H2LOAD_HTTP1: &str = "edge_h2load_http1_64";
+/// One h2c connection with 64 streams in flight, driven by h2load.
+pub(crate) const H2LOAD_H2C: &str = "edge_h2load_h2c_streams_64";
+
+/// One h2load run against the worker at `address` (process `pid`): 64
+/// HTTP/1.1 connections, or one HTTP/2 connection with 64 streams.
+fn h2load(address: SocketAddr, pid: u32, body: &Path, http2: bool, seconds: u64) -> Result<Run> {
+    let mut command = Command::new(H2LOAD);
+    command.args(["-D", &seconds.to_string()]);
+    if http2 {
+        command.args(["-c", "1", "-m", &CONCURRENCY.to_string()]);
+    } else {
+        command.args(["--h1", "-c", &CONCURRENCY.to_string(), "-m", "1"]);
+    }
+    command
+        .args([
+            "-H",
+            "content-type: application/vnd.apache.arrow.stream",
+            "-d",
+        ])
+        .arg(body)
+        .arg(format!("http://{address}/echo_string"));
+    let before = cpu_seconds(pid).ok();
+    let output = command.output().context("running h2load")?;
+    let after = cpu_seconds(pid).ok();
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(output.status.success(), "h2load failed: {text}");
+    let field = |line: &str, after: &str| -> Option<f64> {
+        let rest = text.lines().find(|l| l.starts_with(line))?;
+        let rest = &rest[rest.find(after)? + after.len()..];
+        rest.split([' ', ',', 's'])
+            .find(|w| !w.is_empty())?
+            .parse()
+            .ok()
+    };
+    let wall_s = field("finished in", "finished in ").context("h2load printed no time")?;
+    let done = field("requests:", "started, ").context("h2load printed no count")?;
+    let ok = field("status codes:", "status codes: ").unwrap_or(0.0);
+    ensure!(
+        done > 0.0 && ok == done,
+        "h2load: {ok} of {done} requests answered 2xx:\n{text}"
+    );
+    Ok(Run {
+        ops: done as u64,
+        wall_s,
+        cpu_s: before.zip(after).map(|(b, a)| a - b),
+        client_cpu_s: None,
+        http_requests: None,
+        bytes: 0,
+        latencies_us: Vec::new(),
+    })
+}
 
 /// A client TLS setup trusting `pki`'s CA alone, speaking HTTP/1.1.
 fn connector(pki: &Pki) -> Result<TlsConnector> {
@@ -78,7 +136,7 @@ pub(crate) fn measure(
     generator: &Generator,
     program: &Path,
     plain: (SocketAddr, u32),
-    runs: usize,
+    (runs, plan_seconds): (usize, u64),
     scratch: &Path,
 ) -> Result<Vec<WorkloadResult>> {
     let pki = Pki::generate();
@@ -90,7 +148,17 @@ pub(crate) fn measure(
     let mut https_runs = Vec::new();
     let mut h2c_runs = Vec::new();
     let mut first_reply_runs = Vec::new();
+    let body = scratch.join("edge-echo.arrow");
+    std::fs::write(&body, load::echo_body()?).context("writing the h2load request body")?;
+    let external = Path::new(H2LOAD).is_file();
+    let seconds = plan_seconds.max(1);
+    let mut h2load_http1 = Vec::new();
+    let mut h2load_h2c = Vec::new();
     for _ in 0..runs {
+        if external {
+            h2load_http1.push(h2load(plain_address, plain_pid, &body, false, seconds)?);
+            h2load_h2c.push(h2load(plain_address, plain_pid, &body, true, seconds)?);
+        }
         let http1 = Mode::Http1 {
             connections: CONCURRENCY,
             tls: None,
@@ -108,7 +176,27 @@ pub(crate) fn measure(
         first_reply_runs.push(generator.handshakes(tls_address, tls_pid, &tls, HANDSHAKES)?);
     }
     let ours = |runs: Vec<Run>| vec![(Server::Ours, runs)];
-    Ok(vec![
+    let mut results = Vec::new();
+    if external {
+        let metrics = &[Metric::OpsPerSec, Metric::CpuUsPerOp];
+        results.push(WorkloadResult {
+            name: H2LOAD_HTTP1,
+            description: format!("our worker, h2load, {CONCURRENCY} HTTP/1.1 connections"),
+            op: "request",
+            metrics,
+            unary: false,
+            runs: ours(h2load_http1),
+        });
+        results.push(WorkloadResult {
+            name: H2LOAD_H2C,
+            description: format!("our worker, h2load, one h2c connection, {CONCURRENCY} streams"),
+            op: "request",
+            metrics,
+            unary: false,
+            runs: ours(h2load_h2c),
+        });
+    }
+    results.extend([
         WorkloadResult {
             name: PLAIN,
             description: format!("our worker, {CONCURRENCY} plain HTTP/1.1 keep-alive connections"),
@@ -147,5 +235,6 @@ pub(crate) fn measure(
             unary: false,
             runs: ours(first_reply_runs),
         },
-    ])
+    ]);
+    Ok(results)
 }

@@ -143,6 +143,11 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// The body every load request sends, for generators of other makes.
+pub(crate) fn echo_body() -> Result<Vec<u8>> {
+    request_body(TEXT)
+}
+
 /// The body our client sends for a unary `echo_string(text)`: one IPC
 /// stream holding the parameters, the method named in its metadata.
 fn request_body(text: &str) -> Result<Vec<u8>> {

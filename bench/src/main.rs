@@ -504,7 +504,7 @@ fn http_edge(
         &generator,
         program,
         (address, plain.pid),
-        plan.runs,
+        (plan.runs, plan.load.duration.as_secs()),
         scratch,
     )
 }

@@ -5,13 +5,16 @@
 //! the driver, which prints the tables and writes JSON and Markdown under
 //! `target/bench/`. Every option but `--skip-build` goes to the driver.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::process::{cargo, run_ok, target_dir};
+use crate::process::{cargo, ensure_debian_package, run_ok, target_dir};
 use crate::python::{self, Venv};
+
+/// Debian's nghttp2 load generator, which the driver uses when present.
+const H2LOAD: &str = "/usr/bin/h2load";
 
 /// `cargo xtask bench` options: `--skip-build`, and the driver's own.
 #[derive(Debug, Default)]
@@ -55,6 +58,11 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             "-p",
             "vgirpc-bench",
         ]))?;
+    }
+    // An external HTTP/2 load generator, so HTTP/1.1 and HTTP/2 are driven
+    // by the same client; without it the driver's own client stands in.
+    if let Err(err) = ensure_debian_package(Path::new(H2LOAD), "nghttp2-client") {
+        println!("xtask: no {H2LOAD} ({err:#}); the HTTP/2 comparison uses the driver's client");
     }
     let release = target.join("release");
     let driver = existing(release.join("vgirpc-bench"))?;

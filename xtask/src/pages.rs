@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::conformance::{WORKER_BIN, WORKER_PACKAGE};
 use crate::http::start_worker;
-use crate::process::{cargo, run_ok, shell_line, shell_quote, target_dir};
+use crate::process::{cargo, ensure_debian_package, run_ok, shell_line, shell_quote, target_dir};
 
 /// Where Debian's package puts the browser.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -100,21 +100,7 @@ pub(crate) fn run() -> Result<()> {
 
 /// Installs Debian's chromium package unless the browser is there.
 fn ensure_chromium() -> Result<()> {
-    if Path::new(CHROMIUM).is_file() {
-        println!("pages: using {CHROMIUM}");
-        return Ok(());
-    }
-    println!("pages: {CHROMIUM} is missing; installing Debian's chromium package with apt-get");
-    run_ok(Command::new("apt-get").arg("update"))?;
-    run_ok(
-        Command::new("apt-get")
-            .args(["install", "-y", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
-    if !Path::new(CHROMIUM).is_file() {
-        bail!("apt-get installed chromium, but {CHROMIUM} is still missing");
-    }
-    Ok(())
+    ensure_debian_package(Path::new(CHROMIUM), "chromium")
 }
 
 /// The worker's `describe` as our CLI prints it in JSON.

@@ -56,6 +56,32 @@ pub(crate) fn run(cmd: &mut Command) -> Result<ExitStatus> {
 }
 
 /// [`run`], treating a non-zero exit as an error.
+/// Installs the Debian package `package` with apt-get unless `binary`,
+/// which it provides, is already there.
+pub(crate) fn ensure_debian_package(binary: &Path, package: &str) -> Result<()> {
+    if binary.is_file() {
+        println!("xtask: using {}", binary.display());
+        return Ok(());
+    }
+    println!(
+        "xtask: {} is missing; installing Debian's {package} package with apt-get",
+        binary.display()
+    );
+    run_ok(Command::new("apt-get").arg("update"))?;
+    run_ok(
+        Command::new("apt-get")
+            .args(["install", "-y", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    if !binary.is_file() {
+        bail!(
+            "apt-get installed {package}, but {} is still missing",
+            binary.display()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn run_ok(cmd: &mut Command) -> Result<()> {
     let status = run(cmd)?;
     if !status.success() {
