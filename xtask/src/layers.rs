@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("vgirpc-pipe", 4),
     ("vgirpc-access-log", 4),
     ("vgirpc-http", 4),
+    ("vgirpc-storage", 5),
     ("vgirpc-cli", 5),
     ("vgirpc-conformance", 5),
     ("vgirpc-reliability", 5),

@@ -53,12 +53,31 @@ pub trait UploadUrlProvider: Send + Sync + 'static {
 
 /// `GET url`, `http://` or `https://` (trusting the system's roots, which
 /// honor `SSL_CERT_FILE`), decoding a zstd `Content-Encoding`.
+///
+/// A SigV4 pre-signed URL whose `X-Amz-Date` plus `X-Amz-Expires` has
+/// passed is refused before any request, saying when it expired: stores
+/// answer it with a bare 403. A refusal names the store's error code and
+/// message when the body carries them, as S3-style XML does.
 pub fn fetch_url(url: &str) -> Result<Vec<u8>, HttpError> {
+    if let Some(expired) = presigned_expiry(url).filter(|at| *at <= SystemTime::now()) {
+        let ago = SystemTime::now()
+            .duration_since(expired)
+            .unwrap_or_default()
+            .as_secs();
+        return Err(HttpError::outgoing(
+            url,
+            format!("the pre-signed URL expired {ago} s ago"),
+        ));
+    }
     let reply = outgoing::send(Method::GET, url, &[], Bytes::new(), MAX_FETCH_BYTES)?;
     if !reply.status.is_success() {
         return Err(HttpError::outgoing(
             url,
-            format!("server answered {}", reply.status),
+            format!(
+                "server answered {}{}",
+                reply.status,
+                store_error_detail(&reply.body)
+            ),
         ));
     }
     let encoding = reply
@@ -75,6 +94,55 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, HttpError> {
             url,
             format!("unsupported Content-Encoding {other:?}"),
         )),
+    }
+}
+
+/// When a SigV4 pre-signed URL stops working, from its `X-Amz-Date`
+/// (`YYYYMMDDTHHMMSSZ`) and `X-Amz-Expires` (seconds); `None` for any
+/// other URL.
+fn presigned_expiry(url: &str) -> Option<SystemTime> {
+    let query = url.split_once('?')?.1;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    };
+    let date = param("X-Amz-Date")?;
+    let lifetime: u64 = param("X-Amz-Expires")?.parse().ok()?;
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> { date.get(range)?.parse().ok() };
+    if date.len() != 16 || date.as_bytes()[8] != b'T' || !date.ends_with('Z') {
+        return None;
+    }
+    let days = days_from_civil(digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let seconds = days * 86_400 + digits(9..11)? * 3600 + digits(11..13)? * 60 + digits(13..15)?;
+    let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).ok()?);
+    signed.checked_add(Duration::from_secs(lifetime))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm), so expiry needs no calendar crate.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// ` (Code: Message)` from an S3-style XML error body, or nothing.
+fn store_error_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let element = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_owned())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => format!(" ({code}: {message})"),
+        (Some(code), None) => format!(" ({code})"),
+        _ => String::new(),
     }
 }
 
@@ -150,5 +218,29 @@ impl UploadUrlProvider for FakeStorageClient {
             download_url: url,
             expires_at: SystemTime::now() + Duration::from_secs(3600),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presigned_expiry_reads_sigv4_parameters() {
+        let url = "http://h/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240229T235959Z&X-Amz-Expires=2";
+        let expected = SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_251_199 + 2);
+        assert_eq!(presigned_expiry(url), Some(expected));
+        assert_eq!(presigned_expiry("http://h/b/k?X-Amz-Expires=2"), None);
+        assert_eq!(presigned_expiry("http://h/b/k"), None);
+    }
+
+    #[test]
+    fn store_error_detail_names_code_and_message() {
+        let body = b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+        assert_eq!(
+            store_error_detail(body),
+            " (NoSuchKey: The specified key does not exist.)"
+        );
+        assert_eq!(store_error_detail(b"not found"), "");
     }
 }
