@@ -55,6 +55,7 @@ mod pipe;
 mod shm;
 mod stream;
 mod subprocess;
+mod trace;
 mod transport;
 mod unix;
 

@@ -14,7 +14,6 @@ use arrow_schema::Schema;
 use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter};
 use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
-use vgirpc_wire::request::Request;
 
 use crate::ClientError;
 use crate::client::{Received, Special, open_response, receive};
@@ -147,7 +146,7 @@ fn send_request<W: Write>(
     method: &str,
     params: &RecordBatch,
 ) -> Result<(), ClientError> {
-    let mut md = Request::metadata_for(method);
+    let mut md = crate::trace::request_metadata(method);
     if let Some(segment) = shm {
         segment.begin_call(&mut md)?;
     }

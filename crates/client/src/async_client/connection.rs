@@ -14,7 +14,6 @@ use vgirpc_wire::ipc::async_frame::{FramedKind, read_message, read_stream};
 use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, StreamWriter};
 use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
-use vgirpc_wire::request::Request;
 
 use crate::ClientError;
 use crate::client::sort;
@@ -110,7 +109,7 @@ impl Connection {
         method: &str,
         params: &RecordBatch,
     ) -> Result<(), ClientError> {
-        let mut md = Request::metadata_for(method);
+        let mut md = crate::trace::request_metadata(method);
         if let Some(segment) = &self.segment {
             segment.begin_call(&mut md)?;
         }

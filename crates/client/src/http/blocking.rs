@@ -138,9 +138,12 @@ where
     if tokio::runtime::Handle::try_current().is_err() {
         return runtime.block_on(future);
     }
+    // The helper thread works inside the caller's span, so that its
+    // requests carry the caller's trace.
+    let span = tracing::Span::current();
     std::thread::scope(|scope| {
         scope
-            .spawn(|| runtime.block_on(future))
+            .spawn(|| span.in_scope(|| runtime.block_on(future)))
             .join()
             .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     })

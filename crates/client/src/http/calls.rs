@@ -7,7 +7,6 @@ use arrow_array::RecordBatch;
 use vgirpc_wire::ipc::{IpcBatch, empty_schema};
 use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
-use vgirpc_wire::request::Request as RpcRequest;
 
 use super::core::{HttpCore, Repeat};
 use super::reply::{Turn, open_reply, request_body};
@@ -25,7 +24,7 @@ impl HttpCore {
         params: &RecordBatch,
         io: &mut CallIo<'_>,
     ) -> Result<IpcBatch, ClientError> {
-        let body = request_body(params, &RpcRequest::metadata_for(method))?;
+        let body = request_body(params, &crate::trace::request_metadata(method))?;
         let reply = self
             .post(&format!("/{method}"), body, Repeat::Safe, session)
             .await?;
@@ -51,7 +50,7 @@ impl HttpCore {
         header: bool,
         io: &mut CallIo<'_>,
     ) -> Result<(Cursor, Option<IpcBatch>), ClientError> {
-        let body = request_body(params, &RpcRequest::metadata_for(method))?;
+        let body = request_body(params, &crate::trace::request_metadata(method))?;
         let reply = self
             .post(&format!("/{method}/init"), body, Repeat::Safe, session)
             .await?;

@@ -131,6 +131,16 @@ impl HttpCore {
         let url = format!("{}{path}", self.endpoint);
         let mut headers = self.server_headers(session.as_ref());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
+        // Proxies and HTTP middleware see the trace the body's metadata carries.
+        #[cfg(feature = "otel")]
+        for (name, value) in crate::trace::current_context() {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
         let body = match self.options.compression_level {
             Some(level) => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
