@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use crate::process::{cargo, run_ok, target_dir};
 use crate::python::{self, Venv};
-use crate::{conformance, layers, pages, reliability};
+use crate::{conformance, layers, pages, reliability, s3};
 
 /// A cargo invocation: step name, arguments, extra environment.
 type Step = (
@@ -139,6 +139,7 @@ pub(crate) fn run() -> Result<()> {
     println!("\n==> ci: layering");
     layers::run().context("ci step `layering` failed")?;
     let mut venv = None;
+    let mut moto = None;
     for &(name, args, env) in STEPS {
         if name == "test" {
             println!("\n==> ci: reference Python venv");
@@ -146,6 +147,12 @@ pub(crate) fn run() -> Result<()> {
             venv = Some(
                 Venv::ensure(&target_dir()?.join("conformance-venv"), &python)
                     .context("ci step `reference venv` failed")?,
+            );
+            println!("\n==> ci: S3 emulator");
+            moto = Some(
+                s3::venv()
+                    .and_then(|v| s3::Moto::start(&v, "vgi-test"))
+                    .context("ci step `S3 emulator` failed")?,
             );
         }
         println!("\n==> ci: {name}");
@@ -156,6 +163,13 @@ pub(crate) fn run() -> Result<()> {
             cmd.arg("--locked");
         }
         cmd.args(rest).envs(env.iter().copied());
+        // The storage tests must reach the emulator, not skip; it stops at
+        // the end of this step.
+        let emulator = moto.take_if(|_| name == "test");
+        if let Some(moto) = &emulator {
+            cmd.env("VGI_S3_ENDPOINT", moto.endpoint())
+                .env("VGI_REQUIRE_S3", "1");
+        }
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
         if name == "example streams"
             && let Some(venv) = &venv

@@ -18,6 +18,7 @@
 //!   [`mod@bench`] and `docs/benchmarks.md`.
 //! * `pages` — the HTTP server's browser pages rendered by headless
 //!   Chromium; see [`mod@pages`].
+//! * `s3` — the S3 storage tests against the emulator; see [`mod@s3`].
 //! * `reliability` — hostile input: the fuzz targets of `fuzz/`, then the
 //!   attack matrix and soak against the running worker; see [`reliability`]
 //!   and `docs/reliability.md`.
@@ -36,6 +37,7 @@ mod process;
 mod python;
 mod reliability;
 mod report;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +73,8 @@ commands:
                   --soak             long unary loop on our worker: peak RSS growth
                   --skip-build       use the binaries that are already built
                 results: target/bench/; more options: target/release/vgirpc-bench --help
+  s3            the S3 storage tests against moto's S3 server, installed from PyPI
+                into target/moto-venv on first use and started on a free port
   reliability   every fuzz target of fuzz/ on its committed corpus, one after another,
                 then the attack matrix and the soak against the release worker
                   --runs N           executions per target (default 10000000)
@@ -108,6 +112,10 @@ fn main() -> ExitCode {
             )),
         },
         Some("reliability") => reliability::Options::parse(args).and_then(|o| reliability::run(&o)),
+        Some("s3") => match args.next() {
+            None => s3::run(),
+            Some(extra) => Err(anyhow::anyhow!("`s3` takes no arguments (got {extra:?})")),
+        },
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

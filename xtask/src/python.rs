@@ -119,11 +119,16 @@ impl Venv {
     /// with the same interpreter; otherwise recreate it from scratch, so no
     /// stale package can survive a pin change.
     pub(crate) fn ensure(dir: &Path, python: &Path) -> Result<Self> {
+        Self::ensure_pinned(dir, python, REQUIREMENTS)
+    }
+
+    /// [`Venv::ensure`] for another requirements file (relative to the
+    /// workspace root), such as an emulator's.
+    pub(crate) fn ensure_pinned(dir: &Path, python: &Path, pins: &str) -> Result<Self> {
         let venv = Self {
             dir: dir.to_path_buf(),
         };
-        let requirements =
-            fs::read_to_string(REQUIREMENTS).with_context(|| format!("reading {REQUIREMENTS}"))?;
+        let requirements = fs::read_to_string(pins).with_context(|| format!("reading {pins}"))?;
         let version = probe(Command::new(python).args(["-c", VERSION_QUERY]))
             .with_context(|| format!("{} did not report its version", python.display()))?;
         // The stamp is the full input rather than a digest of it: std has no
@@ -149,7 +154,7 @@ impl Venv {
             "--disable-pip-version-check",
             "--no-input",
             "-r",
-            REQUIREMENTS,
+            pins,
         ]))?;
         // Written last: an interrupted install leaves no stamp and is redone.
         fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;

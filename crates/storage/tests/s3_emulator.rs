@@ -1,7 +1,8 @@
-//! `S3Storage` against moto's S3 server, which `cargo xtask` installs into
-//! `target/moto-venv`: each test starts its own on a free loopback port.
-//! Without it the tests skip with a note, unless `VGI_REQUIRE_S3` is set
-//! (as `cargo xtask ci` does), when they fail.
+//! `S3Storage` against moto's S3 server: the one at `VGI_S3_ENDPOINT` (as
+//! `cargo xtask s3` and `cargo xtask ci` start it), else one per test
+//! started from `target/moto-venv` on a free loopback port. Without either
+//! the tests skip with a note, unless `VGI_REQUIRE_S3` is set (as xtask
+//! does), when they fail.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,14 +17,22 @@ use vgirpc_storage::S3Storage;
 const REQUIRE_ENV: &str = "VGI_REQUIRE_S3";
 const BUCKET: &str = "vgi-test";
 
-/// A moto server, stopped when dropped.
+/// A moto server, stopped when dropped if the test started it.
 struct Moto {
-    child: Child,
+    child: Option<Child>,
     endpoint: String,
 }
 
 impl Moto {
     fn start() -> Option<Self> {
+        if let Ok(endpoint) = std::env::var("VGI_S3_ENDPOINT") {
+            let moto = Self {
+                child: None,
+                endpoint,
+            };
+            moto.create_bucket();
+            return Some(moto);
+        }
         let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../target/moto-venv/bin/moto_server");
         if !bin.exists() {
@@ -49,7 +58,7 @@ impl Moto {
             .spawn()
             .expect("starting moto_server");
         let moto = Self {
-            child,
+            child: Some(child),
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -57,9 +66,14 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto_server did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let (status, _) = raw(&format!("{}/{BUCKET}", moto.endpoint), "PUT", b"");
-        assert_eq!(status, 200, "creating the bucket");
+        moto.create_bucket();
         Some(moto)
+    }
+
+    /// Creates the tests' bucket; moto answers 200 when it exists already.
+    fn create_bucket(&self) {
+        let (status, _) = raw(&format!("{}/{BUCKET}", self.endpoint), "PUT", b"");
+        assert_eq!(status, 200, "creating the bucket");
     }
 
     fn storage(&self, expiry: Duration) -> S3Storage {
@@ -76,8 +90,10 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -1,0 +1,109 @@
+//! moto's S3 server, the emulator behind the S3 storage tests and the
+//! conformance runs whose storage is S3: installed from PyPI into its own
+//! venv (`target/moto-venv`, pinned by `conformance/s3-requirements.txt`),
+//! started on a free loopback port, stopped by PID.
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::process::{cargo, run_ok, target_dir};
+use crate::python::{self, Venv};
+
+const REQUIREMENTS: &str = "conformance/s3-requirements.txt";
+
+/// The emulator's venv, built on first use.
+pub(crate) fn venv() -> Result<Venv> {
+    let python = python::find_or_build()?;
+    Venv::ensure_pinned(&target_dir()?.join("moto-venv"), &python, REQUIREMENTS)
+}
+
+/// A running `moto_server`, stopped when dropped.
+pub(crate) struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts the emulator of `venv` on a free loopback port, waits until
+    /// it listens and creates `bucket`. Its log goes to `target/s3/`.
+    pub(crate) fn start(venv: &Venv, bucket: &str) -> Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
+        let logs = target_dir()?.join("s3");
+        std::fs::create_dir_all(&logs)?;
+        let log = File::create(logs.join(format!("moto-{port}.log")))?;
+        println!("+ moto_server -H 127.0.0.1 -p {port} &");
+        let child = Command::new(venv.bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting moto_server")?;
+        // From here on, dropping stops the process, even on errors.
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto_server did not listen on port {port} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        create_bucket(port, bucket)?;
+        Ok(moto)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if kill_process(Pid::from_child(&self.child), Signal::TERM).is_err() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `PUT /bucket`, unsigned: moto takes it, and xtask needs no S3 client.
+fn create_bucket(port: u16, bucket: &str) -> Result<()> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    let status = reply.get(9..12).unwrap_or_default();
+    if status != "200" {
+        bail!("creating bucket {bucket} answered {status:?}");
+    }
+    Ok(())
+}
+
+/// `cargo xtask s3`: the emulator installed and started, and the storage
+/// crate's tests run against it, required to pass rather than skip.
+pub(crate) fn run() -> Result<()> {
+    let venv = venv()?;
+    let moto = Moto::start(&venv, "vgi-test")?;
+    run_ok(
+        cargo()
+            .args(["test", "-p", "vgirpc-storage"])
+            .env("VGI_S3_ENDPOINT", moto.endpoint())
+            .env("VGI_REQUIRE_S3", "1"),
+    )
+}
