@@ -623,7 +623,7 @@ mod tests {
     fn names_list_every_workload() {
         let mut expected = vec!["spawn_first_reply"];
         expected.extend(all(sizes()).unwrap().iter().map(|w| w.name));
-        expected.push("http_load");
+        expected.extend(["http_load", "http_edge"]);
         assert_eq!(names(), expected);
     }
 
