@@ -327,6 +327,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             &report,
         ));
     }
+    groups.extend(crate::access_schema::run(&out_dir));
     if options.filter.is_none() {
         // An unfiltered run that executed nothing is broken, however green it looks.
         for group in groups

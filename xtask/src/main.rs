@@ -23,6 +23,7 @@
 //!   attack matrix and soak against the running worker; see [`reliability`]
 //!   and `docs/reliability.md`.
 
+mod access_schema;
 mod bench;
 mod ci;
 mod cli_run;
