@@ -182,6 +182,21 @@ def _roundrobin_client(ports: tuple[int, int]) -> httpx.Client:
     return httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", transport=_Alternate())
 
 
+def _http_externalize_always_s3(request: pytest.FixtureRequest) -> ConnFactory:
+    port: int = request.getfixturevalue("conformance_http_externalize_always_s3_port")
+
+    def factory(on_log: OnLog = None) -> contextlib.AbstractContextManager[Any]:
+        from vgi_rpc.external import ExternalLocationConfig
+
+        # The emulator's pre-signed URLs are plain http on loopback.
+        external = ExternalLocationConfig(url_validator=None)
+        return http_connect(
+            ConformanceService, f"http://127.0.0.1:{port}", on_log=on_log, external_location=external
+        )
+
+    return factory
+
+
 # Transport name (the conformance_conn parameter id) -> connection factory builder.
 # Adding a transport means adding an entry here and, on the xtask side, a row
 # in its transport table.
@@ -193,6 +208,7 @@ _CONNECTORS: dict[str, Callable[[pytest.FixtureRequest], ConnFactory]] = {
     "unix_launcher": _unix_connector("conformance_unix_launcher_path"),
     "http": _http,
     "http_externalize_always": _http_externalize_always,
+    "http_externalize_always_s3": _http_externalize_always_s3,
     "http_roundrobin": _http_roundrobin,
 }
 
@@ -357,6 +373,21 @@ def conformance_http_externalize_always_port(conformance_fake_storage: str) -> I
     with _http_worker(
         "--fake-storage",
         conformance_fake_storage,
+        "--externalize-threshold",
+        "1",
+        "--max-request-bytes",
+        "1048576",
+    ) as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def conformance_http_externalize_always_s3_port() -> Iterator[int]:
+    """``conformance_http_externalize_always_port`` with S3 storage: the
+    worker reads the emulator's endpoint, bucket and credentials from the
+    AWS_* variables xtask sets."""
+    with _http_worker(
+        "--s3-storage",
         "--externalize-threshold",
         "1",
         "--max-request-bytes",

@@ -30,6 +30,7 @@ use crate::http;
 use crate::process::{self, Background, run_ok, shell_quote, shell_words, target_dir};
 use crate::python::{self, Venv};
 use crate::report::{Group, Outcome, Summary, TestResult};
+use crate::s3;
 
 /// How a transport is exercised.
 #[derive(Debug)]
@@ -40,6 +41,9 @@ enum Runner {
     /// configuration the suite needs (see [`crate::http`]); over HTTPS with
     /// a CA made for the run when `tls`.
     CliHttp { tls: bool },
+    /// `vgi-rpc-test --url` against the strict-cap server whose storage is
+    /// moto's S3 emulator (see [`crate::http::run_cli_s3`]).
+    CliS3,
     /// The pytest suite, with this transport as the `conformance_conn` parameter
     /// (it must exist in `conformance/tests/conftest.py`).
     Pytest,
@@ -97,6 +101,10 @@ const TRANSPORTS: &[Transport] = &[
         runner: Runner::CliHttp { tls: true },
     },
     Transport {
+        name: "cli-http-s3",
+        runner: Runner::CliS3,
+    },
+    Transport {
         name: "pipe",
         runner: Runner::Pytest,
     },
@@ -125,6 +133,10 @@ const TRANSPORTS: &[Transport] = &[
         runner: Runner::Pytest,
     },
     Transport {
+        name: S3_PYTEST_TRANSPORT,
+        runner: Runner::Pytest,
+    },
+    Transport {
         name: "http_roundrobin",
         runner: Runner::Pytest,
     },
@@ -137,6 +149,9 @@ const TRANSPORTS: &[Transport] = &[
         runner: Runner::OAuthTokenProxy,
     },
 ];
+
+/// `http_externalize_always` with moto's S3 emulator as the storage.
+const S3_PYTEST_TRANSPORT: &str = "http_externalize_always_s3";
 
 /// Group name for pytest tests that take no `conformance_conn` (HTTP-only
 /// fixtures, in-process introspection): they run once per pytest session,
@@ -279,6 +294,15 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 filter,
                 &out_dir,
                 tls,
+            ));
+        }
+        if let Runner::CliS3 = transport.runner {
+            groups.push(http::run_cli_s3(
+                &venv,
+                &worker,
+                transport.name,
+                options.filter.as_deref(),
+                &out_dir,
             ));
         }
         if let Runner::Client = transport.runner {
@@ -490,6 +514,16 @@ fn run_pytest(
             .env("PYTHONDONTWRITEBYTECODE", "1");
         if let Some(filter) = filter {
             cmd.args(["-k", filter]);
+        }
+        // The S3 transport's worker finds the emulator through the AWS_*
+        // variables, which the conftest passes on to it.
+        let moto = if transports.contains(&S3_PYTEST_TRANSPORT) {
+            Some(s3::Moto::start(&s3::venv()?, s3::CONFORMANCE_BUCKET)?)
+        } else {
+            None
+        };
+        if let Some(moto) = &moto {
+            cmd.envs(moto.client_env(s3::CONFORMANCE_BUCKET));
         }
         let status = process::run(&mut cmd)?;
         // 0: passed, 1: some failed, 5: -k selected nothing; others: interrupted,

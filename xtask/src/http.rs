@@ -10,6 +10,9 @@
 //! servers are used. A test counts as skipped only if no configuration ran
 //! it.
 //!
+//! `cli-http-s3` runs the caps' tests against the strict server whose
+//! storage is moto's S3 emulator instead of the fake service.
+//!
 //! `cli-https` does the same over TLS: every server gets a certificate of a
 //! CA made for the run, which `vgi-rpc-test` (httpx) trusts through
 //! `SSL_CERT_FILE`.
@@ -24,6 +27,7 @@ use crate::cli_run::{cli_filter, cli_results, remove_stale};
 use crate::process::{self, Background, shell_line, shell_words};
 use crate::python::Venv;
 use crate::report::{Group, Outcome, TestResult};
+use crate::s3;
 
 /// A server configuration the worker is started with.
 #[derive(Debug)]
@@ -94,6 +98,64 @@ pub(crate) fn run_cli(
         Err(err) => group.error = Some(format!("{err:#}")),
     }
     group
+}
+
+/// Runs the `cli-http-s3` transport: `http_response_cap.*` (or `filter`)
+/// against the strict server externalizing into S3.
+pub(crate) fn run_cli_s3(
+    venv: &Venv,
+    worker: &str,
+    transport: &str,
+    filter: Option<&str>,
+    out_dir: &Path,
+) -> Group {
+    let mut group = Group::new(transport);
+    match run_s3(venv, worker, transport, filter, out_dir) {
+        Ok(tests) => group.tests = tests,
+        Err(err) => group.error = Some(format!("{err:#}")),
+    }
+    group
+}
+
+fn run_s3(
+    venv: &Venv,
+    worker: &str,
+    transport: &str,
+    filter: Option<&str>,
+    out_dir: &Path,
+) -> Result<Vec<TestResult>> {
+    let moto = s3::Moto::start(&s3::venv()?, s3::CONFORMANCE_BUCKET)?;
+    let output = out_dir.join(format!("{transport}-strict.json"));
+    let access_log = output.with_extension("access.jsonl");
+    remove_stale(&access_log)?;
+    // The worker reads its storage from the AWS_* variables; `env` sets
+    // them and execs it, so it is still the process stopped by PID.
+    let mut words = vec!["env".to_owned()];
+    words.extend(
+        moto.client_env(s3::CONFORMANCE_BUCKET)
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}")),
+    );
+    words.extend(shell_words(worker)?);
+    words.push("--http".to_owned());
+    words.extend(STRICT.iter().map(|f| (*f).to_owned()));
+    words.extend([
+        "--s3-storage".to_owned(),
+        "--access-log".to_owned(),
+        access_log.to_string_lossy().into_owned(),
+    ]);
+    let (_worker, port) = start_listening(&words)?;
+    let selection = filter.map_or_else(|| "http_response_cap.*".to_owned(), cli_filter);
+    run_vgi_rpc_test(
+        venv,
+        &CliRun {
+            port,
+            ca: None,
+            filter: Some(&selection),
+            output: &output,
+            access_log: &access_log,
+        },
+    )
 }
 
 fn run_profiles(

@@ -25,7 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("vgirpc-http", 4),
     ("vgirpc-storage", 5),
     ("vgirpc-cli", 5),
-    ("vgirpc-conformance", 5),
+    ("vgirpc-conformance", 6),
     ("vgirpc-reliability", 5),
     ("vgirpc-bench", 5),
     ("vgirpc-examples", 5),

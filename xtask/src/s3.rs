@@ -17,6 +17,9 @@ use crate::python::{self, Venv};
 
 const REQUIREMENTS: &str = "conformance/s3-requirements.txt";
 
+/// The bucket the conformance runs' workers externalize into.
+pub(crate) const CONFORMANCE_BUCKET: &str = "vgi-conformance";
+
 /// The emulator's venv, built on first use.
 pub(crate) fn venv() -> Result<Venv> {
     let python = python::find_or_build()?;
@@ -67,6 +70,19 @@ impl Moto {
     /// `http://127.0.0.1:PORT`.
     pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The variables the AWS SDKs and `object_store` read, set to reach
+    /// `bucket` here; moto checks no credentials, but SigV4 needs some.
+    pub(crate) fn client_env(&self, bucket: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_BUCKET", bucket.to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ]
     }
 }
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vgirpc_http::{
-    ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE, ExternalConfig, HttpConfig, StickyConfig,
-    TlsConfig, TokenKey,
+    ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE, ExternalConfig, ExternalStorage, HttpConfig,
+    StickyConfig, TlsConfig, TokenKey, UploadUrlProvider,
 };
+use vgirpc_storage::S3StorageBuilder;
 
 use super::auth_flags::{AuthFlags, PkceFlags};
 use super::values::{number, seconds, timeout};
@@ -26,6 +27,7 @@ pub(crate) struct HttpFlags {
     port: Option<u16>,
     token_key: Option<String>,
     fake_storage: Option<String>,
+    s3_storage: bool,
     externalize_threshold: Option<usize>,
     zstd_uploads: bool,
     max_request_bytes: Option<u64>,
@@ -85,6 +87,7 @@ impl HttpFlags {
             "--port" => self.port = Some(number(flag, &value()?)?),
             "--token-key" => self.token_key = Some(value()?),
             "--fake-storage" => self.fake_storage = Some(value()?),
+            "--s3-storage" => self.s3_storage = true,
             "--externalize-threshold" => {
                 self.externalize_threshold = Some(number(flag, &value()?)?);
             }
@@ -148,6 +151,7 @@ impl HttpFlags {
                 || self.port.is_some()
                 || self.token_key.is_some()
                 || self.fake_storage.is_some()
+                || self.s3_storage
                 || self.externalize_threshold.is_some()
                 || self.zstd_uploads
                 || self.max_request_bytes.is_some()
@@ -183,18 +187,36 @@ impl HttpFlags {
             .transpose()?;
         let threshold = self.externalize_threshold.unwrap_or(4096);
         let mut config = HttpConfig::new();
-        if let Some(url) = self.fake_storage {
-            let storage = Arc::new(vgirpc_http::testing::FakeStorageClient::new(url));
-            let mut external = ExternalConfig::new(storage.clone())
+        let storage: Option<(Arc<dyn ExternalStorage>, Arc<dyn UploadUrlProvider>)> =
+            match (self.fake_storage, self.s3_storage) {
+                (Some(_), true) => {
+                    return Err("--fake-storage and --s3-storage exclude each other".into());
+                }
+                (Some(url), false) => {
+                    let fake = Arc::new(vgirpc_http::testing::FakeStorageClient::new(url));
+                    Some((fake.clone(), fake))
+                }
+                (None, true) => {
+                    let s3 = Arc::new(
+                        S3StorageBuilder::from_env()
+                            .build()
+                            .map_err(|e| format!("--s3-storage: {e}"))?,
+                    );
+                    Some((s3.clone(), s3))
+                }
+                (None, false) => None,
+            };
+        if let Some((storage, uploads)) = storage {
+            let mut external = ExternalConfig::new(storage)
                 .with_threshold(threshold)
-                // The fake storage serves plain http on loopback.
+                // Both storages serve plain http on loopback in the suites.
                 .allow_any_url();
             if self.zstd_uploads {
                 external = external.with_compression(3);
             }
             config = config
                 .with_external(external)
-                .with_upload_urls(storage, Some(MAX_UPLOAD_BYTES))
+                .with_upload_urls(uploads, Some(MAX_UPLOAD_BYTES))
                 .with_max_request_bytes(self.max_request_bytes.unwrap_or(threshold as u64));
         } else if let Some(bytes) = self.max_request_bytes {
             config = config.with_max_request_bytes(bytes);
@@ -503,6 +525,14 @@ mod tests {
                 .contains("--http")
         );
         assert!(parse(&["--no-sticky"]).unwrap_err().contains("--http"));
+        assert!(parse(&["--s3-storage"]).unwrap_err().contains("--http"));
+        let both = [
+            "--http",
+            "--s3-storage",
+            "--fake-storage",
+            "http://127.0.0.1:9",
+        ];
+        assert!(parse(&both).unwrap_err().contains("exclude each other"));
         assert!(
             parse(&["--http", "--cors-max-age", "5"])
                 .unwrap_err()

@@ -28,10 +28,13 @@ pub(crate) const USAGE: &str = "\
   --token-key HEX      shared stream-token key (default $VGI_TOKEN_KEY, else random)
   --fake-storage URL   externalize into the reference's fake storage service
                        and vend upload URLs from it
+  --s3-storage         externalize into S3 and vend pre-signed upload URLs, as
+                       AWS_BUCKET, AWS_ENDPOINT_URL, AWS_REGION and the AWS_*
+                       credentials say
   --externalize-threshold N  batch size that triggers externalization (default 4096)
   --compression none|zstd    compression of externalized batches (default none)
   --max-request-bytes N      advertised request cap (default: the threshold
-                             with --fake-storage, else none)
+                             with storage, else none)
   --max-response-bytes N     HTTP body cap
   --max-externalized-response-bytes N  external upload cap per response
   --auth reject-all    refuse every request except the health check
