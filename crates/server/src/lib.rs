@@ -57,6 +57,8 @@ mod observe;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod persist;
+#[cfg(feature = "sentry")]
+pub mod sentry;
 mod server;
 mod service;
 mod session;

@@ -61,6 +61,8 @@ struct Inner {
     hooks: RwLock<Vec<Arc<dyn DispatchHook>>>,
     #[cfg(feature = "otel")]
     otel: RwLock<Arc<crate::otel::SpanOptions>>,
+    #[cfg(feature = "sentry")]
+    sentry: RwLock<Option<Arc<crate::sentry::SentryHook>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -97,6 +99,13 @@ impl Server {
                 hooks: RwLock::new(Vec::new()),
                 #[cfg(feature = "otel")]
                 otel: RwLock::default(),
+                // A bound client is the caller's sign of intent, as in the reference.
+                #[cfg(feature = "sentry")]
+                sentry: RwLock::new(crate::sentry::SentryHook::client_bound().then(|| {
+                    Arc::new(crate::sentry::SentryHook::new(
+                        crate::sentry::SentryConfig::new(),
+                    ))
+                })),
             }),
         })
     }
@@ -127,6 +136,27 @@ impl Server {
         }
     }
 
+    /// Reports failed calls to Sentry as `config` says, replacing the
+    /// reporting a server built with a bound Sentry client attached itself.
+    #[cfg(feature = "sentry")]
+    pub fn instrument_sentry(&self, config: crate::sentry::SentryConfig) {
+        *self
+            .inner
+            .sentry
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some(Arc::new(crate::sentry::SentryHook::new(config)));
+    }
+
+    #[cfg(feature = "sentry")]
+    fn sentry_hook(&self) -> Option<Arc<crate::sentry::SentryHook>> {
+        self.inner
+            .sentry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     #[cfg(feature = "otel")]
     fn otel_spans(&self) -> Arc<crate::otel::SpanOptions> {
         self.inner
@@ -137,6 +167,10 @@ impl Server {
     }
 
     fn has_hooks(&self) -> bool {
+        #[cfg(feature = "sentry")]
+        if self.sentry_hook().is_some() {
+            return true;
+        }
         !self
             .inner
             .hooks
@@ -154,6 +188,10 @@ impl Server {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
         for hook in hooks {
+            hook.on_call(record);
+        }
+        #[cfg(feature = "sentry")]
+        if let Some(hook) = self.sentry_hook() {
             hook.on_call(record);
         }
     }
