@@ -65,18 +65,18 @@ const STEPS: &[Step] = &[
         &[],
     ),
     (
-        "test (otel feature)",
-        &["test", "-p", "vgirpc", "--features", "otel"],
+        "test (otel and sentry features)",
+        &["test", "-p", "vgirpc", "--features", "otel,sentry"],
         &[],
     ),
     (
-        "clippy (otel feature)",
+        "clippy (otel and sentry features)",
         &[
             "clippy",
             "-p",
             "vgirpc",
             "--features",
-            "otel",
+            "otel,sentry",
             "--all-targets",
             "--",
             "-D",
