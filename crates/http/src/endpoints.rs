@@ -13,6 +13,7 @@ use tower::Service;
 use vgirpc::wire::describe::MethodType;
 use vgirpc::wire::ipc::empty_schema;
 use vgirpc::wire::log::ErrorInfo;
+use vgirpc::wire::metadata;
 
 use crate::RemoteAddr;
 use crate::auth::AuthContext;
@@ -111,6 +112,13 @@ impl Endpoints {
                 .get::<RequestId>()
                 .map_or_else(vgirpc::new_request_id, |id| id.0.clone()),
             session: request.extensions().get::<BoundSession>().cloned(),
+            trace_headers: [metadata::TRACEPARENT, metadata::TRACESTATE]
+                .into_iter()
+                .filter_map(|name| {
+                    let value = request.headers().get(name)?.to_str().ok()?;
+                    Some((name, value.to_owned()))
+                })
+                .collect(),
         };
         if let Some(page) = self.pages.page(method, request.uri().path()) {
             return Prepared::Answer(page);

@@ -35,6 +35,9 @@ pub(crate) struct Caller {
     pub(crate) request_id: String,
     /// The request's sticky session host, on sticky servers.
     pub(crate) session: Option<BoundSession>,
+    /// W3C `traceparent` and `tracestate` headers, for requests whose
+    /// Arrow metadata carries no trace context of its own.
+    pub(crate) trace_headers: Vec<(&'static str, String)>,
 }
 
 impl Caller {

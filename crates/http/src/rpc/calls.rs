@@ -154,6 +154,13 @@ impl Rpc {
                 .metadata
                 .insert(metadata::REQUEST_ID, caller.request_id.clone());
         }
+        // The body's own context wins, as the reference's hook prefers it
+        // to the one its HTTP middleware took from the headers.
+        if request.metadata.get(metadata::TRACEPARENT).is_none() {
+            for (name, value) in &caller.trace_headers {
+                request.metadata.insert(*name, value.clone());
+            }
+        }
         Ok(request)
     }
 
