@@ -84,6 +84,9 @@ pub struct CallRecord {
     /// The request batch as a self-contained IPC stream (unary calls and
     /// stream openings only).
     pub request_data: Option<Arc<[u8]>>,
+    /// The request's parameters (unary calls and stream openings), when a
+    /// built-in reporter reads them.
+    pub params: Option<RecordBatch>,
     /// Batch and byte counts.
     pub stats: CallStats,
     /// Caller identity.
@@ -116,6 +119,12 @@ impl CallRecord {
 pub trait DispatchHook: Send + Sync + 'static {
     /// Called once a call (or HTTP stream turn) has completed.
     fn on_call(&self, record: &CallRecord);
+
+    /// Whether this hook reads [`CallRecord::request_data`], which costs
+    /// serialising every request while any hook wants it.
+    fn wants_request_data(&self) -> bool {
+        true
+    }
 }
 
 /// Records what the call did with sticky sessions; records of servers

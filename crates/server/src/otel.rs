@@ -252,6 +252,10 @@ impl DispatchHook for RequestMetrics {
         self.duration
             .record(record.duration.as_secs_f64(), &attributes);
     }
+
+    fn wants_request_data(&self) -> bool {
+        false
+    }
 }
 
 /// Makes the caller's span, named by `traceparent`/`tracestate` in the

@@ -20,7 +20,6 @@ use arrow_schema::DataType;
 use sentry_core::protocol::{Event, Exception, Level, User, Value};
 use sentry_core::{Hub, Scope, TransactionContext};
 use sha2::{Digest, Sha256};
-use vgirpc_wire::ipc::StreamReader;
 
 use crate::auth::AuthContext;
 use crate::context::server_id;
@@ -397,18 +396,9 @@ fn claim_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Reads the parameters back from a record's request.
+/// The parameters of a record's request.
 fn decode_params(record: &CallRecord) -> Params {
-    let Some(data) = &record.request_data else {
-        return Vec::new();
-    };
-    let Ok(mut reader) = StreamReader::open(&data[..]) else {
-        return Vec::new();
-    };
-    match reader.next_batch() {
-        Ok(Some(ipc)) => row_params(&ipc.batch),
-        _ => Vec::new(),
-    }
+    record.params.as_ref().map(row_params).unwrap_or_default()
 }
 
 fn row_params(batch: &RecordBatch) -> Params {
@@ -606,6 +596,11 @@ impl SentryHook {
 
 impl DispatchHook for SentryHook {
     fn on_call(&self, record: &CallRecord) {
+        // The scope is only seen by what is sent from it: an error's event
+        // or a transaction.
+        if !record.is_error() && !self.config.enable_performance {
+            return;
+        }
         let hub = Hub::current();
         if hub.client().is_none() {
             return;

@@ -166,17 +166,23 @@ impl Server {
             .clone()
     }
 
-    fn has_hooks(&self) -> bool {
+    /// Whether any hook reads [`CallRecord::request_data`].
+    fn hooks_want_request_data(&self) -> bool {
+        self.inner
+            .hooks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|hook| hook.wants_request_data())
+    }
+
+    /// Whether any hook reads [`CallRecord::params`].
+    fn hooks_want_params(&self) -> bool {
         #[cfg(feature = "sentry")]
         if self.sentry_hook().is_some() {
             return true;
         }
-        !self
-            .inner
-            .hooks
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_empty()
+        false
     }
 
     /// Hands a completed call's record to every hook.
@@ -220,6 +226,7 @@ impl Server {
             status: CallStatus::Ok,
             cancelled: false,
             request_data: None,
+            params: None,
             stats: CallStats::default(),
             auth: peer.auth.clone(),
             remote_addr: String::new(),
@@ -432,7 +439,10 @@ impl Server {
 
         let mut record = self.new_record(&request.method, method_type, peer, &request_id);
         record.stats.record_input(&request.params);
-        if self.has_hooks() {
+        if self.hooks_want_params() {
+            record.params = Some(request.params.clone());
+        }
+        if self.hooks_want_request_data() {
             // Serialising the request costs a copy, so only pay it for hooks.
             record.request_data = vgirpc_wire::ipc::write_stream_bytes(
                 request.params.schema_ref(),

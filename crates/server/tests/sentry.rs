@@ -201,8 +201,10 @@ fn without_a_bound_client_nothing_is_attached_or_decoded() {
     let Call::Answer(answer) = server.dispatch_from(request, &anonymous()) else {
         panic!("fail is unary");
     };
-    // No hook, so the request was not serialised for one.
-    assert!(answer.record.unwrap().request_data.is_none());
+    // No hook, so the request was neither kept nor serialised for one.
+    let record = answer.record.unwrap();
+    assert!(record.request_data.is_none());
+    assert!(record.params.is_none());
 }
 
 #[test]
