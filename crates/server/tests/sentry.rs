@@ -12,8 +12,14 @@ use sentry_core::test::{with_captured_envelopes_options, with_captured_events};
 use sentry_core::{ClientOptions, Envelope};
 use vgirpc::sentry::{ParamValue, SentryConfig, short_hash, short_hash_of_length};
 use vgirpc::transport::Call;
+use vgirpc::wire::ipc::{StreamWriter, empty_schema, write_stream_bytes};
+use vgirpc::wire::log::empty_batch;
+use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
-use vgirpc::{ArrowStruct, AuthContext, Peer, RpcError, Server, TransportKind};
+use vgirpc::{
+    ArrowStruct, AuthContext, CallContext, OutputCollector, Peer, ProducerState, RpcError, Server,
+    Stream, TransportKind,
+};
 
 /// A request of the VGI protocol wrapping another.
 #[derive(Debug, Clone, ArrowStruct)]
@@ -48,6 +54,16 @@ pub trait Reported {
     fn attach(&self, attach_id: Vec<u8>) -> Result<i64, RpcError>;
     /// Fails, carrying a transaction id two levels down.
     fn bind(&self, request: Bind) -> Result<i64, RpcError>;
+    /// A stream whose first step fails.
+    fn broken(&self) -> Result<Stream, RpcError>;
+}
+
+struct Broken;
+
+impl ProducerState for Broken {
+    fn produce(&mut self, _: &mut OutputCollector, _: &CallContext) -> Result<(), RpcError> {
+        Err(RpcError::runtime_error("stream broke"))
+    }
 }
 
 struct Impl;
@@ -67,6 +83,10 @@ impl Reported for Impl {
     }
     fn bind(&self, _: Bind) -> Result<i64, RpcError> {
         Err(RpcError::runtime_error("bind failed"))
+    }
+    fn broken(&self) -> Result<Stream, RpcError> {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        Ok(Stream::producer(schema, Broken))
     }
 }
 
@@ -438,4 +458,36 @@ fn with_performance_each_call_is_a_transaction() {
     assert_eq!(trace.data["rpc.method"], "echo");
     assert_eq!(trace.data["rpc.system"], "vgi_rpc");
     assert_eq!(trace.data["rpc.param.value"], "x");
+}
+
+#[test]
+fn a_failed_stream_is_reported_as_a_stream() {
+    let no_params = RecordBatch::new_empty(empty_schema());
+    let mut input = write_stream_bytes(
+        no_params.schema_ref(),
+        [(&no_params, &Request::metadata_for("broken"))],
+    )
+    .unwrap();
+    let ticks = empty_schema();
+    let mut writer = StreamWriter::try_new(Vec::new(), &ticks).unwrap();
+    writer
+        .write(&empty_batch(&ticks), &Metadata::new())
+        .unwrap();
+    input.extend(writer.finish().unwrap());
+    let events = with_captured_events(|| {
+        let server = Server::new(ReportedServer::new(Impl)).unwrap();
+        server
+            .serve(
+                std::io::Cursor::new(input),
+                std::io::sink(),
+                TransportKind::Pipe,
+            )
+            .unwrap();
+    });
+    let [event] = events.as_slice() else {
+        panic!("one event expected: {events:?}");
+    };
+    assert_eq!(event.exception.values[0].ty, "RuntimeError");
+    assert_eq!(event.transaction.as_deref(), Some("rpc broken"));
+    assert_eq!(tag(event, "rpc.method_type"), Some("stream"));
 }
