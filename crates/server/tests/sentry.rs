@@ -491,3 +491,40 @@ fn a_failed_stream_is_reported_as_a_stream() {
     assert_eq!(event.transaction.as_deref(), Some("rpc broken"));
     assert_eq!(tag(event, "rpc.method_type"), Some("stream"));
 }
+
+#[test]
+fn the_transaction_name_can_be_left_to_the_transport() {
+    let events = events(Some(SentryConfig::new().without_transaction_name()), fail);
+    assert_eq!(events[0].transaction, None);
+    assert_eq!(tag(&events[0], "rpc.method"), Some("fail"));
+}
+
+#[test]
+fn a_failed_call_ends_its_transaction_in_error() {
+    let envelopes: Vec<Envelope> = with_captured_envelopes_options(
+        || {
+            let server = Server::new(ReportedServer::new(Impl)).unwrap();
+            server.instrument_sentry(SentryConfig::new().with_performance());
+            fail(&server);
+        },
+        ClientOptions::new().traces_sample_rate(1.0),
+    );
+    let items: Vec<_> = envelopes.iter().flat_map(|e| e.items()).collect();
+    let statuses: Vec<_> = items
+        .iter()
+        .filter_map(|item| match item {
+            sentry_core::protocol::EnvelopeItem::Transaction(t) => match t.contexts.get("trace") {
+                Some(sentry_core::protocol::Context::Trace(trace)) => trace.status,
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, [sentry_core::protocol::SpanStatus::InternalError]);
+    // The error itself is reported too.
+    assert!(
+        items
+            .iter()
+            .any(|item| matches!(item, sentry_core::protocol::EnvelopeItem::Event(_)))
+    );
+}
