@@ -82,6 +82,7 @@ mod decompress;
 mod endpoints;
 mod error;
 mod external;
+mod fetch;
 mod layer;
 mod oauth;
 mod outgoing;
@@ -130,6 +131,7 @@ pub use config::{
 pub use cors::{CorsConfig, DEFAULT_CORS_MAX_AGE};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
+pub use fetch::FetchConfig;
 pub use oauth::{
     AUTH_COOKIE, CookieAuthenticate, DEFAULT_RETURN_ORIGINS, OAuthPkce, SESSION_COOKIE,
     cookie_authenticate,

@@ -6,12 +6,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::Method;
 
-use crate::decompress::decompress;
 use crate::error::HttpError;
+use crate::fetch::FetchConfig;
 use crate::outgoing;
-
-/// The largest object the server fetches or decompresses for one pointer.
-pub(crate) const MAX_FETCH_BYTES: usize = 1 << 30;
 
 /// Where externalized batches are stored, and how pointers are read back.
 ///
@@ -51,8 +48,10 @@ pub trait UploadUrlProvider: Send + Sync + 'static {
     fn upload_url(&self) -> Result<UploadUrl, HttpError>;
 }
 
-/// `GET url`, `http://` or `https://` (trusting the system's roots, which
-/// honor `SSL_CERT_FILE`), decoding a zstd `Content-Encoding`.
+/// Fetches `url`, `http://` or `https://` (trusting the system's roots,
+/// which honor `SSL_CERT_FILE`), as [`FetchConfig::default`] does: ranges
+/// in parallel above 64 MiB, at most 256 MiB, a zstd `Content-Encoding`
+/// decoded.
 ///
 /// A SigV4 pre-signed URL whose `X-Amz-Date` plus `X-Amz-Expires` has
 /// passed is refused before any request, saying when it expired: stores
@@ -69,32 +68,7 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, HttpError> {
             format!("the pre-signed URL expired {ago} s ago"),
         ));
     }
-    let reply = outgoing::send(Method::GET, url, &[], Bytes::new(), MAX_FETCH_BYTES)?;
-    if !reply.status.is_success() {
-        return Err(HttpError::outgoing(
-            url,
-            format!(
-                "server answered {}{}",
-                reply.status,
-                store_error_detail(&reply.body)
-            ),
-        ));
-    }
-    let encoding = reply
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    match encoding.as_str() {
-        "" | "identity" => Ok(reply.body.to_vec()),
-        "zstd" => decompress(&reply.body, MAX_FETCH_BYTES)
-            .map_err(|e| HttpError::outgoing(url, format!("cannot decompress: {e}"))),
-        other => Err(HttpError::outgoing(
-            url,
-            format!("unsupported Content-Encoding {other:?}"),
-        )),
-    }
+    FetchConfig::default().fetch(url)
 }
 
 /// When a SigV4 pre-signed URL stops working, from its `X-Amz-Date`
@@ -129,21 +103,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
-}
-
-/// ` (Code: Message)` from an S3-style XML error body, or nothing.
-fn store_error_detail(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-    let element = |name: &str| {
-        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
-        let end = start + text[start..].find(&format!("</{name}>"))?;
-        Some(text[start..end].trim().to_owned())
-    };
-    match (element("Code"), element("Message")) {
-        (Some(code), Some(message)) => format!(" ({code}: {message})"),
-        (Some(code), None) => format!(" ({code})"),
-        _ => String::new(),
-    }
 }
 
 /// A client for the object service the reference conformance suite runs
@@ -232,15 +191,5 @@ mod tests {
         assert_eq!(presigned_expiry(url), Some(expected));
         assert_eq!(presigned_expiry("http://h/b/k?X-Amz-Expires=2"), None);
         assert_eq!(presigned_expiry("http://h/b/k"), None);
-    }
-
-    #[test]
-    fn store_error_detail_names_code_and_message() {
-        let body = b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
-        assert_eq!(
-            store_error_detail(body),
-            " (NoSuchKey: The specified key does not exist.)"
-        );
-        assert_eq!(store_error_detail(b"not found"), "");
     }
 }

@@ -25,7 +25,10 @@ struct Moto {
 
 impl Moto {
     fn start() -> Option<Self> {
-        if let Ok(endpoint) = std::env::var("VGI_S3_ENDPOINT") {
+        if let Some(endpoint) = std::env::var("VGI_S3_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
             let moto = Self {
                 child: None,
                 endpoint,
