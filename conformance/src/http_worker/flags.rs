@@ -187,30 +187,35 @@ impl HttpFlags {
             .transpose()?;
         let threshold = self.externalize_threshold.unwrap_or(4096);
         let mut config = HttpConfig::new();
-        let storage: Option<(Arc<dyn ExternalStorage>, Arc<dyn UploadUrlProvider>)> =
-            match (self.fake_storage, self.s3_storage) {
-                (Some(_), true) => {
-                    return Err("--fake-storage and --s3-storage exclude each other".into());
-                }
-                (Some(url), false) => {
-                    let fake = Arc::new(vgirpc_http::testing::FakeStorageClient::new(url));
-                    Some((fake.clone(), fake))
-                }
-                (None, true) => {
-                    let s3 = Arc::new(
-                        S3StorageBuilder::from_env()
-                            .build()
-                            .map_err(|e| format!("--s3-storage: {e}"))?,
-                    );
-                    Some((s3.clone(), s3))
-                }
-                (None, false) => None,
+        type Storage = (Arc<dyn ExternalStorage>, Arc<dyn UploadUrlProvider>);
+        let storage: Option<(Storage, Option<String>)> = match (self.fake_storage, self.s3_storage)
+        {
+            (Some(_), true) => {
+                return Err("--fake-storage and --s3-storage exclude each other".into());
+            }
+            (Some(url), false) => {
+                let fake = Arc::new(vgirpc_http::testing::FakeStorageClient::new(url));
+                Some(((fake.clone(), fake), None))
+            }
+            (None, true) => {
+                let s3 = Arc::new(
+                    S3StorageBuilder::from_env()
+                        .build()
+                        .map_err(|e| format!("--s3-storage: {e}"))?,
+                );
+                let location = s3.location().to_owned();
+                Some(((s3.clone(), s3), Some(location)))
+            }
+            (None, false) => None,
+        };
+        if let Some(((storage, uploads), location)) = storage {
+            let external = ExternalConfig::new(storage).with_threshold(threshold);
+            let mut external = match location {
+                // Pointer batches may name only the bucket's objects.
+                Some(location) => external.with_allowed_locations([location]),
+                // The fake storage's URLs follow no prefix we could name.
+                None => external.allow_any_url(),
             };
-        if let Some((storage, uploads)) = storage {
-            let mut external = ExternalConfig::new(storage)
-                .with_threshold(threshold)
-                // Both storages serve plain http on loopback in the suites.
-                .allow_any_url();
             if self.zstd_uploads {
                 external = external.with_compression(3);
             }

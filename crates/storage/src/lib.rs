@@ -178,13 +178,21 @@ impl S3StorageBuilder {
             .enable_all()
             .build()
             .map_err(StorageError::Runtime)?;
-        Ok(S3Storage {
+        let mut storage = S3Storage {
             store: Arc::new(store),
             runtime: Arc::new(runtime),
             bucket,
             prefix: self.prefix,
             expiry: self.expiry,
-        })
+            location: String::new(),
+        };
+        // Where the keys live, as URLs name it: the signed URL of a key
+        // directly under the prefix, cut before the key.
+        let probe = Path::from(format!("{}probe", storage.prefix));
+        let url = storage.signed_url(Method::GET, &probe)?;
+        let path = url.split_once('?').map_or(url.as_str(), |(path, _)| path);
+        storage.location = path.strip_suffix("probe").unwrap_or(path).to_owned();
+        Ok(storage)
     }
 }
 
@@ -201,6 +209,7 @@ pub struct S3Storage {
     bucket: String,
     prefix: String,
     expiry: Duration,
+    location: String,
 }
 
 impl fmt::Debug for S3Storage {
@@ -209,6 +218,7 @@ impl fmt::Debug for S3Storage {
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
             .field("expiry", &self.expiry)
+            .field("location", &self.location)
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +232,14 @@ impl S3Storage {
     /// The bucket written to.
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// The URL prefix of every object URL this storage issues, e.g.
+    /// `https://bucket.s3.us-east-1.amazonaws.com/vgi-rpc/`: the one
+    /// location a server should fetch pointer batches from
+    /// (`ExternalConfig::with_allowed_locations`).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Stores `data` under a fresh key and returns the key.
