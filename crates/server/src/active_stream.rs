@@ -13,7 +13,7 @@ use vgirpc_wire::metadata::Metadata;
 
 use crate::answer::{error_batch, with_ids};
 use crate::auth::AuthContext;
-use crate::collector::OutputCollector;
+use crate::collector::{OutputCollector, ResponseBudget};
 use crate::conform::coerce_input;
 use crate::context::{CallContext, TransportKind};
 use crate::error::{RpcError, catch_panic};
@@ -50,6 +50,10 @@ pub struct ActiveStream {
     pub(crate) session: Option<Arc<dyn SessionHost>>,
     /// Who drives the stream.
     pub(crate) auth: Arc<AuthContext>,
+    /// What the transport's response can still take, for the next call.
+    pub(crate) budget: ResponseBudget,
+    /// Data bytes emitted since the stream was opened or resumed here.
+    pub(crate) data_bytes: u64,
     #[cfg(feature = "otel")]
     pub(crate) otel: Arc<crate::otel::SpanOptions>,
 }
@@ -64,6 +68,13 @@ impl std::fmt::Debug for ActiveStream {
 }
 
 impl ActiveStream {
+    /// What the response the next [`step`](Self::step)'s output joins can
+    /// still take; the state sees it on its [`OutputCollector`]. Transports
+    /// with caps set it before each step.
+    pub fn set_response_budget(&mut self, budget: ResponseBudget) {
+        self.budget = budget;
+    }
+
     /// Schema of the output batches.
     pub fn output_schema(&self) -> &SchemaRef {
         &self.output_schema
@@ -230,7 +241,12 @@ impl ActiveStream {
                 (input_schema.fields().is_empty(), coerced)
             }
         };
-        let collector = OutputCollector::new(self.output_schema.clone(), producer_mode);
+        let collector = OutputCollector::new(
+            self.output_schema.clone(),
+            producer_mode,
+            self.budget,
+            self.data_bytes,
+        );
         (ctx, collector, input)
     }
 
@@ -242,6 +258,7 @@ impl ActiveStream {
         ctx: &CallContext,
     ) -> Step {
         let finished = collector.is_finished();
+        self.data_bytes = collector.total_data_bytes();
         match result.and_then(|()| collector.into_entries(ctx.take_logs())) {
             Ok(entries) => {
                 let entries: Vec<_> = entries

@@ -21,7 +21,44 @@ pub struct OutputCollector {
     data_emitted: bool,
     finished: bool,
     producer_mode: bool,
+    budget: ResponseBudget,
+    /// Data bytes the stream emitted before this call.
+    prior_data_bytes: u64,
+    /// Data bytes of this call's data batch.
+    data_bytes: u64,
     _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+/// What the transport will still take in the response a call's output
+/// joins, fixed when the call starts (as in the reference): `None` where
+/// there is no cap (pipes, Unix sockets, HTTP without caps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseBudget {
+    /// HTTP body bytes left before `max_response_bytes`, IPC framing
+    /// included.
+    pub remaining_response_bytes: Option<u64>,
+    /// Bytes left before `max_externalized_response_bytes`; `None` too
+    /// when nothing is externalized.
+    pub remaining_externalized_response_bytes: Option<u64>,
+    /// Whether the server externalizes large batches into storage.
+    pub externalization_enabled: bool,
+}
+
+impl ResponseBudget {
+    /// A budget of `remaining_response_bytes` on the wire and
+    /// `remaining_externalized_response_bytes` in storage.
+    pub fn new(
+        remaining_response_bytes: Option<u64>,
+        remaining_externalized_response_bytes: Option<u64>,
+        externalization_enabled: bool,
+    ) -> Self {
+        Self {
+            remaining_response_bytes,
+            remaining_externalized_response_bytes,
+            externalization_enabled,
+        }
+    }
 }
 
 impl fmt::Debug for OutputCollector {
@@ -35,15 +72,53 @@ impl fmt::Debug for OutputCollector {
 }
 
 impl OutputCollector {
-    pub(crate) fn new(schema: SchemaRef, producer_mode: bool) -> Self {
+    pub(crate) fn new(
+        schema: SchemaRef,
+        producer_mode: bool,
+        budget: ResponseBudget,
+        prior_data_bytes: u64,
+    ) -> Self {
         Self {
             schema,
             entries: Vec::new(),
             data_emitted: false,
             finished: false,
             producer_mode,
+            budget,
+            prior_data_bytes,
+            data_bytes: 0,
             _not_sync: PhantomData,
         }
+    }
+
+    /// HTTP body bytes the response can still take before its cap, IPC
+    /// framing included (so slightly conservative for payload sizes);
+    /// `None` without a cap. Fixed when the call starts.
+    pub fn remaining_response_bytes(&self) -> Option<u64> {
+        self.budget.remaining_response_bytes
+    }
+
+    /// Bytes the response can still externalize before its cap; `None`
+    /// without a cap or without externalization (tell them apart with
+    /// [`externalization_enabled`](Self::externalization_enabled)).
+    pub fn remaining_externalized_response_bytes(&self) -> Option<u64> {
+        self.budget.remaining_externalized_response_bytes
+    }
+
+    /// Whether the server externalizes large batches into storage.
+    pub fn externalization_enabled(&self) -> bool {
+        self.budget.externalization_enabled
+    }
+
+    /// Data bytes (Arrow buffers) the stream has emitted so far, this
+    /// call's data batch included.
+    pub fn total_data_bytes(&self) -> u64 {
+        self.prior_data_bytes + self.data_bytes
+    }
+
+    /// Whether [`finish`](Self::finish) has been called.
+    pub fn finished(&self) -> bool {
+        self.finished
     }
 
     /// Schema every emitted data batch must have.
@@ -71,6 +146,11 @@ impl OutputCollector {
             ));
         }
         let batch = conform_to(&self.schema, batch)?;
+        self.data_bytes = batch
+            .columns()
+            .iter()
+            .map(|column| column.get_buffer_memory_size() as u64)
+            .sum();
         self.entries.push((batch, metadata));
         self.data_emitted = true;
         Ok(())

@@ -68,7 +68,7 @@ mod stream;
 pub mod transport;
 
 pub use auth::AuthContext;
-pub use collector::OutputCollector;
+pub use collector::{OutputCollector, ResponseBudget};
 pub use context::{CallContext, Peer, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
 pub use maybe_ready::{BoxFuture, MaybeReady, block_on};

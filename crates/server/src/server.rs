@@ -12,6 +12,7 @@ use vgirpc_wire::request::Request;
 
 use crate::active_stream::ActiveStream;
 use crate::answer::{Answer, FailureKind, error_batch, log_entries};
+use crate::collector::ResponseBudget;
 use crate::context::{CallContext, Peer, TransportKind, new_request_id, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
 use crate::maybe_ready::MaybeReady;
@@ -364,6 +365,8 @@ impl Server {
             span,
             session: peer.session.clone(),
             auth: peer.auth.clone(),
+            budget: ResponseBudget::default(),
+            data_bytes: 0,
             #[cfg(feature = "otel")]
             otel,
         })
@@ -587,6 +590,8 @@ impl Server {
                     span,
                     session: peer.session.clone(),
                     auth: peer.auth.clone(),
+                    budget: ResponseBudget::default(),
+                    data_bytes: 0,
                     #[cfg(feature = "otel")]
                     otel,
                 };

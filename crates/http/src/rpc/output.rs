@@ -4,11 +4,11 @@
 
 use arrow_schema::SchemaRef;
 use http::StatusCode;
-use vgirpc::RpcError;
 use vgirpc::transport::Answer;
 use vgirpc::wire::WireError;
 use vgirpc::wire::ipc::StreamWriter;
 use vgirpc::wire::log::ErrorInfo;
+use vgirpc::{ResponseBudget, RpcError};
 
 use super::Rpc;
 use crate::external::{Entry, data_entry};
@@ -99,6 +99,21 @@ impl Rpc {
     }
 
     /// The error text when `uploaded` bytes would break the external cap.
+    /// What a response that holds `written` body bytes and has uploaded
+    /// `uploaded` bytes can still take, as a call's output collector
+    /// reports it.
+    pub(super) fn budget(&self, written: u64, uploaded: u64) -> ResponseBudget {
+        let external = self.external.is_some();
+        ResponseBudget::new(
+            self.max_response_bytes
+                .map(|cap| cap.saturating_sub(written)),
+            self.max_externalized_response_bytes
+                .filter(|_| external)
+                .map(|cap| cap.saturating_sub(uploaded)),
+            external,
+        )
+    }
+
     pub(super) fn external_overshoot(&self, method: &str, uploaded: usize) -> Option<String> {
         let cap = self.max_externalized_response_bytes?;
         (uploaded as u64 > cap).then(|| {

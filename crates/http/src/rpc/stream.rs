@@ -119,6 +119,8 @@ impl Rpc {
             let mut uploaded = 0;
             let turn_started = Instant::now();
             loop {
+                let written = (writer.get_mut().len() - start) as u64;
+                stream.set_response_budget(self.budget(written, uploaded as u64));
                 let entries = match stream.step(tick()) {
                     Step::Continue(entries) => entries,
                     Step::Finished(entries) => {
@@ -220,6 +222,7 @@ impl Rpc {
             None => input,
         };
         input.metadata.remove(metadata::STREAM_STATE);
+        stream.set_response_budget(self.budget(0, 0));
         let mut entries = match stream.step(input) {
             Step::Continue(entries) | Step::Finished(entries) => entries,
             Step::Failed(entries, _) => {
