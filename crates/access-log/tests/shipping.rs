@@ -104,11 +104,7 @@ fn toml_value<'a>(text: &'a str, key: &str) -> &'a str {
 /// The record fields a VRL program reads or writes (`.name`), outside its
 /// string literals.
 fn vrl_fields(source: &str) -> Vec<String> {
-    let source: String = source
-        .split('"')
-        .step_by(2)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let source: String = source.split('"').step_by(2).collect::<Vec<_>>().join(" ");
     let source = source.as_str();
     let mut fields = Vec::new();
     let bytes = source.as_bytes();
