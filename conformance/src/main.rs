@@ -17,7 +17,9 @@ use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 /// Large batches are allocated and freed every round; glibc's allocator
 /// hands such blocks back to the kernel on free, and faulting the pages in
 /// again was most of the server's time on 8 MB exchanges. mimalloc keeps
-/// them for reuse.
+/// them for reuse. It is built without transparent huge pages (see the
+/// manifest): with them, the few small allocations of an idle worker held
+/// 2 MiB each.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

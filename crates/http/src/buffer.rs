@@ -11,11 +11,15 @@
 //! sent, in address space only (untouched pages are not resident), and an
 //! allocation that fails fails the request, not the process.
 //!
-//! A claim of [`MAPPED_BYTES`] or more is held in an anonymous memory
-//! mapping of its own instead of the heap, once a 1024th of it has arrived: the allocator a worker
-//! uses for speed (mimalloc) keeps freed memory for reuse, so a 1 GiB body
-//! would stay resident after its request, while a mapping is returned to
-//! the system the moment the last slice of the body is dropped.
+//! A claim of [`MAPPED_BYTES`] or more is held in anonymous memory
+//! mappings instead of the heap, from its first byte: small ones growing
+//! fourfold until a 1024th of the claim has arrived, then one of the
+//! claimed size. The allocator a worker uses for speed (mimalloc) keeps
+//! freed memory for reuse, and returns it only when it is next called
+//! after a delay, which an idle worker never does: a 1 GiB body, or the
+//! few megabytes of heap the buffer passed through on its way to the
+//! mapping, would stay resident after the request. A mapping is returned
+//! to the system the moment the last slice of the body is dropped.
 
 use std::collections::TryReserveError;
 
@@ -25,10 +29,10 @@ use memmap2::{MmapMut, MmapOptions};
 /// Smallest claim held in a mapping rather than on the heap.
 pub(crate) const MAPPED_BYTES: usize = 32 * 1024 * 1024;
 
-/// A claim of at least [`MAPPED_BYTES`] is mapped once this fraction of it
-/// (1/n) has arrived. Earlier than [`BELIEVED_AFTER`], because what the
-/// heap held before the move stays resident with a caching allocator,
-/// while a mapping costs only address space until it is written.
+/// A claim of at least [`MAPPED_BYTES`] gets a mapping of its full size
+/// once this fraction of it (1/n) has arrived. Earlier than
+/// [`BELIEVED_AFTER`]: a mapping costs only address space until it is
+/// written, and the smaller mappings before it are copied on each move.
 const MAPPED_AFTER: usize = 1024;
 
 /// The first reservation, whatever the claim.
@@ -80,46 +84,64 @@ impl GrowingBuffer {
 
     /// Appends `data`, growing as the module documentation says.
     pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), TryReserveError> {
-        if self.mapped.is_none() {
-            self.map_a_believed_claim(data.len());
-        }
-        if let Some(mapped) = &mut self.mapped {
-            let end = mapped.len + data.len();
-            if end <= mapped.map.len() {
-                mapped.map[mapped.len..end].copy_from_slice(data);
-                mapped.len = end;
-                return Ok(());
-            }
-            // More than claimed: back to the heap, growing from here.
-            self.bytes = mapped.as_ref().to_vec();
-            self.mapped = None;
-            self.claimed = None;
+        if self.bytes.is_empty() && self.extend_mapped(data) {
+            return Ok(());
         }
         self.make_room(data.len(), usize::MAX)?;
         self.bytes.extend_from_slice(data);
         Ok(())
     }
 
-    /// Moves the bytes into a mapping of the claimed size once the claim
-    /// is large and enough of it has arrived (see [`MAPPED_BYTES`]); stays
-    /// on the heap if the system has no mapping to give.
-    fn map_a_believed_claim(&mut self, additional: usize) {
+    /// Appends `data` to the mapping a large claim is held in (see
+    /// [`MAPPED_BYTES`]). `false` when the claim is not that large, or
+    /// once more than claimed arrives or the system has no mapping to
+    /// give: the bytes held so far are then on the heap, which grows from
+    /// there.
+    fn extend_mapped(&mut self, data: &[u8]) -> bool {
         let Some(claimed) = self.claimed.filter(|&claimed| claimed >= MAPPED_BYTES) else {
-            return;
+            return false;
         };
-        let needed = self.bytes.len().saturating_add(additional);
-        if needed <= self.bytes.capacity() || needed > claimed || needed < claimed / MAPPED_AFTER {
-            return;
+        let (held, room) = self
+            .mapped
+            .as_ref()
+            .map_or((0, 0), |mapped| (mapped.len, mapped.map.len()));
+        let needed = held.saturating_add(data.len());
+        if needed > claimed {
+            self.claimed = None;
+            self.move_to_heap();
+            return false;
         }
-        let Ok(mut map) = MmapOptions::new().len(claimed).map_anon() else {
-            return;
+        if needed > room {
+            let believed = claimed / MAPPED_AFTER;
+            let size = if needed >= believed {
+                claimed
+            } else {
+                room.saturating_mul(4)
+                    .max(FIRST_RESERVATION)
+                    .min(believed)
+                    .max(needed)
+            };
+            let Ok(mut map) = MmapOptions::new().len(size).map_anon() else {
+                self.move_to_heap();
+                return false;
+            };
+            if let Some(old) = &self.mapped {
+                map[..held].copy_from_slice(old.as_ref());
+            }
+            self.mapped = Some(Mapped { map, len: held });
+        }
+        let Some(mapped) = &mut self.mapped else {
+            return false;
         };
-        map[..self.bytes.len()].copy_from_slice(&self.bytes);
-        self.mapped = Some(Mapped {
-            map,
-            len: self.bytes.len(),
-        });
-        self.bytes = Vec::new();
+        mapped.map[held..needed].copy_from_slice(data);
+        mapped.len = needed;
+        true
+    }
+
+    fn move_to_heap(&mut self) {
+        if let Some(mapped) = self.mapped.take() {
+            self.bytes = mapped.as_ref().to_vec();
+        }
     }
 
     /// Makes room for at least one more byte and at most `wanted`, never
@@ -196,9 +218,12 @@ mod tests {
 
     #[test]
     fn a_claim_reserves_nothing_before_the_bytes_arrive() {
-        let mut buffer = GrowingBuffer::new(Some(1 << 31));
-        buffer.extend_from_slice(&[1; 10]).unwrap();
-        assert_eq!(buffer.bytes.capacity(), FIRST_RESERVATION);
+        for claimed in [MAPPED_BYTES - 1, 1 << 31] {
+            let mut buffer = GrowingBuffer::new(Some(claimed));
+            buffer.extend_from_slice(&[1; 10]).unwrap();
+            let room = (buffer.mapped.as_ref()).map_or(buffer.bytes.capacity(), |m| m.map.len());
+            assert_eq!(room, FIRST_RESERVATION, "claim of {claimed}");
+        }
     }
 
     /// Feeds `total` bytes in `chunk`-sized pieces; returns the capacities
@@ -259,6 +284,27 @@ mod tests {
             step = step.wrapping_add(1);
         }
         assert!(buffer.mapped.is_some(), "held in a mapping");
+        assert_eq!(buffer.into_bytes(), expected);
+    }
+
+    #[test]
+    fn a_large_claim_never_touches_the_heap() {
+        let claimed = 4 * MAPPED_BYTES;
+        let mut buffer = GrowingBuffer::new(Some(claimed));
+        let mut expected = Vec::new();
+        let mut sizes = Vec::new();
+        for step in 0..64u8 {
+            let piece = vec![step; 16 * 1024];
+            buffer.extend_from_slice(&piece).unwrap();
+            expected.extend_from_slice(&piece);
+            assert_eq!(buffer.bytes.capacity(), 0, "nothing on the heap");
+            let size = buffer.mapped.as_ref().map(|mapped| mapped.map.len());
+            if sizes.last() != Some(&size) {
+                sizes.push(size);
+            }
+        }
+        assert!(sizes.len() <= 4, "{sizes:?}");
+        assert_eq!(sizes.last(), Some(&Some(claimed)));
         assert_eq!(buffer.into_bytes(), expected);
     }
 
