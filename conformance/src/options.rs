@@ -10,7 +10,8 @@ use crate::http_worker::{HttpFlags, HttpOptions};
 
 pub(crate) const USAGE: &str = "\
 usage: vgi-conformance-worker [--unix PATH [--threaded | --no-threaded]
-                              [--max-connections N] [--idle-timeout SEC]]
+                              [--max-connections N] [--idle-timeout SEC]
+                              [--body-read-timeout SEC|none]]
 
 Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
 
@@ -21,6 +22,10 @@ Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
                        once, idle or busy (default 4096); more wait to connect
   --idle-timeout SEC   exit after SEC seconds without clients (0 disables;
                        default $VGI_RPC_IDLE_TIMEOUT or 300)
+  --body-read-timeout SEC|none
+                       longest pause in the middle of a message a client has
+                       begun sending; the connection is then closed (0 or
+                       none disables; default 30; with --http, see below)
 
   --access-log PATH    append one JSON line per call to PATH ({pid} and
                        {server_id} are replaced; env VGI_RPC_ACCESS_LOG)
@@ -79,6 +84,7 @@ impl Options {
         let mut threaded = None;
         let mut max_connections = None;
         let mut idle_timeout = None;
+        let mut body_read_timeout = None;
         let mut access_log = std::env::var("VGI_RPC_ACCESS_LOG").ok();
         let mut log_max_bytes = env_number("VGI_RPC_ACCESS_LOG_MAX_BYTES", 0)?;
         let mut log_when = std::env::var("VGI_RPC_ACCESS_LOG_WHEN").ok();
@@ -115,6 +121,9 @@ impl Options {
                     max_connections = Some(n);
                 }
                 "--idle-timeout" => idle_timeout = Some(seconds("--idle-timeout", &value()?)?),
+                // Both transports have this flag; which one it is for is
+                // known once every flag is read.
+                "--body-read-timeout" => body_read_timeout = Some(value()?),
                 "--access-log" => access_log = Some(value()?),
                 "--access-log-max-bytes" => log_max_bytes = number(&flag, &value()?)?,
                 "--access-log-when" => log_when = Some(value()?),
@@ -130,6 +139,9 @@ impl Options {
         }
         let transport = match unix_path {
             None => {
+                if let Some(raw) = body_read_timeout.take() {
+                    http.take("--body-read-timeout", &mut || Ok(raw.clone()))?;
+                }
                 if threaded.is_some() || max_connections.is_some() || idle_timeout.is_some() {
                     return Err(
                         "--threaded, --max-connections and --idle-timeout need --unix".into(),
@@ -149,6 +161,12 @@ impl Options {
                 config.threaded = threaded.unwrap_or(true);
                 config.max_connections = max_connections;
                 config.idle_timeout = idle_timeout;
+                if let Some(raw) = body_read_timeout {
+                    config.body_read_timeout = match raw.as_str() {
+                        "none" => None,
+                        raw => seconds("--body-read-timeout", raw)?,
+                    };
+                }
                 Transport::Unix(config)
             }
         };
@@ -226,6 +244,30 @@ mod tests {
             panic!("expected unix");
         };
         assert_eq!(config.idle_timeout, None);
+    }
+
+    #[test]
+    fn the_body_read_timeout_goes_to_the_transport_served() {
+        let unix = |args: &[&str]| match parse(args).unwrap().unwrap().transport {
+            Transport::Unix(config) => config.body_read_timeout,
+            _ => panic!("expected unix"),
+        };
+        assert_eq!(
+            unix(&["--unix", "x"]),
+            Some(vgirpc_pipe::DEFAULT_BODY_READ_TIMEOUT)
+        );
+        assert_eq!(
+            unix(&["--body-read-timeout", "2.5", "--unix", "x"]),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(unix(&["--unix", "x", "--body-read-timeout", "none"]), None);
+        assert_eq!(unix(&["--unix", "x", "--body-read-timeout=0"]), None);
+        assert!(parse(&["--unix", "x", "--body-read-timeout", "soon"]).is_err());
+        let http = parse(&["--http", "--body-read-timeout", "7"])
+            .unwrap()
+            .unwrap();
+        assert!(matches!(http.transport, Transport::Http(_)));
+        assert!(parse(&["--body-read-timeout", "7"]).is_err());
     }
 
     #[test]

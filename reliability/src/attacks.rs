@@ -2,7 +2,7 @@
 //! against a fresh worker on every transport it applies to, checking the
 //! answer, the worker's memory, and that the next valid request succeeds.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -75,6 +75,17 @@ pub(crate) const ATTACKS: &[Attack] = &[
         transports: ALL,
         tune: |launch| launch.address_space = Some(3 * GIB),
         run: body_claim,
+    },
+    Attack {
+        name: "40 requests claiming 15 MiB bodies, stalled after 256 KiB (body-read timeout 10 s)",
+        finding: 3,
+        transports: UNIX,
+        tune: |launch| {
+            launch
+                .args
+                .extend(["--body-read-timeout".into(), STALL_TIMEOUT_SECS.to_string()]);
+        },
+        run: stalled_bodies,
     },
     Attack {
         name: "zstd bomb expanding to 4 GiB, alone and four at once",
@@ -365,7 +376,7 @@ fn schema_rounds(attempt: &mut Attempt<'_>, compressed: bool) -> Result<()> {
 }
 
 fn body_claim(attempt: &mut Attempt<'_>) -> Result<()> {
-    let body = payloads::body_claim(1 << 31);
+    let body = payloads::body_claim(1 << 31, 300);
     let limit = attempt.baseline.resident + 64 * MIB;
     let reply = if attempt.transport == Transport::Http {
         let reply = attempt.link.send("echo_string", &[], &body);
@@ -448,9 +459,99 @@ fn large_body(attempt: &mut Attempt<'_>) -> Result<()> {
     attempt.check(reply.error().is_some(), || "no error answer".into());
     let peak_limit = attempt.baseline.resident + GIB + GIB / 5;
     attempt.check_peak(peak_limit, "during the body")?;
-    let settled = attempt.baseline.resident + attempt.baseline.resident / 10 + 16 * MIB;
+    let settled = attempt.baseline.resident + attempt.baseline.resident / 10;
     attempt.check_settles(settled, "after the body")?;
     Ok(())
+}
+
+/// The body-read timeout the worker gets for [`stalled_bodies`].
+const STALL_TIMEOUT_SECS: u64 = 10;
+
+/// Connections that each begin a request whose body claims 15 MiB, send
+/// part of it and stop: the worker may hold about what they sent, must
+/// close them once the body-read timeout passes, and serves a valid client
+/// meanwhile.
+fn stalled_bodies(attempt: &mut Attempt<'_>) -> Result<()> {
+    let (connections, sent) = (40, 256 * 1024);
+    let request = payloads::body_claim(15 << 20, sent);
+    let mut stalled = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut stream = attempt.worker.unix()?;
+        stream.write_all(&request)?;
+        stalled.push((stream, Instant::now()));
+    }
+    // Let the worker take in what was sent before measuring.
+    thread::sleep(Duration::from_secs(2));
+    let sent_total = (connections * request.len()) as u64;
+    // The body as it arrives, its copy through the read buffer, and the
+    // serving thread's own memory.
+    let limit = attempt.baseline.resident + 3 * sent_total + connections as u64 * MIB;
+    let held = attempt.check_peak(limit, "holding the stalled requests")?;
+    let worker = &*attempt.worker;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (served, mut refused, closed_after) = thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            let (mut served, mut refused) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match valid_unix_call(worker) {
+                    Ok(()) => served += 1,
+                    Err(err) => refused.push(format!("a valid call failed: {err:#}")),
+                }
+                thread::sleep(Duration::from_millis(500));
+            }
+            (served, refused)
+        });
+        let closed_after: Vec<std::io::Result<Duration>> = stalled
+            .into_iter()
+            .map(|(mut stream, sent_at)| {
+                stream.set_read_timeout(Some(Duration::from_secs(STALL_TIMEOUT_SECS + 20)))?;
+                stream.read_to_end(&mut Vec::new())?;
+                Ok(sent_at.elapsed())
+            })
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (served, refused) = caller
+            .join()
+            .unwrap_or_else(|_| (0, vec!["the valid caller panicked".into()]));
+        (served, refused, closed_after)
+    });
+    let closed_after: Vec<Duration> = closed_after
+        .into_iter()
+        .filter_map(|closed| {
+            closed
+                .map_err(|err| refused.push(format!("a stalled connection stayed open: {err}")))
+                .ok()
+        })
+        .collect();
+    let timeout = Duration::from_secs(STALL_TIMEOUT_SECS);
+    let earliest = closed_after.iter().min().copied().unwrap_or_default();
+    let latest = closed_after.iter().max().copied().unwrap_or_default();
+    attempt.check(closed_after.len() == connections, || {
+        format!("{} of {connections} closed", closed_after.len())
+    });
+    attempt.check(earliest + Duration::from_secs(1) >= timeout, || {
+        format!("closed after {earliest:?}, before the timeout")
+    });
+    attempt.check(latest <= timeout + Duration::from_secs(10), || {
+        format!("closed only after {latest:?}")
+    });
+    attempt.check(refused.is_empty(), || refused.join("; "));
+    attempt.answer = format!(
+        "{:.1} MiB sent; RSS {:.0} MiB while stalled; closed after {:.1}-{:.1} s; \
+         {served} valid calls served meanwhile",
+        mib(sent_total),
+        mib(held),
+        earliest.as_secs_f64(),
+        latest.as_secs_f64(),
+    );
+    Ok(())
+}
+
+fn valid_unix_call(worker: &Worker) -> Result<()> {
+    let stream = worker.unix()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let reader = std::io::BufReader::new(stream.try_clone()?);
+    Link::Unix(stream, reader).echo("beside the stalled ones")
 }
 
 fn slowloris(attempt: &mut Attempt<'_>) -> Result<()> {

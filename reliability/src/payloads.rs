@@ -49,9 +49,9 @@ pub(crate) fn call_with_big_schema(round: usize, blob_bytes: usize) -> Vec<u8> {
         .expect("in memory")
 }
 
-/// A request of a few hundred bytes whose record batch declares a body of
-/// `claimed` bytes; 300 of them follow, then the bytes stop.
-pub(crate) fn body_claim(claimed: i64) -> Vec<u8> {
+/// A request whose record batch declares a body of `claimed` bytes; `sent`
+/// of them follow, then the bytes stop.
+pub(crate) fn body_claim(claimed: i64, sent: usize) -> Vec<u8> {
     let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true)]));
     let mut bytes = write_stream_bytes(&schema, std::iter::empty()).expect("in memory");
     bytes.truncate(bytes.len() - 8);
@@ -103,7 +103,7 @@ pub(crate) fn body_claim(claimed: i64) -> Vec<u8> {
             .to_le_bytes(),
     );
     bytes.extend(flatbuffer);
-    bytes.extend(std::iter::repeat_n(0u8, 300));
+    bytes.extend(std::iter::repeat_n(0u8, sent));
     bytes
 }
 

@@ -39,8 +39,8 @@ mod unix;
 pub use shm::ShmSideChannels;
 pub use stdio::{StdioShutdown, serve_stdio};
 pub use unix::{
-    DEFAULT_DRAIN_GRACE, DEFAULT_MAX_ACTIVE_REQUESTS, DEFAULT_MAX_CONNECTIONS, UnixConfig,
-    UnixShutdown, serve_unix, serve_unix_until,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_DRAIN_GRACE, DEFAULT_MAX_ACTIVE_REQUESTS,
+    DEFAULT_MAX_CONNECTIONS, UnixConfig, UnixShutdown, serve_unix, serve_unix_until,
 };
 
 use vgirpc::{Peer, ServeError, Server, TransportKind};

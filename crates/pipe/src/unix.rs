@@ -46,6 +46,10 @@ pub const DEFAULT_MAX_ACTIVE_REQUESTS: usize = 256;
 /// SIGTERM or SIGINT, as the reference's HTTP server allows.
 pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a peer may pause in the middle of a message unless configured,
+/// as the HTTP transport allows within a request body.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// File descriptors kept free beyond the connections, for everything else
 /// the process opens (the listener, log files, shared-memory segments).
 const SPARE_DESCRIPTORS: u64 = 64;
@@ -78,6 +82,13 @@ pub struct UnixConfig {
     /// to be answered before their connections are closed regardless.
     /// Defaults to [`DEFAULT_DRAIN_GRACE`].
     pub drain_grace: Duration,
+    /// The longest a peer may go without sending a byte in the middle of a
+    /// message (one it has begun: a request, or an input batch of a
+    /// stream); the connection is then answered with the error and closed,
+    /// which gives back the serving thread and the memory the message was
+    /// filling. Between messages a peer may take as long as it likes.
+    /// Defaults to [`DEFAULT_BODY_READ_TIMEOUT`]; `None` waits forever.
+    pub body_read_timeout: Option<Duration>,
 }
 
 impl UnixConfig {
@@ -90,6 +101,7 @@ impl UnixConfig {
             max_active_requests: DEFAULT_MAX_ACTIVE_REQUESTS,
             idle_timeout: None,
             drain_grace: DEFAULT_DRAIN_GRACE,
+            body_read_timeout: Some(DEFAULT_BODY_READ_TIMEOUT),
         }
     }
 
@@ -234,6 +246,9 @@ where
         server.clone(),
         side_channels,
         active_requests.min(connection_limit),
+        config
+            .body_read_timeout
+            .filter(|timeout| !timeout.is_zero()),
     ));
     let outcome = runtime.block_on(async {
         let listener = UnixListener::from_std(listener).map_err(|source| PipeError::Bind {

@@ -22,6 +22,7 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use vgirpc::transport::{Served, SideChannels};
+use vgirpc::wire::ipc::mid_message;
 use vgirpc::{AuthContext, Peer, ServeError, Server, TransportKind};
 
 /// Read and write buffers of a connection while it is served: large
@@ -60,10 +61,17 @@ pub(super) struct Shared<S> {
     /// Connections with a request waiting for a serving thread: while there
     /// are any, a thread does not linger on a quiet connection.
     waiting_for_thread: AtomicUsize,
+    /// See [`UnixConfig::body_read_timeout`](super::UnixConfig::body_read_timeout).
+    body_read_timeout: Option<Duration>,
 }
 
 impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
-    pub(super) fn new(server: Server, side_channels: S, max_active_requests: usize) -> Self {
+    pub(super) fn new(
+        server: Server,
+        side_channels: S,
+        max_active_requests: usize,
+        body_read_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             server,
             side_channels,
@@ -71,6 +79,7 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
             connections: Connections::default(),
             threads: Arc::new(Semaphore::new(max_active_requests)),
             waiting_for_thread: AtomicUsize::new(0),
+            body_read_timeout,
         }
     }
 
@@ -100,7 +109,8 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
         linger: bool,
     ) -> Result<Next, ServeError> {
         let _parked = ParkedOnReturn(&self.side_channels);
-        let mut reader = BufReader::with_capacity(BUFFER_BYTES, Requests::new(stream, linger)?);
+        let requests = Requests::new(stream, linger, self.body_read_timeout)?;
+        let mut reader = BufReader::with_capacity(BUFFER_BYTES, requests);
         let mut writer = BufWriter::with_capacity(BUFFER_BYTES, stream);
         loop {
             match self
@@ -152,41 +162,85 @@ impl<S: SideChannels + Send + Sync + 'static> Shared<S> {
 /// the stream: `serve_one` then returns cleanly, with nothing consumed,
 /// and `fell_quiet` tells that apart from a peer that hung up. Waiting
 /// this way costs nothing per call beyond the read a request needs
-/// anyway. Within a request, a client may pause as long as it likes: the
-/// first timeout there lifts the timeout until the next request.
+/// anyway. Within a request, the first timeout lifts [`LINGER`]. From then
+/// on a peer partway through a message ([`mid_message`]) must send its
+/// next bytes within the body-read timeout, or the read fails; between the
+/// messages of a call (a client thinking between the turns of a stream)
+/// it may pause as long as it likes.
 struct Requests<'a> {
     stream: &'a StdUnixStream,
+    body_read_timeout: Option<Duration>,
+    /// What the socket's receive timeout is set to.
+    wait: Wait,
     between_requests: bool,
-    timeout_set: bool,
     fell_quiet: bool,
+}
+
+/// The receive timeouts a serving thread sets on its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Linger,
+    /// The body-read timeout, or no limit when there is none.
+    Body,
+    Forever,
 }
 
 impl<'a> Requests<'a> {
     /// The busy period's first request has begun to arrive already.
-    fn new(stream: &'a StdUnixStream, linger: bool) -> std::io::Result<Self> {
-        stream.set_read_timeout(linger.then_some(LINGER))?;
-        Ok(Self {
+    fn new(
+        stream: &'a StdUnixStream,
+        linger: bool,
+        body_read_timeout: Option<Duration>,
+    ) -> std::io::Result<Self> {
+        let mut requests = Self {
             stream,
+            body_read_timeout,
+            wait: Wait::Forever,
             between_requests: false,
-            timeout_set: linger,
             fell_quiet: false,
-        })
+        };
+        // Set whatever the last busy period left: the socket keeps it.
+        requests.wait(if linger { Wait::Linger } else { Wait::Body })?;
+        Ok(requests)
+    }
+
+    fn wait(&mut self, wait: Wait) -> std::io::Result<()> {
+        let timeout = match wait {
+            Wait::Linger => Some(LINGER),
+            Wait::Body => self.body_read_timeout,
+            Wait::Forever => None,
+        };
+        self.stream.set_read_timeout(timeout)?;
+        self.wait = wait;
+        Ok(())
     }
 
     /// The next read starts a request, if one comes within [`LINGER`].
     fn expect_request(&mut self) -> std::io::Result<()> {
-        if !self.timeout_set {
-            self.stream.set_read_timeout(Some(LINGER))?;
-            self.timeout_set = true;
+        if self.wait != Wait::Linger {
+            self.wait(Wait::Linger)?;
         }
         self.between_requests = true;
         Ok(())
+    }
+
+    /// A peer that owes the rest of a message gets the body-read timeout;
+    /// any other wait is the peer's own time.
+    fn wait_for_more(&mut self) -> std::io::Result<()> {
+        self.wait(if mid_message() {
+            Wait::Body
+        } else {
+            Wait::Forever
+        })
     }
 }
 
 impl Read for Requests<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
+            if self.wait == Wait::Forever && self.body_read_timeout.is_some() && mid_message() {
+                self.wait(Wait::Body)?;
+            }
             match (&mut &*self.stream).read(buf) {
                 Ok(read) => {
                     if read > 0 {
@@ -199,8 +253,19 @@ impl Read for Requests<'_> {
                         self.fell_quiet = true;
                         return Ok(0);
                     }
-                    self.stream.set_read_timeout(None)?;
-                    self.timeout_set = false;
+                    match (self.wait, self.body_read_timeout) {
+                        (Wait::Body, Some(timeout)) if mid_message() => {
+                            return Err(std::io::Error::new(
+                                ErrorKind::TimedOut,
+                                format!(
+                                    "no bytes arrived for {} s in the middle of a message; \
+                                     the connection was abandoned",
+                                    timeout.as_secs_f64()
+                                ),
+                            ));
+                        }
+                        _ => self.wait_for_more()?,
+                    }
                 }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),

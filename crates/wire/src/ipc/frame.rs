@@ -2,6 +2,7 @@
 //! whose length the header declares. Both lengths come from the peer, so
 //! what is reserved for them grows with the bytes that actually arrive.
 
+use std::cell::Cell;
 use std::io::{Cursor, Read};
 
 use arrow_array::RecordBatch;
@@ -91,7 +92,7 @@ pub(super) fn read_frame<R: Read, T>(
     source: Source<R>,
     decode: impl FnOnce(arrow_ipc::Message<'_>, Buffer) -> Result<T>,
 ) -> Result<Frame<T>> {
-    let header = match read_header(reader, limits, source)? {
+    let (header, _underway) = match read_header(reader, limits, source)? {
         Frame::Message(header) => header,
         Frame::EndOfStream => return Ok(Frame::EndOfStream),
         Frame::Eof => return Ok(Frame::Eof),
@@ -100,6 +101,40 @@ pub(super) fn read_frame<R: Read, T>(
     let body_len = body_length(&message, limits)?;
     let body = (source.body)(reader, body_len)?;
     decode(message, body).map(Frame::Message)
+}
+
+thread_local! {
+    static MID_MESSAGE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a blocking reader on this thread is partway through a message:
+/// its length prefix has arrived and its header or body has not yet.
+///
+/// A transport can tell from this a peer that stalls in the middle of what
+/// it sends, which owes bytes, from one that is quiet between messages (a
+/// client thinking between the turns of a stream), without parsing the
+/// framing itself: the reader asks its byte source for more only when it
+/// needs them, on the thread that reads.
+pub fn mid_message() -> bool {
+    MID_MESSAGE.get()
+}
+
+/// A message begun by [`read_header`]; it is over when this is dropped,
+/// read whole or not.
+#[derive(Debug)]
+pub(super) struct Underway(());
+
+impl Underway {
+    fn begin() -> Self {
+        MID_MESSAGE.set(true);
+        Underway(())
+    }
+}
+
+impl Drop for Underway {
+    fn drop(&mut self) {
+        MID_MESSAGE.set(false);
+    }
 }
 
 /// How a reader takes the `len` bytes a message header or body announces:
@@ -146,12 +181,13 @@ impl Source<Cursor<Bytes>> {
     }
 }
 
-/// Reads a message's length prefix and flatbuffer header, unverified.
+/// Reads a message's length prefix and flatbuffer header, unverified;
+/// the message is [`Underway`] until the caller has read its body.
 pub(super) fn read_header<R: Read>(
     reader: &mut R,
     limits: &ReadLimits,
     source: Source<R>,
-) -> Result<Frame<Vec<u8>>> {
+) -> Result<Frame<(Vec<u8>, Underway)>> {
     let mut word = [0u8; 4];
     match read_fully(reader, &mut word)? {
         0 => return Ok(Frame::Eof),
@@ -162,6 +198,7 @@ pub(super) fn read_header<R: Read>(
             });
         }
     }
+    let underway = Underway::begin();
     let mut len = u32::from_le_bytes(word);
     if len == CONTINUATION {
         read_exact_or_truncated(reader, &mut word, "message length prefix")?;
@@ -177,7 +214,7 @@ pub(super) fn read_header<R: Read>(
         });
     }
     let header = (source.header)(reader, len as usize)?;
-    Ok(Frame::Message(header))
+    Ok(Frame::Message((header, underway)))
 }
 
 pub(super) fn verify_header(header: &[u8]) -> Result<arrow_ipc::Message<'_>> {
@@ -221,44 +258,50 @@ fn in_memory(reader: &mut Cursor<Bytes>, len: usize, context: &'static str) -> R
 ///
 /// Lengths come from the peer, so trusting one outright lets a few bytes
 /// claim gigabytes. Up to this size the whole length is reserved at once,
-/// which keeps ordinary bodies to one allocation and one read; beyond it
-/// the buffer grows only as bytes come in, doubling each time, so what is
-/// held stays within twice what the peer actually sent.
+/// as address space only: memory is written, and so made resident, just
+/// ahead of the bytes as they arrive ([`read_claimed`]), so a peer that
+/// stops sending holds about what it sent. Ordinary bodies thus stay one
+/// allocation, never copied to grow. Beyond this size the reservation
+/// grows too, doubling as the bytes come in.
 pub const EAGER_RESERVE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Reads exactly `len` bytes a peer announced, reserving memory as they
-/// arrive rather than all at once (see [`EAGER_RESERVE_BYTES`]).
+/// How far ahead of the bytes received [`read_claimed`] prepares memory:
+/// as far as what has arrived so far, within these bounds. Preparing is
+/// zeroing (a generic reader can only fill initialised memory), cheapest in
+/// pieces that stay in cache until the read overwrites them.
+const AHEAD_MIN: usize = 64 * 1024;
+const AHEAD_MAX: usize = 1024 * 1024;
+
+/// Reads exactly `len` bytes a peer announced, making memory resident only
+/// just ahead of them (see [`EAGER_RESERVE_BYTES`]).
 fn read_claimed<R: Read>(reader: &mut R, len: usize, context: &'static str) -> Result<Vec<u8>> {
     // The allocator's 16-byte alignment lets Arrow use the body's buffers
     // in place; were a buffer misaligned, Arrow would copy it, not fail.
-    if len <= EAGER_RESERVE_BYTES {
-        // A zeroed allocation of this size is fresh zero pages, which cost
-        // nothing to zero; reading into spare capacity instead zeroes it
-        // first whenever the reader cannot fill uninitialised memory
-        // (a `BufReader` over anything but a slice), writing every byte
-        // of a multi-megabyte batch twice.
-        let mut bytes = vec![0; len];
-        read_exact_or_truncated(reader, &mut bytes, context)?;
-        return Ok(bytes);
-    }
-    let mut bytes = Vec::with_capacity(EAGER_RESERVE_BYTES);
+    let mut bytes = Vec::new();
+    reserve(&mut bytes, len.min(EAGER_RESERVE_BYTES), len, context)?;
     while bytes.len() < len {
         if bytes.len() == bytes.capacity() {
-            let more = (len - bytes.len()).min(bytes.capacity().max(EAGER_RESERVE_BYTES));
-            bytes.try_reserve_exact(more).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::OutOfMemory,
-                    format!("cannot hold the {len}-byte {context}"),
-                )
-            })?;
+            let more = (len - bytes.len()).min(bytes.capacity());
+            reserve(&mut bytes, more, len, context)?;
         }
-        let room = (bytes.capacity() - bytes.len()).min(len - bytes.len());
-        // `take` stops the read at the reserved room, so `read_to_end`
-        // never grows the buffer by its own policy.
-        let read = (&mut *reader).take(room as u64).read_to_end(&mut bytes)?;
-        if read < room {
-            return Err(WireError::Truncated { context });
-        }
+        let start = bytes.len();
+        let end = start
+            .saturating_add(start.clamp(AHEAD_MIN, AHEAD_MAX))
+            .min(len)
+            .min(bytes.capacity());
+        bytes.resize(end, 0);
+        read_exact_or_truncated(reader, &mut bytes[start..], context)?;
     }
     Ok(bytes)
+}
+
+/// Reserves room for `more` bytes of a `len`-byte claim; a reservation the
+/// system refuses fails the message, not the process.
+fn reserve(bytes: &mut Vec<u8>, more: usize, len: usize, context: &'static str) -> Result<()> {
+    bytes.try_reserve_exact(more).map_err(|_| {
+        WireError::Io(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("cannot hold the {len}-byte {context}"),
+        ))
+    })
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 
-pub use frame::{EAGER_RESERVE_BYTES, EOS, IpcBatch, ReadLimits};
+pub use frame::{EAGER_RESERVE_BYTES, EOS, IpcBatch, ReadLimits, mid_message};
 pub use reader::StreamReader;
 pub use writer::StreamWriter;
 

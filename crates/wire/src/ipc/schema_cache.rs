@@ -66,7 +66,7 @@ pub(super) fn read_schema<R: Read>(
     limits: &ReadLimits,
     source: Source<R>,
 ) -> Result<Frame<SchemaRef>> {
-    let header = match read_header(reader, limits, source)? {
+    let (header, _underway) = match read_header(reader, limits, source)? {
         Frame::Message(header) => header,
         Frame::EndOfStream => return Ok(Frame::EndOfStream),
         Frame::Eof => return Ok(Frame::Eof),

@@ -287,3 +287,101 @@ fn a_negative_fixed_width_is_refused_before_any_batch_is_decoded() {
         );
     }
 }
+
+/// Hands out one byte per read, noting for each whether the reader asking
+/// was in the middle of a message.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    mid_message_at: Vec<bool>,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() || self.at == self.bytes.len() {
+            return Ok(0);
+        }
+        self.mid_message_at.push(mid_message());
+        buf[0] = self.bytes[self.at];
+        self.at += 1;
+        Ok(1)
+    }
+}
+
+/// Where each message of an IPC stream starts, and where the stream ends.
+fn message_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        starts.push(at);
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if len == 0 {
+            return starts;
+        }
+        let message = arrow_ipc::root_as_message(&bytes[at + 8..at + 8 + len]).unwrap();
+        at += 8 + len + usize::try_from(message.bodyLength()).unwrap();
+    }
+    starts
+}
+
+#[test]
+fn a_message_is_underway_from_its_length_prefix_to_its_last_byte() {
+    let batch = sample();
+    let mut bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap();
+    bytes.extend(write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap());
+    let mut trickle = Trickle {
+        bytes: &bytes,
+        at: 0,
+        mid_message_at: Vec::new(),
+    };
+    for _ in 0..2 {
+        let mut reader = StreamReader::open(&mut trickle).unwrap();
+        assert!(!mid_message());
+        while reader.next_batch().unwrap().is_some() {
+            assert!(!mid_message());
+        }
+    }
+    assert_eq!(trickle.at, bytes.len());
+    let first_stream = &bytes[..bytes.len() / 2];
+    let mut starts = message_starts(first_stream);
+    starts.extend(
+        message_starts(first_stream)
+            .iter()
+            .map(|s| s + first_stream.len()),
+    );
+    for (at, &underway) in trickle.mid_message_at.iter().enumerate() {
+        let start = starts.iter().rev().find(|&&s| s <= at).unwrap();
+        // The four bytes of the prefix that open a message come before it
+        // is underway; every byte after them is owed by the peer.
+        assert_eq!(underway, at >= start + 4, "byte {at} (message at {start})");
+    }
+}
+
+#[test]
+fn a_message_that_fails_is_no_longer_underway() {
+    let batch = sample();
+    let bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap();
+    let cut = &bytes[..bytes.len() - 20];
+    let mut reader = StreamReader::open(cut).unwrap();
+    assert!(reader.next_batch().is_err());
+    assert!(!mid_message());
+}
+
+#[test]
+fn claimed_bodies_read_whole_in_any_pieces() {
+    for rows in [0, 1, 9_000, 300_000] {
+        let values: Vec<i64> = (0..rows).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values))]).unwrap();
+        let bytes = write_stream_bytes(batch.schema_ref(), [(&batch, &Metadata::new())]).unwrap();
+        let mut trickle = Trickle {
+            bytes: &bytes,
+            at: 0,
+            mid_message_at: Vec::new(),
+        };
+        let read_slowly = StreamReader::open(&mut trickle).unwrap().next_batch();
+        let read_at_once = StreamReader::open(bytes.as_slice()).unwrap().next_batch();
+        assert_eq!(read_slowly.unwrap().unwrap().batch, batch);
+        assert_eq!(read_at_once.unwrap().unwrap().batch, batch);
+    }
+}
