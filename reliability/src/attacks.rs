@@ -459,7 +459,11 @@ fn large_body(attempt: &mut Attempt<'_>) -> Result<()> {
     attempt.check(reply.error().is_some(), || "no error answer".into());
     let peak_limit = attempt.baseline.resident + GIB + GIB / 5;
     attempt.check_peak(peak_limit, "during the body")?;
-    let settled = attempt.baseline.resident + attempt.baseline.resident / 10;
+    // The quick pass (CI, on a machine busy building) allows 4 MiB over the
+    // 10 % for the allocator's purge timing; the full run holds the worker
+    // to 10 % of its warm idle RSS.
+    let slack = if attempt.settings.quick { 4 * MIB } else { 0 };
+    let settled = attempt.baseline.resident + attempt.baseline.resident / 10 + slack;
     attempt.check_settles(settled, "after the body")?;
     Ok(())
 }
