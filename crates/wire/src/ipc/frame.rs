@@ -259,7 +259,7 @@ fn in_memory(reader: &mut Cursor<Bytes>, len: usize, context: &'static str) -> R
 /// Lengths come from the peer, so trusting one outright lets a few bytes
 /// claim gigabytes. Up to this size the whole length is reserved at once,
 /// as address space only: memory is written, and so made resident, just
-/// ahead of the bytes as they arrive ([`read_claimed`]), so a peer that
+/// ahead of the bytes as they arrive (`read_claimed`), so a peer that
 /// stops sending holds about what it sent. Ordinary bodies thus stay one
 /// allocation, never copied to grow. Beyond this size the reservation
 /// grows too, doubling as the bytes come in.
