@@ -119,9 +119,29 @@ const STEPS: &[Step] = &[
     // tarballs here: cargo keys both the unpacked sources and their build
     // cache by crate version alone, so a run after a change that kept the
     // version would build stale copies; the steps above build the sources.
+    // The harnesses (`publish = false`) are left out: they depend on the
+    // unpublished test support as a normal dependency, which has no
+    // registry version to name.
     (
         "package",
-        &["package", "--workspace", "--allow-dirty", "--no-verify"],
+        &[
+            "package",
+            "--workspace",
+            "--exclude",
+            "vgirpc-bench",
+            "--exclude",
+            "vgirpc-conformance",
+            "--exclude",
+            "vgirpc-examples",
+            "--exclude",
+            "vgirpc-reliability",
+            "--exclude",
+            "vgirpc-test-support",
+            "--exclude",
+            "xtask",
+            "--allow-dirty",
+            "--no-verify",
+        ],
         &[],
     ),
     (
