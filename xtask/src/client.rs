@@ -8,12 +8,13 @@
 //! transports fails in every group that observed it.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use crate::cli_run::remove_stale;
 use crate::process;
 use crate::report::{Group, Outcome, TestResult};
 
@@ -48,21 +49,7 @@ fn run_suite(
     filter: Option<&str>,
     out_dir: &Path,
 ) -> Result<Vec<Group>> {
-    let binary = release_dir.join(BIN);
-    if !binary.is_file() {
-        bail!(
-            "{} does not exist; build it with `cargo build --release -p vgirpc-conformance`",
-            binary.display()
-        );
-    }
-    let output = out_dir.join("client-conformance.json");
-    match fs::remove_file(&output) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(err).with_context(|| format!("removing {}", output.display()));
-        }
-        _ => {}
-    }
-    let mut cmd = Command::new(&binary);
+    let mut cmd = Command::new(binary(release_dir)?);
     cmd.arg("--json");
     if let Some(worker) = worker {
         // Both servers named, so the worker under test replaces ours.
@@ -77,16 +64,35 @@ fn run_suite(
     if let Some(filter) = filter {
         cmd.args(["--filter", filter]);
     }
+    run_report(&mut cmd, &out_dir.join("client-conformance.json"))
+}
+
+/// The `client_conformance` in `dir`, which must have been built.
+pub(crate) fn binary(dir: &Path) -> Result<PathBuf> {
+    let binary = dir.join(BIN);
+    if !binary.is_file() {
+        bail!(
+            "{} does not exist; build it with `cargo build --release -p vgirpc-conformance`",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// Runs `cmd`, a `client_conformance --json` command line, with its JSON
+/// report going to `output`, and reads the groups back.
+pub(crate) fn run_report(cmd: &mut Command, output: &Path) -> Result<Vec<Group>> {
+    remove_stale(output)?;
     // The JSON report goes to the file, the text report to stderr.
     let file =
-        fs::File::create(&output).with_context(|| format!("creating {}", output.display()))?;
+        fs::File::create(output).with_context(|| format!("creating {}", output.display()))?;
     cmd.stdout(file);
-    let status = process::run(&mut cmd)?;
+    let status = process::run(cmd)?;
     // 0: all passed, 1: some failed; anything else means the run broke.
     if !matches!(status.code(), Some(0 | 1)) {
         bail!("{BIN} exited with {status} (its stderr is above)");
     }
-    let text = fs::read_to_string(&output)
+    let text = fs::read_to_string(output)
         .with_context(|| format!("{BIN} wrote no {}", output.display()))?;
     let json: Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", output.display()))?;

@@ -53,6 +53,9 @@ enum Runner {
     /// The reference's OAuth token-proxy test with our worker in the Go
     /// worker's place (see [`crate::oauth`]).
     OAuthTokenProxy,
+    /// Each implementation's client through the other's S3 storage (see
+    /// [`crate::s3_interop`]).
+    S3Interop,
 }
 
 /// One row of [`TRANSPORTS`].
@@ -147,6 +150,10 @@ const TRANSPORTS: &[Transport] = &[
     Transport {
         name: crate::oauth::GROUP,
         runner: Runner::OAuthTokenProxy,
+    },
+    Transport {
+        name: crate::s3_interop::TRANSPORT,
+        runner: Runner::S3Interop,
     },
 ];
 
@@ -317,6 +324,15 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 &target.join(profile_dir(options.debug)),
                 custom.as_deref(),
                 &venv.bin("vgi-rpc-conformance"),
+                options.filter.as_deref(),
+                &out_dir,
+            ));
+        }
+        if let Runner::S3Interop = transport.runner {
+            groups.extend(crate::s3_interop::run(
+                &venv,
+                &worker,
+                &target.join(profile_dir(options.debug)),
                 options.filter.as_deref(),
                 &out_dir,
             ));

@@ -39,6 +39,7 @@ mod python;
 mod reliability;
 mod report;
 mod s3;
+mod s3_interop;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,7 +55,9 @@ commands:
                   --client           run the client suite (the `client` transport):
                                      our client against both workers on every transport
                                      (`--transport oauth-token-proxy`: the reference's OAuth
-                                     token-proxy test from its sdist, our worker as the Go one)
+                                     token-proxy test from its sdist, our worker as the Go one;
+                                     `--transport s3-interop`: our client against the reference's
+                                     server on S3 and the reference client uploading to ours)
                   --filter PATTERN   select tests: a glob for vgi-rpc-test, a -k
                                      expression for pytest (a plain word works for both)
                   --skip-build       use the worker binary that is already built
