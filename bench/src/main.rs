@@ -21,6 +21,7 @@ mod procstat;
 mod raw;
 mod report;
 mod rpc;
+mod s3;
 mod servers;
 mod stats;
 mod workloads;
@@ -46,6 +47,12 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
   --reference PATH     the reference worker (vgi-rpc-conformance); without it
                        only ours is measured
   --transport NAME     pipe, unix, shm, http or unix-async (repeatable; default: all)
+  --reference-s3-server PATH
+                       the reference's HTTP server on S3 storage
+                       (conformance/reference_s3_server.py), run by the
+                       reference worker's Python; with AWS_ENDPOINT_URL and
+                       AWS_BUCKET naming moto's emulator, the http transport
+                       adds s3_externalized_256mb
   --quick              small sizes, one short run: finishes in seconds
   --runs N             runs per workload and server (default 5)
   --workload NAME      run only this workload (repeatable; e.g. void_noop,
@@ -61,6 +68,7 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
 struct Options {
     ours: PathBuf,
     reference: Option<PathBuf>,
+    reference_s3_server: Option<PathBuf>,
     transports: Vec<TransportKind>,
     /// Workload names to run; empty means all.
     workloads: Vec<String>,
@@ -77,6 +85,7 @@ impl Options {
         let mut options = Options {
             ours: PathBuf::new(),
             reference: None,
+            reference_s3_server: None,
             transports: Vec::new(),
             workloads: Vec::new(),
             quick: false,
@@ -95,6 +104,9 @@ impl Options {
             match arg.as_str() {
                 "--ours" => ours = Some(PathBuf::from(value()?)),
                 "--reference" => options.reference = Some(PathBuf::from(value()?)),
+                "--reference-s3-server" => {
+                    options.reference_s3_server = Some(PathBuf::from(value()?));
+                }
                 "--transport" => options.transports.push(TransportKind::parse(&value()?)?),
                 "--workload" => options.workloads.push(value()?),
                 "--quick" => options.quick = true,
@@ -353,6 +365,11 @@ fn bench(
                 unary: workload.is_unary(),
                 runs,
             });
+        }
+        if transport == TransportKind::Http && selected(s3::NAME) {
+            eprintln!("http: {}", s3::NAME);
+            let script = options.reference_s3_server.as_deref();
+            measured.extend(s3::measure(plan.runs, options.quick, workers, script)?);
         }
         let mut load = Vec::new();
         if transport == TransportKind::Http && selected(HTTP_LOAD) {

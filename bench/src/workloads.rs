@@ -326,8 +326,8 @@ pub(crate) fn all(sizes: Sizes) -> Result<Vec<Workload>> {
     ])
 }
 
-/// Names of every workload: [`all`]'s, the spawn measurement and the
-/// HTTP load test.
+/// Names of every workload: [`all`]'s, the spawn measurement, the HTTP
+/// load test and edge, and the answer externalized into S3.
 pub(crate) fn names() -> Vec<&'static str> {
     vec![
         "spawn_first_reply",
@@ -341,6 +341,7 @@ pub(crate) fn names() -> Vec<&'static str> {
         "produce_bulk",
         "http_load",
         "http_edge",
+        crate::s3::NAME,
     ]
 }
 
@@ -623,7 +624,7 @@ mod tests {
     fn names_list_every_workload() {
         let mut expected = vec!["spawn_first_reply"];
         expected.extend(all(sizes()).unwrap().iter().map(|w| w.name));
-        expected.extend(["http_load", "http_edge"]);
+        expected.extend(["http_load", "http_edge", crate::s3::NAME]);
         assert_eq!(names(), expected);
     }
 

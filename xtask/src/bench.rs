@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: our worker and the reference Python worker, side by side.
 //!
 //! Builds the conformance worker and the bench driver (`bench/`) in release
-//! mode, finds the reference worker in the conformance virtualenv, and runs
-//! the driver, which prints the tables and writes JSON and Markdown under
+//! mode, finds the reference worker in the conformance virtualenv, starts
+//! moto's S3 emulator for the externalized workload, and runs the driver,
+//! which prints the tables and writes JSON and Markdown under
 //! `target/bench/`. Every option but `--skip-build` goes to the driver.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,14 @@ use anyhow::{Result, bail};
 
 use crate::process::{cargo, ensure_debian_package, run_ok, target_dir};
 use crate::python::{self, Venv};
+use crate::s3;
+
+/// The reference's HTTP server on S3 storage, which the driver compares
+/// our worker's `--s3-storage` with.
+const REFERENCE_S3_SERVER: &str = "conformance/reference_s3_server.py";
+
+/// The bucket both servers externalize into.
+const BUCKET: &str = "vgi-bench";
 
 /// Debian's nghttp2 load generator, which the driver uses when present.
 const H2LOAD: &str = "/usr/bin/h2load";
@@ -70,16 +79,36 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
     let mut cmd = Command::new(driver);
     cmd.arg("--ours").arg(ours);
-    if options.needs_reference() {
+    // Held until the driver ends; dropping it stops the emulator.
+    let _moto = if options.needs_reference() {
         let python = python::find_or_build()?;
         let venv = Venv::ensure(&target.join("conformance-venv"), &python)?;
         cmd.arg("--reference")
             .arg(existing(venv.bin("vgi-rpc-conformance"))?);
-    }
+        emulator(&mut cmd)
+    } else {
+        None
+    };
     cmd.arg("--out")
         .arg(target.join("bench"))
         .args(&options.driver_args);
     run_ok(&mut cmd)
+}
+
+/// moto's S3 emulator for the externalized workload, named to the driver
+/// by the `AWS_*` variables; without it the workload is left out.
+fn emulator(cmd: &mut Command) -> Option<s3::Moto> {
+    match s3::venv().and_then(|v| s3::Moto::start(&v, BUCKET)) {
+        Ok(moto) => {
+            cmd.envs(moto.client_env(BUCKET))
+                .args(["--reference-s3-server", REFERENCE_S3_SERVER]);
+            Some(moto)
+        }
+        Err(err) => {
+            println!("xtask: no S3 emulator ({err:#}); the externalized workload is left out");
+            None
+        }
+    }
 }
 
 fn existing(path: PathBuf) -> Result<PathBuf> {
