@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("vgirpc-token", 0),
     ("vgirpc-test-support", 0),
     ("vgirpc-wire", 1),
+    ("vgirpc-fetch", 1),
     ("vgirpc-client", 2),
     ("vgirpc", 3),
     ("vgirpc-pipe", 4),

@@ -22,6 +22,9 @@ pub enum HttpError {
         /// What went wrong.
         reason: String,
     },
+    /// An outgoing request or fetch failed.
+    #[error(transparent)]
+    Fetch(#[from] vgirpc_fetch::FetchError),
     /// A storage backend failed.
     #[error("external storage failed")]
     Storage(#[source] Box<dyn StdError + Send + Sync>),

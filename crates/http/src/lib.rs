@@ -82,7 +82,6 @@ mod decompress;
 mod endpoints;
 mod error;
 mod external;
-mod fetch;
 mod layer;
 mod oauth;
 mod outgoing;
@@ -131,7 +130,6 @@ pub use config::{
 pub use cors::{CorsConfig, DEFAULT_CORS_MAX_AGE};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
-pub use fetch::FetchConfig;
 pub use oauth::{
     AUTH_COOKIE, CookieAuthenticate, DEFAULT_RETURN_ORIGINS, OAuthPkce, SESSION_COOKIE,
     cookie_authenticate,
@@ -141,6 +139,7 @@ pub use shutdown::{ShutdownSignals, Stopped};
 pub use sticky::{DrainHandle, StickyConfig};
 pub use storage::{ExternalStorage, UploadUrl, UploadUrlProvider, fetch_url};
 pub use tls::{ClientAuth, TlsConfig, TlsReload};
+pub use vgirpc_fetch::{FetchConfig, FetchError};
 pub use vgirpc_token::{Identity, TokenKey};
 
 use config::ConnectionLimits;

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::Method;
+use vgirpc_fetch::FetchConfig;
 
 use crate::error::HttpError;
-use crate::fetch::FetchConfig;
 use crate::outgoing;
 
 /// Where externalized batches are stored, and how pointers are read back.
@@ -68,7 +68,7 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, HttpError> {
             format!("the pre-signed URL expired {ago} s ago"),
         ));
     }
-    FetchConfig::default().fetch(url)
+    Ok(FetchConfig::default().fetch_blocking(url)?)
 }
 
 /// When a SigV4 pre-signed URL stops working, from its `X-Amz-Date`

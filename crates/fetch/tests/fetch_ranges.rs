@@ -1,4 +1,4 @@
-//! `FetchConfig::fetch` against a local object server that answers `HEAD`
+//! `FetchConfig::fetch_blocking` against a local object server that answers `HEAD`
 //! and `Range` requests, and can be slow once for one chunk, fail with 503
 //! a number of times, or cut a range short.
 
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vgirpc_http::FetchConfig;
+use vgirpc_fetch::FetchConfig;
 
 const SLOW: Duration = Duration::from_secs(3);
 
@@ -160,7 +160,7 @@ fn a_slow_chunk_is_hedged_by_a_second_request() {
     // look slow too: no budget may run out before the straggler.
     config.max_speculative_hedges = 0;
     let begun = Instant::now();
-    let fetched = config.fetch(&server.url).expect("fetch");
+    let fetched = config.fetch_blocking(&server.url).expect("fetch");
     let hedged = begun.elapsed();
     assert_eq!(fetched, body);
     assert!(hedged < SLOW, "the hedged fetch took {hedged:?}");
@@ -172,7 +172,9 @@ fn a_slow_chunk_is_hedged_by_a_second_request() {
 
     let single = ObjectServer::start(body.clone(), Behaviour::default());
     let begun = Instant::now();
-    let whole = FetchConfig::default().fetch(&single.url).expect("fetch");
+    let whole = FetchConfig::default()
+        .fetch_blocking(&single.url)
+        .expect("fetch");
     let one_get = begun.elapsed();
     assert_eq!(whole, body);
     assert_eq!(single.count(usize::MAX), 1);
@@ -194,7 +196,7 @@ fn without_hedging_the_slow_chunk_is_waited_for() {
     let mut config = chunked();
     config.speculative_retry_multiplier = 0.0;
     let begun = Instant::now();
-    assert_eq!(config.fetch(&server.url).expect("fetch"), body);
+    assert_eq!(config.fetch_blocking(&server.url).expect("fetch"), body);
     assert!(begun.elapsed() >= SLOW);
     assert_eq!(server.count(0), 1);
 }
@@ -209,7 +211,7 @@ fn server_errors_are_retried() {
             ..Behaviour::default()
         },
     );
-    assert_eq!(chunked().fetch(&server.url).expect("fetch"), body);
+    assert_eq!(chunked().fetch_blocking(&server.url).expect("fetch"), body);
 }
 
 #[test]
@@ -218,7 +220,7 @@ fn a_length_above_the_cap_is_refused_before_the_body() {
     let mut config = chunked();
     config.max_fetch_bytes = 1000;
     let error = config
-        .fetch(&server.url)
+        .fetch_blocking(&server.url)
         .expect_err("too large")
         .to_string();
     assert!(
@@ -238,7 +240,7 @@ fn a_short_range_is_reported() {
         },
     );
     let error = chunked()
-        .fetch(&server.url)
+        .fetch_blocking(&server.url)
         .expect_err("truncated")
         .to_string();
     assert!(error.contains("truncated body"), "{error}");
