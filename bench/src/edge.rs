@@ -10,9 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, ensure};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use tokio_rustls::TlsConnector;
+use vgirpc_fetch::TlsSettings;
 use vgirpc_test_support::pki::Pki;
 
 use crate::load::{self, Generator, Mode};
@@ -95,15 +94,10 @@ fn h2load(address: SocketAddr, pid: u32, body: &Path, http2: bool, seconds: u64)
 
 /// A client TLS setup trusting `pki`'s CA alone, speaking HTTP/1.1.
 fn connector(pki: &Pki) -> Result<TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = TlsSettings::new()
+        .system_roots(false)
+        .ca_certificate_pem(pki.ca_pem.as_bytes())
+        .client_config()?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
 }
