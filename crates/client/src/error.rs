@@ -74,6 +74,16 @@ pub enum ClientError {
         /// What went wrong.
         message: String,
     },
+    /// A request too large to send inline could not go by an upload URL:
+    /// none was vended, or the upload failed.
+    #[error("cannot upload the request to {url}: {message}")]
+    Upload {
+        /// Where it was to be uploaded, without the query string (which
+        /// carries a pre-signed URL's credentials).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The server closed the connection during a call.
     #[error("the server closed the connection")]
     ConnectionClosed,

@@ -32,6 +32,7 @@ mod reply;
 mod retry;
 mod sticky;
 mod tls;
+mod upload;
 
 pub use blocking::{HttpStream, HttpTransport};
 pub use oauth::{

@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 
+use vgirpc_fetch::Fetcher;
+
 use super::retry::{is_transient, parse_retry_after};
 use super::sticky::{self, SessionState};
 use super::tls::{self, Connector};
@@ -34,6 +36,9 @@ pub(crate) struct HttpCore {
     pub(super) options: HttpOptions,
     /// Requests sent so far, retries included.
     requests: AtomicU64,
+    /// Made on the first externalized batch or upload, as it reads the
+    /// system's roots even for a plain `http://` server.
+    fetcher: tokio::sync::OnceCell<Fetcher>,
 }
 
 impl std::fmt::Debug for HttpCore {
@@ -108,7 +113,15 @@ impl HttpCore {
             extra_headers,
             options,
             requests: AtomicU64::new(0),
+            fetcher: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The fetcher of externalized batches and uploads.
+    pub(super) async fn fetcher(&self) -> Result<&Fetcher, ClientError> {
+        self.fetcher
+            .get_or_try_init(|| async { tls::fetcher(&self.options) })
+            .await
     }
 
     pub(super) fn endpoint(&self) -> &str {
@@ -121,10 +134,33 @@ impl HttpCore {
 
     /// POSTs an Arrow body to `{endpoint}{path}` with the vgi-rpc headers,
     /// and keeps up with the sticky session the response may open or close.
+    /// A body the server refuses as too large goes by an upload URL when
+    /// the server offers them (see [`HttpCore::upload_request`]).
     pub(super) async fn post(
         &self,
         path: &str,
         body: Vec<u8>,
+        repeat: Repeat,
+        session: &mut Option<SessionState>,
+    ) -> Result<Reply, ClientError> {
+        let body = Bytes::from(body);
+        let reply = self
+            .post_inline(path, body.clone(), repeat, session)
+            .await?;
+        if !self.takes_upload(&reply) {
+            return Ok(reply);
+        }
+        let pointer = self.upload_request(body, session).await?;
+        // The refused request never ran, so sending it again is safe.
+        self.post_inline(path, Bytes::from(pointer), repeat, session)
+            .await
+    }
+
+    /// [`HttpCore::post`] of the body itself, whatever its size.
+    pub(super) async fn post_inline(
+        &self,
+        path: &str,
+        body: Bytes,
         repeat: Repeat,
         session: &mut Option<SessionState>,
     ) -> Result<Reply, ClientError> {
@@ -144,13 +180,11 @@ impl HttpCore {
         let body = match self.options.compression_level {
             Some(level) => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
-                zstd::bulk::compress(&body, level).map_err(ClientError::Io)?
+                Bytes::from(zstd::bulk::compress(&body, level).map_err(ClientError::Io)?)
             }
             None => body,
         };
-        let reply = self
-            .send(Method::POST, &url, headers, Bytes::from(body), repeat)
-            .await?;
+        let reply = self.send(Method::POST, &url, headers, body, repeat).await?;
         if let Some(session) = session {
             session.capture(&reply.headers);
         }

@@ -2,26 +2,18 @@
 //! batch names a URL holding an IPC stream with the output cycle it stands
 //! for (log batches, then one data batch).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
-use http::Method;
-use http::header::{ACCEPT_ENCODING, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::ipc::{IpcBatch, StreamReader};
 use vgirpc_wire::metadata;
 
-use super::ZSTD;
 use super::core::HttpCore;
 use crate::ClientError;
 use crate::client::remote_error;
 use crate::log::ServerLog;
 use crate::transport::CallIo;
-
-/// Attempts per fetch, and the pause between them (the reference's).
-const FETCH_ATTEMPTS: usize = 3;
-const FETCH_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 impl HttpCore {
     /// Fetches what `pointer` points to at `url`, delivers the log batches
@@ -37,13 +29,14 @@ impl HttpCore {
             url: url.to_owned(),
             message,
         };
-        if !url.starts_with("http://") {
-            return Err(fail(
-                "only http:// locations can be fetched (this client has no TLS)".into(),
-            ));
-        }
         let started = Instant::now();
-        let bytes = self.fetch_with_retries(url).await.map_err(fail)?;
+        // The fetcher's errors name the URL (without its query) themselves.
+        let bytes = self
+            .fetcher()
+            .await?
+            .fetch(url)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         if let Some(expected) = pointer.metadata.get(metadata::LOCATION_SHA256) {
             let actual = hex(&Sha256::digest(&bytes));
@@ -53,7 +46,7 @@ impl HttpCore {
                 )));
             }
         }
-        let mut reader = StreamReader::try_open(bytes.as_ref(), io.limits)
+        let mut reader = StreamReader::try_open(bytes.as_slice(), io.limits)
             .ok()
             .flatten()
             .ok_or_else(|| fail("the location holds no Arrow IPC stream".into()))?;
@@ -93,29 +86,6 @@ impl HttpCore {
             .insert(metadata::LOCATION_FETCH_MS, format!("{elapsed_ms:.1}"));
         resolved.metadata.insert(metadata::LOCATION_SOURCE, url);
         Ok(resolved)
-    }
-
-    /// `GET url`, a few times if it fails; the body comes back decoded.
-    async fn fetch_with_retries(&self, url: &str) -> Result<Bytes, String> {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
-        let mut last = String::new();
-        for attempt in 0..FETCH_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(FETCH_RETRY_DELAY).await;
-            }
-            // Storage is not the vgi-rpc server: no session or bearer
-            // headers, and the fetch's own retries stand in for the policy.
-            match self
-                .send_once(Method::GET, url, &headers, Bytes::new())
-                .await
-            {
-                Ok(reply) if reply.status.is_success() => return Ok(reply.body),
-                Ok(reply) => last = format!("the storage answered {}", reply.status),
-                Err(failure) => last = failure.to_string(),
-            }
-        }
-        Err(format!("failed after {FETCH_ATTEMPTS} attempts: {last}"))
     }
 }
 

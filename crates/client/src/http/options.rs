@@ -1,7 +1,10 @@
 //! What an HTTP client is told about its server: prefix, credentials,
-//! compression, retries, timeout and the largest response accepted.
+//! compression, retries, timeout, the largest response accepted, TLS, and
+//! how externalized batches are fetched and large requests uploaded.
 
 use std::time::Duration;
+
+use vgirpc_fetch::{FetchConfig, TlsSettings};
 
 use super::RetryPolicy;
 
@@ -17,29 +20,10 @@ pub struct HttpOptions {
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) max_response_bytes: usize,
-    pub(super) tls: TlsOptions,
+    pub(super) tls: TlsSettings,
     pub(super) http2_prior_knowledge: bool,
-}
-
-/// What `https://` connections trust and present.
-#[derive(Clone)]
-pub(super) struct TlsOptions {
-    pub(super) system_roots: bool,
-    /// PEM files of extra CAs.
-    pub(super) ca_certificates: Vec<Vec<u8>>,
-    /// PEM certificate chain and private key.
-    pub(super) client_identity: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-impl std::fmt::Debug for TlsOptions {
-    // The private key stays out of logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsOptions")
-            .field("system_roots", &self.system_roots)
-            .field("ca_certificates", &self.ca_certificates.len())
-            .field("client_identity", &self.client_identity.is_some())
-            .finish()
-    }
+    pub(super) fetch: FetchConfig,
+    pub(super) upload_large_requests: bool,
 }
 
 impl Default for HttpOptions {
@@ -52,12 +36,10 @@ impl Default for HttpOptions {
             retry: RetryPolicy::default(),
             timeout: None,
             max_response_bytes: 1 << 30,
-            tls: TlsOptions {
-                system_roots: true,
-                ca_certificates: Vec::new(),
-                client_identity: None,
-            },
+            tls: TlsSettings::new(),
             http2_prior_knowledge: false,
+            fetch: FetchConfig::default(),
+            upload_large_requests: true,
         }
     }
 }
@@ -124,7 +106,7 @@ impl HttpOptions {
     /// Trusts the CA certificates of `pem` for `https://` servers, beside
     /// the system's roots; repeat for more.
     pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls.ca_certificates.push(pem.into());
+        self.tls = self.tls.ca_certificate_pem(pem);
         self
     }
 
@@ -132,7 +114,7 @@ impl HttpOptions {
     /// (default `true`); with `false` only the CAs added by
     /// [`ca_certificate_pem`](Self::ca_certificate_pem) are trusted.
     pub fn system_roots(mut self, trusted: bool) -> Self {
-        self.tls.system_roots = trusted;
+        self.tls = self.tls.system_roots(trusted);
         self
     }
 
@@ -143,7 +125,7 @@ impl HttpOptions {
         chain_pem: impl Into<Vec<u8>>,
         key_pem: impl Into<Vec<u8>>,
     ) -> Self {
-        self.tls.client_identity = Some((chain_pem.into(), key_pem.into()));
+        self.tls = self.tls.client_certificate_pem(chain_pem, key_pem);
         self
     }
 
@@ -153,6 +135,24 @@ impl HttpOptions {
     /// HTTP/1.1 otherwise.
     pub fn http2_prior_knowledge(mut self, enabled: bool) -> Self {
         self.http2_prior_knowledge = enabled;
+        self
+    }
+
+    /// How batches the server externalized are fetched: chunking,
+    /// hedging, retries, deadline, size cap, allowed locations (default
+    /// [`FetchConfig::default`], the reference's). The fetches trust and
+    /// present what the connection to the server does.
+    pub fn fetch_config(mut self, config: FetchConfig) -> Self {
+        self.fetch = config;
+        self
+    }
+
+    /// Whether a request the server refuses as too large (`413`) is
+    /// uploaded to a URL the server vends and sent again as a pointer
+    /// batch, when the server advertises upload URLs (default `true`, as
+    /// the reference client does).
+    pub fn upload_large_requests(mut self, enabled: bool) -> Self {
+        self.upload_large_requests = enabled;
         self
     }
 }
