@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Float64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use vgirpc::Server;
@@ -230,13 +233,9 @@ fn an_externalized_response_is_fetched_over_https_with_the_clients_trust() {
     }
 }
 
-fn echo_params(value: String) -> arrow_array::RecordBatch {
-    let schema = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
-        "value",
-        arrow_schema::DataType::Utf8,
-        false,
-    )]);
-    arrow_array::RecordBatch::try_new(
+fn echo_params(value: String) -> RecordBatch {
+    let schema = Schema::new(vec![Field::new("value", DataType::Utf8, false)]);
+    RecordBatch::try_new(
         Arc::new(schema),
         vec![Arc::new(arrow_array::StringArray::from(vec![value]))],
     )
@@ -294,6 +293,27 @@ fn a_request_above_the_cap_goes_by_an_upload_url() {
     // A small request still goes inline.
     assert_eq!(svc.echo_string("small".into()).unwrap(), "small");
     assert_eq!(store.puts.load(Ordering::SeqCst), 1);
+
+    // An exchange turn above the cap goes the same way, state token and all.
+    let values: Vec<f64> = (0..10_000).map(f64::from).collect();
+    let input = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "value",
+            DataType::Float64,
+            true,
+        )])),
+        vec![Arc::new(Float64Array::from(values))],
+    )
+    .unwrap();
+    let mut session = svc.exchange_accumulate().unwrap();
+    for turn in 1..=2 {
+        let out = session.exchange(&input).unwrap();
+        let sum = out.column_by_name("running_sum").unwrap();
+        let expected = f64::from(turn) * 49_995_000.0;
+        assert_eq!(sum.as_primitive::<Float64Type>().value(0), expected);
+    }
+    drop(session);
+    assert_eq!(store.puts.load(Ordering::SeqCst), 3, "one upload per turn");
 
     // Turned off, the 413 is the caller's.
     let mut inline_only = client(&capped, options.upload_large_requests(false));
