@@ -4,29 +4,25 @@
 //! The hook runs when a call has completed, on the thread that served it,
 //! against that thread's Sentry hub: failures become events in a scope
 //! carrying the method, the caller and chosen parameters; with performance
-//! on, each call also becomes a transaction spanning its duration.
+//! on, each call also becomes a transaction spanning its duration; a span
+//! the transport bound to the scope (a request's transaction) takes the
+//! call's `rpc.*` data whether or not the call failed.
+
+mod params;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
-};
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
-use sentry_core::protocol::{Event, Exception, Level, User, Value};
-use sentry_core::{Hub, Scope, TransactionContext};
-use sha2::{Digest, Sha256};
+use sentry_core::protocol::{Event, Exception, Level, SpanStatus, User, Value};
+use sentry_core::{Hub, Scope, TransactionContext, TransactionOrSpan};
+
+pub use params::{Hashable, ParamValue, Params, short_hash, short_hash_of_length};
+use params::{decode_params, default_redactor, homogeneous, primitive_json, tag_text, well_known};
 
 use crate::auth::AuthContext;
 use crate::context::server_id;
 use crate::observe::{CallRecord, CallStatus, DispatchHook};
-
-/// Longest tag value Sentry keeps, in characters.
-const TAG_VALUE_MAX_CHARS: usize = 200;
 
 /// Parameters hashed into `vgi.*` tags wherever a call carries them, so
 /// that every call of one client session shares a searchable value.
@@ -34,85 +30,6 @@ const WELL_KNOWN_IDS: [(&str, &str); 2] = [
     ("attach_id", "vgi.attach_id"),
     ("transaction_id", "vgi.transaction_id"),
 ];
-
-/// A stable 12-character hex prefix of SHA-256, for tagging opaque,
-/// high-cardinality ids. Bytes hash as their lowercase hex text, so an id
-/// held as bytes and the same id held as hex get the same tag.
-pub fn short_hash<'a>(value: impl Into<Hashable<'a>>) -> String {
-    short_hash_of_length(value, 12)
-}
-
-/// [`short_hash`] with a prefix of `length` hex characters (at most 64).
-pub fn short_hash_of_length<'a>(value: impl Into<Hashable<'a>>, length: usize) -> String {
-    let digest = match value.into() {
-        Hashable::Text(text) => Sha256::digest(text.as_bytes()),
-        Hashable::Bytes(bytes) => Sha256::digest(hex(bytes).as_bytes()),
-    };
-    let mut out = hex(&digest);
-    out.truncate(length);
-    out
-}
-
-/// What [`short_hash`] takes: text, or bytes standing for their hex form.
-#[derive(Debug, Clone, Copy)]
-pub enum Hashable<'a> {
-    /// Hashed as its UTF-8 bytes.
-    Text(&'a str),
-    /// Hashed as its lowercase hex text.
-    Bytes(&'a [u8]),
-}
-
-impl<'a> From<&'a str> for Hashable<'a> {
-    fn from(text: &'a str) -> Self {
-        Hashable::Text(text)
-    }
-}
-
-impl<'a> From<&'a String> for Hashable<'a> {
-    fn from(text: &'a String) -> Self {
-        Hashable::Text(text)
-    }
-}
-
-impl<'a> From<&'a [u8]> for Hashable<'a> {
-    fn from(bytes: &'a [u8]) -> Self {
-        Hashable::Bytes(bytes)
-    }
-}
-
-impl<'a> From<&'a Vec<u8>> for Hashable<'a> {
-    fn from(bytes: &'a Vec<u8>) -> Self {
-        Hashable::Bytes(bytes)
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One parameter of a call, as read back from its request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamValue {
-    /// A string.
-    Text(String),
-    /// A binary value.
-    Bytes(Vec<u8>),
-    /// A boolean.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A floating-point number.
-    Float(f64),
-    /// A list.
-    List(Vec<ParamValue>),
-    /// A struct's fields.
-    Struct(Vec<(String, ParamValue)>),
-    /// Null, or a type recorded nowhere (maps, dates...).
-    Other,
-}
-
-/// A call's parameters, in declaration order.
-pub type Params = Vec<(String, ParamValue)>;
 
 type Redactor = Arc<dyn Fn(Params) -> Params + Send + Sync>;
 
@@ -236,14 +153,32 @@ impl SentryConfig {
         self
     }
 
+    /// Replaces the whole mapping of Sentry user fields to claims, for
+    /// identity providers whose claims have other names; fields left out
+    /// are not filled from any claim.
+    pub fn with_user_claim_map<F, C>(mut self, map: impl IntoIterator<Item = (F, C)>) -> Self
+    where
+        F: Into<String>,
+        C: Into<String>,
+    {
+        self.user_claim_map = map
+            .into_iter()
+            .map(|(field, claim)| (field.into(), claim.into()))
+            .collect();
+        self
+    }
+
     /// Keeps the transaction name the transport gave.
     pub fn without_transaction_name(mut self) -> Self {
         self.set_transaction_name = false;
         self
     }
 
-    /// Records the parameters as `rpc.param.{name}`: strings, numbers,
-    /// booleans and lists of one of them, after the redactor.
+    /// Records the parameters as span data `rpc.param.{name}` (on the
+    /// performance transaction and the span bound to the scope): strings,
+    /// numbers, booleans and lists of one of them, after the redactor.
+    /// Error events do not carry them; [`with_tag_param`](Self::with_tag_param)
+    /// makes tags of chosen ones.
     pub fn with_params_recorded(mut self) -> Self {
         self.record_params = true;
         self
@@ -257,7 +192,8 @@ impl SentryConfig {
     }
 
     /// Replaces the default redactor, which drops parameters whose names
-    /// contain password, token, secret, key or authorization.
+    /// contain password, token, secret, key or authorization (in any case);
+    /// `|params| params` records them all.
     pub fn with_param_redactor(
         mut self,
         redactor: impl Fn(Params) -> Params + Send + Sync + 'static,
@@ -304,87 +240,6 @@ impl SentryConfig {
     }
 }
 
-fn default_redactor(params: Params) -> Params {
-    const CREDENTIALS: [&str; 5] = ["password", "token", "secret", "key", "authorization"];
-    params
-        .into_iter()
-        .filter(|(key, _)| {
-            let key = key.to_lowercase();
-            !CREDENTIALS.iter().any(|word| key.contains(word))
-        })
-        .collect()
-}
-
-fn primitive_json(value: &ParamValue) -> Option<Value> {
-    match value {
-        ParamValue::Text(text) => Some(Value::from(text.as_str())),
-        ParamValue::Bool(b) => Some(Value::from(*b)),
-        ParamValue::Int(i) => Some(Value::from(*i)),
-        ParamValue::Float(x) => Some(Value::from(*x)),
-        _ => None,
-    }
-}
-
-/// A non-empty list whose items are all of one primitive type.
-fn homogeneous(items: &[ParamValue]) -> Option<Value> {
-    let first = items.first()?;
-    let same = items
-        .iter()
-        .all(|item| std::mem::discriminant(item) == std::mem::discriminant(first));
-    if !same {
-        return None;
-    }
-    items
-        .iter()
-        .map(primitive_json)
-        .collect::<Option<Vec<_>>>()
-        .map(Value::from)
-}
-
-/// A primitive as a tag value: Python's `str()` of it, at most 200 characters.
-fn tag_text(value: &ParamValue) -> Option<String> {
-    let text = match value {
-        ParamValue::Text(text) => text.clone(),
-        ParamValue::Bool(true) => "True".to_owned(),
-        ParamValue::Bool(false) => "False".to_owned(),
-        ParamValue::Int(i) => i.to_string(),
-        ParamValue::Float(x) => format!("{x:?}"),
-        _ => return None,
-    };
-    Some(text.chars().take(TAG_VALUE_MAX_CHARS).collect())
-}
-
-/// The first string or bytes value named `name`: a parameter, a field of a
-/// struct parameter, or a field of that struct's `bind_call`.
-fn well_known(params: &Params, name: &str) -> Option<String> {
-    let hash = |value: &ParamValue| match value {
-        ParamValue::Text(text) => Some(short_hash(text)),
-        ParamValue::Bytes(bytes) => Some(short_hash(bytes)),
-        _ => None,
-    };
-    let field = |fields: &[(String, ParamValue)], wanted: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == wanted)
-            .map(|(_, v)| v.clone())
-    };
-    if let Some(found) = field(params, name).as_ref().and_then(hash) {
-        return Some(found);
-    }
-    params.iter().find_map(|(_, value)| {
-        let ParamValue::Struct(fields) = value else {
-            return None;
-        };
-        field(fields, name)
-            .as_ref()
-            .and_then(hash)
-            .or_else(|| match field(fields, "bind_call")? {
-                ParamValue::Struct(inner) => field(&inner, name).as_ref().and_then(hash),
-                _ => None,
-            })
-    })
-}
-
 /// A claim as a tag value, as the reference prints it.
 fn claim_text(value: &serde_json::Value) -> Option<String> {
     match value {
@@ -396,68 +251,15 @@ fn claim_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// The parameters of a record's request.
-fn decode_params(record: &CallRecord) -> Params {
-    record.params.as_ref().map(row_params).unwrap_or_default()
-}
-
-fn row_params(batch: &RecordBatch) -> Params {
-    if batch.num_rows() == 0 {
-        return Vec::new();
-    }
-    batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(field, column)| (field.name().clone(), value_at(column, 0)))
-        .collect()
-}
-
-fn value_at(column: &ArrayRef, row: usize) -> ParamValue {
-    if column.is_null(row) {
-        return ParamValue::Other;
-    }
-    match column.data_type() {
-        DataType::Utf8 => ParamValue::Text(column.as_string::<i32>().value(row).to_owned()),
-        DataType::LargeUtf8 => ParamValue::Text(column.as_string::<i64>().value(row).to_owned()),
-        DataType::Binary => ParamValue::Bytes(column.as_binary::<i32>().value(row).to_vec()),
-        DataType::LargeBinary => ParamValue::Bytes(column.as_binary::<i64>().value(row).to_vec()),
-        DataType::Boolean => ParamValue::Bool(column.as_boolean().value(row)),
-        DataType::Int8 => ParamValue::Int(column.as_primitive::<Int8Type>().value(row).into()),
-        DataType::Int16 => ParamValue::Int(column.as_primitive::<Int16Type>().value(row).into()),
-        DataType::Int32 => ParamValue::Int(column.as_primitive::<Int32Type>().value(row).into()),
-        DataType::Int64 => ParamValue::Int(column.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt8 => ParamValue::Int(column.as_primitive::<UInt8Type>().value(row).into()),
-        DataType::UInt16 => ParamValue::Int(column.as_primitive::<UInt16Type>().value(row).into()),
-        DataType::UInt32 => ParamValue::Int(column.as_primitive::<UInt32Type>().value(row).into()),
-        DataType::UInt64 => i64::try_from(column.as_primitive::<UInt64Type>().value(row))
-            .map_or(ParamValue::Other, ParamValue::Int),
-        DataType::Float32 => {
-            ParamValue::Float(column.as_primitive::<Float32Type>().value(row).into())
-        }
-        DataType::Float64 => ParamValue::Float(column.as_primitive::<Float64Type>().value(row)),
-        DataType::List(_) => {
-            let items = column.as_list::<i32>().value(row);
-            ParamValue::List((0..items.len()).map(|i| value_at(&items, i)).collect())
-        }
-        DataType::Struct(fields) => {
-            let array = column.as_struct();
-            ParamValue::Struct(
-                fields
-                    .iter()
-                    .zip(array.columns())
-                    .map(|(field, child)| (field.name().clone(), value_at(child, row)))
-                    .collect(),
-            )
-        }
-        _ => ParamValue::Other,
-    }
-}
-
 /// Reports completed calls to the Sentry hub of the serving thread.
 pub(crate) struct SentryHook {
     config: SentryConfig,
+}
+
+/// Whether `hub` has a client that sends anything: one bound without a DSN
+/// reports nothing, so it is no reason to pay for reporting.
+fn reporting(hub: &Hub) -> bool {
+    hub.client().is_some_and(|client| client.is_enabled())
 }
 
 impl SentryHook {
@@ -467,9 +269,10 @@ impl SentryHook {
 
     /// Whether the calling thread's hub has a client to report to.
     pub(crate) fn client_bound() -> bool {
-        Hub::current().client().is_some()
+        reporting(&Hub::current())
     }
 
+    /// Tags, context and user of what is sent from the call's scope.
     fn configure(&self, scope: &mut Scope, record: &CallRecord, params: &Params) {
         let config = &self.config;
         let method_type = record.method_type.as_str();
@@ -508,11 +311,6 @@ impl SentryHook {
                 scope.set_tag(tag, hashed);
             }
         }
-        if config.record_params {
-            for (key, value) in config.safe_params(params.clone()) {
-                scope.set_extra(&format!("rpc.param.{key}"), value);
-            }
-        }
     }
 
     /// The user from the principal and claims, and the auth tags.
@@ -534,11 +332,9 @@ impl SentryHook {
             };
             known = true;
             match field.as_str() {
+                "id" => user.id = Some(value.to_owned()),
                 "username" => user.username = Some(value.to_owned()),
                 "email" => user.email = Some(value.to_owned()),
-                "name" => {
-                    user.other.insert("name".to_owned(), Value::from(value));
-                }
                 other => {
                     user.other.insert(other.to_owned(), Value::from(value));
                 }
@@ -561,79 +357,108 @@ impl SentryHook {
         }
     }
 
-    fn transaction(&self, record: &CallRecord, params: &Params) {
+    /// What spans carry for Trace Explorer: the call's identity, its stream
+    /// (never a tag: one value per stream), the recorded parameters and the
+    /// hashed ids.
+    fn span_data(&self, record: &CallRecord, params: &Params) -> Vec<(String, Value)> {
+        let mut data: Vec<(String, Value)> = [
+            ("rpc.system", "vgi_rpc"),
+            ("rpc.service", record.protocol.as_str()),
+            ("rpc.method", record.method.as_str()),
+            ("rpc.method_type", record.method_type.as_str()),
+        ]
+        .into_iter()
+        .chain(record.stream_id.as_deref().map(|id| ("rpc.stream_id", id)))
+        .map(|(key, value)| (key.to_owned(), Value::from(value)))
+        .collect();
+        if self.config.record_params {
+            data.extend(
+                self.config
+                    .safe_params(params.clone())
+                    .into_iter()
+                    .map(|(key, value)| (format!("rpc.param.{key}"), value)),
+            );
+        }
+        for (field, tag) in WELL_KNOWN_IDS {
+            if let Some(hashed) = well_known(params, field) {
+                data.push((tag.to_owned(), Value::from(hashed)));
+            }
+        }
+        data
+    }
+
+    fn transaction(&self, record: &CallRecord, data: Vec<(String, Value)>) {
         let ctx =
             TransactionContext::new(&format!("vgi_rpc/{}", record.method), &self.config.op_name);
         let start = SystemTime::now()
             .checked_sub(record.duration)
             .unwrap_or_else(SystemTime::now);
         let transaction = sentry_core::start_transaction_with_timestamp(ctx, start);
-        transaction.set_data("rpc.system", Value::from("vgi_rpc"));
-        transaction.set_data("rpc.service", Value::from(record.protocol.as_str()));
-        transaction.set_data("rpc.method", Value::from(record.method.as_str()));
-        transaction.set_data("rpc.method_type", Value::from(record.method_type.as_str()));
-        if let Some(stream_id) = &record.stream_id {
-            transaction.set_data("rpc.stream_id", Value::from(stream_id.as_str()));
-        }
-        if self.config.record_params {
-            for (key, value) in self.config.safe_params(params.clone()) {
-                transaction.set_data(&format!("rpc.param.{key}"), value);
-            }
-        }
-        for (field, tag) in WELL_KNOWN_IDS {
-            if let Some(hashed) = well_known(params, field) {
-                transaction.set_data(tag, Value::from(hashed));
-            }
+        for (key, value) in data {
+            transaction.set_data(&key, value);
         }
         transaction.set_status(if record.is_error() {
-            sentry_core::protocol::SpanStatus::InternalError
+            SpanStatus::InternalError
         } else {
-            sentry_core::protocol::SpanStatus::Ok
+            SpanStatus::Ok
         });
         transaction.finish();
+    }
+
+    fn capture(&self, hub: &Hub, record: &CallRecord) {
+        let CallStatus::Error {
+            error_type,
+            message,
+        } = &record.status
+        else {
+            return;
+        };
+        if !self.config.enable_error_capture || self.config.ignored_error_types.contains(error_type)
+        {
+            return;
+        }
+        hub.capture_event(Event {
+            level: Level::Error,
+            exception: vec![Exception {
+                ty: error_type.clone(),
+                value: Some(message.clone()),
+                ..Exception::default()
+            }]
+            .into(),
+            ..Event::default()
+        });
     }
 }
 
 impl DispatchHook for SentryHook {
     fn on_call(&self, record: &CallRecord) {
-        // The scope is only seen by what is sent from it: an error's event
-        // or a transaction.
-        if !record.is_error() && !self.config.enable_performance {
+        let hub = Hub::current();
+        if !reporting(&hub) {
             return;
         }
-        let hub = Hub::current();
-        if hub.client().is_none() {
+        // A span the transport bound (a request's transaction) takes the
+        // call's data even when the call succeeded.
+        let active: Option<TransactionOrSpan> = hub.configure_scope(|scope| scope.get_span());
+        let performance = self.config.enable_performance;
+        // The scope is only seen by what is sent from it: an error's event,
+        // a transaction or the active span.
+        if !record.is_error() && !performance && active.is_none() {
             return;
         }
         let params = decode_params(record);
+        let data = (performance || active.is_some()).then(|| self.span_data(record, &params));
+        if let (Some(span), Some(data)) = (&active, &data) {
+            for (key, value) in data {
+                span.set_data(key, value.clone());
+            }
+        }
         hub.with_scope(
             |scope| self.configure(scope, record, &params),
             || {
-                if self.config.enable_performance {
-                    self.transaction(record, &params);
+                if let Some(data) = data.filter(|_| performance) {
+                    self.transaction(record, data);
                 }
-                let CallStatus::Error {
-                    error_type,
-                    message,
-                } = &record.status
-                else {
-                    return;
-                };
-                if !self.config.enable_error_capture
-                    || self.config.ignored_error_types.contains(error_type)
-                {
-                    return;
-                }
-                hub.capture_event(Event {
-                    level: Level::Error,
-                    exception: vec![Exception {
-                        ty: error_type.clone(),
-                        value: Some(message.clone()),
-                        ..Exception::default()
-                    }]
-                    .into(),
-                    ..Event::default()
-                });
+                self.capture(&hub, record);
             },
         );
     }
