@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -268,31 +269,26 @@ fn a_bad_location_is_reported_for_what_it_is() {
     }
 }
 
-#[test]
-fn a_request_above_the_cap_goes_by_an_upload_url() {
-    let store = ObjectStore::start(None);
-    let uncapped = in_process_server(HttpConfig::new());
-    let capped = in_process_server(
-        HttpConfig::new()
-            .with_max_request_bytes(4096)
-            .with_upload_urls(store.clone(), Some(64 << 20))
-            .with_external(ExternalConfig::new(store.clone()).allow_any_url()),
-    );
+/// The requests of [`a_request_above_the_cap_goes_by_an_upload_url`]
+/// against `capped`: answered as `uncapped` answers them, each large
+/// request by one more upload (`uploads` counts them, where it can).
+fn check_uploads(capped: &str, uncapped: &str, uploads: &dyn Fn() -> Option<usize>) {
     // Uncompressed, so the body really is above the cap.
     let options = HttpOptions::new().compression_level(None);
     let value: String = (0..100_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-
-    let expected = client(&uncapped, options.clone())
+    let expected = client(uncapped, options.clone())
         .echo_string(value.clone())
         .unwrap();
-    let mut svc = client(&capped, options.clone());
+    let mut svc = client(capped, options.clone());
+    let before = uploads();
+    let counted = |n: usize| before.map(|b| b + n);
     assert_eq!(svc.echo_string(value.clone()).unwrap(), expected);
-    assert_eq!(store.puts.load(Ordering::SeqCst), 1, "one upload");
+    assert_eq!(uploads(), counted(1), "one upload");
     // A small request still goes inline.
     assert_eq!(svc.echo_string("small".into()).unwrap(), "small");
-    assert_eq!(store.puts.load(Ordering::SeqCst), 1);
+    assert_eq!(uploads(), counted(1));
 
     // An exchange turn above the cap goes the same way, state token and all.
     let values: Vec<f64> = (0..10_000).map(f64::from).collect();
@@ -313,12 +309,79 @@ fn a_request_above_the_cap_goes_by_an_upload_url() {
         assert_eq!(sum.as_primitive::<Float64Type>().value(0), expected);
     }
     drop(session);
-    assert_eq!(store.puts.load(Ordering::SeqCst), 3, "one upload per turn");
+    assert_eq!(uploads(), counted(3), "one upload per turn");
 
     // Turned off, the 413 is the caller's.
-    let mut inline_only = client(&capped, options.upload_large_requests(false));
+    let mut inline_only = client(capped, options.upload_large_requests(false));
     match inline_only.echo_string(value) {
         Err(ClientError::Http { status: 413, .. }) => {}
         other => panic!("expected HTTP 413, got {other:?}"),
     }
+}
+
+#[test]
+fn a_request_above_the_cap_goes_by_an_upload_url() {
+    let store = ObjectStore::start(None);
+    let uncapped = in_process_server(HttpConfig::new());
+    let capped = in_process_server(
+        HttpConfig::new()
+            .with_max_request_bytes(4096)
+            .with_upload_urls(store.clone(), Some(64 << 20))
+            .with_external(ExternalConfig::new(store.clone()).allow_any_url()),
+    );
+    check_uploads(&capped, &uncapped, &|| {
+        Some(store.puts.load(Ordering::SeqCst))
+    });
+}
+
+/// The reference's HTTP server with a 4 KiB request cap, vending upload
+/// URLs into its in-memory object store and resolving pointers from it.
+const REFERENCE_CAPPED: &str = "\
+import socket, waitress
+from vgi_rpc.conformance import ConformanceService, ConformanceServiceImpl
+from vgi_rpc.conformance.fake_storage import FakeStorageBackend, serve_in_thread
+from vgi_rpc.external import ServerExternalConfig
+from vgi_rpc.http import make_wsgi_app
+from vgi_rpc.rpc import RpcServer
+base, _stop = serve_in_thread()
+backend = FakeStorageBackend(base)
+external = ServerExternalConfig(storage=backend, url_validator=None)
+server = RpcServer(ConformanceService, ConformanceServiceImpl(), external_location=external)
+app = make_wsgi_app(server, max_request_bytes=4096, upload_url_provider=backend, token_key=b'k' * 32)
+s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+print(f'PORT:{port}', flush=True)
+waitress.serve(app, host='127.0.0.1', port=port, _quiet=True)
+";
+
+/// A process this test started; killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_reference_server_takes_large_requests_by_upload_url() {
+    let Some(bin) = vgirpc_conformance::reference::venv_bin() else {
+        eprintln!("no reference venv: skipped (cargo xtask conformance makes it)");
+        return;
+    };
+    let mut command = Command::new(bin.join("python"));
+    command.args(["-c", REFERENCE_CAPPED]);
+    command.stdout(Stdio::piped()).stdin(Stdio::null());
+    let mut process = Process(command.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(process.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().strip_prefix("PORT:").unwrap().parse().unwrap();
+    // The reference announces the port just before it binds.
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let uncapped = in_process_server(HttpConfig::new());
+    check_uploads(&format!("http://127.0.0.1:{port}"), &uncapped, &|| None);
 }
