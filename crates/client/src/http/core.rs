@@ -39,6 +39,9 @@ pub(crate) struct HttpCore {
     /// Made on the first externalized batch or upload, as it reads the
     /// system's roots even for a plain `http://` server.
     fetcher: tokio::sync::OnceCell<Fetcher>,
+    /// The request cap a `413` named (`VGI-Max-Request-Bytes`), 0 before
+    /// any: larger requests then go by upload URL without trying inline.
+    pub(super) request_cap: AtomicU64,
 }
 
 impl std::fmt::Debug for HttpCore {
@@ -114,6 +117,7 @@ impl HttpCore {
             options,
             requests: AtomicU64::new(0),
             fetcher: tokio::sync::OnceCell::new(),
+            request_cap: AtomicU64::new(0),
         })
     }
 
@@ -135,7 +139,8 @@ impl HttpCore {
     /// POSTs an Arrow body to `{endpoint}{path}` with the vgi-rpc headers,
     /// and keeps up with the sticky session the response may open or close.
     /// A body the server refuses as too large goes by an upload URL when
-    /// the server offers them (see [`HttpCore::upload_request`]).
+    /// the server offers them (see [`HttpCore::upload_request`]), and
+    /// after that first refusal, bodies above its cap go that way at once.
     pub(super) async fn post(
         &self,
         path: &str,
@@ -144,11 +149,13 @@ impl HttpCore {
         session: &mut Option<SessionState>,
     ) -> Result<Reply, ClientError> {
         let body = Bytes::from(body);
-        let reply = self
-            .post_inline(path, body.clone(), repeat, session)
-            .await?;
-        if !self.takes_upload(&reply) {
-            return Ok(reply);
+        if !self.above_known_cap(&body) {
+            let reply = self
+                .post_inline(path, body.clone(), repeat, session)
+                .await?;
+            if !self.takes_upload(&reply) {
+                return Ok(reply);
+            }
         }
         let pointer = self.upload_request(body, session).await?;
         // The refused request never ran, so sending it again is safe.

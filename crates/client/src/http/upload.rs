@@ -6,6 +6,7 @@
 //! naming the download URL, with the original batch's metadata.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch};
@@ -25,6 +26,8 @@ use crate::client::remote_error;
 
 /// The capability header of servers that vend upload URLs.
 const UPLOAD_URL_SUPPORT: &str = "vgi-upload-url-support";
+/// The capability header naming the largest request taken inline.
+const MAX_REQUEST_BYTES: &str = "vgi-max-request-bytes";
 /// The method name the upload-URL request carries.
 const UPLOAD_URL_METHOD: &str = "__upload_url__";
 
@@ -43,14 +46,31 @@ fn upload_error(url: &str, message: impl Into<String>) -> ClientError {
 
 impl HttpCore {
     /// Whether `reply` refuses a request as too large from a server that
-    /// takes it by an upload URL instead, and the options allow that.
+    /// takes it by an upload URL instead, and the options allow that; if
+    /// so, the cap it names is remembered, as the reference client does.
     pub(super) fn takes_upload(&self, reply: &Reply) -> bool {
-        self.options.upload_large_requests
+        let takes = self.options.upload_large_requests
             && reply.status == StatusCode::PAYLOAD_TOO_LARGE
             && reply
                 .headers
                 .get(UPLOAD_URL_SUPPORT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let cap = reply
+            .headers
+            .get(MAX_REQUEST_BYTES)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if let Some(cap) = cap.filter(|_| takes) {
+            self.request_cap.store(cap, Ordering::Relaxed);
+        }
+        takes
+    }
+
+    /// Whether `body` is known to be above the server's cap, so it would
+    /// only be refused inline. The cap is compared with the body before
+    /// compression, as the reference client does.
+    pub(super) fn above_known_cap(&self, body: &[u8]) -> bool {
+        let cap = self.request_cap.load(Ordering::Relaxed);
+        self.options.upload_large_requests && cap > 0 && body.len() as u64 > cap
     }
 
     /// Uploads `body`, one request IPC stream, to a URL the server vends
