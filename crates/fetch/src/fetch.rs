@@ -111,6 +111,29 @@ pub struct Fetcher {
     outgoing: Outgoing,
 }
 
+/// What a probe learnt of an object.
+struct Probe {
+    length: Option<usize>,
+    ranged: bool,
+    /// Its `Content-Encoding` among them.
+    headers: HeaderMap,
+}
+
+/// Whether `url` is pre-signed for S3 or GCS, whose signatures bind the
+/// method, so a `HEAD` would be refused.
+fn is_presigned(url: &str) -> bool {
+    let Some((_, query)) = url.split_once('?') else {
+        return false;
+    };
+    let has = |key: &str| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(key))
+    };
+    (has("X-Amz-Signature") && has("X-Amz-Credential"))
+        || (has("X-Goog-Signature") && has("X-Goog-Credential"))
+}
+
 /// What one range request delivered, or why it failed.
 type ChunkDone = (usize, Result<Bytes, FetchError>, Duration);
 
@@ -152,16 +175,8 @@ impl Fetcher {
             });
         }
         let deadline = Instant::now() + config.timeout;
-        // A HEAD that fails (a URL signed for GET only, say) just means
-        // the single GET, which retries and reports any real refusal itself.
-        let head = self
-            .send_once(Method::HEAD, url, &[], 0, deadline)
-            .await
-            .ok()
-            .filter(|r| r.status.is_success());
-        let length = head
-            .as_ref()
-            .and_then(|r| header_number(&r.headers, CONTENT_LENGTH));
+        let probe = self.probe(url, deadline).await;
+        let length = probe.as_ref().and_then(|p| p.length);
         if let Some(length) = length.filter(|n| *n > config.max_fetch_bytes) {
             return Err(FetchError::TooLarge {
                 url: shown(url),
@@ -169,14 +184,10 @@ impl Fetcher {
                 cap: config.max_fetch_bytes,
             });
         }
-        let ranged = head.as_ref().is_some_and(|r| {
-            r.headers
-                .get(ACCEPT_RANGES)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"))
-        });
+        let ranged = probe.as_ref().is_some_and(|p| p.ranged);
         let (headers, body) = match length {
             Some(length) if ranged && length >= config.parallel_threshold_bytes => {
-                let headers = head.map(|r| r.headers).unwrap_or_default();
+                let headers = probe.map(|p| p.headers).unwrap_or_default();
                 (headers, self.fetch_chunks(url, length, deadline).await?)
             }
             _ => {
@@ -198,6 +209,46 @@ impl Fetcher {
             }
         };
         decode(url, &headers, body, config.max_fetch_bytes)
+    }
+
+    /// The object's size and whether it can be fetched in ranges: a
+    /// `HEAD`, or for a pre-signed URL (signed for `GET` alone) a `GET` of
+    /// its first byte, as the reference probes. A probe that fails just
+    /// means the single `GET`, which retries and reports any real refusal.
+    async fn probe(&self, url: &str, deadline: Instant) -> Option<Probe> {
+        if !is_presigned(url) {
+            let head = self.send_once(Method::HEAD, url, &[], 0, deadline).await;
+            let head = head.ok().filter(|r| r.status.is_success())?;
+            let ranged = head
+                .headers
+                .get(ACCEPT_RANGES)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
+            return Some(Probe {
+                length: header_number(&head.headers, CONTENT_LENGTH),
+                ranged,
+                headers: head.headers,
+            });
+        }
+        // A store that ignores the range sends the whole object, which the
+        // one-byte cap refuses; the single GET then fetches it.
+        let first = self
+            .send_once(Method::GET, url, &[("range", "bytes=0-0")], 1, deadline)
+            .await
+            .ok()
+            .filter(|r| r.status == StatusCode::PARTIAL_CONTENT)?;
+        let total = first.headers.get(CONTENT_RANGE).and_then(|v| {
+            v.to_str()
+                .ok()?
+                .strip_prefix("bytes 0-0/")?
+                .trim()
+                .parse()
+                .ok()
+        });
+        Some(Probe {
+            length: total,
+            ranged: total.is_some(),
+            headers: first.headers,
+        })
     }
 
     /// The object in `chunk_size_bytes` ranges, `max_parallel_requests` at

@@ -1,6 +1,6 @@
 //! `FetchConfig::fetch_blocking` against a local object server that answers `HEAD`
 //! and `Range` requests, and can be slow once for one chunk, fail with 503
-//! a number of times, or cut a range short.
+//! a number of times, cut a range short, or refuse `HEAD`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,6 +22,8 @@ struct Behaviour {
     failures: AtomicUsize,
     /// Ranges come back one byte short.
     truncate: bool,
+    /// `HEAD` is refused, as a URL signed for `GET` alone refuses it.
+    refuse_head: bool,
 }
 
 struct ObjectServer {
@@ -91,6 +93,11 @@ fn serve(
         let _ = stream.write_all(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
+        return;
+    }
+    if request_line.starts_with("HEAD") && behaviour.refuse_head {
+        let _ = stream
+            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     }
     if request_line.starts_with("HEAD") {
@@ -244,4 +251,24 @@ fn a_short_range_is_reported() {
         .expect_err("truncated")
         .to_string();
     assert!(error.contains("truncated body"), "{error}");
+}
+
+#[test]
+fn a_presigned_url_is_probed_by_its_first_byte_and_fetched_in_ranges() {
+    let body = object();
+    let server = ObjectServer::start(
+        body.clone(),
+        Behaviour {
+            refuse_head: true,
+            ..Behaviour::default()
+        },
+    );
+    let signed = format!("{}?X-Amz-Credential=c&X-Amz-Signature=s", server.url);
+    assert_eq!(chunked().fetch_blocking(&signed).expect("fetch"), body);
+    assert_eq!(server.count(usize::MAX), 0, "no whole-object GET");
+    assert_eq!(server.count(0), 2, "the probe and the first chunk");
+
+    // Unsigned, a refused HEAD leaves the single GET.
+    assert_eq!(chunked().fetch_blocking(&server.url).expect("fetch"), body);
+    assert_eq!(server.count(usize::MAX), 1);
 }
