@@ -6,6 +6,8 @@ use vgirpc_token::{DEFAULT_TTL_SECS, TokenKey};
 use crate::auth::Authenticate;
 use crate::cors::CorsConfig;
 use crate::external::ExternalConfig;
+#[cfg(feature = "prometheus")]
+use crate::metrics::MetricsConfig;
 use crate::oauth::OAuthPkce;
 use crate::pages::Pages;
 use crate::sticky::StickyConfig;
@@ -67,6 +69,8 @@ pub struct HttpConfig {
     pub(crate) pages: Pages,
     pub(crate) tls: Option<TlsConfig>,
     pub(crate) oauth_pkce: Option<OAuthPkce>,
+    #[cfg(feature = "prometheus")]
+    pub(crate) metrics: Option<MetricsConfig>,
 }
 
 /// Timeouts and the connection limit, as [`HttpServer::serve`](crate::HttpServer::serve)
@@ -98,8 +102,8 @@ impl Default for ConnectionLimits {
 
 impl std::fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("prefix", &self.prefix)
+        let mut f = f.debug_struct("HttpConfig");
+        f.field("prefix", &self.prefix)
             .field("token_key", &self.token_key)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("max_request_bytes", &self.max_request_bytes)
@@ -119,8 +123,10 @@ impl std::fmt::Debug for HttpConfig {
             .field("connections", &self.connections)
             .field("pages", &self.pages)
             .field("tls", &self.tls)
-            .field("oauth_pkce", &self.oauth_pkce)
-            .finish()
+            .field("oauth_pkce", &self.oauth_pkce);
+        #[cfg(feature = "prometheus")]
+        f.field("metrics", &self.metrics);
+        f.finish()
     }
 }
 
@@ -145,6 +151,8 @@ impl Default for HttpConfig {
             pages: Pages::default(),
             tls: None,
             oauth_pkce: None,
+            #[cfg(feature = "prometheus")]
+            metrics: None,
         }
     }
 }
@@ -263,6 +271,15 @@ impl HttpConfig {
     /// it then also accepts the token of the `_vgi_auth` cookie.
     pub fn with_oauth_pkce(mut self, pkce: OAuthPkce) -> Self {
         self.oauth_pkce = Some(pkce);
+        self
+    }
+
+    /// Serve Prometheus metrics (calls, durations, calls in flight,
+    /// stream-state tokens, sticky sessions) on their own path, as
+    /// `metrics` says. Off by default, and then nothing is counted.
+    #[cfg(feature = "prometheus")]
+    pub fn with_metrics(mut self, metrics: MetricsConfig) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 

@@ -120,6 +120,23 @@ impl Endpoints {
                 })
                 .collect(),
         };
+        #[cfg(feature = "prometheus")]
+        if let Some(metrics) = self
+            .rpc
+            .metrics
+            .as_ref()
+            .filter(|m| request.uri().path() == m.path())
+        {
+            return Prepared::Answer(if method == Method::GET {
+                body::response(
+                    StatusCode::OK,
+                    crate::metrics::CONTENT_TYPE,
+                    metrics.render(),
+                )
+            } else {
+                not_allowed("GET")
+            });
+        }
         if let Some(page) = self.pages.page(method, request.uri().path()) {
             return Prepared::Answer(page);
         }
@@ -244,7 +261,11 @@ impl Service<Request<Bytes>> for Endpoints {
         let rpc = self.rpc.clone();
         let in_place = self.in_place.clone();
         let body = request.into_body();
+        #[cfg(feature = "prometheus")]
+        let in_flight = self.rpc.metrics.as_ref().map(|m| m.call_started());
         Box::pin(async move {
+            #[cfg(feature = "prometheus")]
+            let _in_flight = in_flight;
             let Call { kind, name, caller } = call;
             let reply = in_place
                 .run(move || match kind {

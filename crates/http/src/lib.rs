@@ -83,6 +83,8 @@ mod endpoints;
 mod error;
 mod external;
 mod layer;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod oauth;
 mod outgoing;
 mod pages;
@@ -130,6 +132,8 @@ pub use config::{
 pub use cors::{CorsConfig, DEFAULT_CORS_MAX_AGE};
 pub use error::HttpError;
 pub use external::{ExternalConfig, UrlPolicy};
+#[cfg(feature = "prometheus")]
+pub use metrics::{DEFAULT_METRICS_PATH, MetricsConfig};
 pub use oauth::{
     AUTH_COOKIE, CookieAuthenticate, DEFAULT_RETURN_ORIGINS, OAuthPkce, SESSION_COOKIE,
     cookie_authenticate,
@@ -201,6 +205,10 @@ impl HttpServer {
         };
         serve::check_limits(&config.connections)?;
         let (config, oauth) = oauth::install(config)?;
+        #[cfg(feature = "prometheus")]
+        if let Some(metrics) = &config.metrics {
+            metrics.check(&config.prefix, &server)?;
+        }
         let tls = match &config.tls {
             Some(tls) => Some(tls.acceptor(config.connections.http2)?),
             None => None,
@@ -219,6 +227,15 @@ impl HttpServer {
             Some(sticky) => Some(Arc::new(sticky::Sticky::new(sticky, key.clone())?)),
             None => None,
         };
+        #[cfg(feature = "prometheus")]
+        let counted = config.metrics.as_ref().map(|metrics| {
+            let counted = Arc::new(metrics::Metrics::new(
+                &metrics.path,
+                sticky.as_ref().map(|sticky| sticky.sessions()),
+            ));
+            server.add_hook(metrics::CallCounter(counted.clone()));
+            counted
+        });
         let endpoints = Endpoints::new(
             rpc::Rpc {
                 server,
@@ -228,11 +245,21 @@ impl HttpServer {
                 max_externalized_response_bytes: config.max_externalized_response_bytes,
                 external: config.external,
                 upload_urls: config.upload_urls,
+                #[cfg(feature = "prometheus")]
+                metrics: counted,
             },
             &prefix,
             &config.pages,
         );
         let health = format!("{prefix}/health");
+        let unauthenticated = vec![health.clone()];
+        // Scrapers rarely hold the callers' credentials; the scrape skips
+        // authentication, as the health check does, unless asked not to.
+        #[cfg(feature = "prometheus")]
+        let unauthenticated = match config.metrics.as_ref().filter(|m| !m.authenticated) {
+            Some(metrics) => vec![health.clone(), metrics.path.clone()],
+            None => unauthenticated,
+        };
         let resource_metadata = config
             .authenticate
             .as_ref()
@@ -250,7 +277,7 @@ impl HttpServer {
             .layer(CapabilitiesLayer::new(capabilities))
             .option_layer(oauth.map(OAuthLayer::new))
             .option_layer(resource_metadata)
-            .layer(AuthLayer::new(config.authenticate, vec![health.clone()]))
+            .layer(AuthLayer::new(config.authenticate, unauthenticated))
             .layer(BodyLimitLayer::new(
                 config.max_request_bytes,
                 vec![format!("{prefix}/__upload_url__"), health],

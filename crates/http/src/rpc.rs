@@ -71,4 +71,7 @@ pub(crate) struct Rpc {
     pub(crate) max_externalized_response_bytes: Option<u64>,
     pub(crate) external: Option<ExternalConfig>,
     pub(crate) upload_urls: Option<Arc<dyn UploadUrlProvider>>,
+    /// What is counted for Prometheus, when metrics are configured.
+    #[cfg(feature = "prometheus")]
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }

@@ -212,6 +212,12 @@ impl Sticky {
         }
     }
 
+    /// The registry, whose size the metrics read at each scrape.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn sessions(&self) -> Registry {
+        self.registry.clone()
+    }
+
     /// The `VGI-Echo-*` headers of a session-opening response.
     pub(crate) fn echo_headers(&self) -> &HeaderMap {
         &self.echo

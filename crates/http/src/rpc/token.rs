@@ -45,14 +45,18 @@ impl Rpc {
         caller: &Caller,
     ) -> Result<(ActiveStream, Vec<u8>), Failure> {
         let bad = |message: String| Failure::new(StatusCode::BAD_REQUEST, "RuntimeError", message);
-        let payload = TokenPayload::open(
+        let opened = TokenPayload::open(
             token,
             &self.key,
             &caller.identity(),
             self.token_ttl_secs,
             unix_now(),
-        )
-        .map_err(|err| {
+        );
+        #[cfg(feature = "prometheus")]
+        if let Some(metrics) = &self.metrics {
+            metrics.token_opened(opened.as_ref().err());
+        }
+        let payload = opened.map_err(|err| {
             // The precise reason stays in the log; the client gets the
             // reference's uniform text.
             tracing::info!(%err, method, "rejected a state token");
