@@ -30,6 +30,7 @@ usage: vgirpc-reliability --worker PATH [options]
   --connections N      connections of the soak (default 64)
   --zstd-cap BYTES     the worker's decompressed-size cap for zstd bodies
                        (default 268435456, the HTTP transport's default)
+  --finding N          only the attacks replaying finding N (repeatable)
   --skip-attacks       only the soak
   --skip-soak          only the attacks
   --output PATH        where to write the JSON results";
@@ -42,6 +43,8 @@ struct Options {
     connections: usize,
     zstd_cap: u64,
     attacks: bool,
+    /// Findings to replay; empty replays them all.
+    findings: Vec<u8>,
     soak: bool,
     output: Option<PathBuf>,
 }
@@ -58,6 +61,7 @@ impl Options {
             connections: 64,
             zstd_cap: 256 << 20,
             attacks: true,
+            findings: Vec::new(),
             soak: true,
             output: None,
         };
@@ -70,6 +74,7 @@ impl Options {
                 "--soak-seconds" => options.soak_seconds = Some(value()?.parse()?),
                 "--connections" => options.connections = value()?.parse()?,
                 "--zstd-cap" => options.zstd_cap = value()?.parse()?,
+                "--finding" => options.findings.push(value()?.parse()?),
                 "--skip-attacks" => options.attacks = false,
                 "--skip-soak" => options.soak = false,
                 "--output" => options.output = Some(PathBuf::from(value()?)),
@@ -119,7 +124,9 @@ fn run() -> Result<bool> {
         println!("attack matrix ({} attacks)", ATTACKS.len());
         for attack in ATTACKS {
             for &transport in attack.transports {
-                if !options.transports.contains(&transport) {
+                if !options.transports.contains(&transport)
+                    || !(options.findings.is_empty() || options.findings.contains(&attack.finding))
+                {
                     continue;
                 }
                 let verdict = attacks::run(attack, transport, &launch, &settings);

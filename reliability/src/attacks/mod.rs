@@ -4,6 +4,7 @@
 
 mod bodies;
 mod connections;
+mod http2;
 mod messages;
 
 use std::thread;
@@ -15,6 +16,7 @@ use crate::link::Link;
 use crate::worker::{Launch, Memory, Transport, Worker, mib};
 use bodies::{body_claim, large_body, zstd_bombs};
 use connections::{STALL_TIMEOUT_SECS, idle_connections, partial_body, slowloris, stalled_bodies};
+use http2::{rapid_reset, stalled_streams};
 use messages::{
     big_schemas, big_schemas_compressed, dictionary_after_batch, huge_method_name,
     wrong_exchange_type,
@@ -138,6 +140,25 @@ pub(crate) const ATTACKS: &[Attack] = &[
         transports: ALL,
         tune: as_launched,
         run: huge_method_name,
+    },
+    Attack {
+        name: "10,000 HTTP/2 streams opened and cancelled at once (rapid reset)",
+        finding: 11,
+        transports: HTTP,
+        tune: as_launched,
+        run: rapid_reset,
+    },
+    Attack {
+        name: "64 HTTP/2 streams claiming 15 MiB bodies, stalled after 256 KiB (body-read timeout 10 s)",
+        finding: 11,
+        transports: HTTP,
+        tune: |launch| {
+            launch.args.extend([
+                "--body-read-timeout".into(),
+                http2::STALL_TIMEOUT_SECS.to_string(),
+            ]);
+        },
+        run: stalled_streams,
     },
 ];
 
