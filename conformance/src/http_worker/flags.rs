@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vgirpc_http::{
     ClientAuth, CorsConfig, DEFAULT_CORS_MAX_AGE, ExternalConfig, ExternalStorage, HttpConfig,
-    StickyConfig, TlsConfig, TokenKey, UploadUrlProvider,
+    MetricsConfig, StickyConfig, TlsConfig, TokenKey, UploadUrlProvider,
 };
 use vgirpc_storage::S3StorageBuilder;
 
@@ -50,6 +50,7 @@ pub(crate) struct HttpFlags {
     client_ca: Option<String>,
     require_client_cert: bool,
     no_http2: bool,
+    metrics_path: Option<String>,
     pkce: PkceFlags,
     auth: AuthFlags,
 }
@@ -136,6 +137,7 @@ impl HttpFlags {
             "--client-ca" => self.client_ca = Some(value()?),
             "--require-client-cert" => self.require_client_cert = true,
             "--no-http2" => self.no_http2 = true,
+            "--metrics-path" => self.metrics_path = Some(value()?),
             "--describe" => {}
             _ => return Ok(false),
         }
@@ -174,6 +176,7 @@ impl HttpFlags {
                 || self.client_ca.is_some()
                 || self.require_client_cert
                 || self.no_http2
+                || self.metrics_path.is_some()
                 || self.auth.any();
             return if any {
                 Err("HTTP flags need --http".into())
@@ -262,6 +265,9 @@ impl HttpFlags {
             return Err("--cors-max-age needs --cors-origin".into());
         }
         config = config.with_http2(!self.no_http2);
+        if let Some(path) = self.metrics_path {
+            config = config.with_metrics(MetricsConfig::new().with_path(path));
+        }
         match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => {
                 let mut tls = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
@@ -487,6 +493,8 @@ mod tests {
             "https://b.example",
             "--cors-max-age",
             "60",
+            "--metrics-path",
+            "/internal/metrics",
             "--describe",
         ])
         .unwrap()
@@ -509,6 +517,7 @@ mod tests {
             "drain_timeout: 4s",
             "List([\"https://a.example\", \"https://b.example\"])",
             "max_age: Some(60s)",
+            r#"metrics: Some(MetricsConfig { path: "/internal/metrics", authenticated: false })"#,
         ] {
             assert!(config.contains(expected), "{expected} in {config}");
         }
@@ -530,6 +539,11 @@ mod tests {
                 .contains("--http")
         );
         assert!(parse(&["--no-sticky"]).unwrap_err().contains("--http"));
+        assert!(
+            parse(&["--metrics-path", "/metrics"])
+                .unwrap_err()
+                .contains("--http")
+        );
         assert!(parse(&["--s3-storage"]).unwrap_err().contains("--http"));
         let both = [
             "--http",

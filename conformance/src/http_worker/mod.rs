@@ -81,6 +81,8 @@ pub(crate) const USAGE: &str = "\
   --require-client-cert  refuse clients without one (default: optional)
   --no-http2           HTTP/1.1 only (default: h2 by ALPN with TLS, h2c by
                        prior knowledge without, beside HTTP/1.1)
+  --metrics-path PATH  serve Prometheus metrics at PATH, without authentication
+                       (default: no metrics endpoint)
   --describe           accepted for compatibility; __describe__ is always served";
 
 /// Threads for calls that do not run in place; each HTTP/1.1 connection
