@@ -94,8 +94,7 @@ async fn start(config: HttpConfig) -> (SocketAddr, oneshot::Sender<()>) {
     (addr, stop)
 }
 
-fn post(path: &str, body: Vec<u8>) -> http::request::Builder {
-    let _ = body;
+fn post(path: &str) -> http::request::Builder {
     Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -104,7 +103,12 @@ fn post(path: &str, body: Vec<u8>) -> http::request::Builder {
 }
 
 async fn call(addr: SocketAddr, path: &str, body: Vec<u8>) -> Reply {
-    let request = post(path, body.clone())
+    send(addr, post(path).body(Full::new(Bytes::from(body))).unwrap()).await
+}
+
+async fn call_as(addr: SocketAddr, bearer: &str, path: &str, body: Vec<u8>) -> Reply {
+    let request = post(path)
+        .header("authorization", format!("Bearer {bearer}"))
         .body(Full::new(Bytes::from(body)))
         .unwrap();
     send(addr, request).await
@@ -208,7 +212,7 @@ async fn a_scrape_reads_back_a_known_sequence_of_calls() {
 
     let opened = send(
         addr,
-        post("/open", Vec::new())
+        post("/open")
             .header("VGI-Session-Accept", "true")
             .body(Full::new(Bytes::from(request("open", vec![]))))
             .unwrap(),
@@ -371,4 +375,42 @@ fn a_path_the_server_already_answers_is_refused() {
             other => panic!("{path}: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_callers_token_is_refused_and_counted() {
+    let auth = bearer_static([
+        (
+            "alice-token".to_owned(),
+            AuthContext::authenticated("bearer", "alice"),
+        ),
+        (
+            "bob-token".to_owned(),
+            AuthContext::authenticated("bearer", "bob"),
+        ),
+    ]);
+    let (addr, _stop) = start(
+        HttpConfig::new()
+            .with_token_key(key())
+            .with_max_response_bytes(4096)
+            .with_authenticate(auth)
+            .with_metrics(MetricsConfig::new()),
+    )
+    .await;
+    let body = request("count", vec![("count", int(2))]);
+    let token = call_as(addr, "alice-token", "/count/init", body)
+        .await
+        .stream_token()
+        .unwrap();
+    let stolen = call_as(addr, "bob-token", "/count/exchange", continuation(&token)).await;
+    assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+    let samples = samples(&get(addr, "/metrics", None).await);
+    has(
+        &samples,
+        r#"vgi_rpc_stream_tokens_total{result="verification_failed"} 1"#,
+    );
+    assert!(
+        !samples.iter().any(|s| s.contains(r#"result="opened""#)),
+        "{samples:#?}"
+    );
 }
