@@ -3,8 +3,12 @@
 //!
 //! With no flags it serves over stdin/stdout (the pipe transport); `--unix`
 //! serves on a Unix socket instead. Flags follow the reference worker's.
+//! With `SENTRY_DSN` set, failed calls are reported to that Sentry project;
+//! `--observe-discard` turns Sentry and OpenTelemetry on with nowhere to
+//! send, for measuring what they cost.
 
 mod http_worker;
+mod observe;
 mod options;
 
 use std::io::Write;
@@ -24,16 +28,6 @@ use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // Standard output carries Arrow IPC or the one ready line only, so
-    // diagnostics go to stderr.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VGI_RPC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(Some(options)) => options,
         Ok(None) => {
@@ -45,7 +39,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-
+    // Standard output carries Arrow IPC or the one ready line only, so
+    // diagnostics go to stderr.
+    let observers = match observe::Observers::start(options.observe_discard) {
+        Ok(observers) => observers,
+        Err(message) => {
+            eprintln!("vgi-conformance-worker: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let server = match Server::new(ConformanceServiceServer::new(Conformance)) {
         Ok(server) => server,
         Err(err) => {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    observers.instrument(&server);
     if let Some(config) = options.access_log.clone() {
         match vgirpc_access_log::AccessLog::open(config) {
             Ok(log) => server.add_hook(log),

@@ -34,7 +34,14 @@ Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
   --access-log-backup-count N     rotated files kept (default 5)
   --access-log-max-record-bytes N longest record line (default 1048576)
   --access-log-debug   include request payloads in records
-  -h, --help           show this help";
+  --observe-discard    Sentry and OpenTelemetry on, as a deployment would
+                       run them, with every report dropped: a client whose
+                       transport discards envelopes, spans recorded with no
+                       exporter, metrics aggregated for a discarding
+                       exporter (for benchmarks; overrides SENTRY_DSN)
+  -h, --help           show this help
+
+With SENTRY_DSN set, failed calls are reported to that Sentry project.";
 
 /// Where the worker serves.
 #[derive(Debug)]
@@ -49,6 +56,8 @@ pub(crate) enum Transport {
 pub(crate) struct Options {
     pub(crate) transport: Transport,
     pub(crate) access_log: Option<AccessLogConfig>,
+    /// Sentry and OpenTelemetry on, reporting into sinks (benchmarks).
+    pub(crate) observe_discard: bool,
 }
 
 /// `VGI_RPC_*` environment defaults, as the reference worker reads them.
@@ -91,6 +100,7 @@ impl Options {
         let mut log_backups = env_number("VGI_RPC_ACCESS_LOG_BACKUP_COUNT", 5)?;
         let mut log_record_bytes = env_number("VGI_RPC_ACCESS_LOG_MAX_RECORD_BYTES", 1 << 20)?;
         let mut log_debug = false;
+        let mut observe_discard = false;
         let mut http = HttpFlags::default();
         while let Some(arg) = args.pop_front() {
             // Both `--flag value` and `--flag=value` are accepted.
@@ -130,6 +140,7 @@ impl Options {
                 "--access-log-backup-count" => log_backups = number(&flag, &value()?)?,
                 "--access-log-max-record-bytes" => log_record_bytes = number(&flag, &value()?)?,
                 "--access-log-debug" => log_debug = true,
+                "--observe-discard" => observe_discard = true,
                 other => {
                     if !http.take(other, &mut value)? {
                         return Err(format!("unknown argument {other:?}"));
@@ -201,6 +212,7 @@ impl Options {
         Ok(Some(Self {
             transport,
             access_log,
+            observe_discard,
         }))
     }
 }

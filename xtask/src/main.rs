@@ -35,6 +35,7 @@ mod layers;
 mod oauth;
 mod pages;
 mod process;
+mod pytest;
 mod python;
 mod reliability;
 mod report;

@@ -18,9 +18,9 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 use crate::cli_run::remove_stale;
-use crate::conformance::parse_pytest_report;
 use crate::expectations::is_glob;
 use crate::process::{self, run_ok, shell_words};
+use crate::pytest;
 use crate::python::Venv;
 use crate::report::{Group, Outcome, TestResult};
 
@@ -101,7 +101,7 @@ fn run_test(
     if !matches!(status.code(), Some(0 | 1 | 5)) {
         bail!("pytest exited with {status} (its output is above)");
     }
-    let tests: Vec<TestResult> = parse_pytest_report(&report)?
+    let tests: Vec<TestResult> = pytest::parse_report(&report)?
         .into_iter()
         .map(|(_, test)| test)
         .collect();

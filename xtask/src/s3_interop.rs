@@ -17,8 +17,8 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use crate::cli_run::remove_stale;
-use crate::conformance::parse_pytest_report;
 use crate::process::{self, shell_words};
+use crate::pytest;
 use crate::python::Venv;
 use crate::report::{Group, Outcome};
 use crate::{client, s3};
@@ -132,7 +132,7 @@ fn upload_tests(
     if !matches!(status.code(), Some(0 | 1 | 5)) {
         bail!("pytest exited with {status} (its output is above)");
     }
-    let tests: Vec<_> = parse_pytest_report(&report)?
+    let tests: Vec<_> = pytest::parse_report(&report)?
         .into_iter()
         .map(|(_, test)| test)
         .collect();

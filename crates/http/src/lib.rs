@@ -238,7 +238,7 @@ impl HttpServer {
         });
         let endpoints = Endpoints::new(
             rpc::Rpc {
-                server,
+                server: server.clone(),
                 key,
                 token_ttl_secs: config.token_ttl_secs,
                 max_response_bytes: config.max_response_bytes,
@@ -277,7 +277,11 @@ impl HttpServer {
             .layer(CapabilitiesLayer::new(capabilities))
             .option_layer(oauth.map(OAuthLayer::new))
             .option_layer(resource_metadata)
-            .layer(AuthLayer::new(config.authenticate, unauthenticated))
+            .layer(AuthLayer::new(
+                config.authenticate,
+                unauthenticated,
+                server.clone(),
+            ))
             .layer(BodyLimitLayer::new(
                 config.max_request_bytes,
                 vec![format!("{prefix}/__upload_url__"), health],

@@ -72,7 +72,7 @@ pub use collector::{OutputCollector, ResponseBudget};
 pub use context::{CallContext, Peer, TransportKind, new_request_id, server_id, set_server_id};
 pub use error::{RpcError, ServeError};
 pub use maybe_ready::{BoxFuture, MaybeReady, block_on};
-pub use observe::{CallRecord, CallStats, CallStatus, DispatchHook};
+pub use observe::{AuthFailure, CallRecord, CallStats, CallStatus, DispatchHook};
 pub use server::Server;
 pub use service::{Outcome, Service};
 pub use session::{SessionRef, SessionState};

@@ -125,6 +125,26 @@ pub trait DispatchHook: Send + Sync + 'static {
     fn wants_request_data(&self) -> bool {
         true
     }
+
+    /// Called when the transport refused a request before any call, for
+    /// lack of acceptable credentials. Does nothing unless a hook cares.
+    fn on_auth_failure(&self, _failure: &AuthFailure<'_>) {}
+}
+
+/// A request the transport's authentication refused: no call was made,
+/// so no [`CallRecord`] follows.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct AuthFailure<'a> {
+    /// The service's protocol name.
+    pub protocol: &'a str,
+    /// Why, in the reference's terms, so that dashboards read alike
+    /// across implementations: `ValueError` for credentials missing or not
+    /// understood, `PermissionError` for credentials recognised and
+    /// refused.
+    pub error_type: &'a str,
+    /// The caller's address, where the transport knows it.
+    pub remote_addr: Option<&'a str>,
 }
 
 /// Records what the call did with sticky sessions; records of servers

@@ -17,7 +17,7 @@ use vgirpc_wire::metadata::{self, Metadata};
 
 use crate::auth::AuthContext;
 use crate::context::server_id;
-use crate::observe::{CallRecord, CallStatus, DispatchHook};
+use crate::observe::{AuthFailure, CallRecord, CallStatus, DispatchHook};
 
 /// Instrumentation scope of the reference's tracer and meter, so that
 /// dashboards built on either implementation select the same series.
@@ -28,6 +28,8 @@ const SCOPE_VERSION: &str = "0.1.0";
 pub const REQUESTS_METRIC: &str = "rpc.server.requests";
 /// Metric name: seconds spent serving a call.
 pub const DURATION_METRIC: &str = "rpc.server.duration";
+/// Metric name: requests refused by authentication before any call.
+pub const AUTH_FAILURE_METRIC: &str = "rpc.server.auth_failure";
 
 /// What [`Server::instrument_otel`](crate::Server::instrument_otel) adds to
 /// dispatch, as the reference's `OtelConfig`.
@@ -213,6 +215,7 @@ fn claim_text(value: &Json) -> Option<String> {
 pub(crate) struct RequestMetrics {
     requests: Counter<u64>,
     duration: Histogram<f64>,
+    auth_failures: Counter<u64>,
 }
 
 impl RequestMetrics {
@@ -227,6 +230,11 @@ impl RequestMetrics {
                 .f64_histogram(DURATION_METRIC)
                 .with_unit("s")
                 .with_description("Duration of RPC requests")
+                .build(),
+            auth_failures: meter
+                .u64_counter(AUTH_FAILURE_METRIC)
+                .with_unit("{failure}")
+                .with_description("Number of authentication failures before RPC dispatch")
                 .build(),
         }
     }
@@ -255,6 +263,17 @@ impl DispatchHook for RequestMetrics {
 
     fn wants_request_data(&self) -> bool {
         false
+    }
+
+    fn on_auth_failure(&self, failure: &AuthFailure<'_>) {
+        self.auth_failures.add(
+            1,
+            &[
+                KeyValue::new("rpc.system", "vgi_rpc"),
+                KeyValue::new("rpc.service", failure.protocol.to_owned()),
+                KeyValue::new("error.type", failure.error_type.to_owned()),
+            ],
+        );
     }
 }
 

@@ -16,7 +16,7 @@ use crate::collector::ResponseBudget;
 use crate::context::{CallContext, Peer, TransportKind, new_request_id, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
 use crate::maybe_ready::MaybeReady;
-use crate::observe::{CallRecord, CallStats, CallStatus, DispatchHook, fill_session};
+use crate::observe::{AuthFailure, CallRecord, CallStats, CallStatus, DispatchHook, fill_session};
 use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::session::SessionHost;
@@ -184,6 +184,25 @@ impl Server {
             return true;
         }
         false
+    }
+
+    /// Tells every hook that the transport refused a request for lack of
+    /// acceptable credentials (see [`AuthFailure`]).
+    pub fn report_auth_failure(&self, error_type: &str, remote_addr: Option<&str>) {
+        let hooks = self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let failure = AuthFailure {
+            protocol: self.inner.service.protocol_name(),
+            error_type,
+            remote_addr,
+        };
+        for hook in hooks {
+            hook.on_auth_failure(&failure);
+        }
     }
 
     /// Hands a completed call's record to every hook.

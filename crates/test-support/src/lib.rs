@@ -19,8 +19,10 @@
 //! assert_eq!(span["rpc.method"], "echo");
 //! ```
 //!
-//! [`pki`] makes a CA and certificates for TLS tests.
+//! [`pki`] makes a CA and certificates for TLS tests; [`azurite`] creates
+//! containers in Azure's storage emulator.
 
+pub mod azurite;
 pub mod pki;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,9 @@ use http_body::Body;
 use tower::{Layer, Service};
 
 use super::{BoxFuture, take};
+use vgirpc::Server;
+
+use crate::RemoteAddr;
 use crate::auth::{AuthContext, Authenticate};
 use crate::body::{self, ResponseBody};
 
@@ -19,6 +22,8 @@ pub(crate) struct AuthLayer {
     authenticate: Option<Arc<dyn Authenticate>>,
     /// Paths anyone may reach (the health check).
     exempt: Arc<[String]>,
+    /// Told of each refusal, for its hooks' metrics.
+    server: Server,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -31,10 +36,15 @@ impl std::fmt::Debug for AuthLayer {
 }
 
 impl AuthLayer {
-    pub(crate) fn new(authenticate: Option<Arc<dyn Authenticate>>, exempt: Vec<String>) -> Self {
+    pub(crate) fn new(
+        authenticate: Option<Arc<dyn Authenticate>>,
+        exempt: Vec<String>,
+        server: Server,
+    ) -> Self {
         Self {
             authenticate,
             exempt: exempt.into(),
+            server,
         }
     }
 }
@@ -92,6 +102,18 @@ where
             }
             Err(rejection) => {
                 tracing::warn!(path = parts.uri.path(), reason = %rejection.message, "authentication failed");
+                let error_type = if rejection.forbidden {
+                    "PermissionError"
+                } else {
+                    "ValueError"
+                };
+                let remote = parts
+                    .extensions
+                    .get::<RemoteAddr>()
+                    .map(|RemoteAddr(addr)| addr.to_string());
+                self.layer
+                    .server
+                    .report_auth_failure(error_type, remote.as_deref());
                 let mut response = body::text(StatusCode::UNAUTHORIZED, rejection.message);
                 if !body.is_end_stream() {
                     response = body::closing(response);

@@ -57,7 +57,12 @@ pub(crate) async fn start(config: HttpConfig) -> SocketAddr {
 
 /// [`Who`] behind the HTTP stack `config` describes.
 pub(crate) fn server(config: HttpConfig) -> HttpServer {
-    HttpServer::new(Server::new(WhoServer::new(WhoImpl)).unwrap(), config).unwrap()
+    HttpServer::new(who(), config).unwrap()
+}
+
+/// The [`Who`] service's server, before any transport.
+pub(crate) fn who() -> Server {
+    Server::new(WhoServer::new(WhoImpl)).unwrap()
 }
 
 /// Serves `http` on `listener` until the test ends.

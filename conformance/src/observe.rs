@@ -1,0 +1,135 @@
+//! What the worker reports beside its answers: diagnostics on stderr,
+//! failed calls to Sentry when `SENTRY_DSN` is set, and with
+//! `--observe-discard` Sentry and OpenTelemetry both on with nowhere to
+//! send, so that a benchmark sees what reporting costs a call.
+//!
+//! All of it is set up before the server is built: the server attaches its
+//! Sentry reporting only when it finds a client bound then.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use vgirpc::Server;
+use vgirpc::otel::OtelConfig;
+
+/// Held while the worker serves: dropping it flushes what Sentry still
+/// has queued.
+pub(crate) struct Observers {
+    _sentry: Option<sentry::ClientInitGuard>,
+    _tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl Observers {
+    /// Installs the diagnostics and binds a Sentry client if one is asked
+    /// for; `discard` turns on everything with a sink instead of a
+    /// destination.
+    pub(crate) fn start(discard: bool) -> Result<Self, String> {
+        let stderr = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(
+                EnvFilter::try_from_env("VGI_RPC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+            );
+        // Spans are recorded and ended but reach no exporter.
+        let tracer = discard.then(|| SdkTracerProvider::builder().build());
+        // Only the dispatch spans: the HTTP stack's own would add their cost.
+        let otel = tracer.as_ref().map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("vgi-conformance-worker"))
+                .with_filter(Targets::new().with_target("vgirpc", LevelFilter::INFO))
+        });
+        tracing_subscriber::registry()
+            .with(stderr)
+            .with(otel)
+            .init();
+        let meter = discard.then(|| {
+            SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(DiscardMetrics).build())
+                .build()
+        });
+        let sentry = if discard {
+            Some(discard_sentry())
+        } else {
+            sentry_from_env()?
+        };
+        Ok(Self {
+            _sentry: sentry,
+            _tracer: tracer,
+            meter,
+        })
+    }
+
+    /// Adds the OpenTelemetry metrics and span attributes when they are on.
+    pub(crate) fn instrument(&self, server: &Server) {
+        if let Some(meter) = &self.meter {
+            server.instrument_otel(OtelConfig::new().with_meter_provider(meter));
+        }
+    }
+}
+
+/// A client for the project `SENTRY_DSN` names, when it names one.
+fn sentry_from_env() -> Result<Option<sentry::ClientInitGuard>, String> {
+    let Some(dsn) = std::env::var("SENTRY_DSN")
+        .ok()
+        .filter(|dsn| !dsn.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let dsn = dsn
+        .trim()
+        .parse()
+        .map_err(|err| format!("SENTRY_DSN: {err}"))?;
+    // Sentry's reqwest is built without a crypto provider of its own, so
+    // that the process keeps to the one the workspace chose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(dsn);
+    Ok(Some(sentry::init(options)))
+}
+
+/// A client that reports as a real one does and drops every envelope.
+fn discard_sentry() -> sentry::ClientInitGuard {
+    let transport: Arc<dyn sentry::TransportFactory> = Arc::new(Arc::new(DiscardEnvelopes));
+    let mut options = sentry::ClientOptions::default();
+    // Never contacted: the transport sends nothing.
+    options.dsn = "http://discard@127.0.0.1:9/1".parse().ok();
+    options.transport = Some(transport);
+    sentry::init(options)
+}
+
+struct DiscardEnvelopes;
+
+impl sentry::Transport for DiscardEnvelopes {
+    fn send_envelope(&self, _: sentry::Envelope) {}
+}
+
+#[derive(Debug)]
+struct DiscardMetrics;
+
+impl PushMetricExporter for DiscardMetrics {
+    async fn export(&self, _: &ResourceMetrics) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
