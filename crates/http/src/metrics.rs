@@ -260,7 +260,9 @@ impl Collector for OpenSessions {
         let gauge = ConstGauge::new(i64::try_from(self.0.len()).unwrap_or(i64::MAX));
         let metric = encoder.encode_descriptor(
             "sessions_open",
-            "Sticky sessions held in this worker",
+            // A collector's help is written as given, without the full
+            // stop the registry appends to its own metrics'.
+            "Sticky sessions held in this worker.",
             None,
             gauge.metric_type(),
         )?;
