@@ -3,11 +3,13 @@
 //! Cheap static checks come first so a formatting slip is reported in
 //! seconds, not after a release build and the conformance suite.
 
+use std::process::Command;
+
 use anyhow::{Context as _, Result};
 
 use crate::process::{cargo, run_ok, target_dir};
 use crate::python::{self, Venv};
-use crate::{conformance, layers, pages, reliability, s3};
+use crate::{azurite, conformance, gcs, layers, pages, reliability, s3};
 
 /// A cargo invocation: step name, arguments, extra environment.
 type Step = (
@@ -151,6 +153,41 @@ const STEPS: &[Step] = &[
     ),
 ];
 
+/// The storage emulators the `test` step's storage tests run against.
+struct StorageEmulators {
+    moto: s3::Moto,
+    gcs: gcs::Gcs,
+    azurite: azurite::Azurite,
+}
+
+impl StorageEmulators {
+    fn start() -> Result<Self> {
+        println!("\n==> ci: S3 emulator");
+        let moto = s3::venv()
+            .and_then(|v| s3::Moto::start(&v, "vgi-test"))
+            .context("ci step `S3 emulator` failed")?;
+        println!("\n==> ci: GCS emulator");
+        let gcs = gcs::venv()
+            .and_then(|v| gcs::Gcs::start(&v, gcs::BUCKET))
+            .context("ci step `GCS emulator` failed")?;
+        println!("\n==> ci: Azure emulator");
+        let azurite = azurite::install()
+            .and_then(|bin| azurite::Azurite::start(&bin, "vgi-test"))
+            .context("ci step `Azure emulator` failed")?;
+        Ok(Self { moto, gcs, azurite })
+    }
+
+    /// Their endpoints, and the tests told to fail rather than skip.
+    fn pass_to(&self, cmd: &mut Command) {
+        cmd.env("VGI_S3_ENDPOINT", self.moto.endpoint())
+            .env("VGI_REQUIRE_S3", "1")
+            .env("VGI_GCS_ENDPOINT", self.gcs.endpoint())
+            .env("VGI_REQUIRE_GCS", "1")
+            .env("VGI_AZURE_ENDPOINT", self.azurite.endpoint())
+            .env("VGI_REQUIRE_AZURE", "1");
+    }
+}
+
 /// Run the layering check, [`STEPS`], the pages in a browser, a quick
 /// fuzzing pass, then the conformance suite; stop at the first failure.
 /// Every cargo step but `fmt` runs `--locked`: CI builds exactly the
@@ -159,7 +196,7 @@ pub(crate) fn run() -> Result<()> {
     println!("\n==> ci: layering");
     layers::run().context("ci step `layering` failed")?;
     let mut venv = None;
-    let mut moto = None;
+    let mut emulators = None;
     for &(name, args, env) in STEPS {
         if name == "test" {
             println!("\n==> ci: reference Python venv");
@@ -168,12 +205,7 @@ pub(crate) fn run() -> Result<()> {
                 Venv::ensure(&target_dir()?.join("conformance-venv"), &python)
                     .context("ci step `reference venv` failed")?,
             );
-            println!("\n==> ci: S3 emulator");
-            moto = Some(
-                s3::venv()
-                    .and_then(|v| s3::Moto::start(&v, "vgi-test"))
-                    .context("ci step `S3 emulator` failed")?,
-            );
+            emulators = Some(StorageEmulators::start()?);
         }
         println!("\n==> ci: {name}");
         let (subcommand, rest) = args.split_first().context("a ci step without a command")?;
@@ -183,12 +215,11 @@ pub(crate) fn run() -> Result<()> {
             cmd.arg("--locked");
         }
         cmd.args(rest).envs(env.iter().copied());
-        // The storage tests must reach the emulator, not skip; it stops at
-        // the end of this step.
-        let emulator = moto.take_if(|_| name == "test");
-        if let Some(moto) = &emulator {
-            cmd.env("VGI_S3_ENDPOINT", moto.endpoint())
-                .env("VGI_REQUIRE_S3", "1");
+        // The storage tests must reach the emulators, not skip; they stop
+        // at the end of this step.
+        let running = emulators.take_if(|_| name == "test");
+        if let Some(running) = &running {
+            running.pass_to(&mut cmd);
         }
         run_ok(&mut cmd).with_context(|| format!("ci step `{name}` failed"))?;
         if name == "example streams"

@@ -19,17 +19,22 @@
 //! * `pages` — the HTTP server's browser pages rendered by headless
 //!   Chromium; see [`mod@pages`].
 //! * `s3` — the S3 storage tests against the emulator; see [`mod@s3`].
+//! * `gcs`, `azurite` — the GCS and Azure storage tests against their
+//!   emulators; see [`mod@gcs`] and [`mod@azurite`].
 //! * `reliability` — hostile input: the fuzz targets of `fuzz/`, then the
 //!   attack matrix and soak against the running worker; see [`reliability`]
 //!   and `docs/reliability.md`.
 
 mod access_schema;
+mod azurite;
 mod bench;
 mod ci;
 mod cli_run;
 mod client;
 mod conformance;
+mod emulator;
 mod expectations;
+mod gcs;
 mod http;
 mod layers;
 mod oauth;
@@ -80,6 +85,10 @@ commands:
                 results: target/bench/; more options: target/release/vgirpc-bench --help
   s3            the S3 storage tests against moto's S3 server, installed from PyPI
                 into target/moto-venv on first use and started on a free port
+  gcs           the GCS storage tests against gcp-storage-emulator, installed from
+                PyPI into target/gcs-venv on first use and started on a free port
+  azurite       the Azure storage tests against Azurite's blob service, installed
+                from npm into target/azurite on first use and started on a free port
   reliability   every fuzz target of fuzz/ on its committed corpus, one after another,
                 then the attack matrix and the soak against the release worker
                   --runs N           executions per target (default 10000000)
@@ -120,6 +129,16 @@ fn main() -> ExitCode {
         Some("s3") => match args.next() {
             None => s3::run(),
             Some(extra) => Err(anyhow::anyhow!("`s3` takes no arguments (got {extra:?})")),
+        },
+        Some("gcs") => match args.next() {
+            None => gcs::run(),
+            Some(extra) => Err(anyhow::anyhow!("`gcs` takes no arguments (got {extra:?})")),
+        },
+        Some("azurite") => match args.next() {
+            None => azurite::run(),
+            Some(extra) => Err(anyhow::anyhow!(
+                "`azurite` takes no arguments (got {extra:?})"
+            )),
         },
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

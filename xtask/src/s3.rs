@@ -3,15 +3,12 @@
 //! venv (`target/moto-venv`, pinned by `conformance/s3-requirements.txt`),
 //! started on a free loopback port, stopped by PID.
 
-use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
 
-use anyhow::{Context as _, Result, bail};
-use rustix::process::{Pid, Signal, kill_process};
+use anyhow::{Result, bail};
 
+use crate::emulator::Emulator;
 use crate::process::{cargo, run_ok, target_dir};
 use crate::python::{self, Venv};
 
@@ -28,7 +25,7 @@ pub(crate) fn venv() -> Result<Venv> {
 
 /// A running `moto_server`, stopped when dropped.
 pub(crate) struct Moto {
-    child: Child,
+    _process: Emulator,
     endpoint: String,
 }
 
@@ -36,35 +33,18 @@ impl Moto {
     /// Starts the emulator of `venv` on a free loopback port, waits until
     /// it listens and creates `bucket`. Its log goes to `target/s3/`.
     pub(crate) fn start(venv: &Venv, bucket: &str) -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("finding a free port")?
-            .port();
-        let logs = target_dir()?.join("s3");
-        std::fs::create_dir_all(&logs)?;
-        let log = File::create(logs.join(format!("moto-{port}.log")))?;
-        println!("+ moto_server -H 127.0.0.1 -p {port} &");
-        let child = Command::new(venv.bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting moto_server")?;
-        // From here on, dropping stops the process, even on errors.
-        let moto = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("moto_server did not listen on port {port} within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let process = Emulator::start(
+            "moto",
+            &venv.bin("moto_server"),
+            |port| ["-H", "127.0.0.1", "-p", port].map(str::to_owned).to_vec(),
+            "s3",
+        )?;
+        let port = process.port();
         create_bucket(port, bucket)?;
-        Ok(moto)
+        Ok(Self {
+            _process: process,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -83,15 +63,6 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
             ("AWS_ALLOW_HTTP", "true".to_owned()),
         ]
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        if kill_process(Pid::from_child(&self.child), Signal::TERM).is_err() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
     }
 }
 
