@@ -17,6 +17,7 @@
 
 mod edge;
 mod load;
+mod observe;
 mod procstat;
 mod raw;
 mod report;
@@ -34,6 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
 use crate::load::LoadPlan;
+use crate::observe::ObserveResult;
 use crate::procstat::{Machine, cpu_seconds, load_average, memory};
 use crate::raw::RawPlan;
 use crate::report::{Report, SoakResult, TransportResult, WorkloadResult};
@@ -56,8 +58,8 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
   --quick              small sizes, one short run: finishes in seconds
   --runs N             runs per workload and server (default 5)
   --workload NAME      run only this workload (repeatable; e.g. void_noop,
-                       spawn_first_reply, http_load, http_edge); handy
-                       under a profiler
+                       spawn_first_reply, http_load, http_edge,
+                       observe_overhead); handy under a profiler
   --soak               instead of the benchmark: a long unary loop on our
                        worker, reporting peak RSS growth
   --soak-calls N       calls in the soak loop (default 1000000)
@@ -251,13 +253,14 @@ fn run(options: &Options) -> Result<()> {
         scratch.clone(),
     );
     let outcome = if options.soak {
-        soak(options, &mut workers).map(|soak| ("soak", Vec::new(), soak))
+        soak(options, &mut workers).map(|soak| ("soak", Vec::new(), soak, Vec::new()))
     } else {
         let mode = if options.quick { "quick" } else { "results" };
-        bench(&plan, options, &mut workers, &scratch).map(|t| (mode, t, Vec::new()))
+        bench(&plan, options, &mut workers, &scratch)
+            .map(|(transports, observe)| (mode, transports, Vec::new(), observe))
     };
     let _ = std::fs::remove_dir_all(&scratch);
-    let (stem, transports, soak) = outcome?;
+    let (stem, transports, soak, observe) = outcome?;
 
     let report = Report {
         mode: match stem {
@@ -274,6 +277,7 @@ fn run(options: &Options) -> Result<()> {
         }),
         transports,
         soak,
+        observe,
         duration_s: started.elapsed().as_secs_f64(),
     };
     let markdown = report.markdown();
@@ -307,15 +311,20 @@ fn bench(
     options: &Options,
     workers: &mut Workers,
     scratch: &std::path::Path,
-) -> Result<Vec<TransportResult>> {
+) -> Result<(Vec<TransportResult>, Vec<ObserveResult>)> {
     let selected =
         |name: &str| options.workloads.is_empty() || options.workloads.iter().any(|w| w == name);
     let workloads: Vec<Workload> = workloads::all(plan.sizes)?
         .into_iter()
         .filter(|w| selected(w.name))
         .collect();
+    let void_noop = workloads::all(plan.sizes)?
+        .into_iter()
+        .find(|w| w.name == "void_noop")
+        .context("the void_noop workload")?;
     let servers = workers.servers();
     let mut results = Vec::new();
+    let mut observed = Vec::new();
     for &transport in &options.transports {
         if let Some(reason) = transport.not_measurable() {
             eprintln!("{}: not measured ({reason})", transport.name());
@@ -380,6 +389,10 @@ fn bench(
         }
         // Closing the connections stops the workers.
         drop(endpoints);
+        if selected(observe::NAME) {
+            eprintln!("{}: {}", transport.name(), observe::NAME);
+            observed.push(observe::measure(plan, workers, transport, &void_noop)?);
+        }
         results.push(TransportResult::Measured {
             transport,
             limits,
@@ -387,7 +400,7 @@ fn bench(
             load,
         });
     }
-    Ok(results)
+    Ok((results, observed))
 }
 
 fn warm_up(workload: &Workload, endpoint: &mut Endpoint, warmup: Duration) -> Result<()> {

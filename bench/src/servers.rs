@@ -134,6 +134,16 @@ impl Workers {
     /// Starts `server` on `transport` and connects to it; returns once the
     /// connection is open (not once the server has answered anything).
     pub(crate) fn launch(&mut self, server: Server, transport: TransportKind) -> Result<Endpoint> {
+        self.launch_with(server, transport, &[])
+    }
+
+    /// [`Workers::launch`], with `flags` added to the worker's command line.
+    pub(crate) fn launch_with(
+        &mut self,
+        server: Server,
+        transport: TransportKind,
+        flags: &[&str],
+    ) -> Result<Endpoint> {
         let program = self
             .program(server)
             .with_context(|| format!("no {} worker was given", server.name()))?
@@ -142,9 +152,10 @@ impl Workers {
         match transport {
             TransportKind::Pipe | TransportKind::Shm => {
                 // Worker stderr is forwarded: a worker in trouble says why.
-                let client =
-                    Client::spawn_with(Command::new(&program), SubprocessOptions::default())
-                        .with_context(|| format!("spawning {}", program.display()))?;
+                let mut command = Command::new(&program);
+                command.args(flags);
+                let client = Client::spawn_with(command, SubprocessOptions::default())
+                    .with_context(|| format!("spawning {}", program.display()))?;
                 let pid = client.transport().pid();
                 let rpc: Box<dyn Rpc> = if transport == TransportKind::Shm {
                     let segment = ShmSegment::create(SHM_SEGMENT_BYTES)
@@ -165,7 +176,7 @@ impl Workers {
                     .scratch
                     .join(format!("{}-{}.sock", server.name(), self.launched));
                 let mut command = Command::new(&program);
-                command.arg("--unix").arg(&socket);
+                command.args(flags).arg("--unix").arg(&socket);
                 if server == Server::Ours {
                     // One connection at a time, as the reference serves by
                     // default, and no idle exit during long runs.
@@ -192,7 +203,7 @@ impl Workers {
             }
             TransportKind::Http => {
                 let mut command = Command::new(&program);
-                command.arg("--http");
+                command.args(flags).arg("--http");
                 let listener = Listener::start(command, "PORT:", None)?;
                 let url = format!("http://127.0.0.1:{}", listener.ready.trim());
                 listener.wait_for_tcp(&url)?;

@@ -327,7 +327,8 @@ pub(crate) fn all(sizes: Sizes) -> Result<Vec<Workload>> {
 }
 
 /// Names of every workload: [`all`]'s, the spawn measurement, the HTTP
-/// load test and edge, and the answer externalized into S3.
+/// load test and edge, the answer externalized into S3, and what Sentry
+/// and OpenTelemetry add to a call.
 pub(crate) fn names() -> Vec<&'static str> {
     vec![
         "spawn_first_reply",
@@ -342,6 +343,7 @@ pub(crate) fn names() -> Vec<&'static str> {
         "http_load",
         "http_edge",
         crate::s3::NAME,
+        crate::observe::NAME,
     ]
 }
 
@@ -624,7 +626,12 @@ mod tests {
     fn names_list_every_workload() {
         let mut expected = vec!["spawn_first_reply"];
         expected.extend(all(sizes()).unwrap().iter().map(|w| w.name));
-        expected.extend(["http_load", "http_edge", crate::s3::NAME]);
+        expected.extend([
+            "http_load",
+            "http_edge",
+            crate::s3::NAME,
+            crate::observe::NAME,
+        ]);
         assert_eq!(names(), expected);
     }
 

@@ -1,6 +1,6 @@
 //! Numbers as the tables print them.
 
-pub(super) fn opt(value: Option<f64>) -> String {
+pub(crate) fn opt(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), num)
 }
 

@@ -1,6 +1,6 @@
 //! Results: medians, ratios, the targets, Markdown tables and JSON.
 
-mod format;
+pub(crate) mod format;
 mod results;
 mod targets;
 
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 pub(crate) use results::{SoakResult, TransportResult, WorkloadResult};
 
+use crate::observe::ObserveResult;
 use crate::procstat::Machine;
 use crate::raw::{Limits, PING_BYTES};
 use crate::servers::Server;
@@ -28,6 +29,8 @@ pub(crate) struct Report {
     pub(crate) workers: Value,
     pub(crate) transports: Vec<TransportResult>,
     pub(crate) soak: Vec<SoakResult>,
+    /// What Sentry and OpenTelemetry add to a small call, per transport.
+    pub(crate) observe: Vec<ObserveResult>,
     pub(crate) duration_s: f64,
 }
 
@@ -157,6 +160,7 @@ impl Report {
             }
             out.push('\n');
         }
+        crate::observe::markdown(&mut out, &self.observe);
         let _ = writeln!(out, "Total time: {:.1} s.", self.duration_s);
         out
     }
@@ -227,6 +231,7 @@ impl Report {
             "workers": self.workers,
             "transports": transports,
             "soak": soak,
+            "observe_overhead": self.observe.iter().map(ObserveResult::to_json).collect::<Vec<_>>(),
             "targets": targets,
             "duration_s": self.duration_s,
         })
@@ -349,6 +354,7 @@ mod tests {
                 ),
             ],
             soak: Vec::new(),
+            observe: Vec::new(),
             duration_s: 1.0,
         };
         let targets = report.targets();

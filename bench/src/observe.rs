@@ -1,0 +1,139 @@
+//! What reporting costs a call: our worker's server CPU per unary
+//! `void_noop` with Sentry and OpenTelemetry on (`--observe-discard`:
+//! a bound Sentry client whose transport drops envelopes, dispatch spans
+//! recorded by the OpenTelemetry SDK with no exporter, request metrics
+//! aggregated) against both off, on the same transport, runs alternating.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result};
+use serde_json::{Value, json};
+
+use crate::Plan;
+use crate::report::format::opt;
+use crate::servers::{Endpoint, Server, TransportKind, Workers};
+use crate::stats::median;
+use crate::workloads::{Metric, Run, Workload};
+
+/// The measurement's name, for `--workload`.
+pub(crate) const NAME: &str = "observe_overhead";
+
+/// The most both reporters together may add to a small call.
+pub(crate) const BUDGET_US: f64 = 2.0;
+
+/// The worker flag that turns both on.
+const FLAG: &str = "--observe-discard";
+
+/// The runs of `void_noop` with reporting off and on, on one transport.
+#[derive(Debug)]
+pub(crate) struct ObserveResult {
+    pub(crate) transport: TransportKind,
+    pub(crate) off: Vec<Run>,
+    pub(crate) on: Vec<Run>,
+}
+
+fn cpu_us(runs: &[Run]) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.metric(Metric::CpuUsPerOp))
+        .collect();
+    median(&values)
+}
+
+impl ObserveResult {
+    /// Median server CPU µs per call with reporting off.
+    pub(crate) fn off_us(&self) -> Option<f64> {
+        cpu_us(&self.off)
+    }
+
+    /// Median server CPU µs per call with Sentry and OpenTelemetry on.
+    pub(crate) fn on_us(&self) -> Option<f64> {
+        cpu_us(&self.on)
+    }
+
+    pub(crate) fn added_us(&self) -> Option<f64> {
+        Some(self.on_us()? - self.off_us()?)
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "transport": self.transport.name(),
+            "workload": "void_noop",
+            "server_cpu_us_per_call_off": self.off_us(),
+            "server_cpu_us_per_call_on": self.on_us(),
+            "added_us": self.added_us(),
+            "budget_us": BUDGET_US,
+            "met": self.added_us().map(|added| added <= BUDGET_US),
+        })
+    }
+}
+
+/// The Markdown section for `results`, empty when nothing was measured.
+pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
+    if results.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Sentry and OpenTelemetry on (`{NAME}`)\n");
+    let _ = writeln!(
+        out,
+        "Our worker's server CPU per `void_noop` call, plain and with `{FLAG}` \
+         (Sentry bound with a transport that drops envelopes, OpenTelemetry \
+         spans recorded without an exporter and metrics aggregated); budget: \
+         at most +{BUDGET_US} µs.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| transport | off µs/call | on µs/call | added µs | within budget |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    for result in results {
+        let met = match result.added_us() {
+            Some(added) if added <= BUDGET_US => "yes",
+            Some(_) => "no",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {met} |",
+            result.transport.name(),
+            opt(result.off_us()),
+            opt(result.on_us()),
+            opt(result.added_us()),
+        );
+    }
+    out.push('\n');
+}
+
+/// Starts our worker plain and observed on `transport` and measures
+/// `void_noop` on both, alternating which goes first.
+pub(crate) fn measure(
+    plan: &Plan,
+    workers: &mut Workers,
+    transport: TransportKind,
+    void_noop: &Workload,
+) -> Result<ObserveResult> {
+    let mut off = workers.launch(Server::Ours, transport)?;
+    let mut on = workers.launch_with(Server::Ours, transport, &[FLAG])?;
+    for endpoint in [&mut off, &mut on] {
+        crate::warm_up(void_noop, endpoint, plan.warmup)?;
+    }
+    let mut result = ObserveResult {
+        transport,
+        off: Vec::new(),
+        on: Vec::new(),
+    };
+    for run in 0..plan.runs {
+        let mut pair: [(&mut Endpoint, &mut Vec<Run>); 2] =
+            [(&mut off, &mut result.off), (&mut on, &mut result.on)];
+        if run % 2 == 1 {
+            pair.reverse();
+        }
+        for (endpoint, runs) in pair {
+            let measured = void_noop
+                .measure(endpoint, plan.budget, plan.min_ops)
+                .with_context(|| format!("{NAME} on {}", transport.name()))?;
+            runs.push(measured);
+        }
+    }
+    Ok(result)
+}
