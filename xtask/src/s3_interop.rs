@@ -6,7 +6,10 @@
 //!   worker with `--s3-storage`, both externalizing every non-empty batch:
 //!   the client suite over HTTP, groups `client-python-reference-s3-http`
 //!   and `client-rust-s3-http`, whose observations must agree, so every
-//!   answer our client read back from S3 is the one it reads inline.
+//!   answer our client read back from S3 is the one it reads inline. The
+//!   reference server runs a second time with a 4 KiB inline request cap
+//!   (`client-python-reference-s3-capped-http`), so our client's larger
+//!   requests go to moto through the reference's pre-signed upload URLs.
 //! * The reference Python client sending requests over our worker's inline
 //!   cap through the upload URLs our `S3Storage` vends
 //!   (`conformance/tests/s3_uploads.py`): group `s3-uploads`.
@@ -31,6 +34,9 @@ const REFERENCE_SERVER: &str = "conformance/reference_s3_server.py";
 
 /// The upload tests, run by name (the main pytest session skips them).
 const UPLOAD_TESTS: &str = "conformance/tests/s3_uploads.py";
+
+/// The reference server's inline request cap in the capped run.
+const REFERENCE_CAP: &str = "--max-request-bytes 4096";
 
 /// Group of the upload tests.
 const UPLOADS_GROUP: &str = "s3-uploads";
@@ -100,6 +106,10 @@ fn client_suite(
     cmd.args(["--json", "--transport", "http"])
         .arg("--server")
         .arg(format!("python-reference-s3={reference}"))
+        .arg("--server")
+        .arg(format!(
+            "python-reference-s3-capped={reference} {REFERENCE_CAP}"
+        ))
         .arg("--server")
         .arg(format!("rust-s3={ours}"))
         .envs(env.iter().map(|(k, v)| (k, v)));
