@@ -24,6 +24,7 @@
 
 mod blocking;
 mod calls;
+mod compress;
 mod core;
 mod external;
 mod oauth;

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 use vgirpc_fetch::Fetcher;
 
+use super::compress;
 use super::retry::{is_transient, parse_retry_after};
 use super::sticky::{self, SessionState};
 use super::tls::{self, Connector};
@@ -184,10 +185,14 @@ impl HttpCore {
                 headers.insert(name, value);
             }
         }
-        let body = match self.options.compression_level {
-            Some(level) => {
+        let compressed = match self.options.compression_level {
+            Some(level) => compress::compress(&body, level).map_err(ClientError::Io)?,
+            None => None,
+        };
+        let body = match compressed {
+            Some(compressed) => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
-                Bytes::from(zstd::bulk::compress(&body, level).map_err(ClientError::Io)?)
+                compressed
             }
             None => body,
         };

@@ -78,7 +78,9 @@ impl HttpOptions {
     }
 
     /// zstd level for request bodies, or `None` to send them uncompressed.
-    /// Responses are asked for in zstd either way.
+    /// A body zstd would not shrink (by a tenth, judged from samples, for
+    /// bodies over 64 KiB) is sent uncompressed anyway. Responses are asked
+    /// for in zstd either way.
     pub fn compression_level(mut self, level: Option<i32>) -> Self {
         self.compression_level = level;
         self

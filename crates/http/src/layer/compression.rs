@@ -11,7 +11,9 @@
 //! handled in place with a zstd context kept per thread, because creating
 //! a context and handing work to another thread cost more than the small
 //! body itself. Either way the frame header records the uncompressed
-//! size, which eager decoders need.
+//! size, which eager decoders need. A body that zstd would not shrink goes
+//! out as it is: a small one after the attempt, a large one when samples
+//! of it do not shrink by a tenth (see [`worth_compressing`]).
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -205,16 +207,28 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     let Some(plain) = response.body_mut().take_full() else {
         return response;
     };
+    // The answer depends on Accept-Encoding whether or not it is
+    // compressed in the end.
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("accept-encoding"));
     if plain.len() <= INLINE_LIMIT {
         match compress_small(&plain, level) {
-            Ok(compressed) => *response.body_mut() = ResponseBody::full(compressed),
-            Err(err) => {
-                // Sent as it is rather than not at all.
-                tracing::debug!(%err, "response compression failed");
+            Ok(compressed) if compressed.len() < plain.len() => {
+                *response.body_mut() = ResponseBody::full(compressed);
+            }
+            outcome => {
+                // Sent as it is rather than not at all, or larger.
+                if let Err(err) = outcome {
+                    tracing::debug!(%err, "response compression failed");
+                }
                 *response.body_mut() = ResponseBody::full(plain);
                 return response;
             }
         }
+    } else if !worth_compressing(&plain, level) {
+        *response.body_mut() = ResponseBody::full(plain);
+        return response;
     } else {
         let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
         tokio::task::spawn_blocking(move || {
@@ -227,8 +241,31 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     let headers = response.headers_mut();
     headers.remove(CONTENT_LENGTH);
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
-    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+/// Bytes compressed from each of three places in a large body to judge it.
+const SAMPLE: usize = 16 * 1024;
+
+/// Whether zstd at `level` shrinks `body` by at least a tenth, judged from
+/// its start, middle and end. Arrow buffers of random or already packed
+/// values do not compress, and compressing them anyway cost about as much
+/// server time as everything else in a large call; the client asked for
+/// zstd, but an identity answer is still one it reads.
+fn worth_compressing(body: &[u8], level: i32) -> bool {
+    let middle = body.len() / 2 - SAMPLE / 2;
+    let mut sampled = 0;
+    let mut compressed = 0;
+    for start in [0, middle, body.len() - SAMPLE] {
+        let sample = &body[start..start + SAMPLE];
+        match compress_small(sample, level) {
+            Ok(out) => compressed += out.len(),
+            // Let the full compression report what goes wrong.
+            Err(_) => return true,
+        }
+        sampled += sample.len();
+    }
+    compressed * 10 <= sampled * 9
 }
 
 /// The decompressed size of a body that is one frame declaring it, if it
@@ -364,6 +401,30 @@ mod tests {
         two_frames.extend_from_slice(&compressed);
         assert_eq!(small_frame_size(&two_frames, usize::MAX), None);
         assert_eq!(decompress(&two_frames, usize::MAX).unwrap().len(), 8192);
+    }
+
+    #[test]
+    fn only_bodies_that_shrink_are_worth_compressing() {
+        // xorshift: bytes no codec can predict, like random float64 columns.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let noise: Vec<u8> = (0..INLINE_LIMIT * 4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        assert!(!worth_compressing(&noise, 3));
+        let counts: Vec<u8> = (0..INLINE_LIMIT as u32 * 2)
+            .flat_map(|i| (i / 3).to_le_bytes())
+            .collect();
+        assert!(worth_compressing(&counts, 3));
+        // A compressible head (an IPC schema message, say) does not decide
+        // for the buffers behind it.
+        let mut mixed = vec![0u8; 4096];
+        mixed.extend_from_slice(&noise);
+        assert!(!worth_compressing(&mixed, 3));
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,72 @@
+//! zstd for request bodies, used only where it pays: the server reads an
+//! uncompressed body as well, so a body zstd cannot shrink goes as it is.
+
+use bytes::Bytes;
+
+/// Bodies up to this size are compressed whole and the smaller kept;
+/// larger ones are judged from samples first.
+const WHOLE: usize = 64 * 1024;
+/// Bytes compressed from each of three places in a large body to judge it.
+const SAMPLE: usize = 16 * 1024;
+
+/// `body` compressed at `level`, or `None` to send it as it is: zstd did
+/// not make a small body smaller, or samples of a large one shrank by less
+/// than a tenth (random or already packed Arrow buffers, where compressing
+/// cost more client and server time than the bytes it saved).
+pub(super) fn compress(body: &Bytes, level: i32) -> std::io::Result<Option<Bytes>> {
+    if body.len() > WHOLE && !worth_compressing(body, level)? {
+        return Ok(None);
+    }
+    let compressed = zstd::bulk::compress(body, level)?;
+    Ok((compressed.len() < body.len()).then(|| Bytes::from(compressed)))
+}
+
+fn worth_compressing(body: &[u8], level: i32) -> std::io::Result<bool> {
+    let mut compressor = zstd::bulk::Compressor::new(level)?;
+    let middle = body.len() / 2 - SAMPLE / 2;
+    let (mut sampled, mut compressed) = (0, 0);
+    for start in [0, middle, body.len() - SAMPLE] {
+        let sample = &body[start..start + SAMPLE];
+        compressed += compressor.compress(sample)?.len();
+        sampled += sample.len();
+    }
+    Ok(compressed * 10 <= sampled * 9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bodies_zstd_cannot_shrink_go_as_they_are() {
+        for len in [200, WHOLE, 4 * WHOLE] {
+            let body = Bytes::from(noise(len));
+            assert_eq!(compress(&body, 3).unwrap(), None, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn compressible_bodies_round_trip() {
+        for len in [1_000usize, WHOLE, 4 * WHOLE] {
+            let body: Bytes = (0..len / 4)
+                .flat_map(|i| (i as u32 / 5).to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into();
+            let compressed = compress(&body, 3).unwrap().expect("compressible");
+            assert!(compressed.len() < body.len());
+            assert_eq!(zstd::decode_all(&compressed[..]).unwrap(), body);
+        }
+    }
+}
