@@ -217,7 +217,13 @@ impl Outgoing {
             .send(
                 Method::PUT,
                 url,
-                &[(CONTENT_TYPE.as_str(), content_type)],
+                // Azure's Put Blob refuses a PUT without the blob type, and a
+                // SAS URL cannot carry it; S3 and GCS ignore a header their
+                // signature does not name.
+                &[
+                    (CONTENT_TYPE.as_str(), content_type),
+                    ("x-ms-blob-type", "BlockBlob"),
+                ],
                 body,
                 1 << 20,
                 timeout,

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use http::Method;
 use support::{Emulator, Spec, query_param, raw};
+use vgirpc_fetch::{Outgoing, TlsSettings};
 use vgirpc_http::{ExternalStorage, UploadUrlProvider, fetch_url};
 use vgirpc_storage::AzureStorage;
 use vgirpc_test_support::azurite;
@@ -131,17 +132,39 @@ fn upload_url_takes_a_put_and_serves_it_back() {
     assert_eq!(status, 403);
 }
 
+/// What our client does after a `413`: its uploader sends the blob type.
+#[test]
+fn the_clients_uploader_puts_through_an_upload_url() {
+    let Some(emulator) = start() else { return };
+    let storage = storage(&emulator, Duration::from_secs(600));
+    let pair = storage.upload_url().expect("upload url");
+    let outgoing = Outgoing::new(&TlsSettings::new()).expect("outgoing client");
+    let data = b"a request too large for the server".to_vec();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(outgoing.put(
+            &pair.upload_url,
+            data.clone().into(),
+            "application/vnd.apache.arrow.stream",
+            Duration::from_secs(10),
+        ))
+        .expect("put through the upload URL");
+    assert_eq!(fetch_url(&pair.download_url).expect("fetch"), data);
+}
+
 /// The same URL works, then is refused once its `se` has passed: Azurite
 /// checks the expiry itself (its answer does not say why).
 #[test]
 fn expired_url_is_refused_and_reported() {
     let Some(emulator) = start() else { return };
-    let storage = storage(&emulator, Duration::from_secs(1));
+    // The expiry is written in whole seconds, and a busy machine may take
+    // a second to upload and fetch: 3 s leaves the first fetch in time.
+    let storage = storage(&emulator, Duration::from_secs(3));
     let url = storage
         .upload(b"short-lived".to_vec(), None)
         .expect("upload");
     assert_eq!(fetch_url(&url).expect("fetch while valid"), b"short-lived");
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     let error = fetch_url(&url).expect_err("an expired URL").to_string();
     assert!(error.contains("403"), "{error}");
     assert!(error.contains("AuthorizationFailure"), "{error}");
