@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use http::Method;
 use support::{Emulator, Spec, query_param, raw};
+use vgirpc_fetch::{Outgoing, TlsSettings};
 use vgirpc_http::{ExternalStorage, UploadUrlProvider, fetch_url};
 use vgirpc_storage::S3Storage;
 
@@ -90,6 +91,26 @@ fn upload_url_takes_a_put_and_serves_it_back() {
     let data = b"uploaded by the client itself".to_vec();
     let (status, _) = raw(&pair.upload_url, "PUT", &[], &data);
     assert_eq!(status, 200);
+    assert_eq!(fetch_url(&pair.download_url).expect("fetch"), data);
+}
+
+/// What our client does after a `413`, headers and all.
+#[test]
+fn the_clients_uploader_puts_through_an_upload_url() {
+    let Some(moto) = start() else { return };
+    let storage = storage(&moto, Duration::from_secs(600));
+    let pair = storage.upload_url().expect("upload url");
+    let outgoing = Outgoing::new(&TlsSettings::new()).expect("outgoing client");
+    let data = b"a request too large for the server".to_vec();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(outgoing.put(
+            &pair.upload_url,
+            data.clone().into(),
+            "application/vnd.apache.arrow.stream",
+            Duration::from_secs(10),
+        ))
+        .expect("put through the upload URL");
     assert_eq!(fetch_url(&pair.download_url).expect("fetch"), data);
 }
 
