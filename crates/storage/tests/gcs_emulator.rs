@@ -197,7 +197,8 @@ fn upload_url_takes_a_put_and_serves_it_back() {
 
 /// The emulator serves expired URLs, so the expiry is read from the URL:
 /// signed now for one second, in `X-Goog-Date` and `X-Goog-Expires`, which
-/// the signature covers.
+/// the signature covers; the server's fetcher refuses the URL once it has
+/// passed.
 #[test]
 fn url_expires_when_configured() {
     let Some(emulator) = start() else { return };
@@ -215,6 +216,11 @@ fn url_expires_when_configured() {
         "{date}"
     );
     verify_v4_signature("GET", &url);
+    // The emulator would serve it still; the fetcher refuses it first.
+    std::thread::sleep(Duration::from_millis(2100));
+    let error = fetch_url(&url).expect_err("an expired URL").to_string();
+    assert!(error.contains("the pre-signed URL expired"), "{error}");
+    assert!(!error.contains("X-Goog-Signature"), "{error}");
     let pair = storage.upload_url().expect("upload url");
     let lifetime = pair
         .expires_at
