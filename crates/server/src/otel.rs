@@ -11,12 +11,10 @@ use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use serde_json::Value as Json;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use vgirpc_wire::describe::MethodType;
 use vgirpc_wire::log::ErrorInfo;
 use vgirpc_wire::metadata::{self, Metadata};
 
 use crate::auth::AuthContext;
-use crate::context::server_id;
 use crate::observe::{AuthFailure, CallRecord, CallStatus, DispatchHook};
 
 /// Instrumentation scope of the reference's tracer and meter, so that
@@ -135,29 +133,15 @@ impl Default for SpanOptions {
 }
 
 impl SpanOptions {
-    /// Sets the reference's attributes that `tracing` fields cannot carry
-    /// (their names are chosen at run time, or their values are optional).
-    pub(crate) fn annotate(
-        &self,
-        span: &tracing::Span,
-        method_type: MethodType,
-        auth: &AuthContext,
-    ) {
-        if span.is_disabled() {
+    /// Sets the attributes whose names are chosen at run time: the claim
+    /// and custom attributes. The reference's fixed ones (method type,
+    /// server id, the caller) are fields of the dispatch span itself.
+    pub(crate) fn annotate(&self, span: &tracing::Span, auth: &AuthContext) {
+        if span.is_disabled()
+            || (self.claim_attributes.is_empty() && self.custom_attributes.is_empty())
+        {
             return;
         }
-        span.set_attribute("rpc.vgi_rpc.method_type", method_type.as_str());
-        span.set_attribute("rpc.vgi_rpc.server_id", server_id());
-        if let Some(principal) = auth.principal.as_deref().filter(|p| !p.is_empty()) {
-            span.set_attribute("rpc.vgi_rpc.auth.principal", principal.to_owned());
-        }
-        if let Some(domain) = auth.domain.as_deref().filter(|d| !d.is_empty()) {
-            span.set_attribute("rpc.vgi_rpc.auth.domain", domain.to_owned());
-        }
-        span.set_attribute(
-            "rpc.vgi_rpc.auth.authenticated",
-            if auth.authenticated { "true" } else { "false" },
-        );
         for (claim, attribute) in &self.claim_attributes {
             if let Some(value) = auth.claims.get(claim).and_then(claim_text) {
                 span.set_attribute(attribute.clone(), value);
