@@ -1,0 +1,197 @@
+//! The inputs the workloads send and the checks their answers pass: a
+//! figure counts only for calls answered correctly.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::{Expect, FACTOR};
+
+/// Bytes of the values in `batch`'s buffers (what the wire must carry,
+/// framing aside).
+pub(super) fn payload_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .buffers()
+                .iter()
+                .map(|buffer| buffer.len())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+pub(super) fn one_row(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| Field::new(*name, array.data_type().clone(), false))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, array)| array).collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+pub(super) fn int_params(values: &[(&str, i64)]) -> Result<RecordBatch> {
+    one_row(
+        values
+            .iter()
+            .map(|(name, v)| (*name, Arc::new(Int64Array::from(vec![*v])) as ArrayRef))
+            .collect(),
+    )
+}
+
+pub(super) fn factor_params() -> Result<RecordBatch> {
+    one_row(vec![(
+        "factor",
+        Arc::new(Float64Array::from(vec![FACTOR])) as ArrayRef,
+    )])
+}
+
+/// The `{value: float64}` input of `exchange_scale` (nullable, as declared).
+pub(super) fn float_batch(values: Vec<f64>) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Float64,
+        true,
+    )]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Float64Array::from(values))],
+    )?)
+}
+
+pub(super) fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .with_context(|| format!("no column {name:?} in {:?}", batch.schema()))?
+        .as_any()
+        .downcast_ref::<T>()
+        .with_context(|| format!("column {name:?} has an unexpected type"))
+}
+
+pub(super) fn check_unary(method: &str, result: &RecordBatch, expect: &Expect) -> Result<()> {
+    let single = |batch: &RecordBatch| -> Result<()> {
+        ensure!(
+            batch.num_rows() == 1,
+            "{method}() returned {} rows",
+            batch.num_rows()
+        );
+        Ok(())
+    };
+    match expect {
+        Expect::Void => ensure!(
+            result.num_columns() == 0,
+            "{method}() returned columns: {:?}",
+            result.schema()
+        ),
+        Expect::Utf8(want) => {
+            single(result)?;
+            let got = column::<StringArray>(result, "result")?.value(0);
+            ensure!(got == want, "{method}() returned {got:?}, not {want:?}");
+        }
+        Expect::Float64(want) => {
+            single(result)?;
+            let got = column::<Float64Array>(result, "result")?.value(0);
+            ensure!(got == *want, "{method}() returned {got}, not {want}");
+        }
+        Expect::Binary(want) => {
+            single(result)?;
+            let got = column::<BinaryArray>(result, "result")?.value(0);
+            ensure!(
+                got == want.as_slice(),
+                "{method}() returned different bytes"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_counter_batch(batch: &RecordBatch, index: usize, rows: usize) -> Result<()> {
+    ensure!(
+        batch.num_rows() == rows,
+        "{} rows, not {rows}",
+        batch.num_rows()
+    );
+    let first = (index * rows) as i64;
+    let indices = column::<Int64Array>(batch, "index")?;
+    let values = column::<Int64Array>(batch, "value")?;
+    ensure!(
+        indices.null_count() == 0 && values.null_count() == 0,
+        "unexpected nulls"
+    );
+    let expected = first..first + rows as i64;
+    let ok = indices
+        .values()
+        .iter()
+        .zip(values.values().iter())
+        .zip(expected)
+        .all(|((&i, &v), want)| i == want && v == want * 10);
+    if !ok {
+        bail!("rows differ from index = {first}.., value = index * 10");
+    }
+    Ok(())
+}
+
+pub(super) fn float_values(batch: &RecordBatch) -> Result<&[f64]> {
+    Ok(column::<Float64Array>(batch, "value")?.values())
+}
+
+pub(super) fn check_scaled(input: &[f64], output: &RecordBatch) -> Result<()> {
+    let got = column::<Float64Array>(output, "value")?;
+    ensure!(
+        got.len() == input.len() && got.null_count() == 0,
+        "{} values back for {} sent",
+        got.len(),
+        input.len()
+    );
+    let ok = got
+        .values()
+        .iter()
+        .zip(input)
+        .all(|(&out, &inp)| out == inp * FACTOR);
+    ensure!(ok, "values were not scaled by {FACTOR}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_checked() {
+        let float = one_row(vec![(
+            "result",
+            Arc::new(Float64Array::from(vec![3.75])) as ArrayRef,
+        )])
+        .unwrap();
+        assert!(check_unary("add_floats", &float, &Expect::Float64(3.75)).is_ok());
+        assert!(check_unary("add_floats", &float, &Expect::Float64(4.0)).is_err());
+        assert!(check_unary("add_floats", &float, &Expect::Void).is_err());
+
+        let counter = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("index", DataType::Int64, true),
+                Field::new("value", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![4, 5])),
+                Arc::new(Int64Array::from(vec![40, 50])),
+            ],
+        )
+        .unwrap();
+        assert!(check_counter_batch(&counter, 2, 2).is_ok());
+        assert!(check_counter_batch(&counter, 1, 2).is_err());
+
+        let input = float_batch(vec![1.0, -2.5]).unwrap();
+        let doubled = float_batch(vec![2.0, -5.0]).unwrap();
+        let values = float_values(&input).unwrap();
+        assert!(check_scaled(values, &doubled).is_ok());
+        assert!(check_scaled(values, &input).is_err());
+    }
+}
