@@ -38,10 +38,19 @@ impl fmt::Display for TransportKind {
     }
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::fill(buf.as_mut_slice());
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+/// `bytes` (at most 16) random bytes as lowercase hex. Every call makes
+/// one (a request id), so no formatting machinery per byte.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut raw = [0u8; 16];
+    let raw = &mut raw[..bytes];
+    rand::fill(&mut *raw);
+    let mut text = String::with_capacity(2 * bytes);
+    for byte in raw.iter() {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 static SERVER_ID: OnceLock<String> = OnceLock::new();
