@@ -104,7 +104,7 @@ async fn trace_headers_parent_the_dispatch_span_unless_the_body_has_context() {
         .get_finished_spans()
         .unwrap()
         .into_iter()
-        .filter(|s| s.name == "rpc noop")
+        .filter(|s| s.name == "vgi_rpc/noop")
         .map(|s| {
             (
                 s.span_context.trace_id().to_string(),

@@ -65,7 +65,7 @@ fn child(serve: fn()) {
         writeln!(
             stderr,
             "{} {} {} {}",
-            span.name.replace(' ', "_"),
+            span.name,
             span.span_context.trace_id(),
             span.span_context.span_id(),
             span.parent_span_id
@@ -162,7 +162,7 @@ fn one_trace_over(transport: &str) {
     let rpc: Vec<Vec<&str>> = report
         .lines()
         .map(|line| line.split(' ').collect::<Vec<_>>())
-        .filter(|fields| fields.first() == Some(&"rpc_add"))
+        .filter(|fields| fields.first() == Some(&"vgi_rpc/add"))
         .collect();
     assert_eq!(rpc.len(), 2, "{transport}: server spans:\n{report}");
     for fields in &rpc {

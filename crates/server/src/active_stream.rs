@@ -56,6 +56,10 @@ pub struct ActiveStream {
     pub(crate) data_bytes: u64,
     #[cfg(feature = "otel")]
     pub(crate) otel: Arc<crate::otel::SpanOptions>,
+    /// Work of the records already taken while the span runs, for its
+    /// outcome attributes.
+    #[cfg(feature = "otel")]
+    pub(crate) taken: CallStats,
 }
 
 impl std::fmt::Debug for ActiveStream {
@@ -131,12 +135,22 @@ impl ActiveStream {
         let mut record = self.record.clone();
         record.duration = self.started.elapsed();
         fill_session(&mut record, self.session.as_deref());
+        #[cfg(feature = "otel")]
+        {
+            self.taken = crate::otel::sum(&self.taken, &record.stats);
+        }
         self.record.request_data = None;
         self.record.stats = CallStats::default();
         self.record.status = CallStatus::Ok;
         self.record.cancelled = false;
         self.started = Instant::now();
         record
+    }
+
+    /// The work done since the span began.
+    #[cfg(feature = "otel")]
+    fn span_stats(&self) -> CallStats {
+        crate::otel::sum(&self.taken, &self.record.stats)
     }
 
     /// Counts batches sent to the client outside [`ActiveStream::step`]
@@ -271,7 +285,7 @@ impl ActiveStream {
                 self.record_output(&entries);
                 if finished {
                     #[cfg(feature = "otel")]
-                    self.otel.succeed(&self.span);
+                    self.otel.succeed(&self.span, &self.span_stats());
                     Step::Finished(entries)
                 } else {
                     Step::Continue(entries)
@@ -281,7 +295,7 @@ impl ActiveStream {
                 tracing::debug!(method = %self.method, error = %err, "stream step failed");
                 let info = err.info().clone();
                 #[cfg(feature = "otel")]
-                self.otel.fail(&self.span, &info);
+                self.otel.fail(&self.span, &info, &self.span_stats());
                 self.record.status = CallStatus::Error {
                     error_type: info.error_type.clone(),
                     message: info.message.clone(),

@@ -66,7 +66,7 @@ fn traceparent_becomes_the_span_parent() {
     let spans = exporter.get_finished_spans().unwrap();
     let rpc = spans
         .iter()
-        .find(|s| s.name == "rpc echo")
+        .find(|s| s.name == "vgi_rpc/echo")
         .unwrap_or_else(|| {
             panic!(
                 "no rpc span among {:?}",

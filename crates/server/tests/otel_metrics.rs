@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use opentelemetry::trace::{Status, TracerProvider as _};
+use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -164,7 +164,7 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
 fn span<'a>(spans: &'a [SpanData], method: &str) -> &'a SpanData {
     spans
         .iter()
-        .find(|s| s.name == format!("rpc {method}"))
+        .find(|s| s.name == format!("vgi_rpc/{method}"))
         .unwrap_or_else(|| panic!("no span for {method}"))
 }
 
@@ -229,7 +229,29 @@ fn calls_are_counted_timed_and_traced_as_the_reference_does() {
     let spans = telemetry.finished_spans();
     let add = span(&spans, "add");
     assert_eq!(add.status, Status::Ok);
+    assert_eq!(add.span_kind, SpanKind::Server);
     assert_eq!(attribute(add, "rpc.vgi_rpc.method_type").unwrap(), "unary");
+    // The reference's counters of the call's work: one parameter row in,
+    // one result row out.
+    for (counter, expected) in [
+        ("rpc.vgi_rpc.input_batches", "1"),
+        ("rpc.vgi_rpc.output_batches", "1"),
+        ("rpc.vgi_rpc.input_rows", "1"),
+        ("rpc.vgi_rpc.output_rows", "1"),
+    ] {
+        assert_eq!(
+            attribute(add, counter).as_deref(),
+            Some(expected),
+            "{counter}"
+        );
+    }
+    assert!(
+        attribute(add, "rpc.vgi_rpc.output_bytes")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
     assert_eq!(
         attribute(add, "rpc.vgi_rpc.server_id").unwrap(),
         vgirpc::server_id()
@@ -262,6 +284,11 @@ fn calls_are_counted_timed_and_traced_as_the_reference_does() {
 
     let generate = span(&spans, "generate");
     assert_eq!(generate.status, Status::Ok);
+    // Three data batches, counted across the stream's steps.
+    assert_eq!(
+        attribute(generate, "rpc.vgi_rpc.output_rows").as_deref(),
+        Some("3")
+    );
     assert_eq!(
         attribute(generate, "rpc.vgi_rpc.method_type").unwrap(),
         "stream"

@@ -88,7 +88,7 @@ fn both(sentry_first: bool) -> (Vec<String>, Vec<Event<'static>>) {
 fn both_report_one_failed_call_in_either_order() {
     for sentry_first in [false, true] {
         let (spans, events) = both(sentry_first);
-        assert_eq!(spans, ["rpc fail"], "sentry first: {sentry_first}");
+        assert_eq!(spans, ["vgi_rpc/fail"], "sentry first: {sentry_first}");
         assert_eq!(events.len(), 1, "sentry first: {sentry_first}");
         assert_eq!(events[0].exception.values[0].ty, "ValueError");
     }

@@ -82,7 +82,7 @@ fn unary_calls_run_in_an_rpc_span() {
     let capture =
         run(write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo"))]).unwrap());
     let span = span_of(&capture, "echoing");
-    assert_eq!(span["otel.name"], "rpc echo");
+    assert_eq!(span["otel.name"], "vgi_rpc/echo");
     assert_eq!(span["rpc.system"], "vgi_rpc");
     assert_eq!(span["rpc.service"], "Traced");
     assert_eq!(span["rpc.method"], "echo");

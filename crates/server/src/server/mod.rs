@@ -15,7 +15,7 @@ use vgirpc_wire::request::Request;
 use crate::active_stream::ActiveStream;
 use crate::answer::{Answer, FailureKind, error_batch, log_entries};
 use crate::collector::ResponseBudget;
-use crate::context::{CallContext, Peer, TransportKind, new_request_id, server_id};
+use crate::context::{CallContext, Peer, TransportKind, new_request_id, random_hex, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
 use crate::maybe_ready::MaybeReady;
 use crate::observe::{CallRecord, CallStatus, DispatchHook, fill_session};
@@ -23,6 +23,37 @@ use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::session::SessionHost;
 use crate::stream::{ErasedStream, StreamKind};
+
+/// The span a call runs in. Its fields are the reference's span attributes
+/// (an exporter reads them in one pass when the span starts), its name and
+/// kind those of the reference's spans; the outcome fields are filled when
+/// the call ends.
+macro_rules! call_span {
+    ($server:expr, $method:expr, $method_type:expr, $stream_id:expr, $auth:expr) => {
+        tracing::info_span!(
+            "rpc",
+            otel.name = %format_args!("vgi_rpc/{}", $method),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "vgi_rpc",
+            rpc.service = $server.inner.service.protocol_name(),
+            rpc.method = %$method,
+            rpc.method_type = $method_type.as_str(),
+            rpc.stream_id = $stream_id,
+            rpc.vgi_rpc.method_type = $method_type.as_str(),
+            rpc.vgi_rpc.server_id = server_id(),
+            rpc.vgi_rpc.auth.principal = non_empty(&$auth.principal),
+            rpc.vgi_rpc.auth.domain = non_empty(&$auth.domain),
+            rpc.vgi_rpc.auth.authenticated = authenticated(&$auth),
+            rpc.vgi_rpc.input_batches = tracing::field::Empty,
+            rpc.vgi_rpc.output_batches = tracing::field::Empty,
+            rpc.vgi_rpc.input_rows = tracing::field::Empty,
+            rpc.vgi_rpc.output_rows = tracing::field::Empty,
+            rpc.vgi_rpc.input_bytes = tracing::field::Empty,
+            rpc.vgi_rpc.output_bytes = tracing::field::Empty,
+        )
+    };
+}
 
 /// What a request resolved to.
 #[derive(Debug)]
@@ -218,19 +249,12 @@ impl Server {
                 state,
             },
         };
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %format_args!("rpc {method}"),
-            rpc.system = "vgi_rpc",
-            rpc.service = self.inner.service.protocol_name(),
-            rpc.method = %method,
-            rpc.method_type = MethodType::Stream.as_str(),
-            rpc.stream_id = %stream_id,
-            rpc.vgi_rpc.method_type = MethodType::Stream.as_str(),
-            rpc.vgi_rpc.server_id = server_id(),
-            rpc.vgi_rpc.auth.principal = non_empty(&peer.auth.principal),
-            rpc.vgi_rpc.auth.domain = non_empty(&peer.auth.domain),
-            rpc.vgi_rpc.auth.authenticated = authenticated(&peer.auth),
+        let span = call_span!(
+            self,
+            method,
+            MethodType::Stream,
+            stream_id.as_str(),
+            peer.auth
         );
         #[cfg(feature = "otel")]
         let otel = self.otel_spans();
@@ -253,6 +277,8 @@ impl Server {
             data_bytes: 0,
             #[cfg(feature = "otel")]
             otel,
+            #[cfg(feature = "otel")]
+            taken: crate::observe::CallStats::default(),
         })
     }
 
@@ -271,12 +297,16 @@ impl Server {
     /// [`block_on`](crate::block_on)); async callers use
     /// [`Server::dispatch_async`] instead.
     pub fn dispatch_from(&self, request: Request, peer: &Peer) -> Call {
-        let call = match self.prepare(request, peer) {
+        // One entry for the whole call: each entry and exit is work for
+        // every subscriber layer (an OpenTelemetry one attaches the span's
+        // context and reads the clock).
+        let route = self.route(&request.method);
+        let span = self.call_span(&request, route, peer);
+        let _entered = span.enter();
+        let call = match self.prepare(request, route, peer, &span) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
-        let span = call.span.clone();
-        let _entered = span.enter();
         let outcome = self.invoke(&call).and_then(MaybeReady::wait);
         self.conclude(call, outcome)
     }
@@ -284,11 +314,12 @@ impl Server {
     /// [`Server::dispatch_from`] for async callers: an `async fn` method is
     /// awaited, a plain one runs in place.
     pub async fn dispatch_async(&self, request: Request, peer: &Peer) -> Call {
-        let call = match self.prepare(request, peer) {
+        let route = self.route(&request.method);
+        let span = self.call_span(&request, route, peer);
+        let call = match span.in_scope(|| self.prepare(request, route, peer, &span)) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
-        let span = call.span.clone();
         let outcome = match span.in_scope(|| self.invoke(&call)) {
             Ok(work) => work.resolve().instrument(span.clone()).await,
             Err(err) => Err(err),
@@ -296,39 +327,50 @@ impl Server {
         span.in_scope(|| self.conclude(call, outcome))
     }
 
-    /// Everything up to calling the method; requests no method serves
-    /// (`__describe__`, unknown names) are answered here, as the error
-    /// (boxed: rare, so the common path moves less).
-    fn prepare(&self, request: Request, peer: &Peer) -> Result<Dispatch, Box<Call>> {
-        let started = Instant::now();
-        let request_id = request
-            .request_id()
-            .map(str::to_owned)
-            .unwrap_or_else(new_request_id);
+    /// The method a request names, looked up once per call.
+    fn route(&self, method: &str) -> Route {
         let methods = self.inner.service.methods();
-        let index = methods.iter().position(|m| m.name == request.method);
-        let method_type = index.map_or(MethodType::Unary, |i| methods[i].method_type);
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %format_args!("rpc {}", request.method),
-            rpc.system = "vgi_rpc",
-            rpc.service = self.inner.service.protocol_name(),
-            rpc.method = %request.method,
-            rpc.method_type = method_type.as_str(),
-            rpc.stream_id = tracing::field::Empty,
-            rpc.vgi_rpc.method_type = method_type.as_str(),
-            rpc.vgi_rpc.server_id = server_id(),
-            rpc.vgi_rpc.auth.principal = non_empty(&peer.auth.principal),
-            rpc.vgi_rpc.auth.domain = non_empty(&peer.auth.domain),
-            rpc.vgi_rpc.auth.authenticated = authenticated(&peer.auth),
+        let index = methods.iter().position(|m| m.name == method);
+        Route {
+            index,
+            method_type: index.map_or(MethodType::Unary, |i| methods[i].method_type),
+        }
+    }
+
+    /// The span a call runs in, child of the caller's when the request
+    /// names one.
+    fn call_span(&self, request: &Request, route: Route, peer: &Peer) -> tracing::Span {
+        let span = call_span!(
+            self,
+            request.method,
+            route.method_type,
+            tracing::field::Empty,
+            peer.auth
         );
         #[cfg(feature = "otel")]
         {
             crate::otel::adopt_remote_parent(&span, &request.metadata);
             self.otel_spans().annotate(&span, &peer.auth);
         }
-        let _entered = span.enter();
+        span
+    }
 
+    /// Everything up to calling the method, inside `span`; requests no
+    /// method serves (`__describe__`, unknown names) are answered here, as
+    /// the error (boxed: rare, so the common path moves less).
+    fn prepare(
+        &self,
+        request: Request,
+        route: Route,
+        peer: &Peer,
+        span: &tracing::Span,
+    ) -> Result<Dispatch, Box<Call>> {
+        let started = Instant::now();
+        let request_id = request
+            .request_id()
+            .map(str::to_owned)
+            .unwrap_or_else(new_request_id);
+        let Route { index, method_type } = route;
         let mut record = self.new_record(&request.method, method_type, peer, &request_id);
         record.stats.record_input(&request.params);
         if self.hooks_want_params() {
@@ -360,7 +402,6 @@ impl Server {
             return Err(Box::new(Call::Answer(answer)));
         };
         let ctx = CallContext::for_peer(request_id.as_str(), request.method.as_str(), peer);
-        drop(_entered);
         Ok(Dispatch {
             index,
             params: request.params,
@@ -369,7 +410,7 @@ impl Server {
             peer: peer.clone(),
             ctx,
             record,
-            span,
+            span: span.clone(),
             started,
         })
     }
@@ -386,10 +427,6 @@ impl Server {
     fn conclude(&self, call: Dispatch, outcome: Result<Outcome, RpcError>) -> Call {
         #[cfg(feature = "otel")]
         let otel = self.otel_spans();
-        #[cfg(feature = "otel")]
-        if let Err(err) = &outcome {
-            otel.fail(&call.span, err.info());
-        }
         let Dispatch {
             index,
             method,
@@ -404,12 +441,15 @@ impl Server {
         let description = &self.inner.service.methods()[index];
         let logs = |schema: &SchemaRef| log_entries(schema, ctx.take_logs(), &request_id);
         let finish = |answer: Answer, record: CallRecord| {
-            finish_answer(answer, record, peer.session.as_deref(), started)
+            let call = finish_answer(answer, record, peer.session.as_deref(), started);
+            #[cfg(feature = "otel")]
+            if let Call::Answer(answer) = &call {
+                otel.end(&span, answer);
+            }
+            call
         };
         match (description.method_type, outcome) {
             (_, Ok(Outcome::Unary(result))) => {
-                #[cfg(feature = "otel")]
-                otel.succeed(&span);
                 let schema = result.schema();
                 let mut batches = logs(&schema);
                 batches.push((result, Metadata::new()));
@@ -483,6 +523,8 @@ impl Server {
                     data_bytes: 0,
                     #[cfg(feature = "otel")]
                     otel,
+                    #[cfg(feature = "otel")]
+                    taken: crate::observe::CallStats::default(),
                 };
                 if let Some(header) = &header {
                     stream.record_output(&header.batches);
@@ -496,6 +538,14 @@ impl Server {
             }
         }
     }
+}
+
+/// Where a request goes: its method's index, if the service has it, and
+/// the kind of call (unary for names no method has).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    index: Option<usize>,
+    method_type: MethodType,
 }
 
 /// A request on its way to its method, between [`Server::prepare`] and
@@ -548,9 +598,7 @@ fn authenticated(auth: &crate::auth::AuthContext) -> &'static str {
 
 /// A fresh stream id: 32 lowercase hex characters, like a UUID without dashes.
 fn new_stream_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random_hex(16)
 }
 
 /// Servers are shared across connection threads.
