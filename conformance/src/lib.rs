@@ -7,6 +7,7 @@
 //! client against both the reference worker and ours.
 
 pub mod client_suite;
+pub mod observe;
 pub mod probe;
 pub mod reference;
 pub mod service;

@@ -8,7 +8,6 @@
 //! send, for measuring what they cost.
 
 mod http_worker;
-mod observe;
 mod options;
 
 use std::io::Write;
@@ -16,6 +15,7 @@ use std::process::ExitCode;
 
 use options::{Options, Transport};
 use vgirpc::Server;
+use vgirpc_conformance::observe;
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 
 /// Large batches are allocated and freed every round; glibc's allocator

@@ -24,17 +24,27 @@ use vgirpc::otel::OtelConfig;
 
 /// Held while the worker serves: dropping it flushes what Sentry still
 /// has queued.
-pub(crate) struct Observers {
+pub struct Observers {
     _sentry: Option<sentry::ClientInitGuard>,
     _tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+}
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observers")
+            .field("sentry", &self._sentry.is_some())
+            .field("tracer", &self._tracer.is_some())
+            .field("meter", &self.meter.is_some())
+            .finish()
+    }
 }
 
 impl Observers {
     /// Installs the diagnostics and binds a Sentry client if one is asked
     /// for; `discard` turns on everything with a sink instead of a
     /// destination.
-    pub(crate) fn start(discard: bool) -> Result<Self, String> {
+    pub fn start(discard: bool) -> Result<Self, String> {
         let stderr = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(
@@ -43,9 +53,16 @@ impl Observers {
         // Spans are recorded and ended but reach no exporter.
         let tracer = discard.then(|| SdkTracerProvider::builder().build());
         // Only the dispatch spans: the HTTP stack's own would add their cost.
+        // They carry the reference's attributes and no more: the layer's
+        // defaults add source location, thread and target attributes and
+        // busy/idle timings, each work on every span.
         let otel = tracer.as_ref().map(|provider| {
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("vgi-conformance-worker"))
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
                 .with_filter(Targets::new().with_target("vgirpc", LevelFilter::INFO))
         });
         tracing_subscriber::registry()
@@ -70,7 +87,7 @@ impl Observers {
     }
 
     /// Adds the OpenTelemetry metrics and span attributes when they are on.
-    pub(crate) fn instrument(&self, server: &Server) {
+    pub fn instrument(&self, server: &Server) {
         if let Some(meter) = &self.meter {
             server.instrument_otel(OtelConfig::new().with_meter_provider(meter));
         }
