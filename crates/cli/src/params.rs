@@ -12,7 +12,7 @@ use vgirpc_wire::types::write_ipc_stream;
 use vgirpc_wire::value::{Value, values_to_array};
 
 use crate::error::CliError;
-use crate::render::type_name;
+use vgirpc_wire::pyarrow::type_name;
 
 /// Builds the one-row parameter batch of `method` from `KEY=VALUE` words or
 /// a JSON object. Only the given parameters are sent; the server fills in

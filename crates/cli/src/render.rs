@@ -9,10 +9,11 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Schema};
 use serde_json::{Map, Value as Json};
 use vgirpc_wire::ipc::StreamWriter;
 use vgirpc_wire::metadata::Metadata;
+use vgirpc_wire::pyarrow::{field_text, type_name};
 use vgirpc_wire::types::read_ipc_stream;
 
 use crate::args::Format;
@@ -401,82 +402,12 @@ fn escape(text: &str) -> String {
         .replace('\r', "\\r")
 }
 
-/// pyarrow's spelling of an Arrow type, so schemas read the same as in the
-/// reference tools (`int64`, `string`, `list<item: double>`, ...).
-pub(crate) fn type_name(dt: &DataType) -> String {
-    let unit = |u: &TimeUnit| match u {
-        TimeUnit::Second => "s",
-        TimeUnit::Millisecond => "ms",
-        TimeUnit::Microsecond => "us",
-        TimeUnit::Nanosecond => "ns",
-    };
-    match dt {
-        DataType::Null => "null".into(),
-        DataType::Boolean => "bool".into(),
-        DataType::Int8 => "int8".into(),
-        DataType::Int16 => "int16".into(),
-        DataType::Int32 => "int32".into(),
-        DataType::Int64 => "int64".into(),
-        DataType::UInt8 => "uint8".into(),
-        DataType::UInt16 => "uint16".into(),
-        DataType::UInt32 => "uint32".into(),
-        DataType::UInt64 => "uint64".into(),
-        DataType::Float16 => "halffloat".into(),
-        DataType::Float32 => "float".into(),
-        DataType::Float64 => "double".into(),
-        DataType::Utf8 => "string".into(),
-        DataType::LargeUtf8 => "large_string".into(),
-        DataType::Binary => "binary".into(),
-        DataType::LargeBinary => "large_binary".into(),
-        DataType::FixedSizeBinary(n) => format!("fixed_size_binary[{n}]"),
-        DataType::Date32 => "date32[day]".into(),
-        DataType::Date64 => "date64[ms]".into(),
-        DataType::Time32(u) => format!("time32[{}]", unit(u)),
-        DataType::Time64(u) => format!("time64[{}]", unit(u)),
-        DataType::Timestamp(u, None) => format!("timestamp[{}]", unit(u)),
-        DataType::Timestamp(u, Some(tz)) => format!("timestamp[{}, tz={tz}]", unit(u)),
-        DataType::Duration(u) => format!("duration[{}]", unit(u)),
-        DataType::Decimal128(p, s) => format!("decimal128({p}, {s})"),
-        DataType::List(item) => format!("list<{}>", field_name(item)),
-        DataType::LargeList(item) => format!("large_list<{}>", field_name(item)),
-        DataType::FixedSizeList(item, n) => format!("fixed_size_list<{}>[{n}]", field_name(item)),
-        DataType::Struct(fields) => {
-            let inner: Vec<String> = fields.iter().map(|f| field_name(f)).collect();
-            format!("struct<{}>", inner.join(", "))
-        }
-        DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => format!(
-                "map<{}, {}>",
-                type_name(kv[0].data_type()),
-                type_name(kv[1].data_type())
-            ),
-            other => format!("map<{}>", type_name(other)),
-        },
-        DataType::Dictionary(keys, values) => format!(
-            "dictionary<values={}, indices={}, ordered=0>",
-            type_name(values),
-            type_name(keys)
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// `name: type`, with pyarrow's ` not null` for non-nullable fields.
-pub(crate) fn field_name(field: &Field) -> String {
-    let not_null = if field.is_nullable() { "" } else { " not null" };
-    format!(
-        "{}: {}{not_null}",
-        field.name(),
-        type_name(field.data_type())
-    )
-}
-
 /// A schema on one line: `a: double not null, b: string`.
 pub(crate) fn schema_line(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
-        .map(|f| field_name(f))
+        .map(|f| field_text(f))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -487,6 +418,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use arrow_schema::Field;
 
     fn sample() -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
@@ -559,23 +491,6 @@ mod tests {
         assert_eq!(
             render(Format::Json, |p| p.result(&batch).unwrap()),
             "{\"result\":\"hi\"}\n"
-        );
-    }
-
-    #[test]
-    fn types_read_like_pyarrow() {
-        let list = DataType::List(Arc::new(Field::new("item", DataType::Float64, true)));
-        assert_eq!(type_name(&list), "list<item: double>");
-        assert_eq!(
-            field_name(&Field::new("x", DataType::Utf8, false)),
-            "x: string not null"
-        );
-        assert_eq!(
-            type_name(&DataType::Timestamp(
-                TimeUnit::Microsecond,
-                Some("UTC".into())
-            )),
-            "timestamp[us, tz=UTC]"
         );
     }
 }

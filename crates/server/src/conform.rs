@@ -7,6 +7,7 @@ use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_cast::CastOptions;
 use arrow_schema::{ArrowError, DataType, SchemaRef};
+use vgirpc_wire::pyarrow;
 
 use crate::error::RpcError;
 
@@ -83,10 +84,13 @@ pub(crate) fn coerce_input(
             // An empty schema displays as nothing at all.
             "a batch with no columns".to_owned()
         } else {
-            batch.schema().to_string()
+            pyarrow::schema_text(batch.schema_ref())
         };
+        // The reference's message, with the schemas spelled as pyarrow
+        // prints them (`value: double`).
         RpcError::type_error(format!(
-            "Input schema mismatch: expected {schema}, got {got}"
+            "Input schema mismatch: expected {}, got {got}",
+            pyarrow::schema_text(schema)
         ))
     };
     let mut expected: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

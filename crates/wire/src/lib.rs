@@ -44,6 +44,7 @@ mod error;
 pub mod ipc;
 pub mod log;
 pub mod metadata;
+pub mod pyarrow;
 pub mod request;
 pub mod shm;
 pub mod types;

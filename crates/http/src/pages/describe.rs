@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use arrow_schema::Schema;
 use vgirpc::wire::describe::{MethodDescription, MethodType};
 
-use super::arrow_type::{struct_name, type_name};
 use super::html::escape;
+use vgirpc::wire::pyarrow::{struct_name, type_name};
 
 /// The kind of call a method is, as the page labels it.
 pub(crate) fn kind(method: &MethodDescription) -> &'static str {

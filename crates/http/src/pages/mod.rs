@@ -8,7 +8,6 @@
 //! nothing else, and their `Content-Security-Policy` allows no script at
 //! all, so even a value that escaped escaping could not run.
 
-mod arrow_type;
 mod describe;
 mod html;
 

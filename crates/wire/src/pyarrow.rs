@@ -1,11 +1,24 @@
-//! Arrow types spelled as pyarrow prints them (`int64`, `string`,
-//! `list<item: double>`), the spelling the reference's page shows and the
-//! one users of other vgi-rpc implementations know.
+//! Arrow types and schemas spelled as pyarrow prints them (`int64`,
+//! `string`, `list<item: double>`, `value: double not null`): the spelling
+//! the reference uses in its error messages and pages, and the one users
+//! of other vgi-rpc implementations know.
+//!
+//! ```
+//! use arrow_schema::{DataType, Field, Schema};
+//! use vgirpc_wire::pyarrow;
+//!
+//! let schema = Schema::new(vec![
+//!     Field::new("x", DataType::Float64, false),
+//!     Field::new("label", DataType::Utf8, true),
+//! ]);
+//! assert_eq!(pyarrow::schema_text(&schema), "x: double not null\nlabel: string");
+//! assert_eq!(pyarrow::struct_name(&schema), "struct<x: double not null, label: string>");
+//! ```
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 /// The pyarrow spelling of `data_type`.
-pub(crate) fn type_name(data_type: &DataType) -> String {
+pub fn type_name(data_type: &DataType) -> String {
     match data_type {
         DataType::Null => "null".into(),
         DataType::Boolean => "bool".into(),
@@ -60,15 +73,31 @@ pub(crate) fn type_name(data_type: &DataType) -> String {
             type_name(values),
             type_name(keys)
         ),
-        // Types the macros never produce; arrow-rs's own spelling is clear
-        // enough for a hand-written service that uses them.
+        // Types vgi-rpc services rarely carry; arrow-rs's own spelling is
+        // clear enough for them.
         other => other.to_string(),
     }
 }
 
+/// `name: type`, with pyarrow's ` not null` for non-nullable fields.
+pub fn field_text(field: &Field) -> String {
+    let not_null = if field.is_nullable() { "" } else { " not null" };
+    format!(
+        "{}: {}{not_null}",
+        field.name(),
+        type_name(field.data_type())
+    )
+}
+
+/// A schema as pyarrow prints it: one field per line.
+pub fn schema_text(schema: &Schema) -> String {
+    let fields: Vec<String> = schema.fields().iter().map(|f| field_text(f)).collect();
+    fields.join("\n")
+}
+
 /// The fields of `schema` as one struct type: how a parameter that
 /// travels as an embedded IPC stream looks to the caller.
-pub(crate) fn struct_name(schema: &Schema) -> String {
+pub fn struct_name(schema: &Schema) -> String {
     type_name(&DataType::Struct(schema.fields().clone()))
 }
 
@@ -79,16 +108,6 @@ fn unit_name(unit: &TimeUnit) -> &'static str {
         TimeUnit::Microsecond => "us",
         TimeUnit::Nanosecond => "ns",
     }
-}
-
-/// `name: type`, with pyarrow's ` not null` for fields inside nested types.
-fn field_text(field: &Field) -> String {
-    let not_null = if field.is_nullable() { "" } else { " not null" };
-    format!(
-        "{}: {}{not_null}",
-        field.name(),
-        type_name(field.data_type())
-    )
 }
 
 #[cfg(test)]
@@ -105,13 +124,10 @@ mod tests {
         assert_eq!(type_name(&list), "list<item: int64>");
         let stamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         assert_eq!(type_name(&stamp), "timestamp[us, tz=UTC]");
-        let point = Schema::new(vec![
-            Field::new("x", DataType::Float64, false),
-            Field::new("label", DataType::Utf8, true),
-        ]);
+        let keys = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         assert_eq!(
-            struct_name(&point),
-            "struct<x: double not null, label: string>"
+            type_name(&keys),
+            "dictionary<values=string, indices=int32, ordered=0>"
         );
     }
 }
