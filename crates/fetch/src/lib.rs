@@ -4,7 +4,9 @@
 //! ([`Outgoing`]), and the fetcher of externalized objects
 //! ([`Fetcher`], configured by [`FetchConfig`] with the reference's
 //! defaults): a `HEAD`, then one `GET` or parallel `Range` requests with
-//! hedging, retries with backoff, a deadline, a size cap and zstd.
+//! hedging, retries with backoff, a deadline, a size cap and zstd; and
+//! the judgement both sides make before compressing a large body
+//! ([`worth_compressing`]).
 //!
 //! ```
 //! use vgirpc_fetch::{FetchConfig, FetchError, Fetcher, Outgoing, TlsSettings};
@@ -20,12 +22,14 @@
 //! # }
 //! ```
 
+mod compression;
 mod error;
 mod fetch;
 mod location;
 mod outgoing;
 mod tls;
 
+pub use compression::worth_compressing;
 pub use error::FetchError;
 pub use fetch::{FetchConfig, Fetcher};
 pub use location::is_under;

@@ -2,35 +2,27 @@
 //! uncompressed body as well, so a body zstd cannot shrink goes as it is.
 
 use bytes::Bytes;
+use vgirpc_fetch::worth_compressing;
 
 /// Bodies up to this size are compressed whole and the smaller kept;
 /// larger ones are judged from samples first.
 const WHOLE: usize = 64 * 1024;
-/// Bytes compressed from each of three places in a large body to judge it.
-const SAMPLE: usize = 16 * 1024;
 
 /// `body` compressed at `level`, or `None` to send it as it is: zstd did
 /// not make a small body smaller, or samples of a large one shrank by less
 /// than a tenth (random or already packed Arrow buffers, where compressing
 /// cost more client and server time than the bytes it saved).
 pub(super) fn compress(body: &Bytes, level: i32) -> std::io::Result<Option<Bytes>> {
-    if body.len() > WHOLE && !worth_compressing(body, level)? {
-        return Ok(None);
+    if body.len() > WHOLE {
+        let mut compressor = zstd::bulk::Compressor::new(level)?;
+        if !worth_compressing(body, |piece| {
+            Ok::<_, std::io::Error>(compressor.compress(piece)?.len())
+        })? {
+            return Ok(None);
+        }
     }
     let compressed = zstd::bulk::compress(body, level)?;
     Ok((compressed.len() < body.len()).then(|| Bytes::from(compressed)))
-}
-
-fn worth_compressing(body: &[u8], level: i32) -> std::io::Result<bool> {
-    let mut compressor = zstd::bulk::Compressor::new(level)?;
-    let middle = body.len() / 2 - SAMPLE / 2;
-    let (mut sampled, mut compressed) = (0, 0);
-    for start in [0, middle, body.len() - SAMPLE] {
-        let sample = &body[start..start + SAMPLE];
-        compressed += compressor.compress(sample)?.len();
-        sampled += sample.len();
-    }
-    Ok(compressed * 10 <= sampled * 9)
 }
 
 #[cfg(test)]

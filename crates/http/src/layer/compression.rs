@@ -27,6 +27,7 @@ use http::header::{
 use http::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 use tower::{Layer, Service};
+use vgirpc_fetch::worth_compressing;
 
 use super::{BoxFuture, take};
 use crate::blocking;
@@ -226,7 +227,12 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
                 return response;
             }
         }
-    } else if !worth_compressing(&plain, level) {
+    } else if !worth_compressing(&plain, |piece| {
+        compress_small(piece, level).map(|out| out.len())
+    })
+    // Let the full compression report what goes wrong.
+    .unwrap_or(true)
+    {
         *response.body_mut() = ResponseBody::full(plain);
         return response;
     } else {
@@ -242,30 +248,6 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     headers.remove(CONTENT_LENGTH);
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
     response
-}
-
-/// Bytes compressed from each of three places in a large body to judge it.
-const SAMPLE: usize = 16 * 1024;
-
-/// Whether zstd at `level` shrinks `body` by at least a tenth, judged from
-/// its start, middle and end. Arrow buffers of random or already packed
-/// values do not compress, and compressing them anyway cost about as much
-/// server time as everything else in a large call; the client asked for
-/// zstd, but an identity answer is still one it reads.
-fn worth_compressing(body: &[u8], level: i32) -> bool {
-    let middle = body.len() / 2 - SAMPLE / 2;
-    let mut sampled = 0;
-    let mut compressed = 0;
-    for start in [0, middle, body.len() - SAMPLE] {
-        let sample = &body[start..start + SAMPLE];
-        match compress_small(sample, level) {
-            Ok(out) => compressed += out.len(),
-            // Let the full compression report what goes wrong.
-            Err(_) => return true,
-        }
-        sampled += sample.len();
-    }
-    compressed * 10 <= sampled * 9
 }
 
 /// The decompressed size of a body that is one frame declaring it, if it
@@ -401,30 +383,6 @@ mod tests {
         two_frames.extend_from_slice(&compressed);
         assert_eq!(small_frame_size(&two_frames, usize::MAX), None);
         assert_eq!(decompress(&two_frames, usize::MAX).unwrap().len(), 8192);
-    }
-
-    #[test]
-    fn only_bodies_that_shrink_are_worth_compressing() {
-        // xorshift: bytes no codec can predict, like random float64 columns.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let noise: Vec<u8> = (0..INLINE_LIMIT * 4)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        assert!(!worth_compressing(&noise, 3));
-        let counts: Vec<u8> = (0..INLINE_LIMIT as u32 * 2)
-            .flat_map(|i| (i / 3).to_le_bytes())
-            .collect();
-        assert!(worth_compressing(&counts, 3));
-        // A compressible head (an IPC schema message, say) does not decide
-        // for the buffers behind it.
-        let mut mixed = vec![0u8; 4096];
-        mixed.extend_from_slice(&noise);
-        assert!(!worth_compressing(&mixed, 3));
     }
 
     #[tokio::test(flavor = "multi_thread")]
