@@ -15,6 +15,15 @@ pub enum FetchError {
         /// Why it was refused.
         reason: String,
     },
+    /// A pre-signed URL whose expiry has passed, refused before any
+    /// request.
+    #[error("{url}: the pre-signed URL expired {ago} s ago")]
+    Expired {
+        /// The URL, without its query.
+        url: String,
+        /// Seconds since it expired.
+        ago: u64,
+    },
     /// No connection could be made.
     #[error("cannot connect to {url}: {reason}")]
     Connect {

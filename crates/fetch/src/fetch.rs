@@ -4,7 +4,7 @@
 //! errors and timeouts, an overall deadline and a size cap.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ACCEPT_RANGES, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE};
@@ -15,6 +15,7 @@ use crate::FetchError;
 use crate::error::shown;
 use crate::location::is_under;
 use crate::outgoing::{self, Outgoing, Reply, refusal};
+use crate::presigned::{self, is_presigned};
 
 /// The largest zstd window accepted (log2): 8 MiB, what compression levels
 /// up to 19 use; a larger one would let a frame cost well over the cap.
@@ -119,21 +120,6 @@ struct Probe {
     headers: HeaderMap,
 }
 
-/// Whether `url` is pre-signed for S3 or GCS, whose signatures bind the
-/// method, so a `HEAD` would be refused.
-fn is_presigned(url: &str) -> bool {
-    let Some((_, query)) = url.split_once('?') else {
-        return false;
-    };
-    let has = |key: &str| {
-        query
-            .split('&')
-            .any(|pair| pair.split('=').next() == Some(key))
-    };
-    (has("X-Amz-Signature") && has("X-Amz-Credential"))
-        || (has("X-Goog-Signature") && has("X-Goog-Credential"))
-}
-
 /// What one range request delivered, or why it failed.
 type ChunkDone = (usize, Result<Bytes, FetchError>, Duration);
 
@@ -172,6 +158,15 @@ impl Fetcher {
             return Err(FetchError::NotAllowed {
                 url: shown(url),
                 reason: "not in an allowed storage location".into(),
+            });
+        }
+        if let Some(expired) = presigned::expiry(url).filter(|at| *at <= SystemTime::now()) {
+            return Err(FetchError::Expired {
+                url: shown(url),
+                ago: SystemTime::now()
+                    .duration_since(expired)
+                    .unwrap_or_default()
+                    .as_secs(),
             });
         }
         let deadline = Instant::now() + config.timeout;

@@ -27,6 +27,7 @@ mod error;
 mod fetch;
 mod location;
 mod outgoing;
+mod presigned;
 mod tls;
 
 pub use compression::worth_compressing;

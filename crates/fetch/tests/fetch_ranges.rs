@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vgirpc_fetch::FetchConfig;
+use vgirpc_fetch::{FetchConfig, FetchError};
 
 const SLOW: Duration = Duration::from_secs(3);
 
@@ -271,4 +271,27 @@ fn a_presigned_url_is_probed_by_its_first_byte_and_fetched_in_ranges() {
     // Unsigned, a refused HEAD leaves the single GET.
     assert_eq!(chunked().fetch_blocking(&server.url).expect("fetch"), body);
     assert_eq!(server.count(usize::MAX), 1);
+}
+
+#[test]
+fn an_expired_presigned_url_is_refused_before_any_request() {
+    let server = ObjectServer::start(object(), Behaviour::default());
+    let expired = format!(
+        "{}?X-Amz-Date=20240229T235959Z&X-Amz-Expires=2&X-Amz-Credential=c&X-Amz-Signature=s",
+        server.url
+    );
+    let error = chunked().fetch_blocking(&expired).expect_err("expired");
+    assert!(matches!(error, FetchError::Expired { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("the pre-signed URL expired"), "{text}");
+    assert!(!text.contains("X-Amz-Signature"), "{text}");
+    assert_eq!(server.count(0) + server.count(usize::MAX), 0);
+
+    // Still valid for an hour: fetched.
+    let fresh = format!(
+        "{}?X-Amz-Date={}&X-Amz-Expires=3600&X-Amz-Credential=c&X-Amz-Signature=s",
+        server.url,
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    );
+    assert_eq!(chunked().fetch_blocking(&fresh).expect("fetch"), object());
 }
