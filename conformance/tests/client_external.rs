@@ -7,6 +7,8 @@
 //! The object store is a small HTTP(S) server in this process, so nothing
 //! else needs to run.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,13 +23,10 @@ use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use vgirpc::Server;
 use vgirpc::client::{Client, ClientError};
 use vgirpc::wire::metadata;
 use vgirpc_client::http::{HttpOptions, HttpTransport};
-use vgirpc_conformance::service::{
-    Conformance, ConformanceServiceClient, ConformanceServiceServer,
-};
+use vgirpc_conformance::service::ConformanceServiceClient;
 use vgirpc_http::{
     ExternalConfig, ExternalStorage, HttpConfig, HttpError, HttpServer, UploadUrl,
     UploadUrlProvider,
@@ -174,23 +173,8 @@ fn tls_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
 }
 
 fn in_process_server(config: HttpConfig) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
-    let http = HttpServer::new(server, config).unwrap();
-    std::thread::spawn(move || {
-        runtime
-            .block_on(http.serve(listener, std::future::pending()))
-            .unwrap();
-    });
-    format!("http://127.0.0.1:{port}")
+    let http = HttpServer::new(support::conformance_server(), config).unwrap();
+    format!("http://127.0.0.1:{}", support::serve_in_process(http))
 }
 
 fn client(url: &str, options: HttpOptions) -> ConformanceServiceClient<HttpTransport> {

@@ -7,6 +7,8 @@
 //! Python reference when its venv exists (`cargo xtask conformance`
 //! creates it).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -17,13 +19,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use vgirpc::Server;
 use vgirpc::client::{Client, ClientError, ShmSegment, ShmTransport, SubprocessTransport};
 use vgirpc::wire::metadata;
 use vgirpc_client::http::{HttpOptions, HttpTransport, RetryPolicy, StickySession};
-use vgirpc_conformance::service::{
-    Conformance, ConformanceServiceClient, ConformanceServiceServer,
-};
+use vgirpc_conformance::service::ConformanceServiceClient;
 use vgirpc_http::{
     AuthContext, ExternalConfig, ExternalStorage, HttpConfig, HttpError, HttpServer, bearer_static,
 };
@@ -321,23 +320,7 @@ waitress.serve(app, host='127.0.0.1', port=port, _quiet=True)
 /// Our HTTP server with the conformance service in this process, on a
 /// free port; serves until the process ends.
 fn in_process_server(config: HttpConfig) -> u16 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
-    let http = HttpServer::new(server, config).unwrap();
-    std::thread::spawn(move || {
-        runtime
-            .block_on(http.serve(listener, std::future::pending()))
-            .unwrap();
-    });
-    port
+    support::serve_in_process(HttpServer::new(support::conformance_server(), config).unwrap())
 }
 
 #[test]

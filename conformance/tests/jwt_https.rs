@@ -5,6 +5,8 @@
 //!
 //! Skipped (with a note) when the reference venv has not been built.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,12 +19,9 @@ use arrow_schema::{DataType, Field, Schema};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use vgirpc::Server;
 use vgirpc_client::Client;
 use vgirpc_client::http::{HttpOptions, HttpTransport};
-use vgirpc_conformance::service::{
-    Conformance, ConformanceServiceClient, ConformanceServiceServer,
-};
+use vgirpc_conformance::service::ConformanceServiceClient;
 use vgirpc_http::{HttpConfig, HttpServer, JwksSource, JwtAuthenticator, JwtConfig, TlsConfig};
 use vgirpc_test_support::pki::Pki;
 
@@ -84,22 +83,7 @@ fn start_ours(pki: &Pki, signer: &Signer) -> u16 {
         .with_prefix("/vgi")
         .with_tls(tls)
         .with_authenticate(jwt);
-    let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
-    let http = HttpServer::new(server, config).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        runtime
-            .block_on(http.serve(listener, std::future::pending()))
-            .unwrap();
-    });
-    port
+    support::serve_in_process(HttpServer::new(support::conformance_server(), config).unwrap())
 }
 
 fn write_temp(name: &str, text: &str) -> std::path::PathBuf {

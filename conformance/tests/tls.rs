@@ -5,6 +5,8 @@
 //!
 //! Every certificate is made by the test; nothing leaves the machine.
 
+mod support;
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::Command;
@@ -16,12 +18,9 @@ use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use http::{Request, Version};
-use vgirpc::Server;
 use vgirpc_client::http::{HttpOptions, HttpTransport};
 use vgirpc_client::{Client, ClientError};
-use vgirpc_conformance::service::{
-    Conformance, ConformanceServiceClient, ConformanceServiceServer,
-};
+use vgirpc_conformance::service::ConformanceServiceClient;
 use vgirpc_http::{
     Authenticate, CertificateIdentity, ClientAuth, HttpConfig, HttpServer, RequestBody, TlsConfig,
     mtls_native,
@@ -36,8 +35,7 @@ type Versions = Arc<Mutex<Vec<Version>>>;
 fn start(config: HttpConfig) -> (u16, Versions, HttpServer) {
     let versions = Versions::default();
     let seen = versions.clone();
-    let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
-    let http = HttpServer::new(server, config.with_prefix("/vgi"))
+    let http = HttpServer::new(support::conformance_server(), config.with_prefix("/vgi"))
         .unwrap()
         .layer(tower::layer::layer_fn(move |inner| {
             let seen = seen.clone();
@@ -48,20 +46,7 @@ fn start(config: HttpConfig) -> (u16, Versions, HttpServer) {
                 request
             })
         }));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = http.clone();
-    std::thread::spawn(move || {
-        runtime
-            .block_on(serving.serve(listener, std::future::pending()))
-            .unwrap();
-    });
+    let port = support::serve_in_process(http.clone());
     (port, versions, http)
 }
 

@@ -6,6 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use vgirpc::Server;
+use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
+use vgirpc_http::HttpServer;
+
 /// The conformance worker binary, ready to be given arguments.
 pub(crate) fn worker() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vgi-conformance-worker"))
@@ -52,4 +56,29 @@ impl Drop for UnixWorker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The conformance service, ready to be served.
+pub(crate) fn conformance_server() -> Server {
+    Server::new(ConformanceServiceServer::new(Conformance)).unwrap()
+}
+
+/// Serves `http` on a free loopback port from a runtime of its own, for as
+/// long as the test process lives; the port.
+pub(crate) fn serve_in_process(http: HttpServer) -> u16 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        runtime
+            .block_on(http.serve(listener, std::future::pending()))
+            .unwrap();
+    });
+    port
 }
