@@ -38,7 +38,7 @@ use crate::workloads::{Metric, Run};
 const METHOD: &str = "echo_string";
 
 /// What every request echoes: as long as the sequential echo_string's.
-const TEXT: &str = "hello, vgi-rpc bench";
+pub(crate) const TEXT: &str = "hello, vgi-rpc bench";
 
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 

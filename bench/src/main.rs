@@ -16,6 +16,7 @@
 //! (`quick.*` with `--quick`, `soak.*` with `--soak`).
 
 mod edge;
+mod flight;
 mod load;
 mod observe;
 mod procstat;
@@ -59,7 +60,7 @@ usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
   --runs N             runs per workload and server (default 5)
   --workload NAME      run only this workload (repeatable; e.g. void_noop,
                        spawn_first_reply, http_load, http_edge,
-                       observe_overhead); handy under a profiler
+                       observe_overhead, flight); handy under a profiler
   --soak               instead of the benchmark: a long unary loop on our
                        worker, reporting peak RSS growth
   --soak-calls N       calls in the soak loop (default 1000000)
@@ -221,6 +222,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("raw-peer") {
         raw::peer_main(&args[1..])
+    } else if args.first().map(String::as_str) == Some("flight-server") {
+        flight::server::main(&args[1..])
     } else {
         match Options::parse(&args) {
             Ok(Some(options)) => run(&options),
@@ -387,6 +390,14 @@ fn bench(
         if transport == TransportKind::Http && selected(EDGE) {
             load.extend(http_edge(plan, workers, &endpoints, scratch)?);
         }
+        let mut flight = Vec::new();
+        if transport == TransportKind::Http && selected(flight::NAME) {
+            let (_, ours) = endpoints
+                .iter_mut()
+                .find(|(s, _)| *s == Server::Ours)
+                .context("our worker has an endpoint")?;
+            flight = flight::measure(plan, ours)?;
+        }
         // Closing the connections stops the workers.
         drop(endpoints);
         if selected(observe::NAME) {
@@ -398,6 +409,7 @@ fn bench(
             limits,
             workloads: measured,
             load,
+            flight,
         });
     }
     Ok((results, observed))

@@ -24,6 +24,9 @@ pub(crate) enum Server {
     Ours,
     /// The reference Python worker.
     Reference,
+    /// The Arrow Flight server of the `flight` comparison, started by
+    /// [`crate::flight`] rather than by [`Workers`].
+    Flight,
 }
 
 impl Server {
@@ -31,6 +34,7 @@ impl Server {
         match self {
             Server::Ours => "ours",
             Server::Reference => "reference",
+            Server::Flight => "flight",
         }
     }
 }
@@ -128,6 +132,7 @@ impl Workers {
         match server {
             Server::Ours => Some(&self.ours),
             Server::Reference => self.reference.as_deref(),
+            Server::Flight => None,
         }
     }
 

@@ -116,11 +116,12 @@ impl Report {
                     transport,
                     workloads,
                     load,
+                    flight,
                     ..
                 } => {
                     if !workloads.is_empty() {
                         let _ = writeln!(out, "### {}\n", transport.name());
-                        workload_table(&mut out, workloads);
+                        workload_table(&mut out, workloads, Server::Reference);
                     }
                     if !load.is_empty() {
                         let _ = writeln!(out, "### {}: server-only load\n", transport.name());
@@ -132,7 +133,10 @@ impl Report {
                              the machine with the server: its CPU use, in cores, shows \
                              whether it was the limit.\n"
                         );
-                        workload_table(&mut out, load);
+                        workload_table(&mut out, load, Server::Reference);
+                    }
+                    if !flight.is_empty() {
+                        flight_section(&mut out, transport.name(), flight);
                     }
                 }
             }
@@ -180,12 +184,14 @@ impl Report {
                     limits,
                     workloads,
                     load,
+                    flight,
                 } => json!({
                     "transport": transport.name(),
                     "measured": true,
                     "machine_limits": limits.map(Limits::to_json),
                     "workloads": workloads.iter().map(WorkloadResult::to_json).collect::<Vec<_>>(),
                     "http_load": load.iter().map(WorkloadResult::to_json).collect::<Vec<_>>(),
+                    "arrow_flight": flight.iter().map(WorkloadResult::to_json).collect::<Vec<_>>(),
                 }),
             })
             .collect();
@@ -238,19 +244,40 @@ impl Report {
     }
 }
 
-/// One row per workload and metric, ours beside the reference.
-fn workload_table(out: &mut String, workloads: &[WorkloadResult]) {
+/// The ours-against-Arrow-Flight table of one transport.
+fn flight_section(out: &mut String, transport: &str, flight: &[WorkloadResult]) {
+    let _ = writeln!(out, "### {transport}: ours vs Arrow Flight\n");
     let _ = writeln!(
         out,
-        "| workload | metric | ours | reference | ours vs reference |"
+        "The same workloads against an arrow-rs Arrow Flight server (gRPC on one \
+         loopback HTTP/2 connection, its own process) through arrow-rs's \
+         FlightClient, runs alternating with ours on HTTP/1.1 with our client's \
+         defaults; every Flight answer is checked as ours are. A Flight exchange is \
+         one streaming call where ours is one request per round, and Flight's \
+         no-op and load calls are actions (opaque bytes), not Arrow batches.\n"
+    );
+    for w in flight {
+        let _ = writeln!(out, "- {}: {}", w.name, w.description);
+    }
+    out.push('\n');
+    workload_table(out, flight, Server::Flight);
+}
+
+/// One row per workload and metric, ours beside `peer`.
+fn workload_table(out: &mut String, workloads: &[WorkloadResult], peer: Server) {
+    let peer_name = peer.name();
+    let _ = writeln!(
+        out,
+        "| workload | metric | ours | {peer_name} | ours vs {peer_name} |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|");
     for w in workloads {
         // Metrics no server reported on this transport (HTTP requests off
         // HTTP) get no row.
-        let reported = w.metrics.iter().filter(|m| {
-            w.median(Server::Ours, **m).is_some() || w.median(Server::Reference, **m).is_some()
-        });
+        let reported = w
+            .metrics
+            .iter()
+            .filter(|m| w.median(Server::Ours, **m).is_some() || w.median(peer, **m).is_some());
         for (i, metric) in reported.enumerate() {
             let name = if i == 0 { w.name } else { "" };
             let _ = writeln!(
@@ -258,8 +285,8 @@ fn workload_table(out: &mut String, workloads: &[WorkloadResult]) {
                 "| {name} | {} | {} | {} | {} |",
                 metric.label(w.op),
                 w.cell(Server::Ours, *metric),
-                w.cell(Server::Reference, *metric),
-                w.advantage(*metric)
+                w.cell(peer, *metric),
+                w.advantage(peer, *metric)
                     .filter(|a| a.is_finite())
                     .map_or_else(|| "–".to_owned(), |a| format!("{}×", num(a)))
             );
@@ -318,6 +345,7 @@ mod tests {
             limits,
             workloads,
             load,
+            flight: Vec::new(),
         };
         let report = Report {
             mode: "full",

@@ -51,10 +51,11 @@ impl WorkloadResult {
         format!("< {}", num(crate::procstat::cpu_resolution() * scale / ops))
     }
 
-    pub(super) fn advantage(&self, metric: Metric) -> Option<f64> {
+    /// How many times better ours is than `peer` on `metric`.
+    pub(super) fn advantage(&self, peer: Server, metric: Metric) -> Option<f64> {
         let ours = self.median(Server::Ours, metric)?;
-        let reference = self.median(Server::Reference, metric)?;
-        metric.advantage(ours, reference)
+        let theirs = self.median(peer, metric)?;
+        metric.advantage(ours, theirs)
     }
 
     pub(super) fn to_json(&self) -> Value {
@@ -73,17 +74,20 @@ impl WorkloadResult {
                 }),
             );
         }
-        let ratios: Map<String, Value> = self
-            .metrics
-            .iter()
-            .filter_map(|m| Some((m.key(self.op), json!(self.advantage(*m)?))))
-            .collect();
-        json!({
+        let mut result = json!({
             "name": self.name,
             "description": self.description,
             "servers": servers,
-            "ours_vs_reference": ratios,
-        })
+        });
+        for (peer, _) in self.runs.iter().filter(|(s, _)| *s != Server::Ours) {
+            let ratios: Map<String, Value> = self
+                .metrics
+                .iter()
+                .filter_map(|m| Some((m.key(self.op), json!(self.advantage(*peer, *m)?))))
+                .collect();
+            result[format!("ours_vs_{}", peer.name())] = Value::Object(ratios);
+        }
+        result
     }
 }
 
@@ -96,6 +100,8 @@ pub(crate) enum TransportResult {
         workloads: Vec<WorkloadResult>,
         /// The HTTP load test, one result per connection count.
         load: Vec<WorkloadResult>,
+        /// Ours against Arrow Flight (http only).
+        flight: Vec<WorkloadResult>,
     },
     NotMeasured {
         transport: TransportKind,

@@ -100,6 +100,7 @@ pub(super) fn targets(transports: &[TransportResult], soaks: &[SoakResult]) -> V
             limits,
             workloads,
             load,
+            ..
         } = result
         else {
             continue;

@@ -13,7 +13,7 @@ use super::{Expect, FACTOR};
 
 /// Bytes of the values in `batch`'s buffers (what the wire must carry,
 /// framing aside).
-pub(super) fn payload_bytes(batch: &RecordBatch) -> usize {
+pub(crate) fn payload_bytes(batch: &RecordBatch) -> usize {
     batch
         .columns()
         .iter()
@@ -112,7 +112,10 @@ pub(super) fn check_unary(method: &str, result: &RecordBatch, expect: &Expect) -
     Ok(())
 }
 
-pub(super) fn check_counter_batch(batch: &RecordBatch, index: usize, rows: usize) -> Result<()> {
+/// Fails unless `batch` is batch number `index` of a counter stream of
+/// `rows`-row batches: an `index` column counting on from `index * rows`,
+/// a `value` column ten times it.
+pub(crate) fn check_counter_batch(batch: &RecordBatch, index: usize, rows: usize) -> Result<()> {
     ensure!(
         batch.num_rows() == rows,
         "{} rows, not {rows}",
@@ -138,11 +141,13 @@ pub(super) fn check_counter_batch(batch: &RecordBatch, index: usize, rows: usize
     Ok(())
 }
 
-pub(super) fn float_values(batch: &RecordBatch) -> Result<&[f64]> {
+/// The values of an `exchange_scale` input or answer.
+pub(crate) fn float_values(batch: &RecordBatch) -> Result<&[f64]> {
     Ok(column::<Float64Array>(batch, "value")?.values())
 }
 
-pub(super) fn check_scaled(input: &[f64], output: &RecordBatch) -> Result<()> {
+/// Fails unless `output` is `input` times the exchange factor.
+pub(crate) fn check_scaled(input: &[f64], output: &RecordBatch) -> Result<()> {
     let got = column::<Float64Array>(output, "value")?;
     ensure!(
         got.len() == input.len() && got.null_count() == 0,

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, ensure};
 use arrow_array::{ArrayRef, BinaryArray, Float64Array, RecordBatch, StringArray};
 use serde_json::{Value, json};
 
-mod answers;
+pub(crate) mod answers;
 
 use crate::procstat::cpu_seconds;
 use crate::servers::Endpoint;
@@ -182,7 +182,7 @@ enum Job {
 
 /// The `exchange_scale` factor: doubling is exact in floating point, so
 /// answers can be compared for equality.
-const FACTOR: f64 = 2.0;
+pub(crate) const FACTOR: f64 = 2.0;
 
 /// One workload.
 #[derive(Debug, Clone)]
@@ -330,8 +330,8 @@ pub(crate) fn all(sizes: Sizes) -> Result<Vec<Workload>> {
 }
 
 /// Names of every workload: [`all`]'s, the spawn measurement, the HTTP
-/// load test and edge, the answer externalized into S3, and what Sentry
-/// and OpenTelemetry add to a call.
+/// load test and edge, the answer externalized into S3, what Sentry and
+/// OpenTelemetry add to a call, and the comparison with Arrow Flight.
 pub(crate) fn names() -> Vec<&'static str> {
     vec![
         "spawn_first_reply",
@@ -347,6 +347,7 @@ pub(crate) fn names() -> Vec<&'static str> {
         "http_edge",
         crate::s3::NAME,
         crate::observe::NAME,
+        crate::flight::NAME,
     ]
 }
 
@@ -358,10 +359,45 @@ pub(crate) fn small_unary(workloads: &[Workload]) -> Vec<&Workload> {
         .collect()
 }
 
+/// What a workload's operation sends and expects, for another RPC system
+/// to do the same.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape<'a> {
+    /// A call with no parameters and no result.
+    Void,
+    /// A stream of `batches` counter batches of `rows` rows.
+    Produce { batches: usize, rows: usize },
+    /// `rounds` times `input` sent and answered doubled.
+    Exchange {
+        rounds: usize,
+        input: &'a RecordBatch,
+    },
+}
+
 impl Workload {
     /// Whether this is a unary workload (whose CPU and latency targets apply).
     pub(crate) fn is_unary(&self) -> bool {
         matches!(self.job, Job::Unary { .. })
+    }
+
+    /// This workload's [`Shape`]; `None` for the unary calls with
+    /// parameters, which no other system is compared on.
+    pub(crate) fn shape(&self) -> Option<Shape<'_>> {
+        match &self.job {
+            Job::Unary {
+                expect: Expect::Void,
+                ..
+            } => Some(Shape::Void),
+            Job::Unary { .. } => None,
+            Job::Produce { batches, rows, .. } => Some(Shape::Produce {
+                batches: *batches,
+                rows: *rows,
+            }),
+            Job::Exchange { rounds, input, .. } => Some(Shape::Exchange {
+                rounds: *rounds,
+                input,
+            }),
+        }
     }
 
     /// One operation, answer checked; returns the payload bytes moved.
@@ -486,6 +522,7 @@ mod tests {
             "http_edge",
             crate::s3::NAME,
             crate::observe::NAME,
+            crate::flight::NAME,
         ]);
         assert_eq!(names(), expected);
     }
