@@ -21,8 +21,9 @@ use arrow_array::{Array as _, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
-use hyper::{Method, Request, StatusCode, Uri};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -218,29 +219,7 @@ async fn connection(
         .context("HTTP/1.1 handshake")?;
     // Dropping the sender at the end closes the connection and ends this.
     tokio::spawn(driver);
-    let mut tally = Tally::default();
-    while phase.load(Ordering::Relaxed) != STOPPING {
-        sender.ready().await.context("the connection closed")?;
-        let start = Instant::now();
-        let response = sender
-            .send_request(template.request())
-            .await
-            .with_context(|| format!("{METHOD}() request"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the {METHOD}() reply"))?
-            .to_bytes();
-        let elapsed = start.elapsed();
-        check_reply(status, &body, TEXT)?;
-        if phase.load(Ordering::Relaxed) == MEASURING {
-            tally.requests += 1;
-            tally.latencies_us.push(elapsed.as_secs_f64() * 1e6);
-        }
-    }
-    Ok(tally)
+    requests_until_stopped(&mut sender, &template, &phase).await
 }
 
 /// One stream of an HTTP/2 connection: requests back to back on `sender`
@@ -250,12 +229,57 @@ async fn stream(
     template: Arc<Template>,
     phase: Arc<AtomicU8>,
 ) -> Result<Tally> {
+    requests_until_stopped(&mut sender, &template, &phase).await
+}
+
+/// hyper's request senders of either HTTP version.
+trait Sender {
+    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> + Send;
+    fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<Response<Incoming>>> + Send;
+}
+
+impl Sender for hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> + Send {
+        std::future::poll_fn(|cx| self.poll_ready(cx))
+    }
+
+    fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<Response<Incoming>>> + Send {
+        self.send_request(request)
+    }
+}
+
+impl Sender for hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> + Send {
+        std::future::poll_fn(|cx| self.poll_ready(cx))
+    }
+
+    fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<Response<Incoming>>> + Send {
+        self.send_request(request)
+    }
+}
+
+/// `echo_string` calls back to back on `sender` until `phase` says stop;
+/// replies completed while measuring are counted, and every one checked.
+async fn requests_until_stopped(
+    sender: &mut impl Sender,
+    template: &Template,
+    phase: &AtomicU8,
+) -> Result<Tally> {
     let mut tally = Tally::default();
     while phase.load(Ordering::Relaxed) != STOPPING {
         sender.ready().await.context("the connection closed")?;
         let start = Instant::now();
         let response = sender
-            .send_request(template.request())
+            .send(template.request())
             .await
             .with_context(|| format!("{METHOD}() request"))?;
         let status = response.status();
