@@ -1,8 +1,9 @@
 //! What reporting costs a call: our worker's server CPU per unary
 //! `void_noop` with Sentry and OpenTelemetry on (`--observe-discard`:
 //! a bound Sentry client whose transport drops envelopes, dispatch spans
-//! recorded by the OpenTelemetry SDK with no exporter, request metrics
-//! aggregated) against both off, on the same transport, runs alternating.
+//! recorded by the OpenTelemetry SDK and handed to an exporter that drops
+//! them, request metrics aggregated) against both off, on the same
+//! transport, runs alternating.
 
 use std::fmt::Write as _;
 
@@ -78,7 +79,8 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
         out,
         "Our worker's server CPU per `void_noop` call, plain and with `{FLAG}` \
          (Sentry bound with a transport that drops envelopes, OpenTelemetry \
-         spans recorded without an exporter and metrics aggregated); budget: \
+         spans recorded and handed to an exporter that drops them, metrics \
+         aggregated); budget: \
          at most +{BUDGET_US} µs.\n"
     );
     let _ = writeln!(

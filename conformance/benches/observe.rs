@@ -1,8 +1,8 @@
 //! What Sentry and OpenTelemetry add to one dispatch, in process: the
 //! conformance service's `void_noop` dispatched plain, then with the
 //! worker's `--observe-discard` observers installed (a bound Sentry client
-//! dropping its envelopes, dispatch spans recorded without an exporter,
-//! request metrics aggregated). No transport is involved, so the figures
+//! dropping its envelopes, dispatch spans handed to an exporter that drops
+//! them, request metrics aggregated). No transport is involved, so the figures
 //! are the user-space cost alone; `cargo xtask bench --workload
 //! observe_overhead` measures the same over a pipe.
 

@@ -1,7 +1,8 @@
 //! What the worker reports beside its answers: diagnostics on stderr,
 //! failed calls to Sentry when `SENTRY_DSN` is set, and with
-//! `--observe-discard` Sentry and OpenTelemetry both on with nowhere to
-//! send, so that a benchmark sees what reporting costs a call.
+//! `--observe-discard` Sentry and OpenTelemetry both on, bound to a
+//! transport and exporters that drop what they are given, so that a
+//! benchmark sees what reporting costs a call.
 //!
 //! All of it is set up before the server is built: the server attaches its
 //! Sentry reporting only when it finds a client bound then.
@@ -9,14 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use vgirpc::Server;
@@ -26,7 +26,7 @@ use vgirpc::otel::OtelConfig;
 /// has queued.
 pub struct Observers {
     _sentry: Option<sentry::ClientInitGuard>,
-    _tracer: Option<SdkTracerProvider>,
+    tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
 }
 
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Observers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observers")
             .field("sentry", &self._sentry.is_some())
-            .field("tracer", &self._tracer.is_some())
+            .field("tracer", &self.tracer.is_some())
             .field("meter", &self.meter.is_some())
             .finish()
     }
@@ -50,25 +50,13 @@ impl Observers {
             .with_filter(
                 EnvFilter::try_from_env("VGI_RPC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
             );
-        // Spans are recorded and ended but reach no exporter.
-        let tracer = discard.then(|| SdkTracerProvider::builder().build());
-        // Only the dispatch spans: the HTTP stack's own would add their cost.
-        // They carry the reference's attributes and no more: the layer's
-        // defaults add source location, thread and target attributes and
-        // busy/idle timings, each work on every span.
-        let otel = tracer.as_ref().map(|provider| {
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer("vgi-conformance-worker"))
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_tracked_inactivity(false)
-                .with_filter(Targets::new().with_target("vgirpc", LevelFilter::INFO))
+        tracing_subscriber::registry().with(stderr).init();
+        // Each span is handed, as it ends, to an exporter that drops it.
+        let tracer = discard.then(|| {
+            SdkTracerProvider::builder()
+                .with_simple_exporter(DiscardSpans)
+                .build()
         });
-        tracing_subscriber::registry()
-            .with(stderr)
-            .with(otel)
-            .init();
         let meter = discard.then(|| {
             SdkMeterProvider::builder()
                 .with_reader(PeriodicReader::builder(DiscardMetrics).build())
@@ -81,15 +69,19 @@ impl Observers {
         };
         Ok(Self {
             _sentry: sentry,
-            _tracer: tracer,
+            tracer,
             meter,
         })
     }
 
-    /// Adds the OpenTelemetry metrics and span attributes when they are on.
+    /// Adds the OpenTelemetry spans and metrics when they are on.
     pub fn instrument(&self, server: &Server) {
-        if let Some(meter) = &self.meter {
-            server.instrument_otel(OtelConfig::new().with_meter_provider(meter));
+        if let (Some(tracer), Some(meter)) = (&self.tracer, &self.meter) {
+            server.instrument_otel(
+                OtelConfig::new()
+                    .with_tracer_provider(tracer)
+                    .with_meter_provider(meter),
+            );
         }
     }
 }
@@ -128,6 +120,15 @@ struct DiscardEnvelopes;
 
 impl sentry::Transport for DiscardEnvelopes {
     fn send_envelope(&self, _: sentry::Envelope) {}
+}
+
+#[derive(Debug)]
+struct DiscardSpans;
+
+impl SpanExporter for DiscardSpans {
+    async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
 }
 
 #[derive(Debug)]

@@ -17,17 +17,23 @@ pub(crate) fn request_metadata(method: &str) -> Metadata {
 }
 
 /// `traceparent` and `tracestate` of the current span, empty when it is
-/// not part of a valid OpenTelemetry trace.
+/// not part of a valid OpenTelemetry trace. The current span is the
+/// `tracing` one when a `tracing-opentelemetry` layer gives it a context,
+/// else OpenTelemetry's current one (a server's dispatch span, for a
+/// method that calls another service).
 #[cfg(feature = "otel")]
 pub(crate) fn current_context() -> Vec<(String, String)> {
     use opentelemetry::propagation::TextMapPropagator;
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-    let context = tracing::Span::current().context();
-    if !context.span().span_context().is_valid() {
+    let valid = |context: &opentelemetry::Context| context.span().span_context().is_valid();
+    let context = Some(tracing::Span::current().context())
+        .filter(valid)
+        .or_else(|| Some(opentelemetry::Context::current()).filter(valid));
+    let Some(context) = context else {
         return Vec::new();
-    }
+    };
     let mut carrier = std::collections::HashMap::new();
     opentelemetry_sdk::propagation::TraceContextPropagator::new()
         .inject_context(&context, &mut carrier);

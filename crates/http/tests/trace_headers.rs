@@ -2,17 +2,14 @@
 //! or a client of another stack) still parents the dispatch span; context
 //! in the request's Arrow metadata wins over the headers.
 
-use std::sync::OnceLock;
-
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tokio::net::{TcpListener, TcpStream};
-use tracing_subscriber::layer::SubscriberExt;
+use vgirpc::otel::OtelConfig;
 use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
 use vgirpc::wire::metadata;
 use vgirpc::wire::request::Request as RpcRequest;
@@ -32,22 +29,6 @@ impl Noop for Impl {
     fn noop(&self) -> Result<(), RpcError> {
         Ok(())
     }
-}
-
-/// Handlers run on the runtime's threads, so the exporter's layer must be
-/// the global subscriber; this test binary holds only this test.
-fn exporter() -> &'static (InMemorySpanExporter, SdkTracerProvider) {
-    static EXPORTER: OnceLock<(InMemorySpanExporter, SdkTracerProvider)> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("server")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        (exporter, provider)
-    })
 }
 
 async fn post(addr: std::net::SocketAddr, body: Vec<u8>, traceparent: &str) {
@@ -72,8 +53,16 @@ async fn post(addr: std::net::SocketAddr, body: Vec<u8>, traceparent: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn trace_headers_parent_the_dispatch_span_unless_the_body_has_context() {
-    let (exporter, provider) = exporter();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
     let server = Server::new(NoopServer::new(Impl)).unwrap();
+    server.instrument_otel(
+        OtelConfig::new()
+            .with_tracer_provider(&provider)
+            .without_metrics(),
+    );
     let http = HttpServer::new(server, HttpConfig::new()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

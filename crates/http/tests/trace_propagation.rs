@@ -15,6 +15,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use vgirpc::client::Client;
+use vgirpc::otel::OtelConfig;
 use vgirpc::{RpcError, Server, TransportKind};
 use vgirpc_http::{HttpConfig, HttpServer};
 
@@ -50,15 +51,12 @@ fn main() {
 
 /// Serves with an in-memory span exporter, then reports each finished span
 /// as `name trace_id span_id parent_span_id` on stderr.
-fn child(serve: fn()) {
+fn child(serve: fn(&SdkTracerProvider)) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("server")));
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-    serve();
+    serve(&provider);
     provider.force_flush().unwrap();
     let mut stderr = std::io::stderr().lock();
     for span in exporter.get_finished_spans().unwrap() {
@@ -74,17 +72,28 @@ fn child(serve: fn()) {
     }
 }
 
-fn serve_pipe() {
+/// Our server with its dispatch spans recorded through `provider`.
+fn instrumented(provider: &SdkTracerProvider) -> Server {
     let server = Server::new(CalcServer::new(Impl)).unwrap();
+    server.instrument_otel(
+        OtelConfig::new()
+            .with_tracer_provider(provider)
+            .without_metrics(),
+    );
+    server
+}
+
+fn serve_pipe(provider: &SdkTracerProvider) {
+    let server = instrumented(provider);
     server
         .serve(std::io::stdin(), std::io::stdout(), TransportKind::Pipe)
         .unwrap();
 }
 
-fn serve_http() {
+fn serve_http(provider: &SdkTracerProvider) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let server = Server::new(CalcServer::new(Impl)).unwrap();
+        let server = instrumented(provider);
         let http = HttpServer::new(server, HttpConfig::new()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap().port());

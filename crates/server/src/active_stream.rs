@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use tracing::Instrument;
 use vgirpc_wire::ipc::{IpcBatch, empty_schema};
 use vgirpc_wire::log::ErrorInfo;
 use vgirpc_wire::metadata::Metadata;
@@ -45,7 +44,7 @@ pub struct ActiveStream {
     /// Accumulates what hooks are told; reset by each [`ActiveStream::take_record`].
     pub(crate) record: CallRecord,
     pub(crate) started: Instant,
-    pub(crate) span: tracing::Span,
+    pub(crate) span: crate::call_span::CallSpan,
     /// Sticky-session support for the request now driving the stream.
     pub(crate) session: Option<Arc<dyn SessionHost>>,
     /// Who drives the stream.
@@ -54,8 +53,6 @@ pub struct ActiveStream {
     pub(crate) budget: ResponseBudget,
     /// Data bytes emitted since the stream was opened or resumed here.
     pub(crate) data_bytes: u64,
-    #[cfg(feature = "otel")]
-    pub(crate) otel: Arc<crate::otel::SpanOptions>,
     /// Work of the records already taken while the span runs, for its
     /// outcome attributes.
     #[cfg(feature = "otel")]
@@ -223,7 +220,7 @@ impl ActiveStream {
                     catch_panic(|| Ok(run_state(&mut self.kind, &input, &mut collector, &ctx)))
                 });
                 match work {
-                    Ok(work) => work.resolve().instrument(span.clone()).await,
+                    Ok(work) => span.instrumented(work.resolve()).await,
                     Err(err) => Err(err),
                 }
             }
@@ -285,7 +282,7 @@ impl ActiveStream {
                 self.record_output(&entries);
                 if finished {
                     #[cfg(feature = "otel")]
-                    self.otel.succeed(&self.span, &self.span_stats());
+                    self.span.succeed(&self.span_stats());
                     Step::Finished(entries)
                 } else {
                     Step::Continue(entries)
@@ -295,7 +292,7 @@ impl ActiveStream {
                 tracing::debug!(method = %self.method, error = %err, "stream step failed");
                 let info = err.info().clone();
                 #[cfg(feature = "otel")]
-                self.otel.fail(&self.span, &info, &self.span_stats());
+                self.span.fail(&info, &self.span_stats());
                 self.record.status = CallStatus::Error {
                     error_type: info.error_type.clone(),
                     message: info.message.clone(),

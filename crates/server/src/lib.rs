@@ -47,6 +47,7 @@
 mod active_stream;
 mod answer;
 mod auth;
+mod call_span;
 mod collector;
 mod conform;
 mod connection;

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use tracing_subscriber::layer::SubscriberExt;
+use vgirpc::otel::OtelConfig;
 use vgirpc::wire::ipc::write_stream_bytes;
 use vgirpc::wire::metadata;
 use vgirpc::wire::request::Request;
@@ -36,8 +35,6 @@ fn traceparent_becomes_the_span_parent() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span = "00f067aa0ba902b7";
@@ -56,12 +53,15 @@ fn traceparent_becomes_the_span_parent() {
         .with(metadata::TRACESTATE, "vendor=value");
     let input = write_stream_bytes(&schema, [(&batch, &md)]).unwrap();
 
-    tracing::subscriber::with_default(subscriber, || {
-        let server = Server::new(EchoServer::new(Impl)).unwrap();
-        server
-            .serve(Cursor::new(input), std::io::sink(), TransportKind::Pipe)
-            .unwrap();
-    });
+    let server = Server::new(EchoServer::new(Impl)).unwrap();
+    server.instrument_otel(
+        OtelConfig::new()
+            .with_tracer_provider(&provider)
+            .without_metrics(),
+    );
+    server
+        .serve(Cursor::new(input), std::io::sink(), TransportKind::Pipe)
+        .unwrap();
     provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();
     let rpc = spans

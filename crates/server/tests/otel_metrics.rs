@@ -1,19 +1,18 @@
 //! With the `otel` feature, `Server::instrument_otel` records the
-//! reference's request metrics and span attributes, and failed calls carry
+//! reference's request metrics and dispatch spans, and failed calls carry
 //! their exception: checked with the SDK's in-memory exporters after a known
 //! sequence of calls from our client over a pipe.
 #![cfg(feature = "otel")]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceContextExt as _};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing_subscriber::layer::SubscriberExt;
 use vgirpc::client::{Client, ClientError};
 use vgirpc::otel::{DURATION_METRIC, OtelConfig, REQUESTS_METRIC};
 use vgirpc::transport::Call;
@@ -37,6 +36,10 @@ pub trait Calc {
 
 struct Impl;
 
+/// The OpenTelemetry span current while `add` ran, by its first operand
+/// (tests running at the same time use different ones).
+static CURRENT_IN_ADD: Mutex<Vec<(i64, SpanContext)>> = Mutex::new(Vec::new());
+
 struct Count(i64);
 
 impl ProducerState for Count {
@@ -51,6 +54,11 @@ impl ProducerState for Count {
 
 impl Calc for Impl {
     fn add(&self, a: i64, b: i64) -> Result<i64, RpcError> {
+        let current = opentelemetry::Context::current()
+            .span()
+            .span_context()
+            .clone();
+        CURRENT_IN_ADD.lock().unwrap().push((a, current));
         Ok(a + b)
     }
     fn fail(&self) -> Result<i64, RpcError> {
@@ -91,9 +99,11 @@ impl Telemetry {
         }
     }
 
-    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(self.tracer.tracer("test")))
+    /// Spans and metrics both to the in-memory exporters.
+    fn config(&self) -> OtelConfig {
+        OtelConfig::new()
+            .with_tracer_provider(&self.tracer)
+            .with_meter_provider(&self.meter)
     }
 
     fn finished_spans(&self) -> Vec<SpanData> {
@@ -133,20 +143,16 @@ impl Telemetry {
 
 fn serve_pipe(
     server: Server,
-    telemetry: &Telemetry,
 ) -> (
     CalcClient<impl vgirpc::client::Transport>,
     std::thread::JoinHandle<()>,
 ) {
     let (server_reads, client_writes) = std::io::pipe().unwrap();
     let (client_reads, server_writes) = std::io::pipe().unwrap();
-    let subscriber = telemetry.subscriber();
     let serving = std::thread::spawn(move || {
-        tracing::subscriber::with_default(subscriber, || {
-            server
-                .serve(server_reads, server_writes, TransportKind::Pipe)
-                .unwrap();
-        });
+        server
+            .serve(server_reads, server_writes, TransportKind::Pipe)
+            .unwrap();
     });
     (
         CalcClient::new(Client::from_io(client_reads, client_writes)),
@@ -173,11 +179,11 @@ fn calls_are_counted_timed_and_traced_as_the_reference_does() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();
     server.instrument_otel(
-        OtelConfig::new()
-            .with_meter_provider(&telemetry.meter)
+        telemetry
+            .config()
             .with_custom_attribute("deployment.environment", "test"),
     );
-    let (mut calc, serving) = serve_pipe(server, &telemetry);
+    let (mut calc, serving) = serve_pipe(server);
     assert_eq!(calc.add(1, 2).unwrap(), 3);
     assert_eq!(calc.add(3, 4).unwrap(), 7);
     match calc.fail().unwrap_err() {
@@ -230,6 +236,21 @@ fn calls_are_counted_timed_and_traced_as_the_reference_does() {
     let add = span(&spans, "add");
     assert_eq!(add.status, Status::Ok);
     assert_eq!(add.span_kind, SpanKind::Server);
+    assert_eq!(add.instrumentation_scope.name(), "vgi_rpc");
+    // What the method records joins the call's trace under its span.
+    let in_add = CURRENT_IN_ADD
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(a, _)| *a == 3)
+        .map(|(_, current)| current.clone())
+        .unwrap();
+    assert!(
+        spans.iter().any(|s| s.name == "vgi_rpc/add"
+            && s.span_context.span_id() == in_add.span_id()
+            && s.span_context.trace_id() == in_add.trace_id()),
+        "the span current in add(3, 4) is not an add span: {in_add:?}"
+    );
     assert_eq!(attribute(add, "rpc.vgi_rpc.method_type").unwrap(), "unary");
     // The reference's counters of the call's work: one parameter row in,
     // one result row out.
@@ -300,8 +321,8 @@ fn auth_reaches_span_attributes_and_the_metric_domain() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();
     server.instrument_otel(
-        OtelConfig::new()
-            .with_meter_provider(&telemetry.meter)
+        telemetry
+            .config()
             .with_claim_attribute("tenant", "rpc.vgi_rpc.auth.claim.tenant")
             .with_claim_attribute("level", "rpc.vgi_rpc.auth.claim.level")
             .with_claim_attribute("admin", "rpc.vgi_rpc.auth.claim.admin")
@@ -320,17 +341,15 @@ fn auth_reaches_span_attributes_and_the_metric_domain() {
     ]));
     let one = || Arc::new(Int64Array::from(vec![1])) as _;
     let params = RecordBatch::try_new(schema, vec![one(), one()]).unwrap();
-    tracing::subscriber::with_default(telemetry.subscriber(), || {
-        let request = Request {
-            method: "add".into(),
-            params,
-            metadata: Metadata::new(),
-        };
-        let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
-            panic!("add is unary");
-        };
-        server.emit(answer.record.as_deref().unwrap());
-    });
+    let request = Request {
+        method: "add".into(),
+        params,
+        metadata: Metadata::new(),
+    };
+    let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
+        panic!("add is unary");
+    };
+    server.emit(answer.record.as_deref().unwrap());
 
     let spans = telemetry.finished_spans();
     let add = span(&spans, "add");
@@ -371,12 +390,12 @@ fn without_metrics_nothing_is_counted_and_spans_stay() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();
     server.instrument_otel(
-        OtelConfig::new()
-            .with_meter_provider(&telemetry.meter)
+        telemetry
+            .config()
             .without_metrics()
             .without_exception_events(),
     );
-    let (mut calc, serving) = serve_pipe(server, &telemetry);
+    let (mut calc, serving) = serve_pipe(server);
     calc.fail().unwrap_err();
     drop(calc);
     serving.join().unwrap();
@@ -393,4 +412,18 @@ fn without_metrics_nothing_is_counted_and_spans_stay() {
     let fail = span(&spans, "fail");
     assert_eq!(fail.status, Status::error("intentional error"));
     assert!(fail.events.iter().all(|e| e.name != "exception"));
+}
+
+#[test]
+fn without_tracing_calls_are_counted_and_no_span_is_made() {
+    let telemetry = Telemetry::new();
+    let server = Server::new(CalcServer::new(Impl)).unwrap();
+    server.instrument_otel(telemetry.config().without_tracing());
+    let (mut calc, serving) = serve_pipe(server);
+    assert_eq!(calc.add(2, 2).unwrap(), 4);
+    drop(calc);
+    serving.join().unwrap();
+    assert!(telemetry.finished_spans().is_empty());
+    let (_, requests) = telemetry.points(REQUESTS_METRIC);
+    assert_eq!(requests.len(), 1, "{requests:?}");
 }

@@ -1,18 +1,14 @@
 //! Sentry and OpenTelemetry on one server, configured in either order,
-//! both report a failed call. A binary of its own: the tracing subscriber
-//! is scoped to this test's thread, and calls made meanwhile on other
-//! threads of a shared binary could settle the span's interest without it.
+//! both report a failed call.
 #![cfg(all(feature = "sentry", feature = "otel"))]
 
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use sentry_core::protocol::Event;
 use sentry_core::test::with_captured_events;
-use tracing_subscriber::layer::SubscriberExt;
 use vgirpc::otel::OtelConfig;
 use vgirpc::sentry::SentryConfig;
 use vgirpc::transport::Call;
@@ -59,20 +55,21 @@ fn both(sentry_first: bool) -> (Vec<String>, Vec<Event<'static>>) {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let events = tracing::subscriber::with_default(subscriber, || {
-        with_captured_events(|| {
-            let server = Server::new(FailingServer::new(Impl)).unwrap();
-            if sentry_first {
-                server.instrument_sentry(SentryConfig::new());
-                server.instrument_otel(OtelConfig::new());
-            } else {
-                server.instrument_otel(OtelConfig::new());
-                server.instrument_sentry(SentryConfig::new());
-            }
-            fail(&server);
-        })
+    let otel = || {
+        OtelConfig::new()
+            .with_tracer_provider(&provider)
+            .without_metrics()
+    };
+    let events = with_captured_events(|| {
+        let server = Server::new(FailingServer::new(Impl)).unwrap();
+        if sentry_first {
+            server.instrument_sentry(SentryConfig::new());
+            server.instrument_otel(otel());
+        } else {
+            server.instrument_otel(otel());
+            server.instrument_sentry(SentryConfig::new());
+        }
+        fail(&server);
     });
     provider.force_flush().unwrap();
     let spans = exporter

@@ -1,5 +1,5 @@
-//! Every dispatch runs inside an `rpc` span that tracing layers (Sentry,
-//! OpenTelemetry) can attach to.
+//! Every dispatch runs inside an `rpc` tracing span, so that what a method
+//! logs names its call.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -82,8 +82,6 @@ fn unary_calls_run_in_an_rpc_span() {
     let capture =
         run(write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo"))]).unwrap());
     let span = span_of(&capture, "echoing");
-    assert_eq!(span["otel.name"], "vgi_rpc/echo");
-    assert_eq!(span["rpc.system"], "vgi_rpc");
     assert_eq!(span["rpc.service"], "Traced");
     assert_eq!(span["rpc.method"], "echo");
     assert_eq!(span["rpc.method_type"], "unary");

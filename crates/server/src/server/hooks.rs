@@ -19,18 +19,18 @@ impl Server {
             .push(Arc::new(hook));
     }
 
-    /// Sets what dispatch spans carry and, unless turned off, adds the
-    /// reference's request metrics (`rpc.server.requests`,
-    /// `rpc.server.duration`). Meant to be called once: a later call
-    /// replaces the span options but adds metrics of its own.
+    /// Records a span per call and, unless turned off, the reference's
+    /// request metrics (`rpc.server.requests`, `rpc.server.duration`), as
+    /// `config` says. Meant to be called once: a later call replaces the
+    /// span recording but adds metrics of its own.
     #[cfg(feature = "otel")]
     pub fn instrument_otel(&self, config: crate::otel::OtelConfig) {
-        let (spans, metrics) = config.split();
+        let (tracing, metrics) = config.split(self.inner.service.protocol_name());
         *self
             .inner
             .otel
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(spans);
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = tracing.map(Arc::new);
         if let Some(metrics) = metrics {
             self.add_hook(metrics);
         }
@@ -58,7 +58,7 @@ impl Server {
     }
 
     #[cfg(feature = "otel")]
-    pub(super) fn otel_spans(&self) -> Arc<crate::otel::SpanOptions> {
+    pub(super) fn otel_tracing(&self) -> Option<Arc<crate::otel::Tracing>> {
         self.inner
             .otel
             .read()

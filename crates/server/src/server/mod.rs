@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use tracing::Instrument;
 use vgirpc_wire::describe::{self, DESCRIBE_METHOD, MethodType};
 use vgirpc_wire::ipc::{ReadLimits, empty_schema};
 use vgirpc_wire::log::{ErrorInfo, quoted};
@@ -14,6 +13,7 @@ use vgirpc_wire::request::Request;
 
 use crate::active_stream::ActiveStream;
 use crate::answer::{Answer, FailureKind, error_batch, log_entries};
+use crate::call_span::{CallSpan, SpanStart};
 use crate::collector::ResponseBudget;
 use crate::context::{CallContext, Peer, TransportKind, new_request_id, random_hex, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
@@ -23,37 +23,6 @@ use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::session::SessionHost;
 use crate::stream::{ErasedStream, StreamKind};
-
-/// The span a call runs in. Its fields are the reference's span attributes
-/// (an exporter reads them in one pass when the span starts), its name and
-/// kind those of the reference's spans; the outcome fields are filled when
-/// the call ends.
-macro_rules! call_span {
-    ($server:expr, $method:expr, $method_type:expr, $stream_id:expr, $auth:expr) => {
-        tracing::info_span!(
-            "rpc",
-            otel.name = %format_args!("vgi_rpc/{}", $method),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            rpc.system = "vgi_rpc",
-            rpc.service = $server.inner.service.protocol_name(),
-            rpc.method = %$method,
-            rpc.method_type = $method_type.as_str(),
-            rpc.stream_id = $stream_id,
-            rpc.vgi_rpc.method_type = $method_type.as_str(),
-            rpc.vgi_rpc.server_id = server_id(),
-            rpc.vgi_rpc.auth.principal = non_empty(&$auth.principal),
-            rpc.vgi_rpc.auth.domain = non_empty(&$auth.domain),
-            rpc.vgi_rpc.auth.authenticated = authenticated(&$auth),
-            rpc.vgi_rpc.input_batches = tracing::field::Empty,
-            rpc.vgi_rpc.output_batches = tracing::field::Empty,
-            rpc.vgi_rpc.input_rows = tracing::field::Empty,
-            rpc.vgi_rpc.output_rows = tracing::field::Empty,
-            rpc.vgi_rpc.input_bytes = tracing::field::Empty,
-            rpc.vgi_rpc.output_bytes = tracing::field::Empty,
-        )
-    };
-}
 
 /// What a request resolved to.
 #[derive(Debug)]
@@ -94,7 +63,7 @@ struct Inner {
     started_on: Mutex<Option<TransportKind>>,
     hooks: RwLock<Vec<Arc<dyn DispatchHook>>>,
     #[cfg(feature = "otel")]
-    otel: RwLock<Arc<crate::otel::SpanOptions>>,
+    otel: RwLock<Option<Arc<crate::otel::Tracing>>>,
     #[cfg(feature = "sentry")]
     sentry: RwLock<Option<Arc<crate::sentry::SentryHook>>>,
 }
@@ -249,17 +218,13 @@ impl Server {
                 state,
             },
         };
-        let span = call_span!(
-            self,
+        let span = self.call_span(&SpanStart {
             method,
-            MethodType::Stream,
-            stream_id.as_str(),
-            peer.auth
-        );
-        #[cfg(feature = "otel")]
-        let otel = self.otel_spans();
-        #[cfg(feature = "otel")]
-        otel.annotate(&span, &peer.auth);
+            method_type: MethodType::Stream,
+            stream_id: Some(stream_id.as_str()),
+            auth: &peer.auth,
+            metadata: None,
+        });
         let mut record = self.new_record(method, MethodType::Stream, peer, &request_id);
         record.stream_id = Some(stream_id);
         Ok(ActiveStream {
@@ -275,8 +240,6 @@ impl Server {
             auth: peer.auth.clone(),
             budget: ResponseBudget::default(),
             data_bytes: 0,
-            #[cfg(feature = "otel")]
-            otel,
             #[cfg(feature = "otel")]
             taken: crate::observe::CallStats::default(),
         })
@@ -301,7 +264,7 @@ impl Server {
         // every subscriber layer (an OpenTelemetry one attaches the span's
         // context and reads the clock).
         let route = self.route(&request.method);
-        let span = self.call_span(&request, route, peer);
+        let span = self.request_span(&request, route, peer);
         let _entered = span.enter();
         let call = match self.prepare(request, route, peer, &span) {
             Ok(call) => call,
@@ -315,13 +278,13 @@ impl Server {
     /// awaited, a plain one runs in place.
     pub async fn dispatch_async(&self, request: Request, peer: &Peer) -> Call {
         let route = self.route(&request.method);
-        let span = self.call_span(&request, route, peer);
+        let span = self.request_span(&request, route, peer);
         let call = match span.in_scope(|| self.prepare(request, route, peer, &span)) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
         let outcome = match span.in_scope(|| self.invoke(&call)) {
-            Ok(work) => work.resolve().instrument(span.clone()).await,
+            Ok(work) => span.instrumented(work.resolve()).await,
             Err(err) => Err(err),
         };
         span.in_scope(|| self.conclude(call, outcome))
@@ -337,22 +300,31 @@ impl Server {
         }
     }
 
-    /// The span a call runs in, child of the caller's when the request
-    /// names one.
-    fn call_span(&self, request: &Request, route: Route, peer: &Peer) -> tracing::Span {
-        let span = call_span!(
-            self,
-            request.method,
-            route.method_type,
-            tracing::field::Empty,
-            peer.auth
-        );
-        #[cfg(feature = "otel")]
-        {
-            crate::otel::adopt_remote_parent(&span, &request.metadata);
-            self.otel_spans().annotate(&span, &peer.auth);
+    /// The spans a request's call runs in, the dispatch span a child of
+    /// the caller's when the request names one.
+    fn request_span(&self, request: &Request, route: Route, peer: &Peer) -> CallSpan {
+        self.call_span(&SpanStart {
+            method: &request.method,
+            method_type: route.method_type,
+            stream_id: None,
+            auth: &peer.auth,
+            metadata: Some(&request.metadata),
+        })
+    }
+
+    fn call_span(&self, start: &SpanStart<'_>) -> CallSpan {
+        CallSpan {
+            tracing: tracing::info_span!(
+                target: "vgirpc::call",
+                "rpc",
+                rpc.service = self.inner.service.protocol_name(),
+                rpc.method = start.method,
+                rpc.method_type = start.method_type.as_str(),
+                rpc.stream_id = start.stream_id,
+            ),
+            #[cfg(feature = "otel")]
+            otel: self.otel_tracing().map(|tracing| tracing.start(start)),
         }
-        span
     }
 
     /// Everything up to calling the method, inside `span`; requests no
@@ -363,7 +335,7 @@ impl Server {
         request: Request,
         route: Route,
         peer: &Peer,
-        span: &tracing::Span,
+        span: &CallSpan,
     ) -> Result<Dispatch, Box<Call>> {
         let started = Instant::now();
         let request_id = request
@@ -425,8 +397,6 @@ impl Server {
 
     /// Turns what the method returned into the answer or the open stream.
     fn conclude(&self, call: Dispatch, outcome: Result<Outcome, RpcError>) -> Call {
-        #[cfg(feature = "otel")]
-        let otel = self.otel_spans();
         let Dispatch {
             index,
             method,
@@ -444,7 +414,7 @@ impl Server {
             let call = finish_answer(answer, record, peer.session.as_deref(), started);
             #[cfg(feature = "otel")]
             if let Call::Answer(answer) = &call {
-                otel.end(&span, answer);
+                span.end(answer);
             }
             call
         };
@@ -491,7 +461,7 @@ impl Server {
                     header,
                 } = stream;
                 let stream_id = new_stream_id();
-                span.record("rpc.stream_id", stream_id.as_str());
+                span.record_stream_id(&stream_id);
                 record.stream_id = Some(stream_id);
                 let (header, init_logs) = match header {
                     Some(header) => {
@@ -521,8 +491,6 @@ impl Server {
                     auth: peer.auth.clone(),
                     budget: ResponseBudget::default(),
                     data_bytes: 0,
-                    #[cfg(feature = "otel")]
-                    otel,
                     #[cfg(feature = "otel")]
                     taken: crate::observe::CallStats::default(),
                 };
@@ -558,7 +526,7 @@ struct Dispatch {
     peer: Peer,
     ctx: CallContext,
     record: CallRecord,
-    span: tracing::Span,
+    span: CallSpan,
     started: Instant,
 }
 
@@ -582,18 +550,6 @@ fn finish_answer(
     record.duration = started.elapsed();
     answer.record = Some(Box::new(record));
     Call::Answer(answer)
-}
-
-/// The reference's span attributes are fields given when the span is made:
-/// an exporter reads them in the one pass over its fields, where setting
-/// each afterwards cost a lookup of the span per attribute. Empty text is
-/// left out, as the reference leaves it.
-fn non_empty(text: &Option<String>) -> Option<&str> {
-    text.as_deref().filter(|text| !text.is_empty())
-}
-
-fn authenticated(auth: &crate::auth::AuthContext) -> &'static str {
-    if auth.authenticated { "true" } else { "false" }
 }
 
 /// A fresh stream id: 32 lowercase hex characters, like a UUID without dashes.
