@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::FuturesUnordered;
 use http::header::{CONNECTION, HeaderValue};
 use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -36,6 +36,10 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+mod h2_streams;
+
+use h2_streams::StreamExecutor;
 
 use crate::body::ResponseBody;
 use crate::body::{RequestBody, request_body};
@@ -147,127 +151,6 @@ pub(crate) async fn serve(
         activity,
     };
     http.serve(stream, woken).await;
-}
-
-/// A stream future of an HTTP/2 connection.
-type StreamTask = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Runs the stream futures hyper hands over for an HTTP/2 connection in
-/// the connection's own task rather than as tasks of their own. A spawned
-/// stream that answers wakes the connection task, usually on the other
-/// worker thread (a `mio` waker write, a futex wake-up), once per request;
-/// polled here, the answer is written in the same poll that produced it.
-/// HTTP/1.1 serves its request inside the connection future and never
-/// comes here.
-///
-/// The price is that one stream's poll holds up the connection's other
-/// streams while it runs, and that the calls of one HTTP/2 connection
-/// run one at a time, on one thread, as an HTTP/1.1 connection's do.
-/// Method calls are short or go through `block_in_place` (which moves the
-/// thread's other tasks, not this one), so a poll that takes longer than
-/// [`SLOW_STREAM_POLL`] makes the connection spawn its later streams as
-/// tasks of their own instead.
-#[derive(Clone)]
-struct StreamExecutor(Arc<Streams>);
-
-struct Streams {
-    /// Handed over by hyper, not yet polled.
-    new: Mutex<Vec<StreamTask>>,
-    /// A stream's poll was slow: new streams get tasks of their own.
-    spawn: AtomicBool,
-}
-
-/// A stream poll this long sends the connection's later streams to tasks
-/// of their own.
-const SLOW_STREAM_POLL: Duration = Duration::from_millis(5);
-
-/// Times the connection and the streams it started are polled in one go
-/// before the task yields to the worker thread's other tasks. With 64
-/// streams of small calls, 1 and 2 served about as many requests per
-/// second and 4 somewhat fewer (within the noise of the measurement).
-const DRIVE_ROUNDS: usize = 2;
-
-impl StreamExecutor {
-    fn new() -> Self {
-        Self(Arc::new(Streams {
-            new: Mutex::new(Vec::new()),
-            spawn: AtomicBool::new(false),
-        }))
-    }
-
-    fn take_new(&self, running: &mut FuturesUnordered<Timed>) -> bool {
-        let mut new = self.0.new.lock().unwrap_or_else(PoisonError::into_inner);
-        let any = !new.is_empty();
-        running.extend(new.drain(..).map(|task| Timed {
-            task,
-            streams: self.0.clone(),
-        }));
-        any
-    }
-
-    /// Polls the streams, then the connection, and streams it started in
-    /// that poll at once, so their answers go out with the next poll of
-    /// the connection; ready when the connection has ended. Streams still
-    /// running then are dropped: their connection is gone.
-    fn drive<C, T>(
-        &self,
-        mut connection: Pin<&mut C>,
-        running: &mut FuturesUnordered<Timed>,
-        cx: &mut Context<'_>,
-    ) -> Poll<T>
-    where
-        C: Future<Output = T>,
-    {
-        for _ in 0..DRIVE_ROUNDS {
-            self.take_new(running);
-            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-            if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
-                return Poll::Ready(ended);
-            }
-            if !self.take_new(running) {
-                return Poll::Pending;
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-impl<F> hyper::rt::Executor<F> for StreamExecutor
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    fn execute(&self, stream: F) {
-        if self.0.spawn.load(Ordering::Relaxed) {
-            tokio::spawn(stream);
-        } else {
-            self.0
-                .new
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Box::pin(stream));
-        }
-    }
-}
-
-/// A stream future that reports a slow poll.
-struct Timed {
-    task: StreamTask,
-    streams: Arc<Streams>,
-}
-
-impl Future for Timed {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let started = std::time::Instant::now();
-        let polled = this.task.as_mut().poll(cx);
-        if started.elapsed() >= SLOW_STREAM_POLL {
-            this.streams.spawn.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
 }
 
 /// What serving HTTP on one connection needs, past any TLS handshake.
@@ -686,52 +569,5 @@ impl AsyncWrite for Socket {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hyper::rt::Executor;
-
-    /// Polls the streams of `streams` once, beside a connection that never
-    /// ends.
-    async fn drive_once(streams: &StreamExecutor, running: &mut FuturesUnordered<Timed>) {
-        let mut connection = std::pin::pin!(std::future::pending::<()>());
-        poll_fn(|cx| {
-            let _ = streams.drive(connection.as_mut(), running, cx);
-            Poll::Ready(())
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn streams_run_in_the_connection_task_until_one_is_slow() {
-        let streams = StreamExecutor::new();
-        let mut running = FuturesUnordered::new();
-        let (sent, mut received) = tokio::sync::mpsc::unbounded_channel();
-
-        let quick = sent.clone();
-        streams.execute(async move {
-            let _ = quick.send("quick");
-        });
-        assert!(received.try_recv().is_err(), "polled before the connection");
-        drive_once(&streams, &mut running).await;
-        assert_eq!(received.try_recv().ok(), Some("quick"));
-
-        let slow = sent.clone();
-        streams.execute(async move {
-            std::thread::sleep(SLOW_STREAM_POLL);
-            let _ = slow.send("slow");
-        });
-        drive_once(&streams, &mut running).await;
-        assert_eq!(received.try_recv().ok(), Some("slow"));
-
-        // Runs without the connection being polled again.
-        streams.execute(async move {
-            let _ = sent.send("spawned");
-        });
-        assert_eq!(received.recv().await, Some("spawned"));
-        assert!(running.is_empty());
     }
 }
