@@ -85,6 +85,9 @@ pub(crate) struct ConnectionLimits {
     /// HTTP/2 beside HTTP/1.1: by ALPN over TLS, by prior knowledge (h2c)
     /// in plain text.
     pub(crate) http2: bool,
+    /// Each HTTP/2 stream a task of its own, rather than polled in its
+    /// connection's task.
+    pub(crate) http2_stream_tasks: bool,
 }
 
 impl Default for ConnectionLimits {
@@ -96,6 +99,7 @@ impl Default for ConnectionLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_GRACE,
             http2: true,
+            http2_stream_tasks: false,
         }
     }
 }
@@ -351,6 +355,19 @@ impl HttpConfig {
     /// in plain text, on the same port.
     pub fn with_http2(mut self, enabled: bool) -> Self {
         self.connections.http2 = enabled;
+        self
+    }
+
+    /// Whether each HTTP/2 stream runs as a task of its own (default
+    /// `false`). By default a connection's streams are polled in the
+    /// connection's task, which saves a wake-up of another thread per
+    /// request but runs one connection's calls on one thread at a time;
+    /// a server behind a proxy that multiplexes many clients over a few
+    /// HTTP/2 connections spreads their calls over its cores with `true`.
+    /// Either way, a stream whose poll blocks its thread for 5 ms or more
+    /// sends its connection's streams to tasks of their own.
+    pub fn with_http2_stream_tasks(mut self, enabled: bool) -> Self {
+        self.connections.http2_stream_tasks = enabled;
         self
     }
 }

@@ -64,8 +64,17 @@ async fn wait(mut sender: Sender, addr: SocketAddr, millis: i64) -> Result<Reply
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_answers_every_stream_in_flight_then_ends_the_connection() {
+    drain_answers_every_stream_in_flight(HttpConfig::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_task_per_stream_a_drain_answers_every_stream_in_flight() {
+    drain_answers_every_stream_in_flight(HttpConfig::new().with_http2_stream_tasks(true)).await;
+}
+
+async fn drain_answers_every_stream_in_flight(config: HttpConfig) {
     let server = Server::new(SlowServer::new(SlowImpl)).unwrap();
-    let http = HttpServer::new(server, HttpConfig::new()).unwrap();
+    let http = HttpServer::new(server, config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

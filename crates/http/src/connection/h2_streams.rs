@@ -49,10 +49,12 @@ const SLOW_STREAM_POLL: Duration = Duration::from_millis(5);
 const DRIVE_ROUNDS: usize = 2;
 
 impl StreamExecutor {
-    pub(super) fn new() -> Self {
+    /// An executor for one connection; with `spawn`, every stream gets a
+    /// task of its own from the start.
+    pub(super) fn new(spawn: bool) -> Self {
         Self(Arc::new(Streams {
             new: Mutex::new(Vec::new()),
-            spawn: AtomicBool::new(false),
+            spawn: AtomicBool::new(spawn),
         }))
     }
 
@@ -177,7 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_run_in_the_connection_task_until_one_is_slow() {
-        let streams = StreamExecutor::new();
+        let streams = StreamExecutor::new(false);
         let mut running = FuturesUnordered::new();
         let (sent, mut received) = tokio::sync::mpsc::unbounded_channel();
 
@@ -207,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_stream_sends_the_streams_already_held_to_tasks_of_their_own() {
-        let streams = StreamExecutor::new();
+        let streams = StreamExecutor::new(false);
         let mut running = FuturesUnordered::new();
         let (sent, mut received) = tokio::sync::mpsc::unbounded_channel();
         let (release, released) = tokio::sync::oneshot::channel::<()>();
@@ -229,5 +231,16 @@ mod tests {
 
         release.send(()).unwrap();
         assert_eq!(received.recv().await, Some("waited"));
+    }
+
+    #[tokio::test]
+    async fn asked_to_every_stream_gets_a_task_of_its_own() {
+        let streams = StreamExecutor::new(true);
+        let (sent, mut received) = tokio::sync::mpsc::unbounded_channel();
+        streams.execute(async move {
+            let _ = sent.send("spawned");
+        });
+        // Never driven by a connection.
+        assert_eq!(received.recv().await, Some("spawned"));
     }
 }

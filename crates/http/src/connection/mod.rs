@@ -201,7 +201,7 @@ impl Http {
                     response.map(|body| TrackedBody { body, _done: done })
                 })
         };
-        let streams = StreamExecutor::new();
+        let streams = StreamExecutor::new(limits.http2_stream_tasks);
         let mut builder = auto::Builder::new(streams.clone());
         if !limits.http2 {
             builder = builder.http1_only();
