@@ -18,43 +18,15 @@ use crate::servers::Listener;
 use crate::workloads::answers::{check_counter_batch, check_scaled, float_values, payload_bytes};
 use crate::workloads::{Run, Shape};
 
-/// A Flight call equivalent to one of our workloads' operations.
-#[derive(Debug, Clone)]
-pub(crate) enum Job {
-    /// `do_action(NOOP)` with an empty body, answered by no result: one
-    /// request message and an empty reply stream is the least a Flight
-    /// call can carry, as `void_noop` is the least of ours.
-    Noop,
-    /// `do_get` of `batches` batches of `rows` rows, as our producers send.
-    Produce { batches: usize, rows: usize },
-    /// One `do_exchange` call, `rounds` times `input` sent and its doubled
-    /// answer awaited before the next is sent.
-    Exchange { rounds: usize, input: RecordBatch },
-}
-
-impl Job {
-    /// The Flight equivalent of a workload of `shape`.
-    pub(crate) fn of(shape: Shape<'_>) -> Self {
-        match shape {
-            Shape::Void => Job::Noop,
-            Shape::Produce { batches, rows } => Job::Produce { batches, rows },
-            Shape::Exchange { rounds, input } => Job::Exchange {
-                rounds,
-                input: input.clone(),
-            },
+/// What the Flight peer does for a workload of `shape`, for the report.
+pub(crate) fn describe(shape: Shape<'_>) -> String {
+    match shape {
+        Shape::Void => format!("do_action({NOOP:?}), empty body, no results"),
+        Shape::Produce { batches, rows } => {
+            format!("do_get of {batches} batches × {rows} row(s)")
         }
-    }
-
-    /// What the Flight peer does, for the report.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Job::Noop => format!("do_action({NOOP:?}), empty body, no results"),
-            Job::Produce { batches, rows } => {
-                format!("do_get of {batches} batches × {rows} row(s)")
-            }
-            Job::Exchange { rounds, .. } => {
-                format!("do_exchange, {rounds} rounds on one call")
-            }
+        Shape::Exchange { rounds, .. } => {
+            format!("do_exchange, {rounds} rounds on one call")
         }
     }
 }
@@ -118,23 +90,24 @@ impl FlightPeer {
         })
     }
 
-    /// One operation, answer checked; returns the payload bytes moved.
-    pub(crate) fn op(&mut self, job: &Job) -> Result<u64> {
+    /// The Flight call equivalent to one operation of a workload of
+    /// `shape`, answer checked; returns the payload bytes moved.
+    pub(crate) fn op(&mut self, shape: Shape<'_>) -> Result<u64> {
         let client = &mut self.client;
         self.runtime.block_on(async {
-            match job {
-                Job::Noop => noop(client).await.map(|()| 0),
-                Job::Produce { batches, rows } => produce(client, *batches, *rows).await,
-                Job::Exchange { rounds, input } => exchange(client, *rounds, input).await,
+            match shape {
+                Shape::Void => noop(client).await.map(|()| 0),
+                Shape::Produce { batches, rows } => produce(client, batches, rows).await,
+                Shape::Exchange { rounds, input } => exchange(client, rounds, input).await,
             }
         })
     }
 
     /// Unmeasured operations for at least `warmup`.
-    pub(crate) fn warm_up(&mut self, job: &Job, warmup: Duration) -> Result<()> {
+    pub(crate) fn warm_up(&mut self, shape: Shape<'_>, warmup: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
-            self.op(job)?;
+            self.op(shape)?;
             if start.elapsed() >= warmup {
                 return Ok(());
             }
@@ -143,7 +116,12 @@ impl FlightPeer {
 
     /// [`FlightPeer::op`] repeated as [`crate::workloads::Workload::measure`]
     /// repeats ours: at least `min_ops` times and for at least `budget`.
-    pub(crate) fn measure(&mut self, job: &Job, budget: Duration, min_ops: u64) -> Result<Run> {
+    pub(crate) fn measure(
+        &mut self,
+        shape: Shape<'_>,
+        budget: Duration,
+        min_ops: u64,
+    ) -> Result<Run> {
         let client = std::process::id();
         let client_before = cpu_seconds(client).ok();
         let cpu_before = cpu_seconds(self.pid).ok();
@@ -153,7 +131,7 @@ impl FlightPeer {
         let mut latencies_us = Vec::new();
         while ops < min_ops || start.elapsed() < budget {
             let op_start = Instant::now();
-            bytes += self.op(job)?;
+            bytes += self.op(shape)?;
             latencies_us.push(op_start.elapsed().as_secs_f64() * 1e6);
             ops += 1;
         }
@@ -175,6 +153,9 @@ impl FlightPeer {
     }
 }
 
+/// `do_action(NOOP)` with an empty body, answered by no result: one
+/// request message and an empty reply stream is the least a Flight call
+/// can carry, as `void_noop` is the least of ours.
 async fn noop(client: &mut FlightClient) -> Result<()> {
     let action = Action::new(NOOP, "");
     let results: Vec<_> = client.do_action(action).await?.try_collect().await?;
@@ -186,6 +167,7 @@ async fn noop(client: &mut FlightClient) -> Result<()> {
     Ok(())
 }
 
+/// `do_get` of `batches` batches of `rows` rows, as our producers send.
 async fn produce(client: &mut FlightClient, batches: usize, rows: usize) -> Result<u64> {
     let ticket = Ticket::new(format!("{rows},{batches}"));
     let mut stream = client.do_get(ticket).await?;
@@ -200,6 +182,8 @@ async fn produce(client: &mut FlightClient, batches: usize, rows: usize) -> Resu
     Ok(bytes as u64)
 }
 
+/// One `do_exchange` call, `rounds` times `input` sent and its doubled
+/// answer awaited before the next is sent.
 async fn exchange(client: &mut FlightClient, rounds: usize, input: &RecordBatch) -> Result<u64> {
     let values = float_values(input)?;
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<RecordBatch>();

@@ -23,7 +23,7 @@ use crate::Plan;
 use crate::report::WorkloadResult;
 use crate::servers::{Endpoint, Server};
 use crate::workloads::{self, Run};
-use client::{FlightPeer, Job};
+use client::FlightPeer;
 use load::FlightLoad;
 
 /// The measurement's name, for `--workload`.
@@ -69,10 +69,9 @@ pub(crate) fn measure(plan: &Plan, ours: &mut Endpoint) -> Result<Vec<WorkloadRe
         let shape = workload
             .shape()
             .with_context(|| format!("{name} has no Flight equivalent"))?;
-        let job = Job::of(shape);
         eprintln!("http: {NAME}: {name}");
         crate::warm_up(workload, ours, plan.warmup).with_context(|| format!("{name} on ours"))?;
-        peer.warm_up(&job, plan.warmup)
+        peer.warm_up(shape, plan.warmup)
             .with_context(|| format!("{name} on Flight"))?;
         let mut runs = (Vec::new(), Vec::new());
         for run in 0..plan.runs {
@@ -82,7 +81,7 @@ pub(crate) fn measure(plan: &Plan, ours: &mut Endpoint) -> Result<Vec<WorkloadRe
                     runs.0
                         .push(measured.with_context(|| format!("{name} on ours"))?);
                 } else {
-                    let measured = peer.measure(&job, plan.budget, plan.min_ops);
+                    let measured = peer.measure(shape, plan.budget, plan.min_ops);
                     runs.1
                         .push(measured.with_context(|| format!("{name} on Flight"))?);
                 }
@@ -90,7 +89,11 @@ pub(crate) fn measure(plan: &Plan, ours: &mut Endpoint) -> Result<Vec<WorkloadRe
         }
         results.push(WorkloadResult {
             name: workload.name,
-            description: format!("{}; Flight: {}", workload.description, job.describe()),
+            description: format!(
+                "{}; Flight: {}",
+                workload.description,
+                client::describe(shape)
+            ),
             op: workload.op,
             metrics: workload.metrics,
             unary: workload.is_unary(),

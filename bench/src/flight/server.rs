@@ -217,7 +217,7 @@ pub(crate) fn main(args: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workloads::answers::{check_counter_batch, check_scaled, float_values};
+    use crate::workloads::answers::{check_counter_batch, check_scaled, float_batch, float_values};
 
     #[test]
     fn answers_pass_the_workload_checks() {
@@ -230,15 +230,7 @@ mod tests {
         assert_eq!(parse_ticket(b"5,3").unwrap(), (5, 3));
         assert!(parse_ticket(b"5").is_err());
 
-        let input = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new(
-                "value",
-                DataType::Float64,
-                true,
-            )])),
-            vec![Arc::new(Float64Array::from(vec![1.0, -2.5]))],
-        )
-        .unwrap();
+        let input = float_batch(vec![1.0, -2.5]).unwrap();
         let scaled = scale(&input).unwrap();
         assert!(check_scaled(float_values(&input).unwrap(), &scaled).is_ok());
     }

@@ -54,7 +54,7 @@ pub(super) fn factor_params() -> Result<RecordBatch> {
 }
 
 /// The `{value: float64}` input of `exchange_scale` (nullable, as declared).
-pub(super) fn float_batch(values: Vec<f64>) -> Result<RecordBatch> {
+pub(crate) fn float_batch(values: Vec<f64>) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![Field::new(
         "value",
         DataType::Float64,
