@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -22,6 +22,7 @@ use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -32,6 +33,7 @@ use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::ipc::{StreamReader, write_stream_bytes};
 use vgirpc_wire::request::Request as RpcRequest;
 
+use crate::callers::{self, Caller, LoadPlan};
 use crate::procstat::cpu_seconds;
 use crate::workloads::{Metric, Run};
 
@@ -55,18 +57,6 @@ pub(crate) const METRICS: &[Metric] = &[
     Metric::CpuUsPerOp,
     Metric::GeneratorCores,
 ];
-
-/// Longest a run may take past its end for in-flight requests to finish.
-const STRAGGLER_GRACE: Duration = Duration::from_secs(30);
-
-/// How long each load run lasts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LoadPlan {
-    /// Unmeasured load on fresh connections before each run.
-    pub(crate) warmup: Duration,
-    /// The measured window.
-    pub(crate) duration: Duration,
-}
 
 /// The one request all connections send, built once.
 #[derive(Debug, Clone)]
@@ -193,93 +183,29 @@ fn check_reply(status: StatusCode, body: &[u8], want: &str) -> Result<()> {
     Ok(())
 }
 
-/// What the connections are told to do.
-const WARMING: u8 = 0;
-const MEASURING: u8 = 1;
-const STOPPING: u8 = 2;
-
-/// What one connection saw in the measured window.
-#[derive(Debug, Default)]
-struct Tally {
-    requests: u64,
-    latencies_us: Vec<f64>,
-}
-
-/// One connection: requests back to back until told to stop; replies
-/// completed while measuring are counted.
-async fn connection(
-    address: SocketAddr,
-    tls: Option<TlsConnector>,
+/// One HTTP/1.1 connection, or one stream of an HTTP/2 connection,
+/// calling `echo_string` with the template's request.
+struct Echo<S, F> {
+    sender: S,
+    /// `S::poll_ready` and `S::send_request`: hyper's senders of the two
+    /// versions both have them, but no trait to reach them through.
+    poll_ready: fn(&mut S, &mut Context<'_>) -> Poll<hyper::Result<()>>,
+    send_request: fn(&mut S, Request<Full<Bytes>>) -> F,
     template: Arc<Template>,
-    phase: Arc<AtomicU8>,
-) -> Result<Tally> {
-    let stream = connect(address, tls.as_ref()).await?;
-    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("HTTP/1.1 handshake")?;
-    // Dropping the sender at the end closes the connection and ends this.
-    tokio::spawn(driver);
-    requests_until_stopped(&mut sender, &template, &phase).await
 }
 
-/// One stream of an HTTP/2 connection: requests back to back on `sender`
-/// until told to stop, counted as [`connection`] counts them.
-async fn stream(
-    mut sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
-    template: Arc<Template>,
-    phase: Arc<AtomicU8>,
-) -> Result<Tally> {
-    requests_until_stopped(&mut sender, &template, &phase).await
-}
-
-/// hyper's request senders of either HTTP version.
-trait Sender {
-    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> + Send;
-    fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<Response<Incoming>>> + Send;
-}
-
-impl Sender for hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> + Send {
-        std::future::poll_fn(|cx| self.poll_ready(cx))
-    }
-
-    fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<Response<Incoming>>> + Send {
-        self.send_request(request)
-    }
-}
-
-impl Sender for hyper::client::conn::http2::SendRequest<Full<Bytes>> {
-    fn ready(&mut self) -> impl Future<Output = hyper::Result<()>> + Send {
-        std::future::poll_fn(|cx| self.poll_ready(cx))
-    }
-
-    fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<Response<Incoming>>> + Send {
-        self.send_request(request)
-    }
-}
-
-/// `echo_string` calls back to back on `sender` until `phase` says stop;
-/// replies completed while measuring are counted, and every one checked.
-async fn requests_until_stopped(
-    sender: &mut impl Sender,
-    template: &Template,
-    phase: &AtomicU8,
-) -> Result<Tally> {
-    let mut tally = Tally::default();
-    while phase.load(Ordering::Relaxed) != STOPPING {
-        sender.ready().await.context("the connection closed")?;
+impl<S, F> Caller for Echo<S, F>
+where
+    S: Send + 'static,
+    F: Future<Output = hyper::Result<Response<Incoming>>> + Send + 'static,
+{
+    async fn call(&mut self) -> Result<Duration> {
+        let poll_ready = self.poll_ready;
+        std::future::poll_fn(|cx| poll_ready(&mut self.sender, cx))
+            .await
+            .context("the connection closed")?;
         let start = Instant::now();
-        let response = sender
-            .send(template.request())
+        let response = (self.send_request)(&mut self.sender, self.template.request())
             .await
             .with_context(|| format!("{METHOD}() request"))?;
         let status = response.status();
@@ -289,100 +215,72 @@ async fn requests_until_stopped(
             .await
             .with_context(|| format!("reading the {METHOD}() reply"))?
             .to_bytes();
-        let elapsed = start.elapsed();
+        let latency = start.elapsed();
         check_reply(status, &body, TEXT)?;
-        if phase.load(Ordering::Relaxed) == MEASURING {
-            tally.requests += 1;
-            tally.latencies_us.push(elapsed.as_secs_f64() * 1e6);
-        }
+        Ok(latency)
     }
-    Ok(tally)
 }
 
-/// The tasks that keep `mode`'s requests going.
-async fn start_load(
+/// `connections` HTTP/1.1 connections to `address`, each a caller.
+async fn http1_callers(
     address: SocketAddr,
-    mode: &Mode,
+    connections: usize,
+    tls: Option<&TlsConnector>,
     template: &Arc<Template>,
-    phase: &Arc<AtomicU8>,
-) -> Result<Vec<tokio::task::JoinHandle<Result<Tally>>>> {
-    Ok(match mode {
-        Mode::Http1 { connections, tls } => (0..*connections)
-            .map(|_| {
-                tokio::spawn(connection(
-                    address,
-                    tls.clone(),
-                    template.clone(),
-                    phase.clone(),
-                ))
-            })
-            .collect(),
-        Mode::Http2 { streams } => {
-            let io = connect(address, None).await?;
-            let (sender, driver) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-                    .await
-                    .context("HTTP/2 handshake")?;
-            tokio::spawn(driver);
-            (0..*streams)
-                .map(|_| tokio::spawn(stream(sender.clone(), template.clone(), phase.clone())))
-                .collect()
-        }
-    })
+) -> Result<Vec<impl Caller>> {
+    let mut callers = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let stream = connect(address, tls).await?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        // Dropping the caller's sender closes the connection and ends this.
+        tokio::spawn(driver);
+        callers.push(Echo {
+            sender,
+            poll_ready: http1::SendRequest::poll_ready,
+            send_request: http1::SendRequest::send_request,
+            template: Arc::clone(template),
+        });
+    }
+    Ok(callers)
+}
+
+/// One plain-text HTTP/2 connection to `address`, `streams` callers on it.
+async fn http2_callers(
+    address: SocketAddr,
+    streams: usize,
+    template: &Arc<Template>,
+) -> Result<Vec<impl Caller>> {
+    let io = connect(address, None).await?;
+    let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .context("HTTP/2 handshake")?;
+    tokio::spawn(driver);
+    Ok((0..streams)
+        .map(|_| Echo {
+            sender: sender.clone(),
+            poll_ready: http2::SendRequest::poll_ready,
+            send_request: http2::SendRequest::send_request,
+            template: Arc::clone(template),
+        })
+        .collect())
 }
 
 /// One run of `mode` against the server at `address` (process `pid`),
 /// warmed up, then measured for `plan.duration`.
 async fn load_run(address: SocketAddr, pid: u32, mode: Mode, plan: LoadPlan) -> Result<Run> {
     let template = Arc::new(Template::new(address, &mode)?);
-    let phase = Arc::new(AtomicU8::new(WARMING));
-    let tasks = start_load(address, &mode, &template, &phase).await?;
-    let connections = tasks.len();
-    tokio::time::sleep(plan.warmup).await;
-    let generator = std::process::id();
-    let generator_before = cpu_seconds(generator).ok();
-    let server_before = cpu_seconds(pid).ok();
-    let start = Instant::now();
-    phase.store(MEASURING, Ordering::Relaxed);
-    tokio::time::sleep(plan.duration).await;
-    phase.store(STOPPING, Ordering::Relaxed);
-    let wall_s = start.elapsed().as_secs_f64();
-    let server_after = cpu_seconds(pid).ok();
-    let generator_after = cpu_seconds(generator).ok();
-
-    let mut run = Run {
-        ops: 0,
-        wall_s,
-        cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
-        client_cpu_s: generator_before.zip(generator_after).map(|(b, a)| a - b),
-        http_requests: None,
-        bytes: 0,
-        latencies_us: Vec::new(),
-    };
-    let finished = tokio::time::timeout(STRAGGLER_GRACE, join_all(tasks))
-        .await
-        .with_context(|| format!("requests still unanswered {STRAGGLER_GRACE:?} after the run"))?;
-    for (index, tally) in finished.into_iter().enumerate() {
-        let tally = tally
-            .context("a connection task panicked")?
-            .with_context(|| format!("connection {index} of {connections}"))?;
-        run.ops += tally.requests;
-        run.latencies_us.extend(tally.latencies_us);
+    match mode {
+        Mode::Http1 { connections, tls } => {
+            let callers = http1_callers(address, connections, tls.as_ref(), &template).await?;
+            callers::run(callers, pid, plan).await
+        }
+        Mode::Http2 { streams } => {
+            let callers = http2_callers(address, streams, &template).await?;
+            callers::run(callers, pid, plan).await
+        }
     }
-    ensure!(run.ops > 0, "no request was answered in {wall_s:.2} s");
-    Ok(run)
-}
-
-/// Awaits every task in turn: they run concurrently, so the order costs
-/// nothing.
-async fn join_all<T>(
-    tasks: Vec<tokio::task::JoinHandle<T>>,
-) -> Vec<Result<T, tokio::task::JoinError>> {
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(task.await);
-    }
-    results
 }
 
 /// Runs the load generator for one measurement.
@@ -438,7 +336,7 @@ impl Generator {
             for _ in 0..count {
                 let began = Instant::now();
                 let io = connect(address, Some(tls)).await?;
-                let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+                let (mut sender, driver) = http1::handshake(TokioIo::new(io))
                     .await
                     .context("HTTP/1.1 handshake")?;
                 tokio::spawn(driver);

@@ -15,6 +15,7 @@
 //! workers. Results go to `<out>/results.json` and `<out>/results.md`
 //! (`quick.*` with `--quick`, `soak.*` with `--soak`).
 
+mod callers;
 mod edge;
 mod flight;
 mod load;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::load::LoadPlan;
+use crate::callers::LoadPlan;
 use crate::observe::ObserveResult;
 use crate::procstat::{Machine, cpu_seconds, load_average, memory};
 use crate::raw::RawPlan;
