@@ -3,10 +3,10 @@
 //! counted before any call.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use vgirpc_wire::describe::MethodType;
 
 use super::{AUTH_FAILURE_METRIC, DURATION_METRIC, REQUESTS_METRIC};
@@ -18,9 +18,10 @@ pub(crate) struct RequestMetrics {
     requests: Counter<u64>,
     duration: Histogram<f64>,
     auth_failures: Counter<u64>,
-    /// The attributes of each method's calls, made once: building them
-    /// per call (two strings copied, a vector) was a good part of what
-    /// metrics cost a call.
+    /// The attributes of each method's calls and the instruments bound to
+    /// them, made once: building the attributes per call (two strings
+    /// copied, a vector) and then hashing them in each instrument was most
+    /// of what metrics cost a call.
     attributes: RwLock<HashMap<String, MethodAttributes>>,
 }
 
@@ -28,12 +29,37 @@ pub(crate) struct RequestMetrics {
 /// names (a hook fed by hand) get theirs built per call.
 const CACHED_METHODS: usize = 1024;
 
-/// One method's metric attributes, for each outcome.
+/// One method's metric attributes and bound instruments, for each outcome.
 struct MethodAttributes {
     protocol: String,
     method_type: MethodType,
-    ok: Vec<KeyValue>,
-    error: Vec<KeyValue>,
+    ok: Outcome,
+    error: Outcome,
+}
+
+/// The attributes of one method's calls with one outcome, and the
+/// instruments bound to them for calls without an authentication domain.
+struct Outcome {
+    attributes: Vec<KeyValue>,
+    /// Bound after the first call with this outcome: bound earlier, an
+    /// outcome no call had would be exported as a series of zeros.
+    bound: OnceLock<(BoundCounter<u64>, BoundHistogram<f64>)>,
+}
+
+impl Outcome {
+    fn record(&self, metrics: &RequestMetrics, seconds: f64) {
+        if let Some((requests, duration)) = self.bound.get() {
+            requests.add(1);
+            duration.record(seconds);
+            return;
+        }
+        metrics.requests.add(1, &self.attributes);
+        metrics.duration.record(seconds, &self.attributes);
+        let _ = self.bound.set((
+            metrics.requests.bind(&self.attributes),
+            metrics.duration.bind(&self.attributes),
+        ));
+    }
 }
 
 impl MethodAttributes {
@@ -44,16 +70,19 @@ impl MethodAttributes {
             KeyValue::new("rpc.method", record.method.clone()),
             KeyValue::new("rpc.vgi_rpc.method_type", record.method_type.as_str()),
         ];
-        let with_status = |status: &'static str| {
+        let outcome = |status: &'static str| {
             let mut attributes = fixed.to_vec();
             attributes.push(KeyValue::new("status", status));
-            attributes
+            Outcome {
+                attributes,
+                bound: OnceLock::new(),
+            }
         };
         Self {
             protocol: record.protocol.clone(),
             method_type: record.method_type,
-            ok: with_status("ok"),
-            error: with_status("error"),
+            ok: outcome("ok"),
+            error: outcome("error"),
         }
     }
 
@@ -61,7 +90,7 @@ impl MethodAttributes {
         self.protocol == record.protocol && self.method_type == record.method_type
     }
 
-    fn for_status(&self, status: &CallStatus) -> &[KeyValue] {
+    fn for_status(&self, status: &CallStatus) -> &Outcome {
         match status {
             CallStatus::Ok => &self.ok,
             CallStatus::Error { .. } => &self.error,
@@ -91,16 +120,12 @@ impl RequestMetrics {
         }
     }
 
-    fn record(&self, record: &CallRecord, attributes: &[KeyValue]) {
-        let domain = record.auth.domain.as_deref().filter(|d| !d.is_empty());
+    fn record(&self, record: &CallRecord, outcome: &Outcome) {
         let seconds = record.duration.as_secs_f64();
-        match domain {
-            None => {
-                self.requests.add(1, attributes);
-                self.duration.record(seconds, attributes);
-            }
+        match record.auth.domain.as_deref().filter(|d| !d.is_empty()) {
+            None => outcome.record(self, seconds),
             Some(domain) => {
-                let mut attributes = attributes.to_vec();
+                let mut attributes = outcome.attributes.clone();
                 attributes.push(KeyValue::new("rpc.vgi_rpc.auth.domain", domain.to_owned()));
                 self.requests.add(1, &attributes);
                 self.duration.record(seconds, &attributes);
