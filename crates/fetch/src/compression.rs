@@ -4,6 +4,12 @@
 //! cost about as much time as everything else in a large call, while the
 //! peer reads an uncompressed body as well.
 
+/// HTTP bodies shorter than this are sent as they are, whatever zstd could
+/// make of them: they cross the link in a few TCP segments either way, and
+/// a frame costs both sides more time (a compression on one, a decoding on
+/// the other) than the bytes it saves. Nearly every unary call is below it.
+pub const SMALL_BODY: usize = 4 * 1024;
+
 /// Bytes compressed from each of three places in a large body to judge it.
 const SAMPLE: usize = 16 * 1024;
 

@@ -30,7 +30,7 @@ mod outgoing;
 mod presigned;
 mod tls;
 
-pub use compression::worth_compressing;
+pub use compression::{SMALL_BODY, worth_compressing};
 pub use error::FetchError;
 pub use fetch::{FetchConfig, Fetcher};
 pub use location::is_under;

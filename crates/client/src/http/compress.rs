@@ -2,17 +2,21 @@
 //! uncompressed body as well, so a body zstd cannot shrink goes as it is.
 
 use bytes::Bytes;
-use vgirpc_fetch::worth_compressing;
+use vgirpc_fetch::{SMALL_BODY, worth_compressing};
 
 /// Bodies up to this size are compressed whole and the smaller kept;
 /// larger ones are judged from samples first.
 const WHOLE: usize = 64 * 1024;
 
-/// `body` compressed at `level`, or `None` to send it as it is: zstd did
-/// not make a small body smaller, or samples of a large one shrank by less
-/// than a tenth (random or already packed Arrow buffers, where compressing
-/// cost more client and server time than the bytes it saved).
+/// `body` compressed at `level`, or `None` to send it as it is: it is
+/// below [`SMALL_BODY`], zstd did not make a body of up to [`WHOLE`]
+/// smaller, or samples of a larger one shrank by less than a tenth (random
+/// or already packed Arrow buffers, where compressing cost more client and
+/// server time than the bytes it saved).
 pub(super) fn compress(body: &Bytes, level: i32) -> std::io::Result<Option<Bytes>> {
+    if body.len() < SMALL_BODY {
+        return Ok(None);
+    }
     if body.len() > WHOLE {
         let mut compressor = zstd::bulk::Compressor::new(level)?;
         if !worth_compressing(body, |piece| {
@@ -43,15 +47,21 @@ mod tests {
 
     #[test]
     fn bodies_zstd_cannot_shrink_go_as_they_are() {
-        for len in [200, WHOLE, 4 * WHOLE] {
+        for len in [SMALL_BODY, WHOLE, 4 * WHOLE] {
             let body = Bytes::from(noise(len));
             assert_eq!(compress(&body, 3).unwrap(), None, "{len} bytes");
         }
     }
 
     #[test]
+    fn small_bodies_go_as_they_are() {
+        let zeros = Bytes::from(vec![0u8; SMALL_BODY - 1]);
+        assert_eq!(compress(&zeros, 3).unwrap(), None);
+    }
+
+    #[test]
     fn compressible_bodies_round_trip() {
-        for len in [1_000usize, WHOLE, 4 * WHOLE] {
+        for len in [SMALL_BODY, WHOLE, 4 * WHOLE] {
             let body: Bytes = (0..len / 4)
                 .flat_map(|i| (i as u32 / 5).to_le_bytes())
                 .collect::<Vec<u8>>()

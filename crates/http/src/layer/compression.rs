@@ -11,9 +11,10 @@
 //! handled in place with a zstd context kept per thread, because creating
 //! a context and handing work to another thread cost more than the small
 //! body itself. Either way the frame header records the uncompressed
-//! size, which eager decoders need. A body that zstd would not shrink goes
-//! out as it is: a small one after the attempt, a large one when samples
-//! of it do not shrink by a tenth (see [`worth_compressing`]).
+//! size, which eager decoders need. A body that zstd cannot pay for goes
+//! out as it is: one below [`SMALL_BODY`] without an attempt, one of up to
+//! [`INLINE_LIMIT`] after the attempt, a larger one when samples of it do
+//! not shrink by a tenth (see [`worth_compressing`]).
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -27,7 +28,7 @@ use http::header::{
 use http::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 use tower::{Layer, Service};
-use vgirpc_fetch::worth_compressing;
+use vgirpc_fetch::{SMALL_BODY, worth_compressing};
 
 use super::{BoxFuture, take};
 use crate::blocking;
@@ -213,6 +214,10 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     response
         .headers_mut()
         .insert(VARY, HeaderValue::from_static("accept-encoding"));
+    if plain.len() < SMALL_BODY {
+        *response.body_mut() = ResponseBody::full(plain);
+        return response;
+    }
     if plain.len() <= INLINE_LIMIT {
         match compress_small(&plain, level) {
             Ok(compressed) if compressed.len() < plain.len() => {
