@@ -261,8 +261,8 @@ impl Server {
     /// [`Server::dispatch_async`] instead.
     pub fn dispatch_from(&self, request: Request, peer: &Peer) -> Call {
         // One entry for the whole call: each entry and exit is work for
-        // every subscriber layer (an OpenTelemetry one attaches the span's
-        // context and reads the clock).
+        // every subscriber layer, and an attach and detach of the
+        // OpenTelemetry context when the server is instrumented.
         let route = self.route(&request.method);
         let span = self.request_span(&request, route, peer);
         let _entered = span.enter();
