@@ -76,3 +76,43 @@ fn traceparent_becomes_the_span_parent() {
     assert_eq!(rpc.span_context.trace_id().to_string(), trace_id);
     assert_eq!(rpc.parent_span_id.to_string(), parent_span);
 }
+
+#[test]
+fn a_malformed_traceparent_starts_a_trace_of_its_own() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
+    let md = Request::metadata_for("echo")
+        .with(metadata::TRACEPARENT, "00-not-a-trace-context-at-all")
+        .with(metadata::TRACESTATE, "=".repeat(4096));
+    let input = write_stream_bytes(&schema, [(&batch, &md)]).unwrap();
+    let mut output = Vec::new();
+
+    let server = Server::new(EchoServer::new(Impl)).unwrap();
+    server.instrument_otel(
+        OtelConfig::new()
+            .with_tracer_provider(&provider)
+            .without_metrics(),
+    );
+    server
+        .serve(Cursor::new(input), &mut output, TransportKind::Pipe)
+        .unwrap();
+    assert!(!output.is_empty(), "the call is answered");
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let rpc = spans.iter().find(|s| s.name == "vgi_rpc/echo").unwrap();
+    assert!(rpc.span_context.is_valid());
+    assert_eq!(
+        rpc.parent_span_id,
+        opentelemetry::trace::SpanId::INVALID,
+        "no parent from a traceparent that names none"
+    );
+}
