@@ -12,7 +12,8 @@
 //! fetched from their URL and returned in place of the pointer.
 //!
 //! Requests go through a hyper client that keeps connections alive and
-//! reuses them; bodies are zstd-compressed both ways. The calls are
+//! reuses them; bodies are zstd-compressed both ways, except with a server
+//! on this host (see [`HttpOptions::compress_loopback`]). The calls are
 //! written once, as async code ([`AsyncClient::connect_http`] runs them on
 //! the caller's runtime, concurrently). [`HttpTransport`] is the blocking
 //! face of the same code: it drives each call on a one-thread tokio

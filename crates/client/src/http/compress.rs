@@ -1,5 +1,8 @@
 //! zstd for request bodies, used only where it pays: the server reads an
-//! uncompressed body as well, so a body zstd cannot shrink goes as it is.
+//! uncompressed body as well, so a body zstd cannot shrink goes as it is,
+//! and nothing is compressed on the way to a server on this host.
+
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use vgirpc_fetch::{SMALL_BODY, worth_compressing};
@@ -29,9 +32,56 @@ pub(super) fn compress(body: &Bytes, level: i32) -> std::io::Result<Option<Bytes
     Ok((compressed.len() < body.len()).then(|| Bytes::from(compressed)))
 }
 
+/// Whether a URL's `host` names this machine: `localhost`, a name under
+/// `.localhost` (RFC 6761 keeps them on the loopback) or a loopback
+/// address, IPv6 ones in brackets as URLs write them.
+pub(super) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    let is_localhost = |name: &str| name.eq_ignore_ascii_case("localhost");
+    if is_localhost(host)
+        || host
+            .rsplit_once('.')
+            .is_some_and(|(_, last)| is_localhost(last))
+    {
+        return true;
+    }
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    address
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts_are_told_from_others() {
+        for host in [
+            "localhost",
+            "LocalHost",
+            "localhost.",
+            "api.localhost",
+            "127.0.0.1",
+            "127.8.9.10",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "localhost.example.com",
+            "notlocalhost",
+            "10.0.0.1",
+            "0.0.0.0",
+            "[::]",
+            "[2001:db8::1]",
+            "128.0.0.1",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 
     fn noise(len: usize) -> Vec<u8> {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;

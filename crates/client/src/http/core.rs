@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 use vgirpc_fetch::Fetcher;
 
-use super::compress;
+use super::compress::{self, is_loopback};
 use super::retry::{is_transient, parse_retry_after};
 use super::sticky::{self, SessionState};
 use super::tls::{self, Connector};
@@ -34,6 +34,9 @@ pub(crate) struct HttpCore {
     endpoint: String,
     /// [`HttpOptions::header`]s, checked once.
     extra_headers: HeaderMap,
+    /// Whether bodies go in zstd both ways: off for a loopback server
+    /// unless [`HttpOptions::compress_loopback`] asks for it.
+    compress: bool,
     pub(super) options: HttpOptions,
     /// Requests sent so far, retries included.
     requests: AtomicU64,
@@ -109,12 +112,14 @@ impl HttpCore {
             let value = HeaderValue::from_str(value).map_err(|_| invalid("value"))?;
             extra_headers.append(name, value);
         }
+        let compress = options.compress_loopback || !uri.host().is_some_and(is_loopback);
         Ok(Self {
             client: HyperClient::builder(TokioExecutor::new())
                 .http2_only(options.http2_prior_knowledge)
                 .build(tls::connector(https, &options)?),
             endpoint: format!("{base}{}", options.prefix),
             extra_headers,
+            compress,
             options,
             requests: AtomicU64::new(0),
             fetcher: tokio::sync::OnceCell::new(),
@@ -185,7 +190,7 @@ impl HttpCore {
                 headers.insert(name, value);
             }
         }
-        let compressed = match self.options.compression_level {
+        let compressed = match self.options.compression_level.filter(|_| self.compress) {
             Some(level) => compress::compress(&body, level).map_err(ClientError::Io)?,
             None => None,
         };
@@ -227,10 +232,13 @@ impl HttpCore {
     }
 
     /// The headers every request to the server carries: the caller's own,
-    /// zstd accepted, the bearer token, and the sticky session's.
+    /// zstd accepted (but from a loopback server), the bearer token, and
+    /// the sticky session's.
     fn server_headers(&self, session: Option<&SessionState>) -> HeaderMap {
         let mut headers = self.extra_headers.clone();
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
+        if self.compress {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ZSTD));
+        }
         if let Some(token) = &self.options.bearer_token
             && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
         {
