@@ -144,6 +144,54 @@ fn batches_are_framed_exactly_as_arrow_frames_them() {
     assert_framed_like_arrow(&large_and_small_batches());
 }
 
+/// Takes at most 5 bytes per write, across slices, and is interrupted
+/// every third call, as a busy socket may be.
+struct Grudging {
+    bytes: Vec<u8>,
+    calls: usize,
+}
+
+impl std::io::Write for Grudging {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_vectored(&[std::io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, slices: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if self.calls.is_multiple_of(3) {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        let before = self.bytes.len();
+        for slice in slices {
+            let room = 5 - (self.bytes.len() - before);
+            self.bytes
+                .extend_from_slice(&slice[..slice.len().min(room)]);
+        }
+        Ok(self.bytes.len() - before)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn large_messages_survive_short_and_interrupted_writes() {
+    let batches = large_and_small_batches();
+    let schema = batches[0].schema();
+    let sink = Grudging {
+        bytes: Vec::new(),
+        calls: 0,
+    };
+    let mut ours = StreamWriter::try_new(sink, &schema).unwrap();
+    let mut whole = StreamWriter::try_new(Vec::new(), &schema).unwrap();
+    for batch in &batches {
+        ours.write(batch, &Metadata::new()).unwrap();
+        whole.write(batch, &Metadata::new()).unwrap();
+    }
+    assert_eq!(ours.finish().unwrap().bytes, whole.finish().unwrap());
+}
+
 #[test]
 fn batches_keep_their_metadata_and_values() {
     assert_round_trip_with_metadata(&varied_batches());

@@ -1,6 +1,6 @@
 //! Writing one IPC stream, with custom metadata on each batch message.
 
-use std::io::Write;
+use std::io::{self, IoSlice, Write};
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
@@ -245,17 +245,38 @@ fn cut_short() -> WireError {
 
 impl EncodedMessage {
     /// Writes the framed message: prefix, header padded to 8 bytes, body.
+    ///
+    /// All of it goes in vectored writes: a `Vec` then grows once to the
+    /// whole message instead of doubling (and copying) its way up to it,
+    /// and a socket takes it in one `writev` rather than a call per buffer.
     fn write_to<W: Write>(&self, writer: &mut W) -> Result<()> {
         let padded = self.header.len().next_multiple_of(8);
         let padded_len = u32::try_from(padded)
             .map_err(|_| WireError::Malformed("message header too large".into()))?;
-        writer.write_all(&CONTINUATION.to_le_bytes())?;
-        writer.write_all(&padded_len.to_le_bytes())?;
-        writer.write_all(&self.header)?;
-        writer.write_all(&[0u8; 8][..padded - self.header.len()])?;
-        for piece in &self.body {
-            writer.write_all(piece.as_slice())?;
-        }
+        let mut prefix = [0u8; 8];
+        prefix[..4].copy_from_slice(&CONTINUATION.to_le_bytes());
+        prefix[4..].copy_from_slice(&padded_len.to_le_bytes());
+        let mut slices = Vec::with_capacity(3 + self.body.len());
+        slices.push(IoSlice::new(&prefix));
+        slices.push(IoSlice::new(&self.header));
+        slices.push(IoSlice::new(&[0u8; 8][..padded - self.header.len()]));
+        slices.extend(self.body.iter().map(|piece| IoSlice::new(piece.as_slice())));
+        write_all_vectored(writer, &mut slices)?;
         Ok(())
     }
+}
+
+/// `Write::write_all` for a list of slices (the standard library's own is
+/// not stable yet).
+fn write_all_vectored<W: Write>(writer: &mut W, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match writer.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
