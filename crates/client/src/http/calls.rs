@@ -9,7 +9,7 @@ use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
 
 use super::core::{HttpCore, Repeat};
-use super::reply::{Turn, open_reply, request_body};
+use super::reply::{Turn, body_of, open_reply, request_body};
 use super::sticky::SessionState;
 use crate::ClientError;
 use crate::client::{Received, Special, receive};
@@ -28,7 +28,7 @@ impl HttpCore {
         let reply = self
             .post(&format!("/{method}"), body, Repeat::Safe, session)
             .await?;
-        let mut rest: &[u8] = &reply.body;
+        let mut rest = body_of(&reply);
         let mut reader = open_reply(&reply, &mut rest, io.limits)?;
         let data = self.read_item(&mut reader, io).await?;
         reader.drain().map_err(ClientError::from_wire)?;
@@ -54,7 +54,7 @@ impl HttpCore {
         let reply = self
             .post(&format!("/{method}/init"), body, Repeat::Safe, session)
             .await?;
-        let mut rest: &[u8] = &reply.body;
+        let mut rest = body_of(&reply);
         let header = if header {
             let mut reader = open_reply(&reply, &mut rest, io.limits)?;
             let header = self.read_item(&mut reader, io).await?;
@@ -127,7 +127,7 @@ impl Cursor {
             let body = request_body(&empty_batch(&empty_schema()), &md)?;
             let path = self.exchange_path();
             let reply = core.post(&path, body, Repeat::Safe, session).await?;
-            let mut rest: &[u8] = &reply.body;
+            let mut rest = body_of(&reply);
             let mut reader = open_reply(&reply, &mut rest, io.limits)?;
             self.turn = core.read_output(&mut reader, io).await?;
         }
@@ -146,7 +146,7 @@ impl Cursor {
         let body = request_body(input, &md)?;
         let path = self.exchange_path();
         let reply = core.post(&path, body, Repeat::Never, session).await?;
-        let mut rest: &[u8] = &reply.body;
+        let mut rest = body_of(&reply);
         let mut reader = open_reply(&reply, &mut rest, io.limits)?;
         let answer = core.read_item(&mut reader, io).await;
         if answer.is_err() {
@@ -202,7 +202,7 @@ impl Cursor {
         let body = request_body(&empty_batch(&empty_schema()), &md)?;
         let path = self.exchange_path();
         let reply = core.post(&path, body, Repeat::Never, session).await?;
-        let mut rest: &[u8] = &reply.body;
+        let mut rest = body_of(&reply);
         let mut reader = open_reply(&reply, &mut rest, io.limits)?;
         // What the cancelled stream still says is of no use; its logs are
         // delivered, its error (if any) dropped, as on a pipe.

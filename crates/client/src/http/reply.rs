@@ -2,8 +2,10 @@
 //! not Arrow, and what a producer's response says about the stream.
 
 use std::collections::VecDeque;
+use std::io::Cursor;
 
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, write_stream_bytes};
@@ -15,14 +17,23 @@ use crate::ClientError;
 use crate::client::{Received, Special, receive};
 use crate::transport::CallIo;
 
+/// The unread part of a reply's body. The batches read from it share its
+/// memory: a large answer is not copied again after it arrived.
+pub(super) type Body = Cursor<Bytes>;
+
+/// A reply's body, to be read from its start.
+pub(super) fn body_of(reply: &Reply) -> Body {
+    Cursor::new(reply.body.clone())
+}
+
 /// Opens the next IPC stream of a reply, turning answers that are not
 /// Arrow into errors: a `401` is the server's authentication failure, the
 /// rest are reported with their status and the start of their text.
-pub(super) fn open_reply<'b, 's>(
+pub(super) fn open_reply<'b>(
     reply: &Reply,
-    body: &'b mut &'s [u8],
+    body: &'b mut Body,
     limits: ReadLimits,
-) -> Result<StreamReader<&'b mut &'s [u8]>, ClientError> {
+) -> Result<StreamReader<&'b mut Body>, ClientError> {
     if reply.status == StatusCode::UNAUTHORIZED {
         return Err(ClientError::Remote {
             error_type: "AuthenticationError".into(),
@@ -39,7 +50,7 @@ pub(super) fn open_reply<'b, 's>(
     if !is_arrow {
         return Err(http_error(reply));
     }
-    match StreamReader::try_open(body, limits) {
+    match StreamReader::try_open_bytes(body, limits) {
         Ok(Some(reader)) => Ok(reader),
         Ok(None) | Err(_) => Err(http_error(reply)),
     }
@@ -67,7 +78,7 @@ impl HttpCore {
     /// external pointers are fetched and resolved on the way.
     pub(super) async fn read_item(
         &self,
-        reader: &mut StreamReader<&mut &[u8]>,
+        reader: &mut StreamReader<&mut Body>,
         io: &mut CallIo<'_>,
     ) -> Result<Option<IpcBatch>, ClientError> {
         match receive(reader, io)? {
@@ -87,7 +98,7 @@ impl HttpCore {
     /// stream, or the error that ended it.
     pub(super) async fn read_output(
         &self,
-        reader: &mut StreamReader<&mut &[u8]>,
+        reader: &mut StreamReader<&mut Body>,
         io: &mut CallIo<'_>,
     ) -> Result<Turn, ClientError> {
         let mut turn = Turn::default();

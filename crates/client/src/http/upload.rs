@@ -19,7 +19,7 @@ use vgirpc_wire::metadata;
 
 use super::ARROW_STREAM;
 use super::core::{HttpCore, Repeat, Reply};
-use super::reply::{open_reply, request_body};
+use super::reply::{body_of, open_reply, request_body};
 use super::sticky::SessionState;
 use crate::ClientError;
 use crate::client::remote_error;
@@ -112,7 +112,7 @@ impl HttpCore {
         if reply.status == StatusCode::NOT_FOUND {
             return Err(upload_error(&endpoint, "the server vends no upload URLs"));
         }
-        let mut rest: &[u8] = &reply.body;
+        let mut rest = body_of(&reply);
         let mut reader = open_reply(&reply, &mut rest, ReadLimits::default())?;
         while let Some(batch) = reader.next_batch().map_err(ClientError::from_wire)? {
             match classify(&batch.batch, &batch.metadata) {

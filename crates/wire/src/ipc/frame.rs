@@ -2,6 +2,7 @@
 //! whose length the header declares. Both lengths come from the peer, so
 //! what is reserved for them grows with the bytes that actually arrive.
 
+use std::borrow::BorrowMut;
 use std::cell::Cell;
 use std::io::{Cursor, Read};
 
@@ -170,13 +171,21 @@ impl<R: Read> Source<R> {
     }
 }
 
-impl Source<Cursor<Bytes>> {
+impl<R: BorrowMut<Cursor<Bytes>>> Source<R> {
     /// Takes from bytes in memory: a claim past their end is refused at
     /// once, and bodies share the bytes.
     pub(super) fn slicing() -> Self {
         Self {
-            header: |reader, len| Ok(in_memory(reader, len, "message header")?.to_vec()),
-            body: |reader, len| Ok(Buffer::from(in_memory(reader, len, "message body")?)),
+            header: |reader, len| {
+                Ok(in_memory(reader.borrow_mut(), len, "message header")?.to_vec())
+            },
+            body: |reader, len| {
+                Ok(Buffer::from(in_memory(
+                    reader.borrow_mut(),
+                    len,
+                    "message body",
+                )?))
+            },
         }
     }
 }

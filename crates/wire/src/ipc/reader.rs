@@ -1,6 +1,7 @@
 //! Reading one IPC stream: its schema, then batches with their custom
 //! metadata, up to the end-of-stream marker.
 
+use std::borrow::BorrowMut;
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
 
@@ -77,11 +78,13 @@ pub struct StreamReader<R> {
     finished: bool,
 }
 
-impl StreamReader<Cursor<Bytes>> {
+impl<R: BorrowMut<Cursor<Bytes>> + Read> StreamReader<R> {
     /// [`StreamReader::try_open`] over bytes already in memory, such as a
     /// request body: each message body becomes a slice of `reader`'s
-    /// bytes instead of a copy, so the batches share that memory.
-    pub fn try_open_bytes(reader: Cursor<Bytes>, limits: ReadLimits) -> Result<Option<Self>> {
+    /// bytes instead of a copy, so the batches share that memory. The
+    /// cursor may be borrowed (`&mut Cursor<Bytes>`), to read the streams
+    /// that follow this one from where it ends.
+    pub fn try_open_bytes(reader: R, limits: ReadLimits) -> Result<Option<Self>> {
         Self::try_open_with(reader, limits, Source::slicing())
     }
 }

@@ -211,19 +211,32 @@ fn in_memory_bodies_are_shared_not_copied() {
     bytes.extend(write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap());
     let bytes = Bytes::from(bytes);
     let range = bytes.as_ptr_range();
+    let check_one = |read: IpcBatch| {
+        assert_eq!(read.batch, batch);
+        assert_eq!(read.metadata, md);
+        let data = read.batch.column(0).to_data().buffers()[0].as_ptr();
+        assert!(range.contains(&data), "the column is a slice of the input");
+    };
+    // Owned, then borrowed: either way the next stream starts where the
+    // last one ended.
     let mut cursor = Cursor::new(bytes.clone());
     for _ in 0..2 {
         let mut reader = StreamReader::try_open_bytes(cursor, ReadLimits::default())
             .unwrap()
             .unwrap();
-        let read = reader.next_batch().unwrap().unwrap();
-        assert_eq!(read.batch, batch);
-        assert_eq!(read.metadata, md);
-        let data = read.batch.column(0).to_data().buffers()[0].as_ptr();
-        assert!(range.contains(&data), "the column is a slice of the input");
+        check_one(reader.next_batch().unwrap().unwrap());
         assert!(reader.next_batch().unwrap().is_none());
         cursor = reader.into_inner();
     }
+    let mut cursor = Cursor::new(bytes.clone());
+    for _ in 0..2 {
+        let mut reader = StreamReader::try_open_bytes(&mut cursor, ReadLimits::default())
+            .unwrap()
+            .unwrap();
+        check_one(reader.next_batch().unwrap().unwrap());
+        assert!(reader.next_batch().unwrap().is_none());
+    }
+    assert_eq!(cursor.position(), bytes.len() as u64);
     let cut = Cursor::new(bytes.slice(..bytes.len() / 2 - 100));
     let mut reader = StreamReader::try_open_bytes(cut, ReadLimits::default())
         .unwrap()
