@@ -99,12 +99,11 @@ impl HttpServer {
         let shared = Arc::new(Shared::new());
         let mut tasks = JoinSet::new();
         // A connection accepted while every slot was taken, waiting for one.
-        let mut waiting: Option<(TcpStream, std::net::SocketAddr)> = None;
-        let spawn = |tasks: &mut JoinSet<()>, (stream, peer)| {
+        let mut waiting: Option<(TcpStream, std::net::SocketAddr, u64)> = None;
+        let spawn = |tasks: &mut JoinSet<()>, accepted| {
             let service: HttpService = self.service.clone();
             tasks.spawn(connection::serve(
-                stream,
-                peer,
+                accepted,
                 service,
                 limits,
                 shared.clone(),
@@ -130,10 +129,14 @@ impl HttpServer {
                 }
                 // Beyond the limit new connections stay in the listen queue.
                 accepted = listener.accept(), if waiting.is_none() => match accepted {
-                    Ok(accepted) if tasks.len() < max => spawn(&mut tasks, accepted),
-                    Ok(accepted) => {
-                        waiting = Some(accepted);
+                    Ok((stream, peer)) if tasks.len() < max => {
+                        spawn(&mut tasks, (stream, peer, shared.evictions()));
+                    }
+                    Ok((stream, peer)) => {
+                        // Counted after its own request, which is not
+                        // meant for it.
                         shared.evict_silent();
+                        waiting = Some((stream, peer, shared.evictions()));
                     }
                     Err(err) => {
                         // Out of file descriptors and the like: back off

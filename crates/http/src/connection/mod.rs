@@ -81,6 +81,12 @@ impl Shared {
         self.wake.send_replace(());
     }
 
+    /// Evictions asked for so far: a connection accepted now is evicted
+    /// by any later one, even one asked for before its task first runs.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Acquire)
+    }
+
     fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
@@ -92,10 +98,10 @@ const MAX_CONCURRENT_STREAMS: u32 = 64;
 
 /// Serves `stream` until the client or a timeout closes it: HTTP/1.1, and
 /// HTTP/2 when enabled (chosen by ALPN with TLS, by the client's preface
-/// without), after a TLS handshake when `tls` is set.
+/// without), after a TLS handshake when `tls` is set. `evictions_seen` is
+/// [`Shared::evictions`] when the connection was accepted.
 pub(crate) async fn serve(
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
+    (stream, peer, evictions_seen): (TcpStream, std::net::SocketAddr, u64),
     service: HttpService,
     limits: ConnectionLimits,
     shared: Arc<Shared>,
@@ -108,7 +114,13 @@ pub(crate) async fn serve(
     let mut woken = shared.wake.subscribe();
     // The deadlines sit under TLS: handshake bytes start the first request
     // head, so the header read timeout bounds the handshake too.
-    let socket = Socket::new(stream, activity.clone(), shared.clone(), limits);
+    let socket = Socket::new(
+        stream,
+        activity.clone(),
+        shared.clone(),
+        limits,
+        evictions_seen,
+    );
     let Some(acceptor) = tls else {
         let http = Http {
             peer,
@@ -369,8 +381,8 @@ impl Socket {
         activity: Arc<Activity>,
         shared: Arc<Shared>,
         limits: ConnectionLimits,
+        evictions_seen: u64,
     ) -> Self {
-        let evictions_seen = shared.evictions.load(Ordering::Acquire);
         let now = Instant::now();
         let mut socket = Self {
             stream,
