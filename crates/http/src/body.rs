@@ -1,5 +1,6 @@
 //! The request and response body types and small response builders.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -61,6 +62,8 @@ pub struct ResponseBody(Inner);
 #[derive(Debug)]
 enum Inner {
     Full(Option<Bytes>),
+    /// Pieces in memory, some of them a batch's own Arrow buffers.
+    Pieces(VecDeque<Bytes>),
     Chunks(mpsc::Receiver<Bytes>),
 }
 
@@ -72,15 +75,32 @@ impl ResponseBody {
         ResponseBody(Inner::Full((!bytes.is_empty()).then_some(bytes)))
     }
 
+    /// A complete body held in pieces, sent one after another.
+    pub(crate) fn pieces(pieces: Vec<Bytes>) -> Self {
+        let mut pieces = VecDeque::from(pieces);
+        pieces.retain(|piece| !piece.is_empty());
+        match pieces.len() {
+            0 | 1 => Self::full(pieces.pop_front().unwrap_or_default()),
+            _ => ResponseBody(Inner::Pieces(pieces)),
+        }
+    }
+
     /// A body whose chunks arrive on `chunks`; it ends when the sender is dropped.
     pub(crate) fn chunks(chunks: mpsc::Receiver<Bytes>) -> Self {
         ResponseBody(Inner::Chunks(chunks))
     }
 
-    /// The whole body, if it is complete in memory.
+    /// The whole body in one piece (joined if it is held in several), if
+    /// it is complete in memory.
     pub(crate) fn take_full(&mut self) -> Option<Bytes> {
         match &mut self.0 {
             Inner::Full(bytes) => bytes.take(),
+            Inner::Pieces(pieces) => Some(Bytes::from(
+                std::mem::take(pieces)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .concat(),
+            )),
             Inner::Chunks(_) => None,
         }
     }
@@ -103,18 +123,26 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.get_mut().0 {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Pieces(pieces) => Poll::Ready(pieces.pop_front().map(|b| Ok(Frame::data(b)))),
             Inner::Chunks(chunks) => chunks.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.0, Inner::Full(None))
+        match &self.0 {
+            Inner::Full(bytes) => bytes.is_none(),
+            Inner::Pieces(pieces) => pieces.is_empty(),
+            Inner::Chunks(_) => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             Inner::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Inner::Pieces(pieces) => {
+                SizeHint::with_exact(pieces.iter().map(|b| b.len() as u64).sum())
             }
             Inner::Chunks(_) => SizeHint::default(),
         }

@@ -179,7 +179,7 @@ impl Endpoints {
             let info = ErrorInfo::new(error_type, message);
             Reply {
                 status,
-                body: error_stream(&empty_schema(), &info, &caller.request_id),
+                body: error_stream(&empty_schema(), &info, &caller.request_id).into(),
             }
             .into_response()
         };

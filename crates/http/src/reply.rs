@@ -3,10 +3,11 @@
 //! layers that answer on their behalf (the sticky-session layer).
 
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Response, StatusCode};
 use vgirpc::transport::{Answer, FailureKind};
-use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
+use vgirpc::wire::ipc::{Chunks, empty_schema, write_stream_bytes};
 use vgirpc::wire::log::ErrorInfo;
 
 use crate::body::{self, ARROW_STREAM, ResponseBody};
@@ -14,11 +15,12 @@ use crate::body::{self, ARROW_STREAM, ResponseBody};
 /// Marks a method failure answered as `200`.
 pub(crate) const RPC_ERROR: &str = "x-vgi-rpc-error";
 
-/// What an endpoint answers: a status and an Arrow IPC body.
+/// What an endpoint answers: a status and an Arrow IPC body, in pieces
+/// where large batches share their Arrow buffers.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: Chunks,
 }
 
 impl Reply {
@@ -26,7 +28,7 @@ impl Reply {
     pub(crate) fn of_answer(answer: &Answer) -> Self {
         Self {
             status: status_of(&answer.failure),
-            body: encode_answer(answer),
+            body: encode_answer(answer).into(),
         }
     }
 
@@ -38,7 +40,8 @@ impl Reply {
             StatusCode::INTERNAL_SERVER_ERROR => (StatusCode::OK, true),
             status => (status, false),
         };
-        let mut response = body::response(status, ARROW_STREAM, self.body);
+        let mut response = body::response(status, ARROW_STREAM, Bytes::new());
+        *response.body_mut() = ResponseBody::pieces(self.body.into_pieces());
         if flagged {
             response
                 .headers_mut()
@@ -83,7 +86,7 @@ impl Failure {
     pub(crate) fn reply(self, request_id: &str) -> Reply {
         Reply {
             status: self.status,
-            body: error_stream(&self.schema, &self.info, request_id),
+            body: error_stream(&self.schema, &self.info, request_id).into(),
         }
     }
 }

@@ -119,7 +119,8 @@ where
                                 // Answered as the reference does: 500, sent
                                 // as 200 with X-VGI-RPC-Error.
                                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                                body: error_stream(&empty_schema(), lost.info(), &request_id),
+                                body: error_stream(&empty_schema(), lost.info(), &request_id)
+                                    .into(),
                             }
                             .into_response());
                         }

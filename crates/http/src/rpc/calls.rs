@@ -7,7 +7,9 @@ use bytes::Bytes;
 use http::StatusCode;
 use vgirpc::transport::{ActiveStream, Call, OpenStream};
 use vgirpc::wire::WireError;
-use vgirpc::wire::ipc::{IpcBatch, ReadLimits, StreamReader, empty_schema, write_stream_bytes};
+use vgirpc::wire::ipc::{
+    Chunks, IpcBatch, ReadLimits, StreamReader, empty_schema, write_stream_bytes,
+};
 use vgirpc::wire::log::{ErrorInfo, quoted};
 use vgirpc::wire::metadata;
 use vgirpc::wire::request::{Request, request_error_info};
@@ -95,11 +97,11 @@ impl Rpc {
                 .expect("an empty stream always encodes");
             let reply = Reply {
                 status: StatusCode::OK,
-                body,
+                body: body.into(),
             };
             (reply, Turn::default())
         } else if stream.input_schema().fields().is_empty() {
-            let mut body = Vec::new();
+            let mut body = Chunks::new();
             let (status, turn) = self.produce(&mut stream, Vec::new(), caller, &mut body);
             (Reply { status, body }, turn)
         } else {

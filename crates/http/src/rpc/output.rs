@@ -6,7 +6,7 @@ use arrow_schema::SchemaRef;
 use http::StatusCode;
 use vgirpc::transport::Answer;
 use vgirpc::wire::WireError;
-use vgirpc::wire::ipc::StreamWriter;
+use vgirpc::wire::ipc::{Chunks, StreamWriter};
 use vgirpc::wire::log::ErrorInfo;
 use vgirpc::{ResponseBudget, RpcError};
 
@@ -56,7 +56,7 @@ impl Rpc {
             None => {
                 let reply = Reply {
                     status: StatusCode::OK,
-                    body,
+                    body: body.into(),
                 };
                 (reply, None)
             }
@@ -67,7 +67,7 @@ impl Rpc {
     /// Returns the bytes uploaded.
     pub(super) fn write_cycle(
         &self,
-        writer: &mut StreamWriter<&mut Vec<u8>>,
+        writer: &mut StreamWriter<&mut Chunks>,
         schema: &SchemaRef,
         entries: Vec<Entry>,
     ) -> Result<usize, RpcError> {
@@ -76,7 +76,7 @@ impl Rpc {
             None => (entries, 0),
         };
         for (batch, md) in &entries {
-            writer.write(batch, md).map_err(internal)?;
+            writer.write_shared(batch, md).map_err(internal)?;
         }
         Ok(uploaded)
     }

@@ -1,6 +1,7 @@
 //! Stream turns: the init response of a stream that opened, a producer
 //! run until it finishes or its response is full, one exchange.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -9,7 +10,7 @@ use http::StatusCode;
 use vgirpc::RpcError;
 use vgirpc::transport::{ActiveStream, Answer, Step};
 use vgirpc::wire::WireError;
-use vgirpc::wire::ipc::{IpcBatch, StreamWriter, empty_schema, write_stream_bytes};
+use vgirpc::wire::ipc::{Chunks, IpcBatch, StreamWriter, empty_schema, write_stream_bytes};
 use vgirpc::wire::log::{ErrorInfo, empty_batch};
 use vgirpc::wire::metadata::{self, Metadata};
 
@@ -45,7 +46,7 @@ impl Rpc {
             };
             (reply, turn)
         };
-        let mut body = Vec::new();
+        let mut body = Chunks::new();
         if let Some(mut header) = header {
             if let (Some(external), Some(index)) = (&self.external, data_entry(&header.batches)) {
                 let entry = header.batches.remove(index);
@@ -54,7 +55,7 @@ impl Rpc {
                     Err(err) => return fail(err.info().clone()),
                 }
             }
-            body = encode_answer(&header);
+            body = encode_answer(&header).into();
         }
         if stream.input_schema().fields().is_empty() {
             let (status, turn) = self.produce(stream, init_logs, caller, &mut body);
@@ -71,9 +72,10 @@ impl Rpc {
             .iter()
             .map(|(b, m)| (b, m))
             .chain([(&token_batch, &token_md)]);
-        body.extend(
-            write_stream_bytes(schema, batches).expect("logs and a token batch always encode"),
-        );
+        let tail =
+            write_stream_bytes(schema, batches).expect("logs and a token batch always encode");
+        body.write_all(&tail)
+            .expect("writing to memory cannot fail");
         let reply = Reply {
             status: StatusCode::OK,
             body,
@@ -98,7 +100,7 @@ impl Rpc {
         stream: &mut ActiveStream,
         init_logs: Vec<Entry>,
         caller: &Caller,
-        out: &mut Vec<u8>,
+        out: &mut Chunks,
     ) -> (StatusCode, Turn) {
         let schema = stream.output_schema().clone();
         let request_id = stream.request_id().to_owned();
@@ -108,7 +110,7 @@ impl Rpc {
         let result = (|| -> Result<(), WireError> {
             let mut writer = StreamWriter::try_new(&mut *out, &schema)?;
             // Ends the turn on `info`: the error batch closes the stream.
-            let mut fail = |writer: &mut StreamWriter<&mut Vec<u8>>, info: ErrorInfo| {
+            let mut fail = |writer: &mut StreamWriter<&mut Chunks>, info: ErrorInfo| {
                 let (batch, md) = vgirpc::transport::error_batch(&schema, &info, &request_id);
                 turn.failure = Some(info);
                 writer.write(&batch, &md)
@@ -186,7 +188,8 @@ impl Rpc {
             tracing::error!(%err, "cannot encode a producer response");
             out.truncate(start);
             let info = ErrorInfo::new("RuntimeError", format!("cannot encode the response: {err}"));
-            out.extend(error_stream(&schema, &info, &request_id));
+            out.write_all(&error_stream(&schema, &info, &request_id))
+                .expect("writing to memory cannot fail");
             turn = Turn {
                 response_state: None,
                 failure: Some(info),
@@ -229,7 +232,8 @@ impl Rpc {
                 let reply = Reply {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     body: write_stream_bytes(&schema, entries.iter().map(|(b, m)| (b, m)))
-                        .expect("an error batch always encodes"),
+                        .expect("an error batch always encodes")
+                        .into(),
                 };
                 return (reply, Turn::default());
             }
@@ -252,7 +256,7 @@ impl Rpc {
         {
             return fail(ErrorInfo::new("RuntimeError", message), schema);
         }
-        let mut body = Vec::new();
+        let mut body = Chunks::new();
         let written = (|| -> Result<usize, RpcError> {
             let mut writer = StreamWriter::try_new(&mut body, &schema).map_err(internal)?;
             let uploaded = self.write_cycle(&mut writer, &schema, entries)?;

@@ -79,7 +79,8 @@ impl Rpc {
         Reply {
             status: StatusCode::OK,
             body: write_stream_bytes(&schema, [(&batch, &Metadata::new())])
-                .expect("an upload-URL batch always encodes"),
+                .expect("an upload-URL batch always encodes")
+                .into(),
         }
     }
 }

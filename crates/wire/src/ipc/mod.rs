@@ -13,6 +13,7 @@
 
 #[cfg(feature = "tokio")]
 pub mod async_frame;
+mod chunks;
 mod frame;
 mod reader;
 mod rewrite;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 
+pub use chunks::Chunks;
 pub use frame::{EAGER_RESERVE_BYTES, EOS, IpcBatch, ReadLimits, mid_message};
 pub use reader::StreamReader;
 pub use writer::StreamWriter;

@@ -193,6 +193,30 @@ fn large_messages_survive_short_and_interrupted_writes() {
 }
 
 #[test]
+fn shared_writes_frame_like_copied_ones_without_copying_large_buffers() {
+    let batches = large_and_small_batches();
+    let schema = batches[0].schema();
+    let md = Metadata::new().with("k", "v");
+    let mut chunks = Chunks::new();
+    let mut shared = StreamWriter::try_new(&mut chunks, &schema).unwrap();
+    let mut copied = StreamWriter::try_new(Vec::new(), &schema).unwrap();
+    for batch in &batches {
+        shared.write_shared(batch, &md).unwrap();
+        copied.write(batch, &md).unwrap();
+    }
+    shared.finish().unwrap();
+    let copied = copied.finish().unwrap();
+    assert_eq!(chunks.len(), copied.len());
+    let pieces = chunks.into_pieces();
+    assert_eq!(pieces.concat(), copied);
+    let column = batches[0].column(0).to_data().buffers()[0].as_ptr_range();
+    assert!(
+        pieces.iter().any(|piece| column.contains(&piece.as_ptr())),
+        "a large column is a piece of its own"
+    );
+}
+
+#[test]
 fn batches_keep_their_metadata_and_values() {
     assert_round_trip_with_metadata(&varied_batches());
     assert_round_trip_with_metadata(&large_and_small_batches());

@@ -11,6 +11,7 @@ use arrow_ipc::writer::{
 use arrow_ipc::{MessageHeader, MetadataVersion};
 use arrow_schema::SchemaRef;
 
+use super::chunks::Chunks;
 use super::frame::{CONTINUATION, EOS};
 use super::rewrite::attach_custom_metadata;
 use crate::metadata::Metadata;
@@ -82,6 +83,17 @@ impl<W: Write> StreamWriter<W> {
 
     /// Writes `batch`, attaching `metadata` to its message when non-empty.
     pub fn write(&mut self, batch: &RecordBatch, metadata: &Metadata) -> Result<()> {
+        self.write_with(batch, metadata, EncodedMessage::write_to)
+    }
+
+    /// [`StreamWriter::write`], a large batch's message going to `writer`
+    /// through `emit`.
+    fn write_with(
+        &mut self,
+        batch: &RecordBatch,
+        metadata: &Metadata,
+        emit: fn(&EncodedMessage, &mut W) -> Result<()>,
+    ) -> Result<()> {
         if batch.schema_ref().fields() != self.schema.fields() {
             return Err(WireError::TypeMismatch {
                 expected: format!("batch with schema {}", self.schema),
@@ -89,7 +101,7 @@ impl<W: Write> StreamWriter<W> {
             });
         }
         if !self.has_dictionaries && batch.get_array_memory_size() >= LARGE_BATCH_BYTES {
-            return self.write_large(batch, metadata);
+            return self.write_large(batch, metadata, emit);
         }
         let (dictionaries, mut encoded) =
             self.generator
@@ -107,7 +119,12 @@ impl<W: Write> StreamWriter<W> {
         Ok(())
     }
 
-    fn write_large(&mut self, batch: &RecordBatch, metadata: &Metadata) -> Result<()> {
+    fn write_large(
+        &mut self,
+        batch: &RecordBatch,
+        metadata: &Metadata,
+        emit: fn(&EncodedMessage, &mut W) -> Result<()>,
+    ) -> Result<()> {
         let encoder = match &mut self.large {
             Some(encoder) => encoder,
             None => self.large.insert(StreamEncoder::try_new_with_options(
@@ -126,7 +143,7 @@ impl<W: Write> StreamWriter<W> {
                 }
                 _ => {}
             }
-            message.write_to(&mut self.writer)?;
+            emit(&message, &mut self.writer)?;
         }
         Ok(())
     }
@@ -140,6 +157,21 @@ impl<W: Write> StreamWriter<W> {
     /// Mutable access to the underlying writer, e.g. to flush between batches.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.writer
+    }
+}
+
+impl StreamWriter<&mut Chunks> {
+    /// [`StreamWriter::write`] that keeps a large batch's Arrow buffers as
+    /// pieces of the output, shared with the batch instead of copied.
+    pub fn write_shared(&mut self, batch: &RecordBatch, metadata: &Metadata) -> Result<()> {
+        self.write_with(batch, metadata, |message, chunks| {
+            let framed_header = message.framed_header()?;
+            chunks.write_all(&framed_header)?;
+            for piece in &message.body {
+                chunks.push_buffer(piece);
+            }
+            Ok(())
+        })
     }
 }
 
@@ -250,19 +282,26 @@ impl EncodedMessage {
     /// whole message instead of doubling (and copying) its way up to it,
     /// and a socket takes it in one `writev` rather than a call per buffer.
     fn write_to<W: Write>(&self, writer: &mut W) -> Result<()> {
-        let padded = self.header.len().next_multiple_of(8);
-        let padded_len = u32::try_from(padded)
-            .map_err(|_| WireError::Malformed("message header too large".into()))?;
-        let mut prefix = [0u8; 8];
-        prefix[..4].copy_from_slice(&CONTINUATION.to_le_bytes());
-        prefix[4..].copy_from_slice(&padded_len.to_le_bytes());
-        let mut slices = Vec::with_capacity(3 + self.body.len());
-        slices.push(IoSlice::new(&prefix));
-        slices.push(IoSlice::new(&self.header));
-        slices.push(IoSlice::new(&[0u8; 8][..padded - self.header.len()]));
+        let framed_header = self.framed_header()?;
+        let mut slices = Vec::with_capacity(1 + self.body.len());
+        slices.push(IoSlice::new(&framed_header));
         slices.extend(self.body.iter().map(|piece| IoSlice::new(piece.as_slice())));
         write_all_vectored(writer, &mut slices)?;
         Ok(())
+    }
+
+    /// Everything before the body: continuation marker, length, and the
+    /// header padded to 8 bytes.
+    fn framed_header(&self) -> Result<Vec<u8>> {
+        let padded = self.header.len().next_multiple_of(8);
+        let padded_len = u32::try_from(padded)
+            .map_err(|_| WireError::Malformed("message header too large".into()))?;
+        let mut framed = Vec::with_capacity(8 + padded);
+        framed.extend_from_slice(&CONTINUATION.to_le_bytes());
+        framed.extend_from_slice(&padded_len.to_le_bytes());
+        framed.extend_from_slice(&self.header);
+        framed.resize(8 + padded, 0);
+        Ok(framed)
     }
 }
 
