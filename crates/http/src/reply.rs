@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Response, StatusCode};
 use vgirpc::transport::{Answer, FailureKind};
-use vgirpc::wire::ipc::{Chunks, empty_schema, write_stream_bytes};
+use vgirpc::wire::ipc::{Chunks, StreamWriter, empty_schema, write_stream_bytes};
 use vgirpc::wire::log::ErrorInfo;
 
 use crate::body::{self, ARROW_STREAM, ResponseBody};
@@ -28,7 +28,7 @@ impl Reply {
     pub(crate) fn of_answer(answer: &Answer) -> Self {
         Self {
             status: status_of(&answer.failure),
-            body: encode_answer(answer).into(),
+            body: encode_answer(answer),
         }
     }
 
@@ -104,11 +104,17 @@ fn status_of(failure: &Option<(FailureKind, ErrorInfo)>) -> StatusCode {
     }
 }
 
-pub(crate) fn encode_answer(answer: &Answer) -> Vec<u8> {
-    let mut body = Vec::new();
-    answer
-        .write_to(&mut body)
-        .expect("answers encode into memory");
+/// An answer as one IPC stream, its large batches' buffers shared.
+pub(crate) fn encode_answer(answer: &Answer) -> Chunks {
+    let mut body = Chunks::new();
+    let written = (|| {
+        let mut writer = StreamWriter::try_new(&mut body, &answer.schema)?;
+        for (batch, md) in &answer.batches {
+            writer.write_shared(batch, md)?;
+        }
+        writer.finish().map(drop)
+    })();
+    written.expect("answers encode into memory");
     body
 }
 

@@ -56,7 +56,7 @@ impl Rpc {
             None => {
                 let reply = Reply {
                     status: StatusCode::OK,
-                    body: body.into(),
+                    body,
                 };
                 (reply, None)
             }

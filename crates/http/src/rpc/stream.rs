@@ -55,7 +55,7 @@ impl Rpc {
                     Err(err) => return fail(err.info().clone()),
                 }
             }
-            body = encode_answer(&header).into();
+            body = encode_answer(&header);
         }
         if stream.input_schema().fields().is_empty() {
             let (status, turn) = self.produce(stream, init_logs, caller, &mut body);
