@@ -145,13 +145,18 @@ impl ShmSegment {
         batch: &RecordBatch,
     ) -> Result<Option<(RecordBatch, Metadata)>, ClientError> {
         let bytes = layout::encode_region(batch).map_err(corrupt)?;
+        let len = bytes.len() as u64;
         let mut table = self.table()?;
-        let Some(offset) = table.allocate(bytes.len() as u64, REGION_ALIGN) else {
+        let Some(offset) = table.allocate(len, REGION_ALIGN) else {
             return Ok(None);
         };
         self.store(&table)?;
-        self.write(offset, &bytes)?;
-        let md = layout::pointer_metadata(&Metadata::new(), offset, bytes.len() as u64);
+        let mut at = offset;
+        for piece in bytes.into_pieces() {
+            self.write(at, &piece)?;
+            at += piece.len() as u64;
+        }
+        let md = layout::pointer_metadata(&Metadata::new(), offset, len);
         Ok(Some((empty_batch(batch.schema_ref()), md)))
     }
 
@@ -167,7 +172,7 @@ impl ShmSegment {
         let mut bytes = vec![0u8; length];
         self.read(offset, &mut bytes)?;
         let resolved =
-            layout::decode_region(bytes.as_slice(), batch.schema_ref()).map_err(|e| {
+            layout::decode_region_bytes(bytes.into(), batch.schema_ref()).map_err(|e| {
                 ClientError::SharedMemory(format!(
                     "cannot read the batch at offset {offset} length {length}: {e}"
                 ))

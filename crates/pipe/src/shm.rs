@@ -244,16 +244,23 @@ impl Segment {
         self.store(&table)
     }
 
-    /// Copies `bytes` into a fresh region, or `None` when they do not fit.
-    fn store_bytes(&self, bytes: &[u8]) -> Result<Option<u64>, RpcError> {
-        let Some(offset) = self.allocate(bytes.len() as u64)? else {
+    /// Copies `pieces`, one after another, into a fresh region; `None`
+    /// when they do not fit.
+    fn store_bytes<P: AsRef<[u8]>>(&self, pieces: &[P]) -> Result<Option<u64>, RpcError> {
+        let len: usize = pieces.iter().map(|piece| piece.as_ref().len()).sum();
+        let Some(offset) = self.allocate(len as u64)? else {
             return Ok(None);
         };
-        if let Err(err) = self.mapping.write_at(offset, bytes) {
-            // The allocation lies inside the segment, so this cannot
-            // happen; should it anyway, give the region back.
-            let _ = self.free(offset);
-            return Err(out_of_bounds(err));
+        let mut at = offset;
+        for piece in pieces {
+            let piece = piece.as_ref();
+            if let Err(err) = self.mapping.write_at(at, piece) {
+                // The allocation lies inside the segment, so this cannot
+                // happen; should it anyway, give the region back.
+                let _ = self.free(offset);
+                return Err(out_of_bounds(err));
+            }
+            at += piece.len() as u64;
         }
         Ok(Some(offset))
     }
@@ -365,10 +372,11 @@ impl ShmChannel {
     fn write_batch(&self, batch: &RecordBatch) -> Result<Option<(u64, usize)>, RpcError> {
         let bytes =
             layout::encode_region(batch).map_err(|err| RpcError::runtime_error(err.to_string()))?;
+        let len = bytes.len();
         Ok(self
             .segment
-            .store_bytes(&bytes)?
-            .map(|offset| (offset, bytes.len())))
+            .store_bytes(&bytes.into_pieces())?
+            .map(|offset| (offset, len)))
     }
 }
 

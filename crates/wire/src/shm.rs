@@ -9,12 +9,16 @@
 //! validates them before use, because a peer can write anything into the
 //! header and none of it may steer an access outside the segment.
 
-use std::io::Read;
+use std::io::{Cursor, Read};
+
+use bytes::Bytes;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 
-use crate::ipc::{EOS, IpcBatch, StreamReader, StreamWriter, write_stream_bytes};
+use crate::ipc::{
+    Chunks, EOS, IpcBatch, ReadLimits, StreamReader, StreamWriter, write_stream_bytes,
+};
 use crate::metadata::{self, Metadata};
 
 /// Bytes reserved for the header; the data region starts right after it.
@@ -359,24 +363,35 @@ fn schema_message(schema: &SchemaRef) -> Result<Vec<u8>, ShmError> {
 
 /// The bytes a region holds for `batch`: a complete IPC stream, or for
 /// dictionary-encoded batches only the dictionary and record batch
-/// messages, as the reference reader expects.
-pub fn encode_region(batch: &RecordBatch) -> Result<Vec<u8>, ShmError> {
+/// messages, as the reference reader expects. The pieces share the
+/// batch's large Arrow buffers, so writing them into the segment is the
+/// only copy of the data on the way in.
+pub fn encode_region(batch: &RecordBatch) -> Result<Chunks, ShmError> {
     let schema = batch.schema_ref();
-    let stream = write_stream_bytes(schema, [(batch, &Metadata::new())])
-        .map_err(|e| ShmError::new(format!("cannot encode a batch for shared memory: {e}")))?;
+    let encode_error = |e: crate::WireError| {
+        ShmError::new(format!("cannot encode a batch for shared memory: {e}"))
+    };
     if !has_dictionary_columns(schema) {
-        return Ok(stream);
+        let mut chunks = Chunks::new();
+        let mut writer = StreamWriter::try_new(&mut chunks, schema).map_err(encode_error)?;
+        writer
+            .write_shared(batch, &Metadata::new())
+            .map_err(encode_error)?;
+        writer.finish().map_err(encode_error)?;
+        return Ok(chunks);
     }
+    let stream = write_stream_bytes(schema, [(batch, &Metadata::new())]).map_err(encode_error)?;
     let prefix = schema_message(schema)?;
     stream
         .strip_prefix(prefix.as_slice())
         .and_then(|rest| rest.strip_suffix(&EOS[..]))
-        .map(<[u8]>::to_vec)
+        .map(|messages| Chunks::from(messages.to_vec()))
         .ok_or_else(|| ShmError::new("unexpected ipc stream layout for a shm batch"))
 }
 
 /// Decodes the bytes of a region written by [`encode_region`] (or a peer)
-/// against the pointer batch's `schema`.
+/// against the pointer batch's `schema`, reading them as the framing asks
+/// for them: a region claiming more than it holds costs what it holds.
 pub fn decode_region(region: impl Read, schema: &SchemaRef) -> Result<RecordBatch, ShmError> {
     let first_batch = |reader: &mut dyn Read| -> Result<RecordBatch, ShmError> {
         let wire = |e: crate::WireError| ShmError::new(e.to_string());
@@ -394,6 +409,30 @@ pub fn decode_region(region: impl Read, schema: &SchemaRef) -> Result<RecordBatc
         let mut region = region;
         first_batch(&mut region)
     }
+}
+
+/// [`decode_region`] of a region already copied out of the segment (the
+/// peer may change the segment underneath, so never the mapping itself):
+/// the batch's buffers are slices of `region`, not copies.
+pub fn decode_region_bytes(region: Bytes, schema: &SchemaRef) -> Result<RecordBatch, ShmError> {
+    if has_dictionary_columns(schema) {
+        return decode_region(region.as_ref(), schema);
+    }
+    let wire = |e: crate::WireError| ShmError::new(e.to_string());
+    StreamReader::try_open_bytes(Cursor::new(region), ReadLimits::default())
+        .map_err(wire)?
+        .ok_or_else(|| {
+            ShmError::new(
+                crate::WireError::Truncated {
+                    context: "schema message",
+                }
+                .to_string(),
+            )
+        })?
+        .next_batch()
+        .map_err(wire)?
+        .map(|batch| batch.batch)
+        .ok_or_else(|| ShmError::new("the region holds no record batch"))
 }
 
 #[cfg(test)]
@@ -599,9 +638,13 @@ mod tests {
         let plain =
             RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
                 .unwrap();
-        let bytes = encode_region(&plain).unwrap();
+        let bytes = encode_region(&plain).unwrap().into_pieces().concat();
         assert!(bytes.ends_with(&EOS), "a complete stream");
         assert_eq!(decode_region(bytes.as_slice(), &schema).unwrap(), plain);
+        assert_eq!(
+            decode_region_bytes(Bytes::from(bytes), &schema).unwrap(),
+            plain
+        );
 
         let dict: DictionaryArray<Int32Type> = vec!["a", "b", "a"].into_iter().collect();
         let schema = Arc::new(Schema::new(vec![Field::new(
@@ -610,11 +653,19 @@ mod tests {
             true,
         )]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dict)]).unwrap();
-        let bytes = encode_region(&batch).unwrap();
+        let bytes = encode_region(&batch).unwrap().into_pieces().concat();
         assert!(!bytes.ends_with(&EOS), "no schema, no end marker");
         assert_eq!(decode_region(bytes.as_slice(), &schema).unwrap(), batch);
+        assert_eq!(
+            decode_region_bytes(Bytes::from(bytes), &schema).unwrap(),
+            batch
+        );
 
         let err = decode_region(&EOS[..], &schema).unwrap_err();
         assert!(!err.message().is_empty());
+        for region in [&EOS[..], &[][..], &[0xff; 7][..]] {
+            let err = decode_region_bytes(Bytes::from(region), &schema).unwrap_err();
+            assert!(!err.message().is_empty());
+        }
     }
 }
