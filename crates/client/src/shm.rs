@@ -169,8 +169,10 @@ impl ShmSegment {
         let length = usize::try_from(length).map_err(|_| {
             ClientError::SharedMemory(format!("a {length}-byte region cannot be read here"))
         })?;
-        let mut bytes = vec![0u8; length];
-        self.read(offset, &mut bytes)?;
+        let bytes = self
+            .mapping
+            .copy_out(offset, length)
+            .map_err(|e| self.bounds(e))?;
         let resolved =
             layout::decode_region_bytes(bytes.into(), batch.schema_ref()).map_err(|e| {
                 ClientError::SharedMemory(format!(

@@ -32,7 +32,7 @@ use std::rc::Rc;
 use vgirpc::RpcError;
 use vgirpc::arrow::array::RecordBatch;
 use vgirpc::transport::{SideChannel, SideChannels};
-use vgirpc::wire::ipc::IpcBatch;
+use vgirpc::wire::ipc::{EAGER_RESERVE_BYTES, IpcBatch};
 use vgirpc::wire::log::empty_batch;
 use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::shm::{
@@ -354,7 +354,22 @@ impl ShmChannel {
                 self.segment.size()
             ))
         })?;
-        let resolved = layout::decode_region(region, batch.schema_ref()).map_err(|err| {
+        // A region of up to the size the framing would reserve at once
+        // anyway is copied out whole (no zeroing first) and decoded in
+        // place; a larger one is read as its framing asks, so a region
+        // claiming more than it holds costs only what it holds.
+        let decoded = match usize::try_from(length) {
+            Ok(small) if small <= EAGER_RESERVE_BYTES => {
+                let bytes = self
+                    .segment
+                    .mapping
+                    .copy_out(offset, small)
+                    .map_err(out_of_bounds)?;
+                layout::decode_region_bytes(bytes.into(), batch.schema_ref())
+            }
+            _ => layout::decode_region(region, batch.schema_ref()),
+        };
+        let resolved = decoded.map_err(|err| {
             RpcError::value_error(format!(
                 "cannot read the shm batch at offset {offset} length {length}: {}",
                 err.message()

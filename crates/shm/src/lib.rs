@@ -28,6 +28,9 @@
 //! mapping.region(100, 5).expect("inside").read_to_string(&mut region)?;
 //! assert_eq!(region, "hello");
 //! assert!(mapping.read_at(4094, &mut word).is_err());
+//! assert_eq!(mapping.copy_out(100, 5)?, b"hello");
+//! assert!(mapping.copy_out(4092, 5).is_err());
+//! assert!(mapping.copy_out(u64::MAX, 1).is_err());
 //! # fn tempfile_of(len: u64) -> std::fs::File {
 //! #     let path = std::env::temp_dir().join(format!("vgirpc-shm-doc-{}", std::process::id()));
 //! #     let file = std::fs::File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
@@ -122,6 +125,24 @@ impl Mapping {
             );
         }
         Ok(())
+    }
+
+    /// Copies `len` bytes starting at `offset` out of the segment into a
+    /// new vector, without first zeroing it as [`Mapping::read_at`]'s
+    /// caller must.
+    pub fn copy_out(&self, offset: u64, len: usize) -> Result<Vec<u8>, OutOfBounds> {
+        let start = self.start_of(offset, len)?;
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: `start_of` checked that `start..start + len` lies inside
+        // the live mapping; `out` is a fresh private allocation of at least
+        // `len` bytes, so the ranges cannot overlap. After the copy the
+        // first `len` bytes of `out` are initialised, which makes
+        // `set_len(len)` sound.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.raw.as_ptr().add(start), out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        Ok(out)
     }
 
     /// Copies `data` into the segment starting at `offset`.
