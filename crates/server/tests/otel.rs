@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use vgirpc::otel::OtelConfig;
 use vgirpc::wire::ipc::write_stream_bytes;
-use vgirpc::wire::metadata;
+use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::wire::request::Request;
 use vgirpc::{RpcError, Server, TransportKind};
 
@@ -29,6 +29,18 @@ impl Echo for Impl {
     }
 }
 
+/// One `echo("x")` request carrying `md`.
+fn echo_request(md: &Metadata) -> Vec<u8> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Utf8,
+        false,
+    )]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
+    write_stream_bytes(&schema, [(&batch, md)]).unwrap()
+}
+
 #[test]
 fn traceparent_becomes_the_span_parent() {
     let exporter = InMemorySpanExporter::default();
@@ -38,20 +50,13 @@ fn traceparent_becomes_the_span_parent() {
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span = "00f067aa0ba902b7";
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
     let md = Request::metadata_for("echo")
         .with(
             metadata::TRACEPARENT,
             format!("00-{trace_id}-{parent_span}-01"),
         )
         .with(metadata::TRACESTATE, "vendor=value");
-    let input = write_stream_bytes(&schema, [(&batch, &md)]).unwrap();
+    let input = echo_request(&md);
 
     let server = Server::new(EchoServer::new(Impl)).unwrap();
     server.instrument_otel(
@@ -83,17 +88,10 @@ fn a_malformed_traceparent_starts_a_trace_of_its_own() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
     let md = Request::metadata_for("echo")
         .with(metadata::TRACEPARENT, "00-not-a-trace-context-at-all")
         .with(metadata::TRACESTATE, "=".repeat(4096));
-    let input = write_stream_bytes(&schema, [(&batch, &md)]).unwrap();
+    let input = echo_request(&md);
     let mut output = Vec::new();
 
     let server = Server::new(EchoServer::new(Impl)).unwrap();
