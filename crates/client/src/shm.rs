@@ -151,11 +151,9 @@ impl ShmSegment {
             return Ok(None);
         };
         self.store(&table)?;
-        let mut at = offset;
-        for piece in bytes.into_pieces() {
-            self.write(at, &piece)?;
-            at += piece.len() as u64;
-        }
+        self.mapping
+            .write_pieces(offset, &bytes.into_pieces())
+            .map_err(|e| self.bounds(e))?;
         let md = layout::pointer_metadata(&Metadata::new(), offset, len);
         Ok(Some((empty_batch(batch.schema_ref()), md)))
     }

@@ -251,16 +251,11 @@ impl Segment {
         let Some(offset) = self.allocate(len as u64)? else {
             return Ok(None);
         };
-        let mut at = offset;
-        for piece in pieces {
-            let piece = piece.as_ref();
-            if let Err(err) = self.mapping.write_at(at, piece) {
-                // The allocation lies inside the segment, so this cannot
-                // happen; should it anyway, give the region back.
-                let _ = self.free(offset);
-                return Err(out_of_bounds(err));
-            }
-            at += piece.len() as u64;
+        if let Err(err) = self.mapping.write_pieces(offset, pieces) {
+            // The allocation lies inside the segment, so this cannot
+            // happen; should it anyway, give the region back.
+            let _ = self.free(offset);
+            return Err(out_of_bounds(err));
         }
         Ok(Some(offset))
     }

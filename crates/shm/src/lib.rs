@@ -29,6 +29,9 @@
 //! assert_eq!(region, "hello");
 //! assert!(mapping.read_at(4094, &mut word).is_err());
 //! assert_eq!(mapping.copy_out(100, 5)?, b"hello");
+//! mapping.write_pieces(200, &[&b"vgi"[..], b"-rpc"])?;
+//! assert_eq!(mapping.copy_out(200, 7)?, b"vgi-rpc");
+//! assert!(mapping.write_pieces(4090, &[&b"abc"[..], b"defg"]).is_err());
 //! assert!(mapping.copy_out(4092, 5).is_err());
 //! assert!(mapping.copy_out(u64::MAX, 1).is_err());
 //! # fn tempfile_of(len: u64) -> std::fs::File {
@@ -157,6 +160,23 @@ impl Mapping {
                 self.raw.as_mut_ptr().add(start),
                 data.len(),
             );
+        }
+        Ok(())
+    }
+
+    /// Copies `pieces`, one after another, into the segment starting at
+    /// `offset`; an out-of-bounds piece stops the copy there.
+    pub fn write_pieces<P: AsRef<[u8]>>(
+        &self,
+        offset: u64,
+        pieces: &[P],
+    ) -> Result<(), OutOfBounds> {
+        let mut at = offset;
+        for piece in pieces {
+            let piece = piece.as_ref();
+            self.write_at(at, piece)?;
+            // `write_at` checked that `at + piece.len()` is within the mapping.
+            at += piece.len() as u64;
         }
         Ok(())
     }
