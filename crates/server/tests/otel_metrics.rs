@@ -386,6 +386,54 @@ fn auth_reaches_span_attributes_and_the_metric_domain() {
 }
 
 #[test]
+fn each_domain_has_its_own_series_call_after_call() {
+    let telemetry = Telemetry::new();
+    let server = Server::new(CalcServer::new(Impl)).unwrap();
+    server.instrument_otel(telemetry.config().without_tracing());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Int64, false),
+    ]));
+    let one = || Arc::new(Int64Array::from(vec![1])) as _;
+    let params = RecordBatch::try_new(schema, vec![one(), one()]).unwrap();
+    let call = |auth: AuthContext| {
+        let peer = Peer::anonymous(TransportKind::Unix).with_auth(auth);
+        let request = Request {
+            method: "add".into(),
+            params: params.clone(),
+            metadata: Metadata::new(),
+        };
+        let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
+            panic!("add is unary");
+        };
+        server.emit(answer.record.as_deref().unwrap());
+    };
+    // Interleaved, so that each series is found again after the others
+    // were made.
+    for _ in 0..3 {
+        call(AuthContext::authenticated("unix", "1000"));
+        call(AuthContext::anonymous());
+        call(AuthContext::authenticated("jwt", "alice"));
+        call(AuthContext::authenticated("unix", "1001"));
+    }
+
+    let (_, requests) = telemetry.points(REQUESTS_METRIC);
+    let mut by_domain = BTreeMap::new();
+    for (attributes, count, _) in &requests {
+        let domain = attributes.get("rpc.vgi_rpc.auth.domain").cloned();
+        assert_eq!(attributes["rpc.method"], "add");
+        assert_eq!(attributes["status"], "ok");
+        assert!(by_domain.insert(domain, *count).is_none(), "{requests:?}");
+    }
+    let expected = BTreeMap::from([
+        (None, 3),
+        (Some("jwt".to_owned()), 3),
+        (Some("unix".to_owned()), 6),
+    ]);
+    assert_eq!(by_domain, expected);
+}
+
+#[test]
 fn without_metrics_nothing_is_counted_and_spans_stay() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();

@@ -29,16 +29,29 @@ pub(crate) struct RequestMetrics {
 /// names (a hook fed by hand) get theirs built per call.
 const CACHED_METHODS: usize = 1024;
 
-/// One method's metric attributes and bound instruments, for each outcome.
+/// At most this many authentication domains are cached per method. A
+/// server has a handful (its authenticators' names), so the bound keeps a
+/// hook fed arbitrary domains by hand from growing without end.
+const CACHED_DOMAINS: usize = 16;
+
+/// One method's metric attributes and bound instruments, for each
+/// authentication domain its calls came with.
 struct MethodAttributes {
     protocol: String,
     method_type: MethodType,
+    domains: Vec<DomainOutcomes>,
+}
+
+/// The attributes and instruments of one method's calls from one
+/// authentication domain (`None`: calls without one), for each outcome.
+struct DomainOutcomes {
+    domain: Option<String>,
     ok: Outcome,
     error: Outcome,
 }
 
 /// The attributes of one method's calls with one outcome, and the
-/// instruments bound to them for calls without an authentication domain.
+/// instruments bound to them.
 struct Outcome {
     attributes: Vec<KeyValue>,
     /// Bound after the first call with this outcome: bound earlier, an
@@ -64,25 +77,10 @@ impl Outcome {
 
 impl MethodAttributes {
     fn new(record: &CallRecord) -> Self {
-        let fixed = [
-            KeyValue::new("rpc.system", "vgi_rpc"),
-            KeyValue::new("rpc.service", record.protocol.clone()),
-            KeyValue::new("rpc.method", record.method.clone()),
-            KeyValue::new("rpc.vgi_rpc.method_type", record.method_type.as_str()),
-        ];
-        let outcome = |status: &'static str| {
-            let mut attributes = fixed.to_vec();
-            attributes.push(KeyValue::new("status", status));
-            Outcome {
-                attributes,
-                bound: OnceLock::new(),
-            }
-        };
         Self {
             protocol: record.protocol.clone(),
             method_type: record.method_type,
-            ok: outcome("ok"),
-            error: outcome("error"),
+            domains: vec![DomainOutcomes::new(record)],
         }
     }
 
@@ -90,12 +88,53 @@ impl MethodAttributes {
         self.protocol == record.protocol && self.method_type == record.method_type
     }
 
-    fn for_status(&self, status: &CallStatus) -> &Outcome {
-        match status {
-            CallStatus::Ok => &self.ok,
-            CallStatus::Error { .. } => &self.error,
+    fn for_domain(&self, domain: Option<&str>) -> Option<&DomainOutcomes> {
+        self.domains
+            .iter()
+            .find(|outcomes| outcomes.domain.as_deref() == domain)
+    }
+}
+
+impl DomainOutcomes {
+    fn new(record: &CallRecord) -> Self {
+        let domain = call_domain(record).map(str::to_owned);
+        let mut fixed = vec![
+            KeyValue::new("rpc.system", "vgi_rpc"),
+            KeyValue::new("rpc.service", record.protocol.clone()),
+            KeyValue::new("rpc.method", record.method.clone()),
+            KeyValue::new("rpc.vgi_rpc.method_type", record.method_type.as_str()),
+        ];
+        if let Some(domain) = &domain {
+            fixed.push(KeyValue::new("rpc.vgi_rpc.auth.domain", domain.clone()));
+        }
+        let outcome = |status: &'static str| {
+            let mut attributes = fixed.clone();
+            attributes.push(KeyValue::new("status", status));
+            Outcome {
+                attributes,
+                bound: OnceLock::new(),
+            }
+        };
+        Self {
+            ok: outcome("ok"),
+            error: outcome("error"),
+            domain,
         }
     }
+
+    fn record(&self, metrics: &RequestMetrics, record: &CallRecord) {
+        let outcome = match record.status {
+            CallStatus::Ok => &self.ok,
+            CallStatus::Error { .. } => &self.error,
+        };
+        outcome.record(metrics, record.duration.as_secs_f64());
+    }
+}
+
+/// The authentication domain a call's metrics carry: none when the call
+/// came without one or with an empty one.
+fn call_domain(record: &CallRecord) -> Option<&str> {
+    record.auth.domain.as_deref().filter(|d| !d.is_empty())
 }
 
 impl RequestMetrics {
@@ -119,42 +158,47 @@ impl RequestMetrics {
             attributes: RwLock::new(HashMap::new()),
         }
     }
-
-    fn record(&self, record: &CallRecord, outcome: &Outcome) {
-        let seconds = record.duration.as_secs_f64();
-        match record.auth.domain.as_deref().filter(|d| !d.is_empty()) {
-            None => outcome.record(self, seconds),
-            Some(domain) => {
-                let mut attributes = outcome.attributes.clone();
-                attributes.push(KeyValue::new("rpc.vgi_rpc.auth.domain", domain.to_owned()));
-                self.requests.add(1, &attributes);
-                self.duration.record(seconds, &attributes);
-            }
-        }
-    }
 }
 
 impl DispatchHook for RequestMetrics {
     fn on_call(&self, record: &CallRecord) {
+        let domain = call_domain(record);
         {
             let cached = self
                 .attributes
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some(method) = cached.get(&record.method)
-                && method.describes(record)
+            if let Some(outcomes) = cached
+                .get(&record.method)
+                .filter(|method| method.describes(record))
+                .and_then(|method| method.for_domain(domain))
             {
-                return self.record(record, method.for_status(&record.status));
+                return outcomes.record(self, record);
             }
         }
-        let method = MethodAttributes::new(record);
-        self.record(record, method.for_status(&record.status));
         let mut cached = self
             .attributes
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if cached.len() < CACHED_METHODS {
-            cached.insert(record.method.clone(), method);
+        let room = cached.len() < CACHED_METHODS;
+        let method = match cached.get_mut(&record.method) {
+            Some(method) if method.describes(record) => method,
+            // A record whose method another service (or method type) also
+            // uses: its attributes differ, so they are not cached.
+            Some(_) => return DomainOutcomes::new(record).record(self, record),
+            None if room => cached
+                .entry(record.method.clone())
+                .or_insert_with(|| MethodAttributes::new(record)),
+            None => return DomainOutcomes::new(record).record(self, record),
+        };
+        if method.for_domain(domain).is_none() {
+            if method.domains.len() >= CACHED_DOMAINS {
+                return DomainOutcomes::new(record).record(self, record);
+            }
+            method.domains.push(DomainOutcomes::new(record));
+        }
+        if let Some(outcomes) = method.for_domain(domain) {
+            outcomes.record(self, record);
         }
     }
 
