@@ -86,6 +86,7 @@ pub(crate) async fn run(callers: Vec<impl Caller>, pid: u32, plan: LoadPlan) -> 
         ops: 0,
         wall_s,
         cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
+        user_cpu_s: None,
         client_cpu_s: generator_before.zip(generator_after).map(|(b, a)| a - b),
         http_requests: None,
         bytes: 0,

@@ -97,6 +97,7 @@ fn h2load(address: SocketAddr, pid: u32, body: &Path, http2: bool, seconds: u64)
         ops: done as u64,
         wall_s,
         cpu_s: before.zip(after).map(|(b, a)| a - b),
+        user_cpu_s: None,
         client_cpu_s: None,
         http_requests: None,
         bytes: 0,

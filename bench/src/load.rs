@@ -352,6 +352,7 @@ impl Generator {
                 ops: count as u64,
                 wall_s,
                 cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
+                user_cpu_s: None,
                 client_cpu_s: None,
                 http_requests: None,
                 bytes: 0,

@@ -458,6 +458,7 @@ fn spawn_first_reply(
                     ops: 1,
                     wall_s,
                     cpu_s,
+                    user_cpu_s: None,
                     client_cpu_s: None,
                     http_requests: None,
                     bytes: 0,

@@ -30,8 +30,28 @@ pub(crate) fn cpu_resolution() -> f64 {
     1.0 / ticks_per_second()
 }
 
+/// CPU time a process has used so far, all threads included.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuTime {
+    /// In user space: the process's own work.
+    pub(crate) user_s: f64,
+    /// In the kernel on its behalf: its system calls, wake-ups and faults.
+    pub(crate) system_s: f64,
+}
+
+impl CpuTime {
+    pub(crate) fn total_s(self) -> f64 {
+        self.user_s + self.system_s
+    }
+}
+
 /// User plus system CPU time `pid` has used so far, all threads included.
 pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
+    cpu_time(pid).map(CpuTime::total_s)
+}
+
+/// User and system CPU time `pid` has used so far, all threads included.
+pub(crate) fn cpu_time(pid: u32) -> Result<CpuTime> {
     let path = format!("/proc/{pid}/stat");
     let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // The command name (field 2) is parenthesised and may hold spaces, so
@@ -47,7 +67,10 @@ pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
             .and_then(|f| f.parse::<f64>().ok())
             .with_context(|| format!("{path} has no numeric field {n}"))
     };
-    Ok((field(14)? + field(15)?) / ticks_per_second())
+    Ok(CpuTime {
+        user_s: field(14)? / ticks_per_second(),
+        system_s: field(15)? / ticks_per_second(),
+    })
 }
 
 /// Nanoseconds `pid`'s main thread has spent on a CPU, from the first

@@ -223,6 +223,7 @@ fn call(endpoint: &mut S3Endpoint, params: &RecordBatch, bytes: usize) -> Result
         ops: 1,
         wall_s,
         cpu_s,
+        user_cpu_s: None,
         client_cpu_s,
         http_requests: requests,
         bytes: bytes as u64,

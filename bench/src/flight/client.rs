@@ -145,6 +145,7 @@ impl FlightPeer {
             ops,
             wall_s,
             cpu_s: delta(cpu_before, cpu_after),
+            user_cpu_s: None,
             client_cpu_s: delta(client_before, client_after),
             http_requests: None,
             bytes,

@@ -307,6 +307,7 @@ mod tests {
             ops,
             wall_s: 1.0,
             cpu_s: Some(server_cpu_s),
+            user_cpu_s: None,
             client_cpu_s: Some(0.5),
             http_requests: None,
             bytes: 0,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 pub(crate) mod answers;
 
-use crate::procstat::cpu_seconds;
+use crate::procstat::{CpuTime, cpu_seconds, cpu_time};
 use crate::servers::Endpoint;
 use crate::stats::percentile;
 use answers::{
@@ -96,6 +96,8 @@ pub(crate) struct Run {
     pub(crate) wall_s: f64,
     /// Server CPU over the run, when the process could be read.
     pub(crate) cpu_s: Option<f64>,
+    /// The user-space part of `cpu_s`, where the run read it.
+    pub(crate) user_cpu_s: Option<f64>,
     /// This driver's CPU over the run: the client's share of the cost.
     pub(crate) client_cpu_s: Option<f64>,
     /// HTTP requests the client sent over the run (http only).
@@ -126,6 +128,7 @@ impl Run {
             "ops": self.ops,
             "wall_s": self.wall_s,
             "server_cpu_s": self.cpu_s,
+            "server_user_cpu_s": self.user_cpu_s,
             "client_cpu_s": self.client_cpu_s,
             "http_requests": self.http_requests,
             "bytes": self.bytes,
@@ -467,7 +470,7 @@ impl Workload {
     ) -> Result<Run> {
         let client = std::process::id();
         let client_before = cpu_seconds(client).ok();
-        let cpu_before = cpu_seconds(endpoint.pid).ok();
+        let cpu_before = cpu_time(endpoint.pid).ok();
         let requests_before = endpoint.rpc.http_requests();
         let start = Instant::now();
         let mut ops = 0;
@@ -480,7 +483,7 @@ impl Workload {
             ops += 1;
         }
         let wall_s = start.elapsed().as_secs_f64();
-        let cpu_after = cpu_seconds(endpoint.pid).ok();
+        let cpu_after = cpu_time(endpoint.pid).ok();
         let client_after = cpu_seconds(client).ok();
         let requests_after = endpoint.rpc.http_requests();
         let delta = |before: Option<f64>, after: Option<f64>| {
@@ -489,7 +492,14 @@ impl Workload {
         Ok(Run {
             ops,
             wall_s,
-            cpu_s: delta(cpu_before, cpu_after),
+            cpu_s: delta(
+                cpu_before.map(CpuTime::total_s),
+                cpu_after.map(CpuTime::total_s),
+            ),
+            user_cpu_s: delta(
+                cpu_before.map(|cpu| cpu.user_s),
+                cpu_after.map(|cpu| cpu.user_s),
+            ),
             client_cpu_s: delta(client_before, client_after),
             http_requests: requests_before
                 .zip(requests_after)
@@ -533,6 +543,7 @@ mod tests {
             ops: 100,
             wall_s: 2.0,
             cpu_s: Some(0.1),
+            user_cpu_s: None,
             client_cpu_s: Some(0.5),
             http_requests: Some(300),
             bytes: 0,
