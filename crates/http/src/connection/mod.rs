@@ -38,8 +38,10 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 mod h2_streams;
+mod self_wake;
 
 use h2_streams::StreamExecutor;
+use self_wake::SelfWake;
 
 use crate::body::ResponseBody;
 use crate::body::{RequestBody, request_body};
@@ -226,9 +228,12 @@ impl Http {
         let mut connection = std::pin::pin!(connection);
         let mut running = FuturesUnordered::new();
         let mut going_away = false;
+        let self_wake = SelfWake::new();
         loop {
             tokio::select! {
-                ended = poll_fn(|cx| streams.drive(connection.as_mut(), &mut running, cx)) => {
+                ended = poll_fn(|cx| self_wake.poll(cx, |cx| {
+                    streams.drive(connection.as_mut(), &mut running, cx)
+                })) => {
                     if let Err(err) = ended {
                         tracing::debug!(%err, %peer, "connection ended with an error");
                     }
