@@ -70,14 +70,14 @@ impl StreamExecutor {
 
     /// Polls the streams, then the connection, and streams it started in
     /// that poll at once, so their answers go out with the next poll of
-    /// the connection; ready when the connection has ended. Streams still
-    /// running then are dropped: their connection is gone.
+    /// the connection; [`Driven::Ended`] when the connection has ended.
+    /// Streams still running then are dropped: their connection is gone.
     pub(super) fn drive<C, T>(
         &self,
         mut connection: Pin<&mut C>,
         running: &mut FuturesUnordered<Timed>,
         cx: &mut Context<'_>,
-    ) -> Poll<T>
+    ) -> Driven<T>
     where
         C: Future<Output = T>,
     {
@@ -92,15 +92,25 @@ impl StreamExecutor {
                 }
             }
             if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
-                return Poll::Ready(ended);
+                return Driven::Ended(ended);
             }
             if !self.take_new(running) {
-                return Poll::Pending;
+                return Driven::Waiting;
             }
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        Driven::Yielded
     }
+}
+
+/// Where a connection's poll left it.
+pub(super) enum Driven<T> {
+    /// The connection ended with this.
+    Ended(T),
+    /// Waiting for a wake-up.
+    Waiting,
+    /// Still has work, but gives the thread's other tasks their turn: the
+    /// task is to be woken at once.
+    Yielded,
 }
 
 impl<F> hyper::rt::Executor<F> for StreamExecutor
