@@ -131,3 +131,6 @@ pub(crate) fn request_with(
 pub(crate) fn int(v: i64) -> ArrayRef {
     Arc::new(Int64Array::from(vec![v]))
 }
+
+/// The probe service the HTTP transport tests share, and its harness.
+pub(crate) mod probe;
