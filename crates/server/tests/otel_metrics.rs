@@ -434,6 +434,44 @@ fn each_domain_has_its_own_series_call_after_call() {
 }
 
 #[test]
+fn domains_beyond_the_cache_are_still_counted() {
+    let telemetry = Telemetry::new();
+    let server = Server::new(CalcServer::new(Impl)).unwrap();
+    server.instrument_otel(telemetry.config().without_tracing());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Int64, false),
+    ]));
+    let one = || Arc::new(Int64Array::from(vec![1])) as _;
+    let params = RecordBatch::try_new(schema, vec![one(), one()]).unwrap();
+    // More domains than a method caches: the later ones go uncached.
+    let domains: Vec<String> = (0..20).map(|n| format!("domain-{n}")).collect();
+    for _ in 0..2 {
+        for domain in &domains {
+            let auth = AuthContext::authenticated(domain.clone(), "someone");
+            let peer = Peer::anonymous(TransportKind::Http).with_auth(auth);
+            let request = Request {
+                method: "add".into(),
+                params: params.clone(),
+                metadata: Metadata::new(),
+            };
+            let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
+                panic!("add is unary");
+            };
+            server.emit(answer.record.as_deref().unwrap());
+        }
+    }
+
+    let (_, requests) = telemetry.points(REQUESTS_METRIC);
+    let by_domain: BTreeMap<String, u64> = requests
+        .iter()
+        .map(|(attributes, count, _)| (attributes["rpc.vgi_rpc.auth.domain"].clone(), *count))
+        .collect();
+    let expected: BTreeMap<String, u64> = domains.into_iter().map(|d| (d, 2)).collect();
+    assert_eq!(by_domain, expected);
+}
+
+#[test]
 fn without_metrics_nothing_is_counted_and_spans_stay() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();

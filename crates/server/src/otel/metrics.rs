@@ -122,13 +122,27 @@ impl DomainOutcomes {
         }
     }
 
-    fn record(&self, metrics: &RequestMetrics, record: &CallRecord) {
-        let outcome = match record.status {
+    fn for_status(&self, status: &CallStatus) -> &Outcome {
+        match status {
             CallStatus::Ok => &self.ok,
             CallStatus::Error { .. } => &self.error,
-        };
-        outcome.record(metrics, record.duration.as_secs_f64());
+        }
     }
+
+    fn record(&self, metrics: &RequestMetrics, record: &CallRecord) {
+        self.for_status(&record.status)
+            .record(metrics, record.duration.as_secs_f64());
+    }
+}
+
+/// Records a call whose attributes are not cached: measured with them
+/// once, with no instruments bound that would be dropped right after.
+fn record_uncached(metrics: &RequestMetrics, record: &CallRecord) {
+    let outcomes = DomainOutcomes::new(record);
+    let outcome = outcomes.for_status(&record.status);
+    let seconds = record.duration.as_secs_f64();
+    metrics.requests.add(1, &outcome.attributes);
+    metrics.duration.record(seconds, &outcome.attributes);
 }
 
 /// The authentication domain a call's metrics carry: none when the call
@@ -185,15 +199,15 @@ impl DispatchHook for RequestMetrics {
             Some(method) if method.describes(record) => method,
             // A record whose method another service (or method type) also
             // uses: its attributes differ, so they are not cached.
-            Some(_) => return DomainOutcomes::new(record).record(self, record),
+            Some(_) => return record_uncached(self, record),
             None if room => cached
                 .entry(record.method.clone())
                 .or_insert_with(|| MethodAttributes::new(record)),
-            None => return DomainOutcomes::new(record).record(self, record),
+            None => return record_uncached(self, record),
         };
         if method.for_domain(domain).is_none() {
             if method.domains.len() >= CACHED_DOMAINS {
-                return DomainOutcomes::new(record).record(self, record);
+                return record_uncached(self, record);
             }
             method.domains.push(DomainOutcomes::new(record));
         }
