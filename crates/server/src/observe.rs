@@ -121,7 +121,8 @@ pub trait DispatchHook: Send + Sync + 'static {
     fn on_call(&self, record: &CallRecord);
 
     /// Whether this hook reads [`CallRecord::request_data`], which costs
-    /// serialising every request while any hook wants it.
+    /// serialising every request while any hook wants it. Asked once, when
+    /// the hook is added.
     fn wants_request_data(&self) -> bool {
         true
     }

@@ -13,7 +13,6 @@ mod span;
 
 use std::sync::Arc;
 
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
@@ -22,6 +21,7 @@ use serde_json::Value as Json;
 use crate::observe::CallStats;
 
 pub(crate) use metrics::RequestMetrics;
+use span::StartSpan;
 pub(crate) use span::{OtelSpan, Tracing};
 
 /// Instrumentation scope of the reference's tracer and meter, so that
@@ -42,13 +42,25 @@ pub const AUTH_FAILURE_METRIC: &str = "rpc.server.auth_failure";
 /// Spans go to the global tracer provider unless
 /// [`OtelConfig::with_tracer_provider`] names another; metrics likewise
 /// to the global meter provider.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OtelConfig {
-    tracer: Option<Arc<BoxedTracer>>,
+    tracer: Option<Arc<dyn StartSpan>>,
     meter: Option<Meter>,
     enable_tracing: bool,
     enable_metrics: bool,
     spans: SpanOptions,
+}
+
+impl std::fmt::Debug for OtelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtelConfig")
+            .field("own_tracer", &self.tracer.is_some())
+            .field("own_meter", &self.meter.is_some())
+            .field("enable_tracing", &self.enable_tracing)
+            .field("enable_metrics", &self.enable_metrics)
+            .field("spans", &self.spans)
+            .finish()
+    }
 }
 
 impl Default for OtelConfig {
@@ -76,8 +88,10 @@ impl OtelConfig {
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
     {
-        let tracer = provider.tracer_with_scope(scope());
-        self.tracer = Some(Arc::new(BoxedTracer::new(Box::new(tracer))));
+        // Kept as the provider's own tracer, not boxed as the global one
+        // is: its spans then sit in the call's context behind one box
+        // instead of two, which every span operation goes through.
+        self.tracer = Some(Arc::new(provider.tracer_with_scope(scope())));
         self
     }
 
@@ -129,9 +143,9 @@ impl OtelConfig {
     /// when turned on.
     pub(crate) fn split(self, service: &str) -> (Option<Tracing>, Option<RequestMetrics>) {
         let tracing = self.enable_tracing.then(|| {
-            let tracer = self
-                .tracer
-                .unwrap_or_else(|| Arc::new(opentelemetry::global::tracer_with_scope(scope())));
+            let tracer = self.tracer.unwrap_or_else(|| {
+                Arc::new(opentelemetry::global::tracer_with_scope(scope())) as Arc<dyn StartSpan>
+            });
             Tracing::new(tracer, self.spans, service)
         });
         let metrics = self.enable_metrics.then(|| {

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, StringValue};
@@ -20,10 +19,27 @@ use crate::observe::CallStats;
 /// What every dispatch span's name starts with, before the method's name.
 const SPAN_NAME_PREFIX: &str = "vgi_rpc/";
 
+/// A tracer of any provider, as the dispatch spans use it: a span started
+/// as the current span of a context.
+pub(crate) trait StartSpan: Send + Sync + 'static {
+    /// Starts the span `builder` describes, child of `parent`, and returns
+    /// `parent` with the span current.
+    fn start_in(&self, builder: SpanBuilder, parent: &Context) -> Context;
+}
+
+impl<T> StartSpan for T
+where
+    T: Tracer + Send + Sync + 'static,
+    T::Span: Send + Sync + 'static,
+{
+    fn start_in(&self, builder: SpanBuilder, parent: &Context) -> Context {
+        parent.with_span(self.build_with_context(builder, parent))
+    }
+}
+
 /// A server's span recording: the tracer and what its spans carry.
-#[derive(Debug)]
 pub(crate) struct Tracing {
-    tracer: Arc<BoxedTracer>,
+    tracer: Arc<dyn StartSpan>,
     options: SpanOptions,
     /// The attribute values every span repeats, shared rather than copied.
     service: StringValue,
@@ -31,7 +47,7 @@ pub(crate) struct Tracing {
 }
 
 impl Tracing {
-    pub(super) fn new(tracer: Arc<BoxedTracer>, options: SpanOptions, service: &str) -> Self {
+    pub(super) fn new(tracer: Arc<dyn StartSpan>, options: SpanOptions, service: &str) -> Self {
         Self {
             tracer,
             options,
@@ -94,11 +110,19 @@ impl Tracing {
         let builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes);
-        let span = self.tracer.build_with_context(builder, &parent);
         OtelSpan {
-            context: parent.with_span(span),
+            context: self.tracer.start_in(builder, &parent),
             tracing: Arc::clone(self),
         }
+    }
+}
+
+impl std::fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracing")
+            .field("options", &self.options)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 

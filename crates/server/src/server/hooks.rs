@@ -9,14 +9,61 @@ use super::Server;
 use crate::context::Peer;
 use crate::observe::{AuthFailure, CallRecord, CallStats, CallStatus, DispatchHook};
 
+/// Everything a server tells about its calls, replaced whole when an
+/// observer is added, so that a call reads all of it behind one lock and
+/// copies nothing.
+#[derive(Clone, Default)]
+pub(super) struct Observers {
+    hooks: Vec<Arc<dyn DispatchHook>>,
+    /// Whether any hook reads [`CallRecord::request_data`].
+    wants_request_data: bool,
+    #[cfg(feature = "otel")]
+    tracing: Option<Arc<crate::otel::Tracing>>,
+    #[cfg(feature = "sentry")]
+    sentry: Option<Arc<crate::sentry::SentryHook>>,
+}
+
+impl Observers {
+    /// What a new server observes: Sentry's reporting when a client is
+    /// bound, the caller's sign of intent, as in the reference.
+    pub(super) fn at_start() -> Self {
+        Self {
+            #[cfg(feature = "sentry")]
+            sentry: crate::sentry::SentryHook::client_bound().then(|| {
+                Arc::new(crate::sentry::SentryHook::new(
+                    crate::sentry::SentryConfig::new(),
+                ))
+            }),
+            ..Self::default()
+        }
+    }
+
+    #[cfg(feature = "otel")]
+    pub(super) fn tracing(&self) -> Option<&Arc<crate::otel::Tracing>> {
+        self.tracing.as_ref()
+    }
+
+    pub(super) fn wants_request_data(&self) -> bool {
+        self.wants_request_data
+    }
+
+    /// Whether any observer reads [`CallRecord::params`].
+    pub(super) fn wants_params(&self) -> bool {
+        #[cfg(feature = "sentry")]
+        if self.sentry.is_some() {
+            return true;
+        }
+        false
+    }
+}
+
 impl Server {
     /// Adds a hook told about every completed call on every transport.
     pub fn add_hook(&self, hook: impl DispatchHook) {
-        self.inner
-            .hooks
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(Arc::new(hook));
+        self.update_observers(|observers| {
+            observers.wants_request_data |= hook.wants_request_data();
+            observers.hooks.push(Arc::new(hook));
+        });
     }
 
     /// Records a span per call and, unless turned off, the reference's
@@ -26,11 +73,7 @@ impl Server {
     #[cfg(feature = "otel")]
     pub fn instrument_otel(&self, config: crate::otel::OtelConfig) {
         let (tracing, metrics) = config.split(self.inner.service.protocol_name());
-        *self
-            .inner
-            .otel
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = tracing.map(Arc::new);
+        self.update_observers(|observers| observers.tracing = tracing.map(Arc::new));
         if let Some(metrics) = metrics {
             self.add_hook(metrics);
         }
@@ -40,83 +83,51 @@ impl Server {
     /// reporting a server built with a bound Sentry client attached itself.
     #[cfg(feature = "sentry")]
     pub fn instrument_sentry(&self, config: crate::sentry::SentryConfig) {
-        *self
+        let hook = Arc::new(crate::sentry::SentryHook::new(config));
+        self.update_observers(|observers| observers.sentry = Some(hook));
+    }
+
+    /// The observers as they are now; ones added later reach later calls.
+    pub(super) fn observers(&self) -> Arc<Observers> {
+        self.inner
+            .observers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn update_observers(&self, change: impl FnOnce(&mut Observers)) {
+        let mut current = self
             .inner
-            .sentry
+            .observers
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(Arc::new(crate::sentry::SentryHook::new(config)));
-    }
-
-    #[cfg(feature = "sentry")]
-    pub(super) fn sentry_hook(&self) -> Option<Arc<crate::sentry::SentryHook>> {
-        self.inner
-            .sentry
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    #[cfg(feature = "otel")]
-    pub(super) fn otel_tracing(&self) -> Option<Arc<crate::otel::Tracing>> {
-        self.inner
-            .otel
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Whether any hook reads [`CallRecord::request_data`].
-    pub(super) fn hooks_want_request_data(&self) -> bool {
-        self.inner
-            .hooks
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .any(|hook| hook.wants_request_data())
-    }
-
-    /// Whether any hook reads [`CallRecord::params`].
-    pub(super) fn hooks_want_params(&self) -> bool {
-        #[cfg(feature = "sentry")]
-        if self.sentry_hook().is_some() {
-            return true;
-        }
-        false
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut changed = Observers::clone(&current);
+        change(&mut changed);
+        *current = Arc::new(changed);
     }
 
     /// Tells every hook that the transport refused a request for lack of
     /// acceptable credentials (see [`AuthFailure`]).
     pub fn report_auth_failure(&self, error_type: &str, remote_addr: Option<&str>) {
-        let hooks = self
-            .inner
-            .hooks
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
         let failure = AuthFailure {
             protocol: self.inner.service.protocol_name(),
             error_type,
             remote_addr,
         };
-        for hook in hooks {
+        for hook in &self.observers().hooks {
             hook.on_auth_failure(&failure);
         }
     }
 
     /// Hands a completed call's record to every hook.
     pub fn emit(&self, record: &CallRecord) {
-        let hooks = self
-            .inner
-            .hooks
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        for hook in hooks {
+        let observers = self.observers();
+        for hook in &observers.hooks {
             hook.on_call(record);
         }
         #[cfg(feature = "sentry")]
-        if let Some(hook) = self.sentry_hook() {
+        if let Some(hook) = &observers.sentry {
             hook.on_call(record);
         }
     }

@@ -18,7 +18,7 @@ use crate::collector::ResponseBudget;
 use crate::context::{CallContext, Peer, TransportKind, new_request_id, random_hex, server_id};
 use crate::error::{RpcError, ServeError, catch_panic};
 use crate::maybe_ready::MaybeReady;
-use crate::observe::{CallRecord, CallStatus, DispatchHook, fill_session};
+use crate::observe::{CallRecord, CallStatus, fill_session};
 use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::session::SessionHost;
@@ -61,11 +61,7 @@ struct Inner {
     protocol_hash: String,
     limits: ReadLimits,
     started_on: Mutex<Option<TransportKind>>,
-    hooks: RwLock<Vec<Arc<dyn DispatchHook>>>,
-    #[cfg(feature = "otel")]
-    otel: RwLock<Option<Arc<crate::otel::Tracing>>>,
-    #[cfg(feature = "sentry")]
-    sentry: RwLock<Option<Arc<crate::sentry::SentryHook>>>,
+    observers: RwLock<Arc<hooks::Observers>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -99,16 +95,7 @@ impl Server {
                 protocol_hash,
                 limits,
                 started_on: Mutex::new(None),
-                hooks: RwLock::new(Vec::new()),
-                #[cfg(feature = "otel")]
-                otel: RwLock::default(),
-                // A bound client is the caller's sign of intent, as in the reference.
-                #[cfg(feature = "sentry")]
-                sentry: RwLock::new(crate::sentry::SentryHook::client_bound().then(|| {
-                    Arc::new(crate::sentry::SentryHook::new(
-                        crate::sentry::SentryConfig::new(),
-                    ))
-                })),
+                observers: RwLock::new(Arc::new(hooks::Observers::at_start())),
             }),
         })
     }
@@ -323,7 +310,10 @@ impl Server {
                 rpc.stream_id = start.stream_id,
             ),
             #[cfg(feature = "otel")]
-            otel: self.otel_tracing().map(|tracing| tracing.start(start)),
+            otel: self
+                .observers()
+                .tracing()
+                .map(|tracing| tracing.start(start)),
         }
     }
 
@@ -345,10 +335,11 @@ impl Server {
         let Route { index, method_type } = route;
         let mut record = self.new_record(&request.method, method_type, peer, &request_id);
         record.stats.record_input(&request.params);
-        if self.hooks_want_params() {
+        let observers = self.observers();
+        if observers.wants_params() {
             record.params = Some(request.params.clone());
         }
-        if self.hooks_want_request_data() {
+        if observers.wants_request_data() {
             // Serialising the request costs a copy, so only pay it for hooks.
             record.request_data = vgirpc_wire::ipc::write_stream_bytes(
                 request.params.schema_ref(),
