@@ -25,18 +25,9 @@ fn start_app() -> u16 {
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "the app's own page" }))
         .nest_service("/vgi", http.service());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        runtime.block_on(async { axum::serve(listener, app).await.unwrap() });
-    });
-    port
+    vgirpc_test_support::serve_in_process(|listener| async move {
+        axum::serve(listener, app).await.unwrap();
+    })
 }
 
 fn get(port: u16, path: &str) -> String {

@@ -63,22 +63,10 @@ pub(crate) fn conformance_server() -> Server {
     Server::new(ConformanceServiceServer::new(Conformance)).unwrap()
 }
 
-/// Serves `http` on a free loopback port from a runtime of its own, for as
-/// long as the test process lives; the port.
+/// Serves `http` on a free loopback port for as long as the test process
+/// lives; the port.
 pub(crate) fn serve_in_process(http: HttpServer) -> u16 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        runtime
-            .block_on(http.serve(listener, std::future::pending()))
-            .unwrap();
-    });
-    port
+    vgirpc_test_support::serve_in_process(|listener| async move {
+        http.serve(listener, std::future::pending()).await.unwrap();
+    })
 }

@@ -390,21 +390,10 @@ fn http_worker_with(config: HttpConfig) -> String {
 
 /// Serves the conformance service with `config`; returns its URL.
 fn serve_http(config: HttpConfig, scheme: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
     let server = Server::new(ConformanceServiceServer::new(Conformance)).unwrap();
     let http = HttpServer::new(server, config).unwrap();
-    std::thread::spawn(move || {
-        runtime
-            .block_on(http.serve(listener, std::future::pending()))
-            .unwrap();
+    let port = vgirpc_test_support::serve_in_process(|listener| async move {
+        http.serve(listener, std::future::pending()).await.unwrap();
     });
     format!("{scheme}://127.0.0.1:{port}")
 }

@@ -20,10 +20,14 @@
 //! ```
 //!
 //! [`pki`] makes a CA and certificates for TLS tests; [`azurite`] creates
-//! containers in Azure's storage emulator.
+//! containers in Azure's storage emulator; [`serve_in_process`] runs a
+//! server inside the test process.
 
 pub mod azurite;
 pub mod pki;
+mod serve;
+
+pub use serve::serve_in_process;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
