@@ -5,88 +5,12 @@
 use bytes::Bytes;
 use http::header::{ACCEPT, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use serde_json::Value as Json;
+pub use vgirpc_fetch::OAuthResourceMetadata;
+use vgirpc_fetch::RESOURCE_METADATA_PATH;
 
 use super::HttpOptions;
 use super::core::{Failure, HttpCore, http_error};
 use crate::ClientError;
-
-/// A server's protected-resource metadata, as it publishes it.
-///
-/// `client_id`, `client_secret`, `use_id_token_as_bearer` and the
-/// `device_code_*` fields are the reference's extensions to RFC 9728.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthResourceMetadata {
-    /// The canonical URL of the server.
-    pub resource: String,
-    /// Issuer URLs of the authorization servers.
-    pub authorization_servers: Vec<String>,
-    /// The scopes the server understands.
-    pub scopes_supported: Vec<String>,
-    /// How tokens may be sent (`["header"]` when the server does not say).
-    pub bearer_methods_supported: Vec<String>,
-    /// JWS algorithms of signed responses.
-    pub resource_signing_alg_values_supported: Vec<String>,
-    /// A human-readable name.
-    pub resource_name: Option<String>,
-    /// Developer documentation.
-    pub resource_documentation: Option<String>,
-    /// The privacy policy.
-    pub resource_policy_uri: Option<String>,
-    /// The terms of service.
-    pub resource_tos_uri: Option<String>,
-    /// The OAuth client id to log in with.
-    pub client_id: Option<String>,
-    /// The OAuth client secret to log in with.
-    pub client_secret: Option<String>,
-    /// Send the OpenID Connect `id_token` as the bearer token.
-    pub use_id_token_as_bearer: bool,
-    /// The client id for the device code flow.
-    pub device_code_client_id: Option<String>,
-    /// The client secret for the device code flow.
-    pub device_code_client_secret: Option<String>,
-}
-
-impl OAuthResourceMetadata {
-    /// Reads a metadata document; `resource` and `authorization_servers`
-    /// are required.
-    pub fn from_json(document: &[u8]) -> Result<Self, ClientError> {
-        let invalid = |what: String| ClientError::Protocol(format!("OAuth metadata: {what}"));
-        let json: Json =
-            serde_json::from_slice(document).map_err(|e| invalid(format!("not JSON: {e}")))?;
-        let text = |name: &str| json.get(name).and_then(Json::as_str).map(str::to_owned);
-        let list = |name: &str| -> Option<Vec<String>> {
-            json.get(name)?
-                .as_array()?
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        };
-        let required = |name: &str| invalid(format!("missing required field '{name}'"));
-        Ok(Self {
-            resource: text("resource").ok_or_else(|| required("resource"))?,
-            authorization_servers: list("authorization_servers")
-                .ok_or_else(|| required("authorization_servers"))?,
-            scopes_supported: list("scopes_supported").unwrap_or_default(),
-            bearer_methods_supported: list("bearer_methods_supported")
-                .unwrap_or_else(|| vec!["header".into()]),
-            resource_signing_alg_values_supported: list("resource_signing_alg_values_supported")
-                .unwrap_or_default(),
-            resource_name: text("resource_name"),
-            resource_documentation: text("resource_documentation"),
-            resource_policy_uri: text("resource_policy_uri"),
-            resource_tos_uri: text("resource_tos_uri"),
-            client_id: text("client_id"),
-            client_secret: text("client_secret"),
-            use_id_token_as_bearer: json
-                .get("use_id_token_as_bearer")
-                .and_then(Json::as_bool)
-                .unwrap_or(false),
-            device_code_client_id: text("device_code_client_id"),
-            device_code_client_secret: text("device_code_client_secret"),
-        })
-    }
-}
 
 /// Fetches the metadata of the server at `base_url` from
 /// `{base_url}/.well-known/oauth-protected-resource{prefix}`, the prefix
@@ -96,7 +20,7 @@ pub async fn oauth_metadata(
     options: &HttpOptions,
 ) -> Result<Option<OAuthResourceMetadata>, ClientError> {
     let url = format!(
-        "{}/.well-known/oauth-protected-resource{}",
+        "{}{RESOURCE_METADATA_PATH}{}",
         base_url.trim_end_matches('/'),
         options.prefix
     );
@@ -165,6 +89,7 @@ async fn get(url: &str, options: &HttpOptions) -> Result<OAuthResourceMetadata, 
         return Err(http_error(&reply));
     }
     OAuthResourceMetadata::from_json(&reply.body)
+        .map_err(|e| ClientError::Protocol(format!("OAuth metadata: {e}")))
 }
 
 /// The parameters of a `Bearer` challenge that lead to a login: the
@@ -249,14 +174,5 @@ mod tests {
             parse_resource_metadata_url(r#"Bearer error="invalid_token""#),
             None
         );
-    }
-
-    #[test]
-    fn documents_need_resource_and_servers() {
-        let full = br#"{"resource":"https://a","authorization_servers":["https://idp"],"scopes_supported":["read"]}"#;
-        let metadata = OAuthResourceMetadata::from_json(full).unwrap();
-        assert_eq!(metadata.scopes_supported, ["read"]);
-        assert_eq!(metadata.bearer_methods_supported, ["header"]);
-        assert!(OAuthResourceMetadata::from_json(br#"{"resource":"https://a"}"#).is_err());
     }
 }
