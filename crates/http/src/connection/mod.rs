@@ -40,7 +40,7 @@ use tower::ServiceExt;
 mod h2_streams;
 mod self_wake;
 
-use h2_streams::{Driven, StreamExecutor};
+use h2_streams::StreamExecutor;
 use self_wake::SelfWake;
 
 use crate::body::ResponseBody;
@@ -232,23 +232,9 @@ impl Http {
         loop {
             tokio::select! {
                 ended = poll_fn(|cx| {
-                    let mut yielded = false;
-                    let polled = self_wake.poll(cx, |inner| {
-                        match streams.drive(connection.as_mut(), &mut running, inner) {
-                            Driven::Ended(ended) => Poll::Ready(ended),
-                            Driven::Waiting => Poll::Pending,
-                            Driven::Yielded => {
-                                yielded = true;
-                                Poll::Pending
-                            }
-                        }
-                    });
-                    // A yield wakes the task itself: through the connection's
-                    // waker it would only be polled again in place.
-                    if yielded {
-                        cx.waker().wake_by_ref();
-                    }
-                    polled
+                    self_wake.drive(cx, |inner| {
+                        streams.drive(connection.as_mut(), &mut running, inner)
+                    })
                 }) => {
                     if let Err(err) = ended {
                         tracing::debug!(%err, %peer, "connection ended with an error");

@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
+use super::h2_streams::Driven;
+
 /// Polls in a row before the connection yields to the thread's other
 /// tasks as a woken task would.
 const REPOLLS: usize = 16;
@@ -91,12 +93,37 @@ impl SelfWake {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+
+    /// [`poll`](Self::poll) for a connection driven by `drive`: ready when
+    /// the connection ends. A connection that yielded has the task woken
+    /// once the poll is over, since a wake through this waker would only
+    /// poll it again in place.
+    pub(super) fn drive<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut drive: impl FnMut(&mut Context<'_>) -> Driven<T>,
+    ) -> Poll<T> {
+        let mut yielded = false;
+        let polled = self.poll(cx, |inner| match drive(inner) {
+            Driven::Ended(ended) => Poll::Ready(ended),
+            Driven::Waiting => Poll::Pending,
+            Driven::Yielded => {
+                yielded = true;
+                Poll::Pending
+            }
+        });
+        if yielded {
+            cx.waker().wake_by_ref();
+        }
+        polled
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::future::{Future, poll_fn};
     use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
 
@@ -145,5 +172,40 @@ mod tests {
         .await;
         assert!(first.is_pending());
         assert_eq!(polls, REPOLLS);
+    }
+
+    struct CountedWakes(AtomicUsize);
+
+    impl Wake for CountedWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn only_a_yielded_drive_wakes_the_task() {
+        let wakes = Arc::new(CountedWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let self_wake = SelfWake::new();
+        let woken = || wakes.0.load(Ordering::Relaxed);
+
+        assert!(
+            self_wake
+                .drive(&mut cx, |_| Driven::<()>::Yielded)
+                .is_pending()
+        );
+        assert_eq!(woken(), 1);
+        assert!(
+            self_wake
+                .drive(&mut cx, |_| Driven::<()>::Waiting)
+                .is_pending()
+        );
+        assert_eq!(woken(), 1);
+        assert_eq!(
+            self_wake.drive(&mut cx, |_| Driven::Ended(7)),
+            Poll::Ready(7)
+        );
+        assert_eq!(woken(), 1);
     }
 }
