@@ -2,44 +2,21 @@
 //! of the dispatch span.
 #![cfg(feature = "otel")]
 
-use std::io::Cursor;
-use std::sync::Arc;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod echo;
+}
 
-use arrow_array::{RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use std::io::Cursor;
+
+use common::echo::{EchoImpl, EchoServer, echo_request};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use vgirpc::otel::OtelConfig;
-use vgirpc::wire::ipc::write_stream_bytes;
-use vgirpc::wire::metadata::{self, Metadata};
+use vgirpc::wire::metadata;
 use vgirpc::wire::request::Request;
-use vgirpc::{RpcError, Server, TransportKind};
-
-/// Service used by this test.
-#[vgirpc::service]
-pub trait Echo {
-    /// Echo.
-    fn echo(&self, value: String) -> Result<String, RpcError>;
-}
-
-struct Impl;
-
-impl Echo for Impl {
-    fn echo(&self, value: String) -> Result<String, RpcError> {
-        Ok(value)
-    }
-}
-
-/// One `echo("x")` request carrying `md`.
-fn echo_request(md: &Metadata) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
-    write_stream_bytes(&schema, [(&batch, md)]).unwrap()
-}
+use vgirpc::{Server, TransportKind};
 
 #[test]
 fn traceparent_becomes_the_span_parent() {
@@ -58,7 +35,7 @@ fn traceparent_becomes_the_span_parent() {
         .with(metadata::TRACESTATE, "vendor=value");
     let input = echo_request(&md);
 
-    let server = Server::new(EchoServer::new(Impl)).unwrap();
+    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
     server.instrument_otel(
         OtelConfig::new()
             .with_tracer_provider(&provider)
@@ -94,7 +71,7 @@ fn a_malformed_traceparent_starts_a_trace_of_its_own() {
     let input = echo_request(&md);
     let mut output = Vec::new();
 
-    let server = Server::new(EchoServer::new(Impl)).unwrap();
+    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
     server.instrument_otel(
         OtelConfig::new()
             .with_tracer_provider(&provider)

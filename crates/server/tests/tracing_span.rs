@@ -1,11 +1,19 @@
 //! Every dispatch runs inside an `rpc` tracing span, so that what a method
 //! logs names its call.
 
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod echo;
+}
+
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
+use common::echo::{EchoImpl, EchoServer, echo_request};
 use tracing_subscriber::Registry;
 use tracing_subscriber::layer::SubscriberExt;
 use vgirpc::wire::ipc::{StreamWriter, empty_schema, write_stream_bytes};
@@ -17,16 +25,14 @@ use vgirpc::{
 };
 use vgirpc_test_support::{Fields, SpanCapture};
 
-/// Service used by this test.
+/// A service with a stream method, for the span of a stream's turns.
 #[vgirpc::service]
-pub trait Traced {
-    /// Echo.
-    fn echo(&self, value: String) -> Result<String, RpcError>;
+pub trait Streams {
     /// Emits one batch.
     fn once(&self) -> Result<Stream, RpcError>;
 }
 
-struct Impl;
+struct StreamsImpl;
 
 struct Once(bool);
 
@@ -41,23 +47,20 @@ impl ProducerState for Once {
     }
 }
 
-impl Traced for Impl {
-    fn echo(&self, value: String) -> Result<String, RpcError> {
-        tracing::info!("echoing");
-        Ok(value)
-    }
+impl Streams for StreamsImpl {
     fn once(&self) -> Result<Stream, RpcError> {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
         Ok(Stream::producer(schema, Once(false)))
     }
 }
 
-fn run(input: Vec<u8>) -> SpanCapture {
+/// Serves `input` with the server `build` makes under a subscriber that
+/// records every event with its span.
+fn run(build: impl FnOnce() -> Server, input: Vec<u8>) -> SpanCapture {
     let capture = SpanCapture::default();
     let subscriber = Registry::default().with(capture.clone());
     tracing::subscriber::with_default(subscriber, || {
-        let server = Server::new(TracedServer::new(Impl)).unwrap();
-        server
+        build()
             .serve(Cursor::new(input), std::io::sink(), TransportKind::Pipe)
             .unwrap();
     });
@@ -72,17 +75,12 @@ fn span_of(capture: &SpanCapture, message: &str) -> Fields {
 
 #[test]
 fn unary_calls_run_in_an_rpc_span() {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["x"]))]).unwrap();
-    let capture =
-        run(write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo"))]).unwrap());
+    let capture = run(
+        || Server::new(EchoServer::new(EchoImpl)).unwrap(),
+        echo_request(&Request::metadata_for("echo")),
+    );
     let span = span_of(&capture, "echoing");
-    assert_eq!(span["rpc.service"], "Traced");
+    assert_eq!(span["rpc.service"], "Echo");
     assert_eq!(span["rpc.method"], "echo");
     assert_eq!(span["rpc.method_type"], "unary");
     assert!(!span.contains_key("rpc.stream_id"));
@@ -104,7 +102,10 @@ fn stream_turns_run_in_the_span_with_the_stream_id() {
             .unwrap();
     }
     input.extend(writer.finish().unwrap());
-    let capture = run(input);
+    let capture = run(
+        || Server::new(StreamsServer::new(StreamsImpl)).unwrap(),
+        input,
+    );
     let span = span_of(&capture, "producing");
     assert_eq!(span["rpc.method"], "once");
     assert_eq!(span["rpc.method_type"], "stream");
