@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use auth_support::{JwksServer, Signer, caller, jwks, now, refusal, start, whoami};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::errors::assert_error_contains;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value as Json, json};
 use vgirpc_http::{HttpConfig, HttpError, JwksSource, JwtAuthenticator, JwtConfig};
@@ -305,22 +306,22 @@ async fn bad_configurations_fail_at_start() {
             other => panic!("{other}"),
         }
     };
-    let message = fails(config(keys()).algorithms(["RS256", "HS256"])).await;
-    assert!(message.contains("\"HS256\" is not accepted"), "{message}");
-    let message = fails(config(keys()).algorithms(["none"])).await;
-    assert!(message.contains("\"none\""), "{message}");
+    let two_algorithms = config(keys()).algorithms(["RS256", "HS256"]);
+    assert_error_contains(&fails(two_algorithms).await, "\"HS256\" is not accepted");
+    let unsigned = config(keys()).algorithms(["none"]);
+    assert_error_contains(&fails(unsigned).await, "\"none\"");
     let no_issuer = JwtConfig::new(Vec::<String>::new(), [AUDIENCE]).jwks(keys());
-    assert!(fails(no_issuer).await.contains("issuer"));
+    assert_error_contains(&fails(no_issuer).await, "issuer");
     let no_audience = JwtConfig::new([ISSUER], Vec::<String>::new()).jwks(keys());
-    assert!(fails(no_audience).await.contains("audience"));
+    assert_error_contains(&fails(no_audience).await, "audience");
     let secret_only = json!({ "keys": [{ "kty": "oct", "k": "c2VjcmV0", "kid": "s" }] });
-    let message = fails(config(JwksSource::Json(secret_only.to_string()))).await;
-    assert!(message.contains("no public signing key"), "{message}");
+    let secret_only = config(JwksSource::Json(secret_only.to_string()));
+    assert_error_contains(&fails(secret_only).await, "no public signing key");
 
     // Nothing listens there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/jwks.json", closed.local_addr().unwrap());
     drop(closed);
-    let message = fails(config(JwksSource::Url(url))).await;
-    assert!(message.contains("cannot load the JWKS"), "{message}");
+    let unreachable = config(JwksSource::Url(url));
+    assert_error_contains(&fails(unreachable).await, "cannot load the JWKS");
 }

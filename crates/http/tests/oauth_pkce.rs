@@ -27,6 +27,7 @@ use vgirpc_http::{
     with_resource_metadata,
 };
 
+use common::errors::assert_error_contains;
 use common::{Reply, request, send};
 
 const SECRET: &[u8] = b"oauth test secret";
@@ -693,7 +694,7 @@ fn the_flow_needs_metadata_with_a_client_id() {
         no_metadata,
         no_client,
     ] {
-        let err = HttpServer::new(server(), config).unwrap_err().to_string();
-        assert!(err.contains("client_id"), "{err}");
+        let err = HttpServer::new(server(), config).unwrap_err();
+        assert_error_contains(&err, "client_id");
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
+use common::errors::assert_error_contains;
 use common::{Reply, int, request, send};
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
@@ -473,11 +474,7 @@ async fn opening_needs_the_clients_opt_in_and_no_session_yet() {
     .await;
     let error = reply.error().unwrap();
     assert_eq!(error.error_type, "RuntimeError");
-    assert!(
-        error.message.contains("VGI-Session-Accept"),
-        "{}",
-        error.message
-    );
+    assert_error_contains(&error, "VGI-Session-Accept");
     assert_eq!(reply.header("vgi-session"), None);
 
     let (_, token) = open(server.addr, 1).await;

@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, RecordBatch};
+use common::errors::assert_error_contains;
 use common::probe::{call, float_schema, keyed, start, tick, turn, turn_by_turn};
 use common::{int, request};
 use http::StatusCode;
@@ -191,15 +192,7 @@ async fn foreign_and_tampered_tokens_are_400() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(
-        reply
-            .error()
-            .expect("an error batch")
-            .message
-            .contains("belongs to method"),
-        "{}",
-        reply.error().expect("an error batch").message
-    );
+    assert_error_contains(&reply.error().expect("an error batch"), "belongs to method");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -225,10 +218,6 @@ async fn states_without_stream_state_fail_clearly_over_http() {
     // The first batch is produced; handing out the token is what fails.
     assert_eq!(reply.ints(), [0]);
     let error = reply.error().expect("an error batch");
-    assert!(
-        error.message.contains("#[vgirpc::stream_state]"),
-        "{}",
-        error.message
-    );
-    assert!(error.message.contains("Forgetful"), "{}", error.message);
+    assert_error_contains(&error, "#[vgirpc::stream_state]");
+    assert_error_contains(&error, "Forgetful");
 }
