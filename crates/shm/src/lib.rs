@@ -11,9 +11,7 @@
 //! memory, after checking that the whole range lies inside the mapping.
 //! The lockstep protocol keeps the peer away while this side works; a peer
 //! that writes anyway can only make us copy torn bytes, which are then
-//! validated like any other peer data. Copies of several megabytes are
-//! split across two cores, since one core cannot move memory as fast as
-//! two while the peer waits. A peer that shrinks the file while
+//! validated like any other peer data. A peer that shrinks the file while
 //! it is mapped makes the next access fault (SIGBUS): that ends the
 //! process, but cannot corrupt its memory.
 //!
@@ -123,7 +121,11 @@ impl Mapping {
         // lives. `buf` is private memory: no reference into the mapping is
         // ever created, so the two ranges cannot overlap.
         unsafe {
-            copy_bytes(self.raw.as_ptr().add(start), buf.as_mut_ptr(), buf.len());
+            std::ptr::copy_nonoverlapping(
+                self.raw.as_ptr().add(start),
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
         }
         Ok(())
     }
@@ -140,7 +142,7 @@ impl Mapping {
         // first `len` bytes of `out` are initialised, which makes
         // `set_len(len)` sound.
         unsafe {
-            copy_bytes(self.raw.as_ptr().add(start), out.as_mut_ptr(), len);
+            std::ptr::copy_nonoverlapping(self.raw.as_ptr().add(start), out.as_mut_ptr(), len);
             out.set_len(len);
         }
         Ok(out)
@@ -153,7 +155,11 @@ impl Mapping {
         // against a live, writable shared mapping, and `data` is private
         // memory that cannot overlap it.
         unsafe {
-            copy_bytes(data.as_ptr(), self.raw.as_mut_ptr().add(start), data.len());
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.raw.as_mut_ptr().add(start),
+                data.len(),
+            );
         }
         Ok(())
     }
@@ -184,83 +190,6 @@ impl Mapping {
             position: offset,
             end,
         })
-    }
-}
-
-/// Copies of at least this many bytes go in two halves at once, the second
-/// on a thread of its own: a copy this large runs at what one core can move
-/// to and from memory, and in the lockstep protocol the peer is waiting
-/// meanwhile, its core idle. Arrow's C++ library splits its large copies
-/// likewise.
-const PARALLEL_COPY_BYTES: usize = 4 << 20;
-
-/// Copies `len` bytes from `src` to `dst`, splitting a large copy across
-/// two cores when the machine has them and a thread can be started.
-///
-/// # Safety
-///
-/// `src..src + len` must be valid for reads and `dst..dst + len` valid for
-/// writes until the call returns, and the two ranges must not overlap.
-unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-    if len >= PARALLEL_COPY_BYTES && has_second_core() {
-        let half = len / 2;
-        // SAFETY: `half < len`, so both pointers stay inside the ranges
-        // the caller vouches for.
-        let tail = unsafe { CopyRange::new(src.add(half), dst.add(half), len - half) };
-        let tail_started = std::thread::scope(|scope| {
-            let started = std::thread::Builder::new()
-                .name("vgirpc-shm-copy".to_owned())
-                .spawn_scoped(scope, move || tail.copy())
-                .is_ok();
-            if started {
-                // SAFETY: the first `half` bytes of the caller's ranges,
-                // disjoint from the tail the other thread copies.
-                unsafe { std::ptr::copy_nonoverlapping(src, dst, half) };
-            }
-            // The scope waits for the tail before either range may go.
-            started
-        });
-        if tail_started {
-            return;
-        }
-    }
-    // SAFETY: the caller's ranges, as documented.
-    unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-}
-
-/// Whether this process may run on more than one core, asked once.
-fn has_second_core() -> bool {
-    static CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-}
-
-/// One half of a split copy, handed to the thread that copies it.
-struct CopyRange {
-    src: *const u8,
-    dst: *mut u8,
-    len: usize,
-}
-
-// SAFETY: a `CopyRange` is only made by `copy_bytes`, for ranges valid
-// until it returns, and it waits for the thread that copies the range
-// before it does. Nothing else reads or writes the destination range
-// meanwhile.
-unsafe impl Send for CopyRange {}
-
-impl CopyRange {
-    /// # Safety
-    ///
-    /// As [`copy_bytes`]: valid, non-overlapping ranges of `len` bytes that
-    /// outlive the copy.
-    unsafe fn new(src: *const u8, dst: *mut u8, len: usize) -> Self {
-        Self { src, dst, len }
-    }
-
-    /// Takes `self` whole, so that a closure calling it moves the
-    /// `Send` range rather than its raw pointer fields.
-    fn copy(self) {
-        // SAFETY: `new`'s contract, which `copy_bytes` upholds.
-        unsafe { std::ptr::copy_nonoverlapping(self.src, self.dst, self.len) };
     }
 }
 
