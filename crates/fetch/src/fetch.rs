@@ -259,7 +259,12 @@ impl Fetcher {
         let chunk = config.chunk_size_bytes;
         let count = length.div_ceil(chunk);
         let mut tasks: JoinSet<ChunkDone> = JoinSet::new();
-        let mut parts: Vec<Option<Bytes>> = vec![None; count];
+        // Each chunk is copied into place as it arrives and then dropped,
+        // so the fetch holds the body and the chunks in flight, not every
+        // chunk beside the body it is gathered into. (A zeroed allocation
+        // this large is mostly fresh pages from the system, already zero.)
+        let mut body = vec![0u8; length];
+        let mut received = vec![false; count];
         let mut started: Vec<Option<Instant>> = vec![None; count];
         let mut hedged = vec![false; count];
         let mut outstanding = vec![0usize; count];
@@ -296,12 +301,15 @@ impl Fetcher {
             match tokio::time::timeout(wait, tasks.join_next()).await {
                 Ok(Some(Ok((index, result, elapsed)))) => {
                     outstanding[index] -= 1;
-                    if parts[index].is_some() {
+                    if received[index] {
                         continue;
                     }
                     match result {
                         Ok(bytes) => {
-                            parts[index] = Some(bytes);
+                            let start = index * chunk;
+                            // `fetch_range` checked the length of each range.
+                            body[start..start + bytes.len()].copy_from_slice(&bytes);
+                            received[index] = true;
                             times.push(elapsed);
                             done += 1;
                             in_flight -= 1;
@@ -327,7 +335,7 @@ impl Fetcher {
                         break;
                     }
                     let slow = started[index].is_some_and(|t| t.elapsed() > limit);
-                    if parts[index].is_none() && !hedged[index] && slow {
+                    if !received[index] && !hedged[index] && slow {
                         hedged[index] = true;
                         hedges += 1;
                         outstanding[index] += 1;
@@ -335,10 +343,6 @@ impl Fetcher {
                     }
                 }
             }
-        }
-        let mut body = Vec::with_capacity(length);
-        for part in parts.into_iter().flatten() {
-            body.extend_from_slice(&part);
         }
         Ok(body)
     }
