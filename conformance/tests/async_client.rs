@@ -2,7 +2,12 @@
 //! on every transport it has (Unix socket, worker process, either with
 //! shared memory, HTTP), and the blocking client used inside a runtime.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod workers;
+}
 
 use std::sync::Arc;
 
@@ -10,7 +15,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use support::{UnixWorker, worker};
+use support::workers::{UnixWorker, worker};
 use tokio::task::JoinSet;
 use vgirpc::Server;
 use vgirpc_client::wire::metadata;

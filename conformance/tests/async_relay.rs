@@ -2,7 +2,12 @@
 //! vgi-rpc service (the conformance worker, over a Unix socket), served
 //! over a pipe, a Unix socket and HTTP.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod workers;
+}
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use support::UnixWorker;
+use support::workers::UnixWorker;
 use vgirpc::transport::NoSideChannels;
 use vgirpc::{AsyncProducerState, CallContext, OutputCollector, RpcError, Server, Stream};
 use vgirpc_client::{AsyncClient, Client};

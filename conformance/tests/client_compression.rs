@@ -2,7 +2,12 @@
 //! unless asked to, since the loopback moves bytes faster than zstd
 //! shrinks them, and as configured otherwise.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod in_process;
+}
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +17,7 @@ use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
 use http::request::Parts;
+use support::in_process::{conformance_server, serve_in_process};
 use vgirpc::client::Client;
 use vgirpc_client::http::HttpOptions;
 use vgirpc_conformance::service::ConformanceServiceClient;
@@ -38,11 +44,11 @@ fn recording_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
         Ok(AuthContext::anonymous())
     };
     let server = HttpServer::new(
-        support::conformance_server(),
+        conformance_server(),
         HttpConfig::new().with_authenticate(record),
     )
     .unwrap();
-    (support::serve_in_process(server), seen)
+    (serve_in_process(server), seen)
 }
 
 /// 200,000 float64 that zstd shrinks well: sent compressed when the

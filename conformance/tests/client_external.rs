@@ -7,7 +7,12 @@
 //! The object store is a small HTTP(S) server in this process, so nothing
 //! else needs to run.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod in_process;
+}
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -23,6 +28,7 @@ use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use support::in_process::{conformance_server, serve_in_process};
 use vgirpc::client::{Client, ClientError};
 use vgirpc::wire::metadata;
 use vgirpc_client::http::{HttpOptions, HttpTransport};
@@ -173,8 +179,8 @@ fn tls_config(pki: &Pki) -> Arc<rustls::ServerConfig> {
 }
 
 fn in_process_server(config: HttpConfig) -> String {
-    let http = HttpServer::new(support::conformance_server(), config).unwrap();
-    format!("http://127.0.0.1:{}", support::serve_in_process(http))
+    let http = HttpServer::new(conformance_server(), config).unwrap();
+    format!("http://127.0.0.1:{}", serve_in_process(http))
 }
 
 fn client(url: &str, options: HttpOptions) -> ConformanceServiceClient<HttpTransport> {

@@ -7,7 +7,12 @@
 //! Python reference when its venv exists (`cargo xtask conformance`
 //! creates it).
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod in_process;
+}
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +24,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use support::in_process::{conformance_server, serve_in_process};
 use vgirpc::client::{Client, ClientError, ShmSegment, ShmTransport, SubprocessTransport};
 use vgirpc::wire::metadata;
 use vgirpc_client::http::{HttpOptions, HttpTransport, RetryPolicy, StickySession};
@@ -320,7 +326,7 @@ waitress.serve(app, host='127.0.0.1', port=port, _quiet=True)
 /// Our HTTP server with the conformance service in this process, on a
 /// free port; serves until the process ends.
 fn in_process_server(config: HttpConfig) -> u16 {
-    support::serve_in_process(HttpServer::new(support::conformance_server(), config).unwrap())
+    serve_in_process(HttpServer::new(conformance_server(), config).unwrap())
 }
 
 #[test]

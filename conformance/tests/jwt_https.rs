@@ -5,7 +5,12 @@
 //!
 //! Skipped (with a note) when the reference venv has not been built.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod in_process;
+}
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +24,7 @@ use arrow_schema::{DataType, Field, Schema};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use support::in_process::{conformance_server, serve_in_process};
 use vgirpc_client::Client;
 use vgirpc_client::http::{HttpOptions, HttpTransport};
 use vgirpc_conformance::service::ConformanceServiceClient;
@@ -83,7 +89,7 @@ fn start_ours(pki: &Pki, signer: &Signer) -> u16 {
         .with_prefix("/vgi")
         .with_tls(tls)
         .with_authenticate(jwt);
-    support::serve_in_process(HttpServer::new(support::conformance_server(), config).unwrap())
+    serve_in_process(HttpServer::new(conformance_server(), config).unwrap())
 }
 
 fn write_temp(name: &str, text: &str) -> std::path::PathBuf {

@@ -5,7 +5,12 @@
 //!
 //! Every certificate is made by the test; nothing leaves the machine.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod in_process;
+}
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -18,6 +23,7 @@ use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use http::{Request, Version};
+use support::in_process::{conformance_server, serve_in_process};
 use vgirpc_client::http::{HttpOptions, HttpTransport};
 use vgirpc_client::{Client, ClientError};
 use vgirpc_conformance::service::ConformanceServiceClient;
@@ -35,7 +41,7 @@ type Versions = Arc<Mutex<Vec<Version>>>;
 fn start(config: HttpConfig) -> (u16, Versions, HttpServer) {
     let versions = Versions::default();
     let seen = versions.clone();
-    let http = HttpServer::new(support::conformance_server(), config.with_prefix("/vgi"))
+    let http = HttpServer::new(conformance_server(), config.with_prefix("/vgi"))
         .unwrap()
         .layer(tower::layer::layer_fn(move |inner| {
             let seen = seen.clone();
@@ -46,7 +52,7 @@ fn start(config: HttpConfig) -> (u16, Versions, HttpServer) {
                 request
             })
         }));
-    let port = support::serve_in_process(http.clone());
+    let port = serve_in_process(http.clone());
     (port, versions, http)
 }
 

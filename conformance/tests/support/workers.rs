@@ -1,14 +1,8 @@
-//! What the tests of this folder that run workers share.
-
-#![allow(dead_code)] // Each test file uses its own part of this module.
+//! The conformance worker binary, run as a child process of the test.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
-use vgirpc::Server;
-use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
-use vgirpc_http::HttpServer;
 
 /// The conformance worker binary, ready to be given arguments.
 pub(crate) fn worker() -> Command {
@@ -56,17 +50,4 @@ impl Drop for UnixWorker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The conformance service, ready to be served.
-pub(crate) fn conformance_server() -> Server {
-    Server::new(ConformanceServiceServer::new(Conformance)).unwrap()
-}
-
-/// Serves `http` on a free loopback port for as long as the test process
-/// lives; the port.
-pub(crate) fn serve_in_process(http: HttpServer) -> u16 {
-    vgirpc_test_support::serve_in_process(|listener| async move {
-        http.serve(listener, std::future::pending()).await.unwrap();
-    })
 }
