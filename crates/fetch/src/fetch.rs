@@ -259,11 +259,13 @@ impl Fetcher {
         let chunk = config.chunk_size_bytes;
         let count = length.div_ceil(chunk);
         let mut tasks: JoinSet<ChunkDone> = JoinSet::new();
-        // Each chunk is copied into place as it arrives and then dropped,
-        // so the fetch holds the body and the chunks in flight, not every
-        // chunk beside the body it is gathered into. (A zeroed allocation
-        // this large is mostly fresh pages from the system, already zero.)
-        let mut body = vec![0u8; length];
+        // Chunks join the body as soon as every chunk before them has, and
+        // are dropped then, so each byte received is held once: in the
+        // body or in a chunk waiting for its predecessors. The body's
+        // reservation is not touched before bytes arrive to fill it.
+        let mut body = Vec::with_capacity(length);
+        let mut waiting: Vec<Option<Bytes>> = vec![None; count];
+        let mut joined = 0;
         let mut received = vec![false; count];
         let mut started: Vec<Option<Instant>> = vec![None; count];
         let mut hedged = vec![false; count];
@@ -306,10 +308,12 @@ impl Fetcher {
                     }
                     match result {
                         Ok(bytes) => {
-                            let start = index * chunk;
-                            // `fetch_range` checked the length of each range.
-                            body[start..start + bytes.len()].copy_from_slice(&bytes);
+                            waiting[index] = Some(bytes);
                             received[index] = true;
+                            while let Some(next) = waiting.get_mut(joined).and_then(Option::take) {
+                                body.extend_from_slice(&next);
+                                joined += 1;
+                            }
                             times.push(elapsed);
                             done += 1;
                             in_flight -= 1;
@@ -344,6 +348,8 @@ impl Fetcher {
                 }
             }
         }
+        // Every chunk arrived, so every chunk joined, in order.
+        debug_assert_eq!(body.len(), length);
         Ok(body)
     }
 
