@@ -174,6 +174,25 @@ fn span<'a>(spans: &'a [SpanData], method: &str) -> &'a SpanData {
         .unwrap_or_else(|| panic!("no span for {method}"))
 }
 
+/// Calls `add(1, 1)` from `peer` without a transport, and hands its record
+/// to the hooks as a transport does once the answer is written.
+fn add_in_process(server: &Server, peer: &Peer) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Int64, false),
+    ]));
+    let one = || Arc::new(Int64Array::from(vec![1])) as _;
+    let request = Request {
+        method: "add".into(),
+        params: RecordBatch::try_new(schema, vec![one(), one()]).unwrap(),
+        metadata: Metadata::new(),
+    };
+    let Call::Answer(answer) = server.dispatch_from(request, peer) else {
+        panic!("add is unary");
+    };
+    server.emit(answer.record.as_deref().unwrap());
+}
+
 #[test]
 fn calls_are_counted_timed_and_traced_as_the_reference_does() {
     let telemetry = Telemetry::new();
@@ -335,21 +354,7 @@ fn auth_reaches_span_attributes_and_the_metric_domain() {
         .with_claim("admin", true)
         .with_claim("groups", serde_json::json!(["a", "b"]));
     let peer = Peer::anonymous(TransportKind::Http).with_auth(auth);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("a", DataType::Int64, false),
-        Field::new("b", DataType::Int64, false),
-    ]));
-    let one = || Arc::new(Int64Array::from(vec![1])) as _;
-    let params = RecordBatch::try_new(schema, vec![one(), one()]).unwrap();
-    let request = Request {
-        method: "add".into(),
-        params,
-        metadata: Metadata::new(),
-    };
-    let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
-        panic!("add is unary");
-    };
-    server.emit(answer.record.as_deref().unwrap());
+    add_in_process(&server, &peer);
 
     let spans = telemetry.finished_spans();
     let add = span(&spans, "add");
@@ -390,23 +395,11 @@ fn each_domain_has_its_own_series_call_after_call() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();
     server.instrument_otel(telemetry.config().without_tracing());
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("a", DataType::Int64, false),
-        Field::new("b", DataType::Int64, false),
-    ]));
-    let one = || Arc::new(Int64Array::from(vec![1])) as _;
-    let params = RecordBatch::try_new(schema, vec![one(), one()]).unwrap();
     let call = |auth: AuthContext| {
-        let peer = Peer::anonymous(TransportKind::Unix).with_auth(auth);
-        let request = Request {
-            method: "add".into(),
-            params: params.clone(),
-            metadata: Metadata::new(),
-        };
-        let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
-            panic!("add is unary");
-        };
-        server.emit(answer.record.as_deref().unwrap());
+        add_in_process(
+            &server,
+            &Peer::anonymous(TransportKind::Unix).with_auth(auth),
+        );
     };
     // Interleaved, so that each series is found again after the others
     // were made.
@@ -438,27 +431,15 @@ fn domains_beyond_the_cache_are_still_counted() {
     let telemetry = Telemetry::new();
     let server = Server::new(CalcServer::new(Impl)).unwrap();
     server.instrument_otel(telemetry.config().without_tracing());
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("a", DataType::Int64, false),
-        Field::new("b", DataType::Int64, false),
-    ]));
-    let one = || Arc::new(Int64Array::from(vec![1])) as _;
-    let params = RecordBatch::try_new(schema, vec![one(), one()]).unwrap();
     // More domains than a method caches: the later ones go uncached.
     let domains: Vec<String> = (0..20).map(|n| format!("domain-{n}")).collect();
     for _ in 0..2 {
         for domain in &domains {
             let auth = AuthContext::authenticated(domain.clone(), "someone");
-            let peer = Peer::anonymous(TransportKind::Http).with_auth(auth);
-            let request = Request {
-                method: "add".into(),
-                params: params.clone(),
-                metadata: Metadata::new(),
-            };
-            let Call::Answer(answer) = server.dispatch_from(request, &peer) else {
-                panic!("add is unary");
-            };
-            server.emit(answer.record.as_deref().unwrap());
+            add_in_process(
+                &server,
+                &Peer::anonymous(TransportKind::Http).with_auth(auth),
+            );
         }
     }
 
