@@ -23,6 +23,7 @@ use crate::persist::{self, RestoredState, SavedStream};
 use crate::service::{Outcome, Service};
 use crate::session::SessionHost;
 use crate::stream::{ErasedStream, StreamKind};
+use hooks::Observers;
 
 /// What a request resolved to.
 #[derive(Debug)]
@@ -205,13 +206,16 @@ impl Server {
                 state,
             },
         };
-        let span = self.call_span(&SpanStart {
-            method,
-            method_type: MethodType::Stream,
-            stream_id: Some(stream_id.as_str()),
-            auth: &peer.auth,
-            metadata: None,
-        });
+        let span = self.call_span(
+            &self.observers(),
+            &SpanStart {
+                method,
+                method_type: MethodType::Stream,
+                stream_id: Some(stream_id.as_str()),
+                auth: &peer.auth,
+                metadata: None,
+            },
+        );
         let mut record = self.new_record(method, MethodType::Stream, peer, &request_id);
         record.stream_id = Some(stream_id);
         Ok(ActiveStream {
@@ -251,9 +255,10 @@ impl Server {
         // every subscriber layer, and an attach and detach of the
         // OpenTelemetry context when the server is instrumented.
         let route = self.route(&request.method);
-        let span = self.request_span(&request, route, peer);
+        let observers = self.observers();
+        let span = self.request_span(&observers, &request, route, peer);
         let _entered = span.enter();
-        let call = match self.prepare(request, route, peer, &span) {
+        let call = match self.prepare(&observers, request, route, peer, &span) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
@@ -265,8 +270,9 @@ impl Server {
     /// awaited, a plain one runs in place.
     pub async fn dispatch_async(&self, request: Request, peer: &Peer) -> Call {
         let route = self.route(&request.method);
-        let span = self.request_span(&request, route, peer);
-        let call = match span.in_scope(|| self.prepare(request, route, peer, &span)) {
+        let observers = self.observers();
+        let span = self.request_span(&observers, &request, route, peer);
+        let call = match span.in_scope(|| self.prepare(&observers, request, route, peer, &span)) {
             Ok(call) => call,
             Err(answered) => return *answered,
         };
@@ -289,17 +295,36 @@ impl Server {
 
     /// The spans a request's call runs in, the dispatch span a child of
     /// the caller's when the request names one.
-    fn request_span(&self, request: &Request, route: Route, peer: &Peer) -> CallSpan {
-        self.call_span(&SpanStart {
-            method: &request.method,
-            method_type: route.method_type,
-            stream_id: None,
-            auth: &peer.auth,
-            metadata: Some(&request.metadata),
-        })
+    fn request_span(
+        &self,
+        observers: &Observers,
+        request: &Request,
+        route: Route,
+        peer: &Peer,
+    ) -> CallSpan {
+        self.call_span(
+            observers,
+            &SpanStart {
+                method: &request.method,
+                method_type: route.method_type,
+                stream_id: None,
+                auth: &peer.auth,
+                metadata: Some(&request.metadata),
+            },
+        )
     }
 
-    fn call_span(&self, start: &SpanStart<'_>) -> CallSpan {
+    /// `observers` are the ones the whole call reports to, read once: a
+    /// hook added meanwhile reaches the next call, not half of this one.
+    fn call_span(
+        &self,
+        #[cfg_attr(
+            not(feature = "otel"),
+            expect(unused_variables, reason = "only the OpenTelemetry span reads them")
+        )]
+        observers: &Observers,
+        start: &SpanStart<'_>,
+    ) -> CallSpan {
         CallSpan {
             tracing: tracing::info_span!(
                 target: "vgirpc::call",
@@ -310,10 +335,7 @@ impl Server {
                 rpc.stream_id = start.stream_id,
             ),
             #[cfg(feature = "otel")]
-            otel: self
-                .observers()
-                .tracing()
-                .map(|tracing| tracing.start(start)),
+            otel: observers.tracing().map(|tracing| tracing.start(start)),
         }
     }
 
@@ -322,6 +344,7 @@ impl Server {
     /// the error (boxed: rare, so the common path moves less).
     fn prepare(
         &self,
+        observers: &Observers,
         request: Request,
         route: Route,
         peer: &Peer,
@@ -335,7 +358,6 @@ impl Server {
         let Route { index, method_type } = route;
         let mut record = self.new_record(&request.method, method_type, peer, &request_id);
         record.stats.record_input(&request.params);
-        let observers = self.observers();
         if observers.wants_params() {
             record.params = Some(request.params.clone());
         }
