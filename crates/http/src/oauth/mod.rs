@@ -3,8 +3,10 @@
 
 mod flow;
 mod idp;
+mod login;
 mod page;
 mod session;
+mod token_proxy;
 mod urls;
 
 use std::sync::Arc;
