@@ -1,18 +1,29 @@
 //! Who a method sees as its caller on each transport of this crate.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod client;
+    pub(crate) mod probe;
+    pub(crate) mod server;
+    pub(crate) mod stop;
+}
 
 use std::io::Cursor;
 
-use support::{call, connect, probe_server, request, start};
+use support::client::{call, connect, request};
+use support::probe::probe_server;
+use support::server::start;
+use support::stop::stopped;
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::StreamReader;
 use vgirpc_pipe::serve_pipe;
 
 #[test]
 fn a_unix_socket_caller_is_the_peer_process_authenticated_by_the_kernel() {
-    let (server, _gate) = probe_server();
-    let mut running = start(server, |_| {});
+    let server = probe_server();
+    let (mut running, serving) = start(server, |_| {});
     let mut stream = connect(&running.path);
     let uid = rustix::process::getuid().as_raw();
     assert_eq!(
@@ -21,12 +32,12 @@ fn a_unix_socket_caller_is_the_peer_process_authenticated_by_the_kernel() {
     );
     drop(stream);
     running.stop();
-    running.stopped();
+    stopped(serving);
 }
 
 #[test]
 fn a_pipe_caller_is_anonymous() {
-    let (server, _gate) = probe_server();
+    let server = probe_server();
     let mut output = Vec::new();
     serve_pipe(&server, Cursor::new(request("whoami", "?")), &mut output).unwrap();
     let mut reader = StreamReader::open(output.as_slice()).unwrap();

@@ -1,13 +1,26 @@
 //! The Unix-socket server's limits and drain, driven in-process.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod client;
+    pub(crate) mod gate;
+    pub(crate) mod probe;
+    pub(crate) mod server;
+    pub(crate) mod stop;
+}
 
 use std::mem::MaybeUninit;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use socket2::SockRef;
-use support::{HANG, answer, call, connect, probe_server, send, start};
+use support::client::{HANG, answer, call, connect, request, send};
+use support::gate::gated_probe_server;
+use support::probe::probe_server;
+use support::server::start;
+use support::stop::stopped;
 use vgirpc_pipe::UnixShutdown;
 
 /// How long a test watches for an answer that must not come yet. Correct
@@ -32,8 +45,8 @@ fn closed_by_server(stream: &mut UnixStream) -> bool {
 
 #[test]
 fn a_request_beyond_the_active_limit_waits_for_a_serving_thread() {
-    let (server, gate) = probe_server();
-    let running = start(server, |config| config.max_active_requests = 1);
+    let (server, gate) = gated_probe_server();
+    let (running, _serving) = start(server, |config| config.max_active_requests = 1);
     let mut holder = connect(&running.path);
     send(&mut holder, "held", "first");
     assert_eq!(gate.entered(), "first");
@@ -52,8 +65,8 @@ fn a_request_beyond_the_active_limit_waits_for_a_serving_thread() {
 
 #[test]
 fn a_connection_beyond_the_limit_waits_while_existing_ones_are_served() {
-    let (server, _gate) = probe_server();
-    let running = start(server, |config| config.max_connections = Some(2));
+    let server = probe_server();
+    let (running, _serving) = start(server, |config| config.max_connections = Some(2));
     let mut first = connect(&running.path);
     let mut second = connect(&running.path);
     assert_eq!(call(&mut first, "echo", "a").unwrap(), "a");
@@ -74,8 +87,8 @@ fn a_connection_beyond_the_limit_waits_while_existing_ones_are_served() {
 
 #[test]
 fn stopping_answers_the_call_in_flight_and_closes_idle_connections() {
-    let (server, gate) = probe_server();
-    let mut running = start(server, |_| {});
+    let (server, gate) = gated_probe_server();
+    let (mut running, serving) = start(server, |_| {});
     let mut idle = connect(&running.path);
     assert_eq!(call(&mut idle, "echo", "idle").unwrap(), "idle");
     let mut busy = connect(&running.path);
@@ -91,14 +104,14 @@ fn stopping_answers_the_call_in_flight_and_closes_idle_connections() {
     gate.open();
     assert_eq!(answer(&mut busy).unwrap(), "in flight");
     assert!(closed_by_server(&mut busy), "closed after its answer");
-    assert_eq!(running.stopped(), UnixShutdown::Requested);
+    assert_eq!(stopped(serving), UnixShutdown::Requested);
     assert!(!running.path.exists(), "socket file removed");
 }
 
 #[test]
 fn a_request_queued_when_the_drain_begins_is_answered() {
-    let (server, gate) = probe_server();
-    let mut running = start(server, |config| config.max_connections = Some(1));
+    let (server, gate) = gated_probe_server();
+    let (mut running, serving) = start(server, |config| config.max_connections = Some(1));
     let mut busy = connect(&running.path);
     send(&mut busy, "held", "served");
     assert_eq!(gate.entered(), "served");
@@ -111,13 +124,13 @@ fn a_request_queued_when_the_drain_begins_is_answered() {
     gate.open();
     assert_eq!(answer(&mut busy).unwrap(), "served");
     assert_eq!(answer(&mut queued).unwrap(), "queued");
-    assert_eq!(running.stopped(), UnixShutdown::Requested);
+    assert_eq!(stopped(serving), UnixShutdown::Requested);
 }
 
 #[test]
 fn the_grace_period_ends_a_call_that_outlives_it() {
-    let (server, gate) = probe_server();
-    let mut running = start(server, |config| {
+    let (server, gate) = gated_probe_server();
+    let (mut running, serving) = start(server, |config| {
         config.drain_grace = Duration::from_millis(100);
     });
     let mut busy = connect(&running.path);
@@ -125,7 +138,7 @@ fn the_grace_period_ends_a_call_that_outlives_it() {
     assert_eq!(gate.entered(), "too slow");
 
     running.stop();
-    assert_eq!(running.stopped(), UnixShutdown::Requested);
+    assert_eq!(stopped(serving), UnixShutdown::Requested);
     assert!(
         answer(&mut busy).is_err(),
         "the connection was closed without an answer"
@@ -136,12 +149,12 @@ fn the_grace_period_ends_a_call_that_outlives_it() {
 
 #[test]
 fn pipelined_requests_are_all_answered_in_order() {
-    let (server, _gate) = probe_server();
-    let running = start(server, |_| {});
+    let server = probe_server();
+    let (running, _serving) = start(server, |_| {});
     let mut client = connect(&running.path);
     let together: Vec<u8> = ["one", "two", "three"]
         .iter()
-        .flat_map(|value| support::request("echo", value))
+        .flat_map(|value| request("echo", value))
         .collect();
     std::io::Write::write_all(&mut client, &together).unwrap();
     for value in ["one", "two", "three"] {
@@ -153,15 +166,15 @@ fn pipelined_requests_are_all_answered_in_order() {
 fn pauses_between_and_within_requests_lose_nothing() {
     // Longer than a serving thread waits for a connection's next request.
     let pause = Duration::from_millis(50);
-    let (server, _gate) = probe_server();
-    let running = start(server, |_| {});
+    let server = probe_server();
+    let (running, _serving) = start(server, |_| {});
     let mut client = connect(&running.path);
     for round in 0..3 {
         // Calls back to back keep the connection on its serving thread.
         for value in ["a", "b", "c"] {
             assert_eq!(call(&mut client, "echo", value).unwrap(), value);
         }
-        let bytes = support::request("echo", &format!("split {round}"));
+        let bytes = request("echo", &format!("split {round}"));
         let (head, tail) = bytes.split_at(bytes.len() / 2);
         std::io::Write::write_all(&mut client, head).unwrap();
         std::thread::sleep(pause);

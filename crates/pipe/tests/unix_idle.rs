@@ -2,12 +2,21 @@
 //! served beside them. Alone in its process, so that the thread count is
 //! the server's.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod client;
+    pub(crate) mod probe;
+    pub(crate) mod proc_status;
+}
 
 use std::sync::mpsc::channel;
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-use support::{HANG, call, connect, probe_server, rss_kib, socket_path, threads};
+use support::client::{HANG, call, connect, socket_path};
+use support::probe::probe_server;
+use support::proc_status::{rss_kib, threads};
 use vgirpc::transport::NoSideChannels;
 use vgirpc_pipe::{UnixConfig, serve_unix};
 
@@ -32,7 +41,7 @@ fn make_room_for_descriptors(needed: u64) {
 #[test]
 fn idle_connections_hold_no_thread_and_leave_room_for_a_valid_client() {
     make_room_for_descriptors(2 * IDLE as u64 + 256);
-    let (server, _gate) = probe_server();
+    let server = probe_server();
     let path = socket_path("idle");
     let mut config = UnixConfig::new(&path);
     config.threaded = true;

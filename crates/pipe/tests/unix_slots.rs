@@ -1,11 +1,20 @@
 //! Every way a connection ends gives its place back to the next client.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod client;
+    pub(crate) mod gate;
+    pub(crate) mod probe;
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 
-use support::{HANG, call, connect, probe_server, request, send, socket_path};
+use support::client::{HANG, call, connect, request, send, socket_path};
+use support::gate::gated_probe_server;
+use support::probe::probe_server;
 use vgirpc::Server;
 use vgirpc::transport::NoSideChannels;
 use vgirpc_pipe::{UnixConfig, serve_unix};
@@ -34,7 +43,7 @@ fn assert_next_client_served(path: &Path) {
 
 #[test]
 fn a_panicking_call_gives_its_slot_back() {
-    let (server, _gate) = probe_server();
+    let server = probe_server();
     let path = serve_one_connection_at_a_time(server);
     let mut client = connect(&path);
     let err = call(&mut client, "panics", "on purpose").unwrap_err();
@@ -52,7 +61,7 @@ fn a_panicking_call_gives_its_slot_back() {
 
 #[test]
 fn a_client_leaving_mid_request_gives_its_slot_back() {
-    let (server, _gate) = probe_server();
+    let server = probe_server();
     let path = serve_one_connection_at_a_time(server);
     {
         let mut partial = connect(&path);
@@ -64,7 +73,7 @@ fn a_client_leaving_mid_request_gives_its_slot_back() {
 
 #[test]
 fn a_client_leaving_during_its_call_gives_its_slot_back() {
-    let (server, gate) = probe_server();
+    let (server, gate) = gated_probe_server();
     let path = serve_one_connection_at_a_time(server);
     {
         let mut leaving = connect(&path);

@@ -2,13 +2,22 @@
 //! body-read timeout passes, and its serving thread goes to other clients;
 //! a peer that pauses between messages is waited for.
 
-mod support;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "support"]
+mod support {
+    pub(crate) mod client;
+    pub(crate) mod probe;
+    pub(crate) mod server;
+}
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use support::{HANG, answer, call, connect, probe_server, request, start};
+use support::client::{HANG, answer, call, connect, request};
+use support::probe::probe_server;
+use support::server::start;
 
 const TIMEOUT: Duration = Duration::from_millis(400);
 
@@ -34,8 +43,8 @@ fn assert_cut_off(stream: &mut UnixStream, stalled_at: Instant) {
 
 #[test]
 fn a_peer_stalled_mid_message_is_cut_off_while_others_are_served() {
-    let (server, _gate) = probe_server();
-    let running = start(server, |config| {
+    let server = probe_server();
+    let (running, _serving) = start(server, |config| {
         config.max_active_requests = 1;
         config.body_read_timeout = Some(TIMEOUT);
     });
@@ -51,8 +60,8 @@ fn a_peer_stalled_mid_message_is_cut_off_while_others_are_served() {
 
 #[test]
 fn a_peer_stalling_right_after_a_call_is_cut_off_too() {
-    let (server, _gate) = probe_server();
-    let running = start(server, |config| config.body_read_timeout = Some(TIMEOUT));
+    let server = probe_server();
+    let (running, _serving) = start(server, |config| config.body_read_timeout = Some(TIMEOUT));
     let mut client = connect(&running.path);
     // Calls in quick succession keep a serving thread waiting on the
     // connection for the next one, at its shortest timeout.
@@ -69,8 +78,8 @@ fn a_peer_stalling_right_after_a_call_is_cut_off_too() {
 
 #[test]
 fn a_peer_pausing_between_messages_is_waited_for() {
-    let (server, _gate) = probe_server();
-    let running = start(server, |config| config.body_read_timeout = Some(TIMEOUT));
+    let server = probe_server();
+    let (running, _serving) = start(server, |config| config.body_read_timeout = Some(TIMEOUT));
     let mut client = connect(&running.path);
     let bytes = request("echo", "after a pause");
     // The schema message has no body: it ends with its flatbuffer.
@@ -83,8 +92,8 @@ fn a_peer_pausing_between_messages_is_waited_for() {
 
 #[test]
 fn without_a_body_read_timeout_a_stalled_peer_is_waited_for() {
-    let (server, _gate) = probe_server();
-    let running = start(server, |config| config.body_read_timeout = None);
+    let server = probe_server();
+    let (running, _serving) = start(server, |config| config.body_read_timeout = None);
     let mut stalled = connect(&running.path);
     stall_mid_body(&mut stalled);
     stalled.set_read_timeout(Some(TIMEOUT * 3)).unwrap();
