@@ -132,6 +132,7 @@ pub(crate) fn int(v: i64) -> ArrayRef {
     Arc::new(Int64Array::from(vec![v]))
 }
 
+pub(crate) mod clock;
 pub(crate) mod errors;
 /// The probe service the HTTP transport tests share, and its harness.
 pub(crate) mod probe;
