@@ -20,6 +20,7 @@ mod edge;
 mod flight;
 mod load;
 mod observe;
+mod options;
 mod procstat;
 mod raw;
 mod report;
@@ -29,189 +30,18 @@ mod servers;
 mod stats;
 mod workloads;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::callers::LoadPlan;
 use crate::observe::ObserveResult;
+use crate::options::{Options, Plan, USAGE};
 use crate::procstat::{Machine, cpu_seconds, load_average, memory};
-use crate::raw::RawPlan;
 use crate::report::{Report, SoakResult, TransportResult, WorkloadResult};
 use crate::servers::{Endpoint, Server, TransportKind, Workers};
-use crate::workloads::{Metric, Run, Sizes, Workload};
-
-const USAGE: &str = "\
-usage: vgirpc-bench --ours WORKER [--reference WORKER] [options]
-
-  --ours PATH          our worker binary (vgi-conformance-worker)
-  --reference PATH     the reference worker (vgi-rpc-conformance); without it
-                       only ours is measured
-  --transport NAME     pipe, unix, shm, http or unix-async (repeatable; default: all)
-  --reference-s3-server PATH
-                       the reference's HTTP server on S3 storage
-                       (conformance/reference_s3_server.py), run by the
-                       reference worker's Python; with AWS_ENDPOINT_URL and
-                       AWS_BUCKET naming moto's emulator, the http transport
-                       adds s3_externalized_256mb
-  --quick              small sizes, one short run: finishes in seconds
-  --runs N             runs per workload and server (default 5)
-  --workload NAME      run only this workload (repeatable; e.g. void_noop,
-                       spawn_first_reply, http_load, http_edge,
-                       observe_overhead, flight); handy under a profiler
-  --soak               instead of the benchmark: a long unary loop on our
-                       worker, reporting peak RSS growth
-  --soak-calls N       calls in the soak loop (default 1000000)
-  --out DIR            where results go (default target/bench)";
-
-/// Command-line options.
-#[derive(Debug)]
-struct Options {
-    ours: PathBuf,
-    reference: Option<PathBuf>,
-    reference_s3_server: Option<PathBuf>,
-    transports: Vec<TransportKind>,
-    /// Workload names to run; empty means all.
-    workloads: Vec<String>,
-    quick: bool,
-    runs: Option<usize>,
-    soak: bool,
-    soak_calls: u64,
-    out: PathBuf,
-}
-
-impl Options {
-    fn parse(args: &[String]) -> Result<Option<Self>> {
-        let mut ours = None;
-        let mut options = Options {
-            ours: PathBuf::new(),
-            reference: None,
-            reference_s3_server: None,
-            transports: Vec::new(),
-            workloads: Vec::new(),
-            quick: false,
-            runs: None,
-            soak: false,
-            soak_calls: 1_000_000,
-            out: PathBuf::from("target/bench"),
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = || {
-                args.next()
-                    .cloned()
-                    .with_context(|| format!("{arg} needs a value"))
-            };
-            match arg.as_str() {
-                "--ours" => ours = Some(PathBuf::from(value()?)),
-                "--reference" => options.reference = Some(PathBuf::from(value()?)),
-                "--reference-s3-server" => {
-                    options.reference_s3_server = Some(PathBuf::from(value()?));
-                }
-                "--transport" => options.transports.push(TransportKind::parse(&value()?)?),
-                "--workload" => options.workloads.push(value()?),
-                "--quick" => options.quick = true,
-                "--runs" => {
-                    let runs: usize = value()?.parse().context("--runs takes a number")?;
-                    if runs == 0 {
-                        bail!("--runs must be at least 1");
-                    }
-                    options.runs = Some(runs);
-                }
-                "--soak" => options.soak = true,
-                "--soak-calls" => {
-                    options.soak_calls = value()?.parse().context("--soak-calls takes a number")?;
-                }
-                "--out" => options.out = PathBuf::from(value()?),
-                "-h" | "--help" => return Ok(None),
-                other => bail!("unknown argument {other:?}"),
-            }
-        }
-        options.ours = ours.context("--ours is required")?;
-        let known = workloads::names();
-        if let Some(unknown) = options
-            .workloads
-            .iter()
-            .find(|w| !known.contains(&w.as_str()))
-        {
-            bail!("unknown workload {unknown:?} (known: {})", known.join(", "));
-        }
-        if options.transports.is_empty() {
-            options.transports = TransportKind::ALL.to_vec();
-        }
-        Ok(Some(options))
-    }
-}
-
-/// How long and how big everything is.
-#[derive(Debug, Clone, Copy)]
-struct Plan {
-    runs: usize,
-    /// Each measured run repeats its operation at least this long...
-    budget: Duration,
-    /// ...and at least this many times.
-    min_ops: u64,
-    /// Unmeasured operations before a workload's first run, per server.
-    warmup: Duration,
-    sizes: Sizes,
-    raw: RawPlan,
-    load: LoadPlan,
-}
-
-impl Plan {
-    fn new(options: &Options) -> Self {
-        if options.quick {
-            let runs = options.runs.unwrap_or(1);
-            Plan {
-                runs,
-                budget: Duration::from_millis(20),
-                min_ops: 1,
-                warmup: Duration::ZERO,
-                sizes: Sizes {
-                    large_values: 100_000,
-                    large_rounds: 2,
-                    bulk_rows: 10_000,
-                    bulk_batches: 4,
-                },
-                raw: RawPlan {
-                    round_trips: 1_000,
-                    bulk_bytes: 32 << 20,
-                    runs,
-                },
-                load: LoadPlan {
-                    warmup: Duration::from_millis(50),
-                    duration: Duration::from_millis(200),
-                },
-            }
-        } else {
-            let runs = options.runs.unwrap_or(5);
-            Plan {
-                runs,
-                budget: Duration::from_secs(1),
-                min_ops: 3,
-                warmup: Duration::from_millis(200),
-                sizes: Sizes {
-                    large_values: 1_000_000,
-                    large_rounds: 16,
-                    bulk_rows: 100_000,
-                    bulk_batches: 50,
-                },
-                raw: RawPlan {
-                    round_trips: 20_000,
-                    bulk_bytes: 512 << 20,
-                    runs,
-                },
-                load: LoadPlan {
-                    warmup: Duration::from_millis(200),
-                    duration: Duration::from_secs(1),
-                },
-            }
-        }
-    }
-}
+use crate::workloads::{Metric, Run, Workload};
 
 /// The same allocator as our worker: the driver is the client of both
 /// servers, and with glibc's allocator re-faulting freed 8 MB blocks it
