@@ -2,13 +2,28 @@
 //! stream turn reaches them, with its status, caller, address and stream
 //! state.
 
-mod common;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod batches;
+    pub(crate) mod int_param;
+    pub(crate) mod probe;
+    pub(crate) mod probe_turns;
+    pub(crate) mod reply;
+    pub(crate) mod request;
+    pub(crate) mod send;
+    pub(crate) mod stream_token;
+}
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::probe::{ProbeImpl, ProbeServer, post, start_with, tick, turn, turn_by_turn};
-use common::{int, request, send};
+use common::int_param::int;
+use common::probe::{ProbeImpl, ProbeServer, post, start_with};
+use common::probe_turns::{tick, turn, turn_by_turn};
+use common::request::request;
+use common::send::send;
 use http_body_util::Full;
 use vgirpc::wire::metadata::Metadata;
 use vgirpc::{CallRecord, DispatchHook, Server};

@@ -3,7 +3,20 @@
 //! flight. Timeouts are configured short; the waits in the tests only bound
 //! a failing run.
 
-mod common;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod batches;
+    pub(crate) mod errors;
+    pub(crate) mod exception;
+    pub(crate) mod header;
+    pub(crate) mod int_param;
+    pub(crate) mod ints;
+    pub(crate) mod reply;
+    pub(crate) mod request;
+    pub(crate) mod send;
+}
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,8 +25,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::errors::assert_error_contains;
-use common::{Reply, int, request, send};
-use http::{Method, Request, StatusCode};
+use common::int_param::int;
+use common::reply::Reply;
+use common::request::request;
+use common::send::send;
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,11 +152,8 @@ impl KeepAlive {
             .expect("an answer")
             .expect("the connection is open");
         let (parts, body) = response.into_parts();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply(Response::from_parts(parts, body))
     }
 
     /// Waits for the server to close the connection.
@@ -198,8 +211,8 @@ async fn zstd_bombs_are_refused_with_413_at_the_decompressed_cap() {
     let payload = bomb(8 << 20, 8);
     assert!(payload.len() < 256 * 1024, "{}", payload.len());
     let reply = send_zstd(server.addr, payload).await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let message = String::from_utf8_lossy(&reply.body);
+    assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let message = String::from_utf8_lossy(reply.body());
     assert!(message.contains("4194304"), "{message}");
     assert!(message.contains("max_decompressed_bytes"), "{message}");
 
@@ -222,11 +235,11 @@ async fn the_decompressed_cap_is_configurable_and_holds_for_every_frame_shape() 
     let undeclared = undeclared.finish().unwrap();
     for payload in [declared, undeclared, bomb(512 * 1024, 3)] {
         let reply = send_zstd(server.addr, payload).await;
-        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(String::from_utf8_lossy(&reply.body).contains("1048576"));
+        assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(String::from_utf8_lossy(reply.body()).contains("1048576"));
     }
     let reply = send_zstd(server.addr, b"not a zstd frame".to_vec()).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_eq!(echo(server.addr, 3).await.ints(), [3]);
 }
 
@@ -498,14 +511,7 @@ async fn shutdown_answers_the_requests_in_flight_then_refuses_connections() {
         let response = slow.sender.send_request(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
-        (
-            Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            },
-            slow.closed,
-        )
+        (Reply(Response::from_parts(parts, body)), slow.closed)
     });
 
     stop.send(()).unwrap();
@@ -525,7 +531,7 @@ async fn shutdown_answers_the_requests_in_flight_then_refuses_connections() {
     // method holds a runtime thread), so it need not say `close`; its
     // connection closes all the same.
     let (reply, busy) = running.await.unwrap();
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(reply.ints(), [1500]);
     let (reply, slow_closed) = tokio::time::timeout(HANG, receiving)
         .await

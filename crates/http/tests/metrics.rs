@@ -2,7 +2,20 @@
 //! back from a scrape, the endpoint's absence when not configured, its
 //! place relative to authentication, and paths it must not take.
 
-mod common;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod batches;
+    pub(crate) mod exception;
+    pub(crate) mod header;
+    pub(crate) mod int_param;
+    pub(crate) mod ints;
+    pub(crate) mod reply;
+    pub(crate) mod request;
+    pub(crate) mod send;
+    pub(crate) mod stream_token;
+}
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +24,10 @@ use std::time::Duration;
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use common::{Reply, int, request, send};
+use common::int_param::int;
+use common::reply::Reply;
+use common::request::request;
+use common::send::send;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use tokio::net::TcpListener;
@@ -141,12 +157,12 @@ async fn get(addr: SocketAddr, path: &str, bearer: Option<&str>) -> Reply {
 
 /// The sample lines of a scrape (no `#` comments).
 fn samples(reply: &Reply) -> Vec<String> {
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(
         reply.header("content-type"),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
-    let text = std::str::from_utf8(&reply.body).unwrap();
+    let text = std::str::from_utf8(reply.body()).unwrap();
     assert!(text.ends_with("# EOF\n"), "{text}");
     text.lines()
         .filter(|line| !line.starts_with('#'))
@@ -208,7 +224,7 @@ async fn a_scrape_reads_back_a_known_sequence_of_calls() {
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     let refused = call(addr, "/count/exchange", continuation(&tampered)).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 
     let opened = send(
         addr,
@@ -274,7 +290,7 @@ async fn an_expired_token_is_counted_as_expired() {
     let token = reply.stream_token().unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let refused = call(addr, "/count/exchange", continuation(&token)).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     let samples = samples(&get(addr, "/metrics", None).await);
     has(
         &samples,
@@ -296,14 +312,14 @@ async fn without_metrics_the_path_is_not_found() {
     // /metrics is answered as /anything is.
     let absent = get(addr, "/metrics", None).await;
     let anything = get(addr, "/anything", None).await;
-    assert_eq!(absent.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(absent.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
-        (absent.status, absent.header("allow"), &absent.body),
-        (anything.status, anything.header("allow"), &anything.body)
+        (absent.status(), absent.header("allow"), absent.body()),
+        (anything.status(), anything.header("allow"), anything.body())
     );
     let absent = get(addr, "/internal/metrics", None).await;
-    assert_eq!(absent.status, StatusCode::NOT_FOUND);
-    assert!(!String::from_utf8_lossy(&absent.body).contains("vgi_rpc_"));
+    assert_eq!(absent.status(), StatusCode::NOT_FOUND);
+    assert!(!String::from_utf8_lossy(absent.body()).contains("vgi_rpc_"));
 
     // A configured path moves the scrape; the default path is then free.
     let (addr, _stop) = start(
@@ -313,13 +329,13 @@ async fn without_metrics_the_path_is_not_found() {
     )
     .await;
     assert_eq!(
-        get(addr, "/metrics", None).await.status,
+        get(addr, "/metrics", None).await.status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
     samples(&get(addr, "/internal/metrics", None).await);
     // Other methods on the scrape path are refused, not taken for a call.
     assert_eq!(
-        call(addr, "/internal/metrics", greeting()).await.status,
+        call(addr, "/internal/metrics", greeting()).await.status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
@@ -340,7 +356,7 @@ async fn the_scrape_skips_authentication_unless_asked() {
 
     let (addr, _stop) = start(config().with_metrics(MetricsConfig::new())).await;
     assert_eq!(
-        call(addr, "/greet", greeting()).await.status,
+        call(addr, "/greet", greeting()).await.status(),
         StatusCode::UNAUTHORIZED
     );
     samples(&get(addr, "/metrics", None).await);
@@ -348,7 +364,7 @@ async fn the_scrape_skips_authentication_unless_asked() {
     let (addr, _stop) =
         start(config().with_metrics(MetricsConfig::new().with_authentication(true))).await;
     assert_eq!(
-        get(addr, "/metrics", None).await.status,
+        get(addr, "/metrics", None).await.status(),
         StatusCode::UNAUTHORIZED
     );
     samples(&get(addr, "/metrics", Some("scraper-token")).await);
@@ -403,7 +419,7 @@ async fn another_callers_token_is_refused_and_counted() {
         .stream_token()
         .unwrap();
     let stolen = call_as(addr, "bob-token", "/count/exchange", continuation(&token)).await;
-    assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+    assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
     let samples = samples(&get(addr, "/metrics", None).await);
     has(
         &samples,

@@ -3,15 +3,35 @@
 //! oversized bodies (413, also when chunked) and truncated bodies; after
 //! each the server keeps serving.
 
-mod common;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod batches;
+    pub(crate) mod errors;
+    pub(crate) mod exception;
+    pub(crate) mod header;
+    pub(crate) mod int_param;
+    pub(crate) mod ints;
+    pub(crate) mod probe;
+    pub(crate) mod probe_call;
+    pub(crate) mod probe_start;
+    pub(crate) mod reply;
+    pub(crate) mod request;
+    pub(crate) mod send;
+}
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use common::errors::assert_error_contains;
-use common::probe::{call, int_schema, keyed, post, start};
-use common::{int, request, send};
+use common::int_param::int;
+use common::probe::{int_schema, keyed, post};
+use common::probe_call::call;
+use common::probe_start::start;
+use common::request::request;
+use common::send::send;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tokio::net::TcpStream;
@@ -26,7 +46,7 @@ async fn protocol_errors_are_400() {
     let md = Metadata::new().with(metadata::METHOD, "echo");
     let body = write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap();
     let reply = call(server.addr, "/echo", body).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.error().expect("an error batch").error_type,
         "VersionError"
@@ -34,7 +54,7 @@ async fn protocol_errors_are_400() {
 
     // The URL names another method than the batch.
     let reply = call(server.addr, "/echo", request("fail", vec![])).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_error_contains(
         &reply.error().expect("an error batch"),
         "Method name mismatch",
@@ -47,7 +67,7 @@ async fn protocol_errors_are_400() {
         request("count", vec![("limit", int(1))]),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_error_contains(
         &reply.error().expect("an error batch"),
         "requires /init and /exchange",
@@ -55,7 +75,7 @@ async fn protocol_errors_are_400() {
 
     // Not Arrow IPC at all.
     let reply = call(server.addr, "/echo", b"definitely not arrow".to_vec()).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.error().expect("an error batch").error_type,
         "ArrowInvalid"
@@ -66,13 +86,13 @@ async fn protocol_errors_are_400() {
 async fn unknown_methods_and_paths_are_404() {
     let server = start(keyed()).await;
     let reply = call(server.addr, "/nope", request("nope", vec![])).await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
     let error = reply.error().expect("an error batch");
     assert_eq!(error.error_type, "MethodNotImplementedError");
     assert_error_contains(&error, "'echo'");
 
     let reply = call(server.addr, "/a/b/c", Vec::new()).await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
     // Even a 404 carries the capability headers.
     assert_eq!(reply.header("vgi-supported-encodings"), Some("zstd"));
 }
@@ -90,7 +110,7 @@ async fn wrong_media_types_are_415() {
             .unwrap(),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(reply.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_error_contains(
         &reply.error().expect("an error batch"),
         "Expected Content-Type",
@@ -104,7 +124,7 @@ async fn wrong_media_types_are_415() {
             .unwrap(),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(reply.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,13 +138,13 @@ async fn oversized_bodies_are_413_and_the_server_keeps_serving() {
         )],
     );
     let reply = call(server.addr, "/fail", big).await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(String::from_utf8_lossy(&reply.body).contains("max_request_bytes=1024"));
+    assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(String::from_utf8_lossy(reply.body()).contains("max_request_bytes=1024"));
 
     // Chunked, so the size is only discovered while reading.
     let chunks = Chunked(vec![Bytes::from(vec![0u8; 700]), Bytes::from(vec![0u8; 700])].into());
     let reply = send(server.addr, post("/echo", Vec::new()).body(chunks).unwrap()).await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let reply = call(
         server.addr,
@@ -142,7 +162,7 @@ async fn truncated_bodies_are_refused_and_the_server_keeps_serving() {
 
     // A well-framed HTTP body holding a cut-off IPC stream.
     let reply = call(server.addr, "/echo", body[..body.len() - 12].to_vec()).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_error_contains(&reply.error().expect("an error batch"), "truncated");
 
     // A client that promises more bytes than it sends, then hangs up.

@@ -2,14 +2,27 @@
 //! of each step, the client's opt-in, a session replaced in one call, and
 //! a session outliving its own TTL.
 
-mod common;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod batches;
+    pub(crate) mod errors;
+    pub(crate) mod exception;
+    pub(crate) mod header;
+    pub(crate) mod int_param;
+    pub(crate) mod ints;
+    pub(crate) mod reply;
+    pub(crate) mod request;
+    pub(crate) mod send;
+}
 mod sticky_support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::errors::assert_error_contains;
-use common::int;
+use common::int_param::int;
 use sticky_support::server::{start, sticky};
 use sticky_support::session::{Checked, Session, add, assert_lost, call, open};
 

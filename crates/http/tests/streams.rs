@@ -4,14 +4,35 @@
 //! foreign or tampered tokens, cancellation, and states that cannot be
 //! resumed.
 
-mod common;
+// Each test binary names only the helper modules it uses, so that none of
+// their items goes unused in it.
+#[path = "common"]
+mod common {
+    pub(crate) mod batches;
+    pub(crate) mod errors;
+    pub(crate) mod exception;
+    pub(crate) mod int_param;
+    pub(crate) mod ints;
+    pub(crate) mod probe;
+    pub(crate) mod probe_call;
+    pub(crate) mod probe_start;
+    pub(crate) mod probe_turns;
+    pub(crate) mod reply;
+    pub(crate) mod request;
+    pub(crate) mod send;
+    pub(crate) mod stream_token;
+}
 
 use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, RecordBatch};
 use common::errors::assert_error_contains;
-use common::probe::{call, float_schema, keyed, start, tick, turn, turn_by_turn};
-use common::{int, request};
+use common::int_param::int;
+use common::probe::{float_schema, keyed};
+use common::probe_call::call;
+use common::probe_start::start;
+use common::probe_turns::{tick, turn, turn_by_turn};
+use common::request::request;
 use http::StatusCode;
 use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
 use vgirpc::wire::metadata::{self, Metadata};
@@ -37,7 +58,7 @@ async fn producers_continue_with_tokens_on_any_worker_sharing_the_key() {
             turn(&token, tick(), Metadata::new()),
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.status(), StatusCode::OK);
         seen.extend(reply.ints());
     }
     assert_eq!(seen, [0, 1, 2]);
@@ -118,7 +139,7 @@ async fn exchanges_carry_a_fresh_token_on_every_output() {
             turn(&token, input, Metadata::new()),
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.status(), StatusCode::OK);
         let output = reply.batches().pop().unwrap();
         let values = output
             .batch
@@ -158,7 +179,7 @@ async fn foreign_and_tampered_tokens_are_400() {
         turn(&token, tick(), Metadata::new()),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.error().expect("an error batch").message,
         "State token signature verification failed"
@@ -170,7 +191,7 @@ async fn foreign_and_tampered_tokens_are_400() {
         turn("@@@", tick(), Metadata::new()),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.error().expect("an error batch").message,
         "Malformed state token"
@@ -178,7 +199,7 @@ async fn foreign_and_tampered_tokens_are_400() {
 
     let body = write_stream_bytes(&empty_schema(), [(&tick(), &Metadata::new())]).unwrap();
     let reply = call(ours.addr, "/count/exchange", body).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.error().expect("an error batch").message,
         "Missing state token in exchange request"
@@ -191,7 +212,7 @@ async fn foreign_and_tampered_tokens_are_400() {
         turn(&token, tick(), Metadata::new()),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     assert_error_contains(&reply.error().expect("an error batch"), "belongs to method");
 }
 
@@ -207,7 +228,7 @@ async fn cancel_ends_the_stream_with_an_empty_answer() {
     let token = reply.stream_token().unwrap();
     let cancel = Metadata::new().with(metadata::CANCEL, "1");
     let reply = call(server.addr, "/count/exchange", turn(&token, tick(), cancel)).await;
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
     assert!(reply.batches().is_empty());
 }
 

@@ -2,28 +2,22 @@
 //! transport tests (`unary_calls`, `refused_requests`, `compression`,
 //! `streams`, `concurrency`, `dispatch_hooks`): a small service covering
 //! unary calls, both stream kinds and failures, served behind a real
-//! listener, and the requests that drive it.
+//! listener. The requests that drive it are in the `probe_*` modules.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{Array, Float64Array, Int64Array};
 use arrow_schema::{DataType, Field, Schema};
-use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::Full;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use vgirpc::wire::ipc::{empty_schema, write_stream_bytes};
-use vgirpc::wire::metadata::{self, Metadata};
 use vgirpc::{
     ArrowStruct, CallContext, ExchangeState, OutputCollector, ProducerState, RpcError, Server,
     Stream,
 };
 use vgirpc_http::{HttpConfig, HttpServer, TokenKey};
-
-use super::{Reply, send};
 
 // ---------------------------------------------------------------------------
 // The service under test
@@ -158,10 +152,6 @@ pub(crate) struct TestServer {
     _stop: oneshot::Sender<()>,
 }
 
-pub(crate) async fn start(config: HttpConfig) -> TestServer {
-    start_with(Server::new(ProbeServer::new(ProbeImpl)).unwrap(), config).await
-}
-
 pub(crate) async fn start_with(server: Server, config: HttpConfig) -> TestServer {
     let http = HttpServer::new(server, config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -177,12 +167,6 @@ pub(crate) fn keyed() -> HttpConfig {
     HttpConfig::new().with_token_key(TokenKey::new(b"test key"))
 }
 
-/// A one-byte response cap: every producer turn ends after its first
-/// batch, with a continuation token.
-pub(crate) fn turn_by_turn() -> HttpConfig {
-    keyed().with_max_response_bytes(1)
-}
-
 pub(crate) fn post(path: &str, body: Vec<u8>) -> http::request::Builder {
     let _ = body;
     Request::builder()
@@ -190,25 +174,4 @@ pub(crate) fn post(path: &str, body: Vec<u8>) -> http::request::Builder {
         .uri(path)
         .header("host", "test")
         .header("content-type", vgirpc_http::ARROW_STREAM)
-}
-
-pub(crate) async fn call(addr: SocketAddr, path: &str, body: Vec<u8>) -> Reply {
-    send(
-        addr,
-        post(path, body.clone())
-            .body(Full::new(Bytes::from(body)))
-            .unwrap(),
-    )
-    .await
-}
-
-/// An exchange or continuation request carrying `token`.
-pub(crate) fn turn(token: &str, batch: RecordBatch, extra: Metadata) -> Vec<u8> {
-    let mut md = extra;
-    md.insert(metadata::STREAM_STATE, token);
-    write_stream_bytes(batch.schema_ref(), [(&batch, &md)]).unwrap()
-}
-
-pub(crate) fn tick() -> RecordBatch {
-    RecordBatch::new_empty(empty_schema())
 }

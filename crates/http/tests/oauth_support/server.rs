@@ -14,7 +14,8 @@ use vgirpc_http::{
 };
 
 use super::idp::Idp;
-use crate::common::{Reply, send};
+use crate::common::reply::Reply;
+use crate::common::send::send;
 
 /// Seals the login session cookies; a test forging one seals it with this too.
 pub(crate) const SECRET: &[u8] = b"oauth test secret";

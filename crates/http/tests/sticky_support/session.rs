@@ -7,7 +7,10 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 
-use crate::common::{Reply, int, request, send};
+use crate::common::int_param::int;
+use crate::common::reply::Reply;
+use crate::common::request::request;
+use crate::common::send::send;
 
 /// Integers of a reply that must not carry an error.
 pub(crate) trait Checked {
@@ -119,7 +122,7 @@ pub(crate) async fn open(addr: SocketAddr, initial: i64) -> (Reply, String) {
 }
 
 pub(crate) fn assert_lost(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(reply.header("x-vgi-rpc-error"), Some("true"));
     let error = reply.error().expect("an error batch");
     assert_eq!(error.error_type, "SessionLostError");
