@@ -127,6 +127,26 @@ fn response_encode(c: &mut Criterion) {
     group.finish();
 }
 
+/// Opening and closing a response stream with no batch: the schema
+/// message a stream starts with, for a void result and a ten-column one.
+fn stream_open(c: &mut Criterion) {
+    let mut group = c.benchmark_group("stream_open");
+    let wide: SchemaRef = Arc::new(Schema::new(
+        (0..10)
+            .map(|i| Field::new(format!("column_{i}"), arrow_schema::DataType::Float64, true))
+            .collect::<Vec<_>>(),
+    ));
+    for (name, schema) in [("void", empty_schema()), ("ten_columns", wide)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let out = StreamWriter::try_new(Vec::with_capacity(1024), black_box(&schema));
+                out.unwrap().finish().unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn batch_classification(c: &mut Criterion) {
     let mut group = c.benchmark_group("classify");
     let data = one_row(vec![(
@@ -164,6 +184,7 @@ criterion_group!(
     benches,
     request_decode,
     response_encode,
+    stream_open,
     batch_classification
 );
 criterion_main!(benches);

@@ -14,6 +14,7 @@
 #[cfg(feature = "tokio")]
 pub mod async_frame;
 mod chunks;
+mod encoded_schemas;
 mod frame;
 mod reader;
 mod rewrite;

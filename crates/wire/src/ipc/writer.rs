@@ -12,6 +12,7 @@ use arrow_ipc::{MessageHeader, MetadataVersion};
 use arrow_schema::SchemaRef;
 
 use super::chunks::Chunks;
+use super::encoded_schemas;
 use super::frame::{CONTINUATION, EOS};
 use super::rewrite::attach_custom_metadata;
 use crate::metadata::Metadata;
@@ -58,9 +59,33 @@ impl<W: Write> StreamWriter<W> {
         let options = write_options();
         let generator = IpcDataGenerator::default();
         let mut tracker = DictionaryTracker::new(false);
-        let encoded =
-            generator.schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &options);
-        arrow_ipc::writer::write_message(&mut writer, encoded, &options)?;
+        // Only schemas without dictionaries are kept.
+        let has_dictionaries = match encoded_schemas::cached(schema) {
+            Some(message) => {
+                writer.write_all(&message)?;
+                false
+            }
+            None => {
+                let encoded = generator.schema_to_bytes_with_dictionary_tracker(
+                    schema,
+                    &mut tracker,
+                    &options,
+                );
+                let has_dictionaries = schema
+                    .flattened_fields()
+                    .iter()
+                    .any(|f| matches!(f.data_type(), arrow_schema::DataType::Dictionary(..)));
+                if has_dictionaries {
+                    arrow_ipc::writer::write_message(&mut writer, encoded, &options)?;
+                } else {
+                    let mut message = Vec::new();
+                    arrow_ipc::writer::write_message(&mut message, encoded, &options)?;
+                    writer.write_all(&message)?;
+                    encoded_schemas::keep(schema, message);
+                }
+                has_dictionaries
+            }
+        };
         Ok(Self {
             writer,
             schema: schema.clone(),
@@ -69,10 +94,7 @@ impl<W: Write> StreamWriter<W> {
             context: IpcWriteContext::default(),
             options,
             large: None,
-            has_dictionaries: schema
-                .flattened_fields()
-                .iter()
-                .any(|f| matches!(f.data_type(), arrow_schema::DataType::Dictionary(..))),
+            has_dictionaries,
         })
     }
 
