@@ -13,6 +13,8 @@ use vgirpc::wire::ipc::{StreamReader, StreamWriter, empty_schema, write_stream_b
 use vgirpc::wire::log::empty_batch;
 use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
+use vgirpc_test_support::proc_status::{Process, status_field};
+use vgirpc_test_support::string_call;
 
 fn socket_path(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("vgi-{}-{name}.sock", std::process::id()));
@@ -54,19 +56,9 @@ fn wait_exit(child: &mut Child, deadline: Duration) -> (std::process::ExitStatus
 }
 
 fn echo(stream: &mut UnixStream, value: &str) -> String {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![value]))],
-    )
-    .unwrap();
-    let request =
-        write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo_string"))]).unwrap();
-    stream.write_all(&request).unwrap();
+    stream
+        .write_all(&string_call("echo_string", value))
+        .unwrap();
     let mut reader = StreamReader::open(&mut *stream).unwrap();
     let answer = reader.next_batch().unwrap().unwrap();
     reader.drain().unwrap();
@@ -77,17 +69,6 @@ fn echo(stream: &mut UnixStream, value: &str) -> String {
         .downcast_ref::<StringArray>()
         .unwrap();
     column.value(0).to_owned()
-}
-
-/// A field of the worker's `/proc` status, as a number (`VmRSS:` in KiB).
-fn status_field(child: &Child, name: &str) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap()
 }
 
 /// This process's soft limit on open files.
@@ -211,7 +192,7 @@ fn idle_connections_cost_no_thread_each_and_valid_clients_are_served_beside_them
     let idle_count = 2_000.min(open_file_limit().saturating_sub(100));
     let path = socket_path("idle-many");
     let mut worker = start(&path, &["--threaded"]);
-    let rss_start = status_field(&worker, "VmRSS:");
+    let rss_start = status_field(Process::Id(worker.id()), "VmRSS:");
     // One call each proves the connection was accepted and served.
     let mut idle: Vec<UnixStream> = (0..idle_count)
         .map(|i| {
@@ -223,8 +204,8 @@ fn idle_connections_cost_no_thread_each_and_valid_clients_are_served_beside_them
         .collect();
     let mut valid = UnixStream::connect(&path).unwrap();
     assert_eq!(echo(&mut valid, "valid"), "valid");
-    let threads = status_field(&worker, "Threads:");
-    let rss_idle = status_field(&worker, "VmRSS:");
+    let threads = status_field(Process::Id(worker.id()), "Threads:");
+    let rss_idle = status_field(Process::Id(worker.id()), "VmRSS:");
     for stream in idle.iter_mut().step_by(101) {
         assert_eq!(echo(stream, "still here"), "still here");
     }
@@ -233,7 +214,7 @@ fn idle_connections_cost_no_thread_each_and_valid_clients_are_served_beside_them
     eprintln!(
         "{idle_count} idle connections: {threads} worker threads; VmRSS {rss_start} KiB at start, \
          {rss_idle} KiB with them open, {} KiB after they closed",
-        status_field(&worker, "VmRSS:")
+        status_field(Process::Id(worker.id()), "VmRSS:")
     );
     // A thread per connection would be more than idle_count.
     assert!(

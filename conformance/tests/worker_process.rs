@@ -12,6 +12,7 @@ use arrow_schema::{DataType, Field, Schema};
 use vgirpc::wire::ipc::{StreamReader, StreamWriter, empty_schema, write_stream_bytes};
 use vgirpc::wire::metadata::Metadata;
 use vgirpc::wire::request::Request;
+use vgirpc_test_support::string_call;
 
 fn spawn_worker() -> Child {
     Command::new(env!("CARGO_BIN_EXE_vgi-conformance-worker"))
@@ -38,25 +39,13 @@ fn wait_with_deadline(child: &mut Child, deadline: Duration) -> std::process::Ex
     }
 }
 
-fn echo_request(value: &str) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![value]))],
-    )
-    .unwrap();
-    write_stream_bytes(&schema, [(&batch, &Request::metadata_for("echo_string"))]).unwrap()
-}
-
 #[test]
 fn answers_then_exits_cleanly_when_stdin_closes() {
     let mut worker = spawn_worker();
     let mut stdin = worker.stdin.take().unwrap();
-    stdin.write_all(&echo_request("ping")).unwrap();
+    stdin
+        .write_all(&string_call("echo_string", "ping"))
+        .unwrap();
     stdin.flush().unwrap();
     let mut stdout = worker.stdout.take().unwrap();
     let mut reader = StreamReader::open(&mut stdout).unwrap();

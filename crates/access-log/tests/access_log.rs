@@ -3,15 +3,11 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow_array::{RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
 use serde_json::Value;
-use vgirpc::wire::ipc::write_stream_bytes;
-use vgirpc::wire::request::Request;
 use vgirpc::{RpcError, Server, TransportKind};
 use vgirpc_access_log::{AccessLog, AccessLogConfig, Interval, Rotation};
+use vgirpc_test_support::string_call;
 
 /// Service used by these tests.
 #[vgirpc::service]
@@ -40,24 +36,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn request(method: &str, value: &str) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![value]))],
-    )
-    .unwrap();
-    write_stream_bytes(&schema, [(&batch, &Request::metadata_for(method))]).unwrap()
-}
-
 fn serve(server: &Server, calls: &[(&str, &str)]) {
     let mut input = Vec::new();
     for (method, value) in calls {
-        input.extend(request(method, value));
+        input.extend(string_call(method, value));
     }
     server
         .serve(Cursor::new(input), std::io::sink(), TransportKind::Pipe)

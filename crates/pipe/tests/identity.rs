@@ -12,13 +12,14 @@ mod support {
 
 use std::io::Cursor;
 
-use support::client::{call, connect, request};
+use support::client::{call, connect};
 use support::probe::probe_server;
 use support::server::start;
 use support::stop::stopped;
 use vgirpc::wire::classify::{BatchKind, classify};
 use vgirpc::wire::ipc::StreamReader;
 use vgirpc_pipe::serve_pipe;
+use vgirpc_test_support::string_call;
 
 #[test]
 fn a_unix_socket_caller_is_the_peer_process_authenticated_by_the_kernel() {
@@ -39,7 +40,12 @@ fn a_unix_socket_caller_is_the_peer_process_authenticated_by_the_kernel() {
 fn a_pipe_caller_is_anonymous() {
     let server = probe_server();
     let mut output = Vec::new();
-    serve_pipe(&server, Cursor::new(request("whoami", "?")), &mut output).unwrap();
+    serve_pipe(
+        &server,
+        Cursor::new(string_call("whoami", "?")),
+        &mut output,
+    )
+    .unwrap();
     let mut reader = StreamReader::open(output.as_slice()).unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
     assert!(matches!(

@@ -16,12 +16,13 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use socket2::SockRef;
-use support::client::{HANG, answer, call, connect, request, send};
+use support::client::{HANG, answer, call, connect, send};
 use support::gate::gated_probe_server;
 use support::probe::probe_server;
 use support::server::start;
 use support::stop::stopped;
 use vgirpc_pipe::UnixShutdown;
+use vgirpc_test_support::string_call;
 
 /// How long a test watches for an answer that must not come yet. Correct
 /// code passes however slow the machine; only wrong code is caught sooner
@@ -154,7 +155,7 @@ fn pipelined_requests_are_all_answered_in_order() {
     let mut client = connect(&running.path);
     let together: Vec<u8> = ["one", "two", "three"]
         .iter()
-        .flat_map(|value| request("echo", value))
+        .flat_map(|value| string_call("echo", value))
         .collect();
     std::io::Write::write_all(&mut client, &together).unwrap();
     for value in ["one", "two", "three"] {
@@ -174,7 +175,7 @@ fn pauses_between_and_within_requests_lose_nothing() {
         for value in ["a", "b", "c"] {
             assert_eq!(call(&mut client, "echo", value).unwrap(), value);
         }
-        let bytes = request("echo", &format!("split {round}"));
+        let bytes = string_call("echo", &format!("split {round}"));
         let (head, tail) = bytes.split_at(bytes.len() / 2);
         std::io::Write::write_all(&mut client, head).unwrap();
         std::thread::sleep(pause);

@@ -12,12 +12,13 @@ mod support {
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 
-use support::client::{HANG, call, connect, request, send, socket_path};
+use support::client::{HANG, call, connect, send, socket_path};
 use support::gate::gated_probe_server;
 use support::probe::probe_server;
 use vgirpc::Server;
 use vgirpc::transport::NoSideChannels;
 use vgirpc_pipe::{UnixConfig, serve_unix};
+use vgirpc_test_support::string_call;
 
 /// Serves `server` with room for one connection, for the rest of the test
 /// process.
@@ -65,7 +66,7 @@ fn a_client_leaving_mid_request_gives_its_slot_back() {
     let path = serve_one_connection_at_a_time(server);
     {
         let mut partial = connect(&path);
-        let bytes = request("echo", "cut short");
+        let bytes = string_call("echo", "cut short");
         std::io::Write::write_all(&mut partial, &bytes[..bytes.len() / 2]).unwrap();
     }
     assert_next_client_served(&path);

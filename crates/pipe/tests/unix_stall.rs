@@ -15,16 +15,17 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use support::client::{HANG, answer, call, connect, request};
+use support::client::{HANG, answer, call, connect};
 use support::probe::probe_server;
 use support::server::start;
+use vgirpc_test_support::string_call;
 
 const TIMEOUT: Duration = Duration::from_millis(400);
 
 /// Sends all but the last bytes of a call whose body is a few hundred
 /// kilobytes, so the server is left in the middle of that body.
 fn stall_mid_body(stream: &mut UnixStream) -> Instant {
-    let bytes = request("echo", &"x".repeat(300_000));
+    let bytes = string_call("echo", &"x".repeat(300_000));
     stream.write_all(&bytes[..bytes.len() - 1_000]).unwrap();
     Instant::now()
 }
@@ -81,7 +82,7 @@ fn a_peer_pausing_between_messages_is_waited_for() {
     let server = probe_server();
     let (running, _serving) = start(server, |config| config.body_read_timeout = Some(TIMEOUT));
     let mut client = connect(&running.path);
-    let bytes = request("echo", "after a pause");
+    let bytes = string_call("echo", "after a pause");
     // The schema message has no body: it ends with its flatbuffer.
     let schema_len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
     client.write_all(&bytes[..8 + schema_len]).unwrap();

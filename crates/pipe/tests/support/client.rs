@@ -4,15 +4,13 @@
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use vgirpc::arrow::array::{RecordBatch, StringArray};
-use vgirpc::arrow::schema::{DataType, Field, Schema};
+use vgirpc::arrow::array::StringArray;
 use vgirpc::wire::classify::{BatchKind, classify};
-use vgirpc::wire::ipc::{StreamReader, write_stream_bytes};
-use vgirpc::wire::request::Request;
+use vgirpc::wire::ipc::StreamReader;
+use vgirpc_test_support::string_call;
 
 /// An upper bound for anything that should happen: only a hang reaches it.
 pub(crate) const HANG: Duration = Duration::from_secs(30);
@@ -36,24 +34,9 @@ pub(crate) fn connect(path: &Path) -> UnixStream {
     stream
 }
 
-/// The bytes of a call to `method` with `value`.
-pub(crate) fn request(method: &str, value: &str) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "value",
-        DataType::Utf8,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![value]))],
-    )
-    .unwrap();
-    write_stream_bytes(&schema, [(&batch, &Request::metadata_for(method))]).unwrap()
-}
-
 /// Sends a call to `method` with `value`.
 pub(crate) fn send(stream: &mut UnixStream, method: &str, value: &str) {
-    stream.write_all(&request(method, value)).unwrap();
+    stream.write_all(&string_call(method, value)).unwrap();
 }
 
 /// Reads the answer to a call: its string result, or why there is none.
