@@ -30,6 +30,7 @@ mod core;
 mod external;
 mod oauth;
 mod options;
+mod payload;
 mod reply;
 mod retry;
 mod sticky;

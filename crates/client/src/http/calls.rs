@@ -9,7 +9,8 @@ use vgirpc_wire::log::empty_batch;
 use vgirpc_wire::metadata::{self, Metadata};
 
 use super::core::{HttpCore, Repeat};
-use super::reply::{Turn, body_of, open_reply, request_body};
+use super::payload::Payload;
+use super::reply::{Turn, body_of, open_reply};
 use super::sticky::SessionState;
 use crate::ClientError;
 use crate::client::{Received, Special, receive};
@@ -24,7 +25,7 @@ impl HttpCore {
         params: &RecordBatch,
         io: &mut CallIo<'_>,
     ) -> Result<IpcBatch, ClientError> {
-        let body = request_body(params, &crate::trace::request_metadata(method))?;
+        let body = Payload::of_batch(params, &crate::trace::request_metadata(method))?;
         let reply = self
             .post(&format!("/{method}"), body, Repeat::Safe, session)
             .await?;
@@ -50,7 +51,7 @@ impl HttpCore {
         header: bool,
         io: &mut CallIo<'_>,
     ) -> Result<(Cursor, Option<IpcBatch>), ClientError> {
-        let body = request_body(params, &crate::trace::request_metadata(method))?;
+        let body = Payload::of_batch(params, &crate::trace::request_metadata(method))?;
         let reply = self
             .post(&format!("/{method}/init"), body, Repeat::Safe, session)
             .await?;
@@ -124,7 +125,7 @@ impl Cursor {
                 return Ok(None);
             }
             let md = Metadata::new().with(metadata::STREAM_STATE, self.token()?);
-            let body = request_body(&empty_batch(&empty_schema()), &md)?;
+            let body = Payload::of_batch(&empty_batch(&empty_schema()), &md)?;
             let path = self.exchange_path();
             let reply = core.post(&path, body, Repeat::Safe, session).await?;
             let mut rest = body_of(&reply);
@@ -143,7 +144,7 @@ impl Cursor {
         io: &mut CallIo<'_>,
     ) -> Result<Option<IpcBatch>, ClientError> {
         let md = Metadata::new().with(metadata::STREAM_STATE, self.token()?);
-        let body = request_body(input, &md)?;
+        let body = Payload::of_batch(input, &md)?;
         let path = self.exchange_path();
         let reply = core.post(&path, body, Repeat::Never, session).await?;
         let mut rest = body_of(&reply);
@@ -199,7 +200,7 @@ impl Cursor {
         let md = Metadata::new()
             .with(metadata::STREAM_STATE, token)
             .with(metadata::CANCEL, "1");
-        let body = request_body(&empty_batch(&empty_schema()), &md)?;
+        let body = Payload::of_batch(&empty_batch(&empty_schema()), &md)?;
         let path = self.exchange_path();
         let reply = core.post(&path, body, Repeat::Never, session).await?;
         let mut rest = body_of(&reply);

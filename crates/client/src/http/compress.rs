@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use vgirpc_fetch::{SMALL_BODY, worth_compressing};
 
+use super::payload::Payload;
+
 /// Bodies up to this size are compressed whole and the smaller kept;
 /// larger ones are judged from samples first.
 const WHOLE: usize = 64 * 1024;
@@ -16,19 +18,22 @@ const WHOLE: usize = 64 * 1024;
 /// smaller, or samples of a larger one shrank by less than a tenth (random
 /// or already packed Arrow buffers, where compressing cost more client and
 /// server time than the bytes it saved).
-pub(super) fn compress(body: &Bytes, level: i32) -> std::io::Result<Option<Bytes>> {
+pub(super) fn compress(body: &Payload, level: i32) -> std::io::Result<Option<Bytes>> {
     if body.len() < SMALL_BODY {
         return Ok(None);
     }
+    // Sampling and zstd need the body in one piece; joining it costs a
+    // copy, which only bodies to a remote server pay.
+    let body = body.contiguous();
     if body.len() > WHOLE {
         let mut compressor = zstd::bulk::Compressor::new(level)?;
-        if !worth_compressing(body, |piece| {
+        if !worth_compressing(&body, |piece| {
             Ok::<_, std::io::Error>(compressor.compress(piece)?.len())
         })? {
             return Ok(None);
         }
     }
-    let compressed = zstd::bulk::compress(body, level)?;
+    let compressed = zstd::bulk::compress(&body, level)?;
     Ok((compressed.len() < body.len()).then(|| Bytes::from(compressed)))
 }
 
@@ -98,14 +103,14 @@ mod tests {
     #[test]
     fn bodies_zstd_cannot_shrink_go_as_they_are() {
         for len in [SMALL_BODY, WHOLE, 4 * WHOLE] {
-            let body = Bytes::from(noise(len));
+            let body = Payload::from(Bytes::from(noise(len)));
             assert_eq!(compress(&body, 3).unwrap(), None, "{len} bytes");
         }
     }
 
     #[test]
     fn small_bodies_go_as_they_are() {
-        let zeros = Bytes::from(vec![0u8; SMALL_BODY - 1]);
+        let zeros = Payload::from(Bytes::from(vec![0u8; SMALL_BODY - 1]));
         assert_eq!(compress(&zeros, 3).unwrap(), None);
     }
 
@@ -116,7 +121,9 @@ mod tests {
                 .flat_map(|i| (i as u32 / 5).to_le_bytes())
                 .collect::<Vec<u8>>()
                 .into();
-            let compressed = compress(&body, 3).unwrap().expect("compressible");
+            let compressed = compress(&Payload::from(body.clone()), 3)
+                .unwrap()
+                .expect("compressible");
             assert!(compressed.len() < body.len());
             assert_eq!(zstd::decode_all(&compressed[..]).unwrap(), body);
         }

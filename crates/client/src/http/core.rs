@@ -13,13 +13,14 @@ use http::header::{
     HeaderValue, RETRY_AFTER,
 };
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 
 use vgirpc_fetch::Fetcher;
 
 use super::compress::{self, is_loopback};
+use super::payload::{Payload, PayloadBody};
 use super::retry::{is_transient, parse_retry_after};
 use super::sticky::{self, SessionState};
 use super::tls::{self, Connector};
@@ -28,7 +29,7 @@ use crate::ClientError;
 
 /// One server at one endpoint, and the connections to it.
 pub(crate) struct HttpCore {
-    client: HyperClient<Connector, Full<Bytes>>,
+    client: HyperClient<Connector, PayloadBody>,
     /// The URL the endpoint paths are appended to: the base URL and the
     /// prefix, without a trailing slash.
     endpoint: String,
@@ -150,11 +151,10 @@ impl HttpCore {
     pub(super) async fn post(
         &self,
         path: &str,
-        body: Vec<u8>,
+        body: Payload,
         repeat: Repeat,
         session: &mut Option<SessionState>,
     ) -> Result<Reply, ClientError> {
-        let body = Bytes::from(body);
         if !self.above_known_cap(&body) {
             let reply = self
                 .post_inline(path, body.clone(), repeat, session)
@@ -163,17 +163,16 @@ impl HttpCore {
                 return Ok(reply);
             }
         }
-        let pointer = self.upload_request(body, session).await?;
+        let pointer = self.upload_request(&body, session).await?;
         // The refused request never ran, so sending it again is safe.
-        self.post_inline(path, Bytes::from(pointer), repeat, session)
-            .await
+        self.post_inline(path, pointer, repeat, session).await
     }
 
     /// [`HttpCore::post`] of the body itself, whatever its size.
     pub(super) async fn post_inline(
         &self,
         path: &str,
-        body: Bytes,
+        body: Payload,
         repeat: Repeat,
         session: &mut Option<SessionState>,
     ) -> Result<Reply, ClientError> {
@@ -197,7 +196,7 @@ impl HttpCore {
         let body = match compressed {
             Some(compressed) => {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static(ZSTD));
-                compressed
+                Payload::from(compressed)
             }
             None => body,
         };
@@ -222,7 +221,13 @@ impl HttpCore {
             .map_err(|_| ClientError::Config("the session token is not a valid header".into()))?;
         headers.insert(sticky::SESSION, value);
         let reply = self
-            .send(Method::DELETE, &url, headers, Bytes::new(), Repeat::Never)
+            .send(
+                Method::DELETE,
+                &url,
+                headers,
+                Payload::default(),
+                Repeat::Never,
+            )
             .await?;
         if reply.status.is_success() {
             Ok(())
@@ -257,7 +262,7 @@ impl HttpCore {
         method: Method,
         url: &str,
         headers: HeaderMap,
-        body: Bytes,
+        body: Payload,
         repeat: Repeat,
     ) -> Result<Reply, ClientError> {
         let policy = &self.options.retry;
@@ -288,13 +293,13 @@ impl HttpCore {
         method: Method,
         url: &str,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Payload,
     ) -> Result<Reply, Failure> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = Request::builder()
             .method(method)
             .uri(url)
-            .body(Full::new(body))
+            .body(body.body())
             .map_err(|e| Failure::Invalid(e.to_string()))?;
         request.headers_mut().extend(headers.clone());
         let limit = self.options.max_response_bytes;

@@ -2,7 +2,6 @@
 //! read from its protected-resource metadata document or from the
 //! `WWW-Authenticate` challenge of a `401`.
 
-use bytes::Bytes;
 use http::header::{ACCEPT, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 pub use vgirpc_fetch::OAuthResourceMetadata;
@@ -10,6 +9,7 @@ use vgirpc_fetch::RESOURCE_METADATA_PATH;
 
 use super::HttpOptions;
 use super::core::{Failure, HttpCore, http_error};
+use super::payload::Payload;
 use crate::ClientError;
 
 /// Fetches the metadata of the server at `base_url` from
@@ -79,7 +79,7 @@ async fn get(url: &str, options: &HttpOptions) -> Result<OAuthResourceMetadata, 
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let reply = core
-        .send_once(Method::GET, url, &headers, Bytes::new())
+        .send_once(Method::GET, url, &headers, Payload::default())
         .await
         .map_err(|failure| match failure {
             Failure::TimedOut(after) => ClientError::Timeout(after),

@@ -4,12 +4,11 @@
 use std::collections::VecDeque;
 use std::io::Cursor;
 
-use arrow_array::RecordBatch;
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
-use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader, write_stream_bytes};
-use vgirpc_wire::metadata::{self, Metadata};
+use vgirpc_wire::ipc::{IpcBatch, ReadLimits, StreamReader};
+use vgirpc_wire::metadata;
 
 use super::ARROW_STREAM;
 use super::core::{HttpCore, Reply, http_error};
@@ -54,14 +53,6 @@ pub(super) fn open_reply<'b>(
         Ok(Some(reader)) => Ok(reader),
         Ok(None) | Err(_) => Err(http_error(reply)),
     }
-}
-
-/// A request body: one IPC stream holding one batch.
-pub(super) fn request_body(batch: &RecordBatch, md: &Metadata) -> Result<Vec<u8>, ClientError> {
-    write_stream_bytes(batch.schema_ref(), [(batch, md)]).map_err(|source| ClientError::Codec {
-        context: "a request body".into(),
-        source,
-    })
 }
 
 /// What one producer response held.

@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use bytes::Bytes;
 use http::StatusCode;
 use vgirpc_wire::classify::{BatchKind, classify};
 use vgirpc_wire::ipc::{ReadLimits, StreamReader};
@@ -19,7 +18,8 @@ use vgirpc_wire::metadata;
 
 use super::ARROW_STREAM;
 use super::core::{HttpCore, Repeat, Reply};
-use super::reply::{body_of, open_reply, request_body};
+use super::payload::Payload;
+use super::reply::{body_of, open_reply};
 use super::sticky::SessionState;
 use crate::ClientError;
 use crate::client::remote_error;
@@ -68,7 +68,7 @@ impl HttpCore {
     /// Whether `body` is known to be above the server's cap, so it would
     /// only be refused inline. The cap is compared with the body before
     /// compression, as the reference client does.
-    pub(super) fn above_known_cap(&self, body: &[u8]) -> bool {
+    pub(super) fn above_known_cap(&self, body: &Payload) -> bool {
         let cap = self.request_cap.load(Ordering::Relaxed);
         self.options.upload_large_requests && cap > 0 && body.len() as u64 > cap
     }
@@ -77,9 +77,10 @@ impl HttpCore {
     /// and returns the pointer request that replaces it.
     pub(super) async fn upload_request(
         &self,
-        body: Bytes,
+        body: &Payload,
         session: &mut Option<SessionState>,
-    ) -> Result<Vec<u8>, ClientError> {
+    ) -> Result<Payload, ClientError> {
+        let body = body.contiguous();
         let url = self.upload_url(session).await?;
         let fetcher = self.fetcher().await?;
         let timeout = fetcher.config().timeout;
@@ -103,11 +104,9 @@ impl HttpCore {
         )]));
         let params = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))])
             .expect("one Int64 column fits its schema");
-        let body = request_body(&params, &crate::trace::request_metadata(UPLOAD_URL_METHOD))?;
+        let body = Payload::of_batch(&params, &crate::trace::request_metadata(UPLOAD_URL_METHOD))?;
         let path = format!("/{UPLOAD_URL_METHOD}/init");
-        let reply = self
-            .post_inline(&path, Bytes::from(body), Repeat::Safe, session)
-            .await?;
+        let reply = self.post_inline(&path, body, Repeat::Safe, session).await?;
         let endpoint = format!("{}{path}", self.endpoint());
         if reply.status == StatusCode::NOT_FOUND {
             return Err(upload_error(&endpoint, "the server vends no upload URLs"));
@@ -145,7 +144,7 @@ impl HttpCore {
 /// The request of `body` as a zero-row pointer batch to `location`: the
 /// same schema and metadata (method, version, stream state), plus
 /// `vgi_rpc.location`, so the server routes it before it fetches.
-fn pointer_request(body: &[u8], location: &str) -> Result<Vec<u8>, ClientError> {
+fn pointer_request(body: &[u8], location: &str) -> Result<Payload, ClientError> {
     let mut rest = body;
     let request = StreamReader::try_open(&mut rest, ReadLimits::default())
         .map_err(ClientError::from_wire)?
@@ -155,5 +154,5 @@ fn pointer_request(body: &[u8], location: &str) -> Result<Vec<u8>, ClientError> 
         .ok_or_else(|| ClientError::Protocol("a request body without a batch".into()))?;
     let pointer = RecordBatch::new_empty(request.batch.schema());
     let md = request.metadata.with(metadata::LOCATION, location);
-    request_body(&pointer, &md)
+    Payload::of_batch(&pointer, &md)
 }
