@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName,
-    HeaderValue, RETRY_AFTER,
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap,
+    HeaderName, HeaderValue, RETRY_AFTER,
 };
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
+use vgirpc_wire::ipc::EAGER_RESERVE_BYTES;
 
 use vgirpc_fetch::Fetcher;
 
@@ -312,11 +313,13 @@ impl HttpCore {
                 }
             })?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, limit)
-                .collect()
+            let claimed = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            let body = collect(body, claimed, limit)
                 .await
-                .map_err(|e| Failure::Lost(format!("reading the response: {e}")))?
-                .to_bytes();
+                .map_err(|e| Failure::Lost(format!("reading the response: {e}")))?;
             Ok((parts, body))
         };
         let (parts, body) = match self.options.timeout {
@@ -390,6 +393,49 @@ impl Failure {
     }
 }
 
+/// A response body in one buffer. Each piece is copied in as it arrives,
+/// while it is still in cache from the socket read, rather than all of
+/// them at the end; a body that arrives in one piece is not copied at all.
+async fn collect<B>(mut body: B, claimed: Option<usize>, limit: usize) -> Result<Bytes, String>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() else {
+            continue;
+        };
+        let held = first.as_ref().map_or(joined.len(), Bytes::len) + data.len();
+        if held > limit {
+            return Err(format!("the response exceeds {limit} bytes"));
+        }
+        if let Some(earlier) = first.take() {
+            joined.reserve_exact(reservation(claimed, held, limit));
+            joined.extend_from_slice(&earlier);
+        } else if joined.is_empty() {
+            first = Some(data);
+            continue;
+        }
+        joined.extend_from_slice(&data);
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
+}
+
+/// What to reserve for a body once `held` bytes of it arrived: the
+/// `Content-Length` the server claimed, so that the buffer never moves,
+/// but no more than [`EAGER_RESERVE_BYTES`] or 64 times what came so far
+/// (address space only until written), so that a false claim costs
+/// little. A longer body grows from there by doubling.
+fn reservation(claimed: Option<usize>, held: usize, limit: usize) -> usize {
+    claimed
+        .unwrap_or(held)
+        .min(limit)
+        .min(EAGER_RESERVE_BYTES.max(held.saturating_mul(64)))
+        .max(held)
+}
+
 /// The body as sent, decoded from zstd when the response says so.
 fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, String> {
     let encoding = headers
@@ -423,5 +469,88 @@ pub(super) fn http_error(reply: &Reply) -> ClientError {
     ClientError::Http {
         status: reply.status.as_u16(),
         body: text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use http_body::{Body, Frame};
+
+    use super::*;
+
+    /// A body that arrives in the pieces given.
+    struct Pieces(VecDeque<Bytes>);
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    fn pieces(sizes: &[usize]) -> (Pieces, Vec<u8>) {
+        let mut whole = Vec::new();
+        let mut pieces = VecDeque::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let piece = vec![i as u8; size];
+            whole.extend_from_slice(&piece);
+            pieces.push_back(Bytes::from(piece));
+        }
+        (Pieces(pieces), whole)
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_piece_is_not_copied() {
+        let piece = Bytes::from(vec![7u8; 1000]);
+        let body = Pieces(VecDeque::from([piece.clone()]));
+        let collected = collect(body, Some(1000), 1 << 20).await.unwrap();
+        assert_eq!(collected.as_ptr(), piece.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn pieces_are_joined_in_order_whatever_the_claim() {
+        for claimed in [None, Some(0), Some(10), Some(1 << 30)] {
+            let (body, whole) = pieces(&[3, 0, 5000, 1, 70_000]);
+            let collected = collect(body, claimed, 1 << 20).await.unwrap();
+            assert_eq!(&collected[..], &whole[..], "{claimed:?}");
+        }
+        let (body, _) = pieces(&[]);
+        assert!(collect(body, None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_refused_as_it_arrives() {
+        let (body, _) = pieces(&[600, 600]);
+        let error = collect(body, Some(1200), 1000).await.unwrap_err();
+        assert_eq!(error, "the response exceeds 1000 bytes");
+        let (body, _) = pieces(&[1001]);
+        assert!(collect(body, None, 1000).await.is_err());
+    }
+
+    #[test]
+    fn a_claim_is_reserved_only_as_far_as_what_arrived_makes_it_believable() {
+        // An honest claim below the eager size is reserved whole.
+        assert_eq!(reservation(Some(1 << 20), 1000, 1 << 30), 1 << 20);
+        // A claim of a gigabyte after a kilobyte reserves the eager size.
+        assert_eq!(
+            reservation(Some(1 << 30), 1000, 1 << 30),
+            EAGER_RESERVE_BYTES
+        );
+        // Past that, 64 times what arrived, and never beyond the limit.
+        assert_eq!(reservation(Some(1 << 30), 1 << 20, 1 << 30), 64 << 20);
+        assert_eq!(reservation(Some(1 << 30), 1 << 20, 32 << 20), 32 << 20);
+        // Never less than what is held.
+        assert_eq!(reservation(Some(10), 5000, 1 << 30), 5000);
+        assert_eq!(reservation(None, 5000, 1 << 30), 5000);
     }
 }
