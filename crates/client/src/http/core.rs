@@ -474,67 +474,53 @@ pub(super) fn http_error(reply: &Reply) -> ClientError {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-    use std::convert::Infallible;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
+    use std::sync::Arc;
 
-    use http_body::{Body, Frame};
+    use arrow_array::{Float64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use vgirpc_wire::metadata::Metadata;
 
     use super::*;
 
-    /// A body that arrives in the pieces given.
-    struct Pieces(VecDeque<Bytes>);
-
-    impl Body for Pieces {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
-        }
-    }
-
-    fn pieces(sizes: &[usize]) -> (Pieces, Vec<u8>) {
-        let mut whole = Vec::new();
-        let mut pieces = VecDeque::new();
-        for (i, &size) in sizes.iter().enumerate() {
-            let piece = vec![i as u8; size];
-            whole.extend_from_slice(&piece);
-            pieces.push_back(Bytes::from(piece));
-        }
-        (Pieces(pieces), whole)
+    /// A body that arrives in several pieces, one of them a megabyte.
+    fn pieces() -> Payload {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+        let column = Float64Array::from_iter_values((0..1 << 17).map(f64::from));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(column)]).unwrap();
+        Payload::of_batch(&batch, &Metadata::new()).unwrap()
     }
 
     #[tokio::test]
     async fn a_body_in_one_piece_is_not_copied() {
         let piece = Bytes::from(vec![7u8; 1000]);
-        let body = Pieces(VecDeque::from([piece.clone()]));
+        let body = Payload::from(piece.clone()).body();
         let collected = collect(body, Some(1000), 1 << 20).await.unwrap();
         assert_eq!(collected.as_ptr(), piece.as_ptr());
     }
 
     #[tokio::test]
     async fn pieces_are_joined_in_order_whatever_the_claim() {
-        for claimed in [None, Some(0), Some(10), Some(1 << 30)] {
-            let (body, whole) = pieces(&[3, 0, 5000, 1, 70_000]);
-            let collected = collect(body, claimed, 1 << 20).await.unwrap();
-            assert_eq!(&collected[..], &whole[..], "{claimed:?}");
+        let payload = pieces();
+        let whole = payload.contiguous();
+        for claimed in [None, Some(0), Some(10), Some(whole.len()), Some(1 << 30)] {
+            let collected = collect(payload.body(), claimed, 1 << 30).await.unwrap();
+            assert_eq!(collected, whole, "{claimed:?}");
         }
-        let (body, _) = pieces(&[]);
-        assert!(collect(body, None, 10).await.unwrap().is_empty());
+        let empty = Payload::default().body();
+        assert!(collect(empty, None, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn a_body_past_the_limit_is_refused_as_it_arrives() {
-        let (body, _) = pieces(&[600, 600]);
-        let error = collect(body, Some(1200), 1000).await.unwrap_err();
-        assert_eq!(error, "the response exceeds 1000 bytes");
-        let (body, _) = pieces(&[1001]);
-        assert!(collect(body, None, 1000).await.is_err());
+    async fn a_body_past_the_limit_is_refused() {
+        let payload = pieces();
+        let len = payload.len();
+        let error = collect(payload.body(), Some(len), len - 1)
+            .await
+            .unwrap_err();
+        assert_eq!(error, format!("the response exceeds {} bytes", len - 1));
+        assert!(collect(payload.body(), None, len).await.is_ok());
+        let one_piece = Payload::from(Bytes::from(vec![0u8; 1001])).body();
+        assert!(collect(one_piece, None, 1000).await.is_err());
     }
 
     #[test]
