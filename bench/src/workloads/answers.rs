@@ -128,14 +128,20 @@ pub(crate) fn check_counter_batch(batch: &RecordBatch, index: usize, rows: usize
         indices.null_count() == 0 && values.null_count() == 0,
         "unexpected nulls"
     );
-    let expected = first..first + rows as i64;
-    let ok = indices
+    // The bits in which any row differs, gathered without stopping at the
+    // first miss nor comparing, so that the loop vectorizes on any x86-64:
+    // the check then costs the client little of what it spends on a large
+    // stream, for ours and for Flight alike.
+    let differing = indices
         .values()
         .iter()
         .zip(values.values().iter())
-        .zip(expected)
-        .all(|((&i, &v), want)| i == want && v == want * 10);
-    if !ok {
+        .enumerate()
+        .fold(0i64, |differing, (k, (&i, &v))| {
+            let want = first.wrapping_add(k as i64);
+            differing | (i ^ want) | (v ^ want.wrapping_mul(10))
+        });
+    if differing != 0 {
         bail!("rows differ from index = {first}.., value = index * 10");
     }
     Ok(())
@@ -155,12 +161,14 @@ pub(crate) fn check_scaled(input: &[f64], output: &RecordBatch) -> Result<()> {
         got.len(),
         input.len()
     );
-    let ok = got
+    // Counted, not stopped at the first miss: see `check_counter_batch`.
+    let wrong = got
         .values()
         .iter()
         .zip(input)
-        .all(|(&out, &inp)| out == inp * FACTOR);
-    ensure!(ok, "values were not scaled by {FACTOR}");
+        .filter(|&(&out, &inp)| out != inp * FACTOR)
+        .count();
+    ensure!(wrong == 0, "values were not scaled by {FACTOR}");
     Ok(())
 }
 
