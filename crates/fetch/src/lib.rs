@@ -33,7 +33,7 @@ mod presigned;
 mod resource_metadata;
 mod tls;
 
-pub use compression::{SMALL_BODY, worth_compressing};
+pub use compression::{SMALL_BODY, worth_compressing, worth_compressing_pieces};
 pub use error::FetchError;
 pub use fetch::{FetchConfig, Fetcher};
 pub use location::is_under;

@@ -2,10 +2,12 @@
 //! uncompressed body as well, so a body zstd cannot shrink goes as it is,
 //! and nothing is compressed on the way to a server on this host.
 
+use std::io::Write as _;
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use vgirpc_fetch::{SMALL_BODY, worth_compressing};
+use vgirpc_fetch::{SMALL_BODY, worth_compressing_pieces};
+use zstd::stream::write::Encoder;
 
 use super::payload::Payload;
 
@@ -22,18 +24,25 @@ pub(super) fn compress(body: &Payload, level: i32) -> std::io::Result<Option<Byt
     if body.len() < SMALL_BODY {
         return Ok(None);
     }
-    // Sampling and zstd need the body in one piece; joining it costs a
-    // copy, which only bodies to a remote server pay.
-    let body = body.contiguous();
+    // Judged and compressed piece by piece: a body held in several pieces
+    // (a large batch's own buffers) is never joined into one.
     if body.len() > WHOLE {
         let mut compressor = zstd::bulk::Compressor::new(level)?;
-        if !worth_compressing(&body, |piece| {
-            Ok::<_, std::io::Error>(compressor.compress(piece)?.len())
+        if !worth_compressing_pieces(body.pieces(), |sample| {
+            Ok::<_, std::io::Error>(compressor.compress(sample)?.len())
         })? {
             return Ok(None);
         }
     }
-    let compressed = zstd::bulk::compress(&body, level)?;
+    let mut encoder = Encoder::new(Vec::with_capacity(body.len() / 2), level)?;
+    // The frame states its length, as a one-shot compression's does: a
+    // decoder may size its output from it, and some insist on it.
+    encoder.include_contentsize(true)?;
+    encoder.set_pledged_src_size(Some(body.len() as u64))?;
+    for piece in body.pieces() {
+        encoder.write_all(piece)?;
+    }
+    let compressed = encoder.finish()?;
     Ok((compressed.len() < body.len()).then(|| Bytes::from(compressed)))
 }
 
@@ -58,6 +67,12 @@ pub(super) fn is_loopback(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use arrow_schema::{Field, Schema};
+    use vgirpc_wire::metadata::Metadata;
+
     use super::*;
 
     #[test]
@@ -112,6 +127,41 @@ mod tests {
     fn small_bodies_go_as_they_are() {
         let zeros = Payload::from(Bytes::from(vec![0u8; SMALL_BODY - 1]));
         assert_eq!(compress(&zeros, 3).unwrap(), None);
+    }
+
+    /// A request body as the client builds one: a batch of one column,
+    /// held in pieces (the stream's framing and the column's own buffer).
+    fn batch_payload(column: ArrayRef) -> Payload {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "x",
+            column.data_type().clone(),
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![column]).unwrap();
+        let payload = Payload::of_batch(&batch, &Metadata::new()).unwrap();
+        assert!(payload.pieces().len() > 1);
+        payload
+    }
+
+    #[test]
+    fn a_body_in_pieces_is_compressed_as_one_frame_that_states_its_length() {
+        let counting = batch_payload(Arc::new(Int64Array::from_iter_values(0..100_000)));
+        let compressed = compress(&counting, 3).unwrap().expect("compressible");
+        let plain = counting.contiguous();
+        let stated = zstd::zstd_safe::get_frame_content_size(&compressed).unwrap();
+        assert_eq!(stated, Some(plain.len() as u64));
+        assert_eq!(
+            zstd::bulk::decompress(&compressed, plain.len()).unwrap(),
+            plain
+        );
+
+        let noisy = noise(8 * 100_000);
+        let noisy = batch_payload(Arc::new(Int64Array::from_iter_values(
+            noisy
+                .chunks(8)
+                .map(|v| i64::from_le_bytes(v.try_into().unwrap())),
+        )));
+        assert_eq!(compress(&noisy, 3).unwrap(), None);
     }
 
     #[test]

@@ -56,6 +56,11 @@ impl Payload {
         }
     }
 
+    /// The pieces in order, as they go out.
+    pub(super) fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
     /// The body as hyper sends it, its length known up front so that it
     /// goes with a `Content-Length` rather than in chunked encoding.
     pub(super) fn body(&self) -> PayloadBody {
