@@ -93,16 +93,26 @@ impl ResponseBody {
     /// The whole body in one piece (joined if it is held in several), if
     /// it is complete in memory.
     pub(crate) fn take_full(&mut self) -> Option<Bytes> {
+        self.take_pieces().map(joined)
+    }
+
+    /// The whole body as the pieces it is held in, if it is complete in
+    /// memory: what a layer takes to look at a body without joining it.
+    pub(crate) fn take_pieces(&mut self) -> Option<Vec<Bytes>> {
         match &mut self.0 {
-            Inner::Full(bytes) => bytes.take(),
-            Inner::Pieces(pieces) => Some(Bytes::from(
-                std::mem::take(pieces)
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .concat(),
-            )),
+            Inner::Full(bytes) => Some(bytes.take().into_iter().collect()),
+            Inner::Pieces(pieces) => Some(std::mem::take(pieces).into()),
             Inner::Chunks(_) => None,
         }
+    }
+}
+
+/// `pieces` in one piece, copied only when there are several.
+pub(crate) fn joined(mut pieces: Vec<Bytes>) -> Bytes {
+    match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.pop().expect("one piece"),
+        _ => Bytes::from(pieces.concat()),
     }
 }
 

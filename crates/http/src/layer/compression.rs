@@ -14,7 +14,9 @@
 //! size, which eager decoders need. A body that zstd cannot pay for goes
 //! out as it is: one below [`SMALL_BODY`] without an attempt, one of up to
 //! [`INLINE_LIMIT`] after the attempt, a larger one when samples of it do
-//! not shrink by a tenth (see [`worth_compressing`]).
+//! not shrink by a tenth (see [`worth_compressing_pieces`]). A large body
+//! that goes as it is keeps the pieces it is held in, a batch's own Arrow
+//! buffers among them.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -28,7 +30,7 @@ use http::header::{
 use http::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 use tower::{Layer, Service};
-use vgirpc_fetch::{SMALL_BODY, worth_compressing};
+use vgirpc_fetch::{SMALL_BODY, worth_compressing_pieces};
 
 use super::{BoxFuture, take};
 use crate::blocking;
@@ -206,19 +208,23 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     if !is_arrow {
         return response;
     }
-    let Some(plain) = response.body_mut().take_full() else {
+    // Taken as it is held: a large answer's pieces include a batch's own
+    // Arrow buffers, which are joined only if they are compressed.
+    let Some(pieces) = response.body_mut().take_pieces() else {
         return response;
     };
+    let len: usize = pieces.iter().map(Bytes::len).sum();
     // The answer depends on Accept-Encoding whether or not it is
     // compressed in the end.
     response
         .headers_mut()
         .insert(VARY, HeaderValue::from_static("accept-encoding"));
-    if plain.len() < SMALL_BODY {
-        *response.body_mut() = ResponseBody::full(plain);
+    if len < SMALL_BODY {
+        *response.body_mut() = ResponseBody::pieces(pieces);
         return response;
     }
-    if plain.len() <= INLINE_LIMIT {
+    if len <= INLINE_LIMIT {
+        let plain = body::joined(pieces);
         match compress_small(&plain, level) {
             Ok(compressed) if compressed.len() < plain.len() => {
                 *response.body_mut() = ResponseBody::full(compressed);
@@ -232,18 +238,18 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
                 return response;
             }
         }
-    } else if !worth_compressing(&plain, |piece| {
-        compress_small(piece, level).map(|out| out.len())
+    } else if !worth_compressing_pieces(&pieces, |sample| {
+        compress_small(sample, level).map(|out| out.len())
     })
     // Let the full compression report what goes wrong.
     .unwrap_or(true)
     {
-        *response.body_mut() = ResponseBody::full(plain);
+        *response.body_mut() = ResponseBody::pieces(pieces);
         return response;
     } else {
         let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = compress(&plain, level, sender) {
+            if let Err(err) = compress(&pieces, len, level, sender) {
                 tracing::debug!(%err, "response compression stopped");
             }
         });
@@ -299,15 +305,21 @@ fn compress_small(plain: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
-fn compress(plain: &[u8], level: i32, sender: mpsc::Sender<Bytes>) -> std::io::Result<()> {
+/// `pieces`, `len` bytes in all, as one zstd frame sent in chunks.
+fn compress(
+    pieces: &[Bytes],
+    len: usize,
+    level: i32,
+    sender: mpsc::Sender<Bytes>,
+) -> std::io::Result<()> {
     let sink = ChunkSink {
         sender,
         buffer: Vec::with_capacity(CHUNK),
     };
     let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
     encoder.include_contentsize(true)?;
-    encoder.set_pledged_src_size(Some(plain.len() as u64))?;
-    for chunk in plain.chunks(CHUNK) {
+    encoder.set_pledged_src_size(Some(len as u64))?;
+    for chunk in pieces.iter().flat_map(|piece| piece.chunks(CHUNK)) {
         encoder.write_all(chunk)?;
     }
     encoder.finish()?.send()
@@ -396,8 +408,13 @@ mod tests {
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
         let (sender, mut chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let input = plain.clone();
-        let task = tokio::task::spawn_blocking(move || compress(&input, 3, sender));
+        // In uneven pieces, as a batch's buffers are held.
+        let input: Vec<Bytes> = [0, 7, 70_000, 500_001, plain.len()]
+            .windows(2)
+            .map(|w| Bytes::copy_from_slice(&plain[w[0]..w[1]]))
+            .collect();
+        let len = plain.len();
+        let task = tokio::task::spawn_blocking(move || compress(&input, len, 3, sender));
         let mut compressed = Vec::new();
         while let Some(chunk) = chunks.recv().await {
             assert!(chunk.len() <= CHUNK + 128 * 1024);
@@ -408,5 +425,40 @@ mod tests {
         assert_eq!(size, Some(plain.len() as u64));
         assert_eq!(decompress(&compressed, plain.len()).unwrap(), plain);
         assert!(decompress(&compressed, plain.len() - 1).is_err());
+    }
+
+    /// Bytes no compressor shrinks (a xorshift sequence).
+    fn noise(len: usize) -> Bytes {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_large_answer_zstd_cannot_shrink_goes_in_its_own_pieces() {
+        use http_body_util::BodyExt as _;
+
+        let pieces = vec![noise(100), noise(300 * 1024), noise(200 * 1024)];
+        let response = Response::builder()
+            .header(CONTENT_TYPE, ARROW_STREAM)
+            .body(ResponseBody::pieces(pieces.clone()))
+            .unwrap();
+        let mut sent = encode(response, 3);
+        assert_eq!(sent.headers().get(CONTENT_ENCODING), None);
+        let mut frames = Vec::new();
+        while let Some(frame) = sent.body_mut().frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(frames.len(), pieces.len());
+        for (frame, piece) in frames.iter().zip(&pieces) {
+            assert_eq!(frame.as_ptr(), piece.as_ptr(), "sent as held, not copied");
+            assert_eq!(frame.len(), piece.len());
+        }
     }
 }
