@@ -87,23 +87,12 @@ fn range<P: AsRef<[u8]>>(pieces: &[P], wanted: Range<usize>) -> Cow<'_, [u8]> {
 
 #[cfg(test)]
 mod tests {
+    use vgirpc_test_support::noise;
+
     use super::*;
 
     fn zstd_len(piece: &[u8]) -> std::io::Result<usize> {
         zstd::bulk::compress(piece, 3).map(|out| out.len())
-    }
-
-    /// Bytes no compressor shrinks (a xorshift sequence).
-    fn noise(len: usize) -> Vec<u8> {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect()
     }
 
     #[test]

@@ -22,14 +22,17 @@
 //! [`pki`] makes a CA and certificates for TLS tests; [`azurite`] creates
 //! containers in Azure's storage emulator; [`serve_in_process`] runs a
 //! server inside the test process; [`string_call`] writes a request by
-//! hand; [`proc_status::status_field`] reads what a process costs.
+//! hand; [`proc_status::status_field`] reads what a process costs;
+//! [`noise`] makes bytes no compressor shrinks.
 
 pub mod azurite;
+mod noise;
 pub mod pki;
 pub mod proc_status;
 mod serve;
 mod wire;
 
+pub use noise::noise;
 pub use serve::serve_in_process;
 pub use wire::string_call;
 

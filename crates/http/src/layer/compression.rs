@@ -362,6 +362,8 @@ impl Write for ChunkSink {
 
 #[cfg(test)]
 mod tests {
+    use vgirpc_test_support::noise;
+
     use super::*;
 
     #[test]
@@ -427,24 +429,13 @@ mod tests {
         assert!(decompress(&compressed, plain.len() - 1).is_err());
     }
 
-    /// Bytes no compressor shrinks (a xorshift sequence).
-    fn noise(len: usize) -> Bytes {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect()
-    }
-
     #[tokio::test]
     async fn a_large_answer_zstd_cannot_shrink_goes_in_its_own_pieces() {
         use http_body_util::BodyExt as _;
 
-        let pieces = vec![noise(100), noise(300 * 1024), noise(200 * 1024)];
+        let pieces: Vec<Bytes> = [100, 300 * 1024, 200 * 1024]
+            .map(|len| Bytes::from(noise(len)))
+            .into();
         let response = Response::builder()
             .header(CONTENT_TYPE, ARROW_STREAM)
             .body(ResponseBody::pieces(pieces.clone()))
