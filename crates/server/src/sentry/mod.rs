@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use sentry_core::protocol::{Event, Exception, Level, SpanStatus, User, Value};
-use sentry_core::{Hub, Scope, TransactionContext, TransactionOrSpan};
+use sentry_core::{
+    Client, Hub, Scope, TracesSamplingStrategy, TransactionContext, TransactionOrSpan,
+};
 
 pub use params::{Hashable, ParamValue, Params, short_hash, short_hash_of_length};
 use params::{decode_params, default_redactor, homogeneous, primitive_json, tag_text, well_known};
@@ -262,6 +264,17 @@ fn reporting(hub: &Hub) -> bool {
     hub.client().is_some_and(|client| client.is_enabled())
 }
 
+/// Whether `client` may send a span. With tracing disabled (the
+/// SDK's default) it sends none, whatever the trace's sampling decision,
+/// so data set on the scope's span is never seen and the scope, which
+/// reading costs a copy of it, need not be read for it.
+fn sends_spans(client: &Client) -> bool {
+    !matches!(
+        client.options().traces_sampling_strategy,
+        TracesSamplingStrategy::Disabled
+    )
+}
+
 impl SentryHook {
     pub(crate) fn new(config: SentryConfig) -> Self {
         Self { config }
@@ -433,13 +446,17 @@ impl SentryHook {
 impl DispatchHook for SentryHook {
     fn on_call(&self, record: &CallRecord) {
         let hub = Hub::current();
-        if !reporting(&hub) {
+        let Some(client) = hub.client().filter(|client| client.is_enabled()) else {
             return;
-        }
+        };
+        let performance = self.config.enable_performance;
         // A span the transport bound (a request's transaction) takes the
         // call's data even when the call succeeded.
-        let active: Option<TransactionOrSpan> = hub.configure_scope(|scope| scope.get_span());
-        let performance = self.config.enable_performance;
+        let active: Option<TransactionOrSpan> = if performance || sends_spans(&client) {
+            hub.configure_scope(|scope| scope.get_span())
+        } else {
+            None
+        };
         // The scope is only seen by what is sent from it: an error's event,
         // a transaction or the active span.
         if !record.is_error() && !performance && active.is_none() {
