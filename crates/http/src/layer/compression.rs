@@ -249,7 +249,7 @@ fn encode(mut response: Response<ResponseBody>, level: i32) -> Response<Response
     } else {
         let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = compress(&pieces, len, level, sender) {
+            if let Err(err) = compress(&pieces, level, sender) {
                 tracing::debug!(%err, "response compression stopped");
             }
         });
@@ -305,13 +305,9 @@ fn compress_small(plain: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
-/// `pieces`, `len` bytes in all, as one zstd frame sent in chunks.
-fn compress(
-    pieces: &[Bytes],
-    len: usize,
-    level: i32,
-    sender: mpsc::Sender<Bytes>,
-) -> std::io::Result<()> {
+/// `pieces` as one zstd frame sent in chunks.
+fn compress(pieces: &[Bytes], level: i32, sender: mpsc::Sender<Bytes>) -> std::io::Result<()> {
+    let len: usize = pieces.iter().map(Bytes::len).sum();
     let sink = ChunkSink {
         sender,
         buffer: Vec::with_capacity(CHUNK),
@@ -415,8 +411,7 @@ mod tests {
             .windows(2)
             .map(|w| Bytes::copy_from_slice(&plain[w[0]..w[1]]))
             .collect();
-        let len = plain.len();
-        let task = tokio::task::spawn_blocking(move || compress(&input, len, 3, sender));
+        let task = tokio::task::spawn_blocking(move || compress(&input, 3, sender));
         let mut compressed = Vec::new();
         while let Some(chunk) = chunks.recv().await {
             assert!(chunk.len() <= CHUNK + 128 * 1024);
