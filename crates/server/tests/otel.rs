@@ -91,3 +91,30 @@ fn a_malformed_traceparent_starts_a_trace_of_its_own() {
         "no parent from a traceparent that names none"
     );
 }
+
+#[test]
+fn the_span_lies_within_the_call_on_the_wall_clock() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let input = echo_request(&Request::metadata_for("echo"));
+    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
+    server.instrument_otel(
+        OtelConfig::new()
+            .with_tracer_provider(&provider)
+            .without_metrics(),
+    );
+
+    let before = std::time::SystemTime::now();
+    server
+        .serve(Cursor::new(input), std::io::sink(), TransportKind::Pipe)
+        .unwrap();
+    let after = std::time::SystemTime::now();
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let rpc = spans.iter().find(|s| s.name == "vgi_rpc/echo").unwrap();
+    assert!(rpc.start_time >= before, "started before the call");
+    assert!(rpc.end_time >= rpc.start_time);
+    assert!(rpc.end_time <= after, "ended after the call");
+}
