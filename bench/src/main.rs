@@ -233,7 +233,7 @@ fn bench(
         drop(endpoints);
         if selected(observe::NAME) {
             eprintln!("{}: {}", transport.name(), observe::NAME);
-            observed.push(observe::measure(plan, workers, transport, &void_noop)?);
+            observed.extend(observe::measure(plan, workers, transport, &void_noop)?);
         }
         results.push(TransportResult::Measured {
             transport,

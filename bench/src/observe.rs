@@ -3,14 +3,21 @@
 //! a bound Sentry client whose transport drops envelopes, dispatch spans
 //! recorded by the OpenTelemetry SDK and handed to an exporter that drops
 //! them, request metrics aggregated) against both off, on the same
-//! transport, runs alternating.
+//! transport, the two workers serving in turns.
+//!
+//! Turns are measured at two lengths, because on a small virtual machine
+//! the length changes how the scheduler places the client and the worker,
+//! and with it what a call costs: in short turns a round trip over a pipe
+//! takes about 11 µs, in turns of a second about 53 µs.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
 use crate::Plan;
+use crate::procstat::{CpuTime, cpu_resolution, cpu_time, threads_on_cpu_ns};
 use crate::report::format::opt;
 use crate::servers::{Endpoint, Server, TransportKind, Workers};
 use crate::stats::median;
@@ -30,10 +37,13 @@ const MIN_PAIRS: usize = 10;
 /// The worker flag that turns both on.
 const FLAG: &str = "--observe-discard";
 
-/// The runs of `void_noop` with reporting off and on, on one transport.
+/// The runs of `void_noop` with reporting off and on, on one transport,
+/// in turns of one length.
 #[derive(Debug)]
 pub(crate) struct ObserveResult {
     pub(crate) transport: TransportKind,
+    /// How long one worker served before the other took over.
+    pub(crate) turn: Duration,
     pub(crate) off: Vec<Run>,
     pub(crate) on: Vec<Run>,
 }
@@ -82,6 +92,16 @@ fn spread_us(runs: &[Run]) -> Option<f64> {
     Some(highest - lowest)
 }
 
+/// The median over `runs` of each run's round-trip p50: which state of
+/// the scheduler the calls ran in.
+fn median_p50_us(runs: &[Run]) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.metric(Metric::P50Us))
+        .collect();
+    median(&values)
+}
+
 impl ObserveResult {
     /// Median server CPU µs per call with reporting off.
     pub(crate) fn off_us(&self) -> Option<f64> {
@@ -117,6 +137,8 @@ impl ObserveResult {
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "transport": self.transport.name(),
+            "turn_ms": self.turn.as_millis(),
+            "round_trip_p50_us_off": median_p50_us(&self.off),
             "workload": "void_noop",
             "server_cpu_us_per_call_off": self.off_us(),
             "server_cpu_us_per_call_on": self.on_us(),
@@ -146,25 +168,30 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
          (Sentry bound with a transport that drops envelopes, OpenTelemetry \
          spans recorded and handed to an exporter that drops them, metrics \
          aggregated); budget: \
-         at most +{BUDGET_US} µs. Runs go in pairs, plain and observed one \
-         after the other, at least {MIN_PAIRS} pairs; the added cost is the \
-         median of the pairs' differences, read against the budget. \
-         \"medians apart\" is the observed median minus the plain one, which \
-         a machine drifting during the measurement moves. The spread is \
-         how far apart the plain runs land (highest minus lowest). The user \
-         columns are the user-space part \
-         of the same CPU: the reporters' own work, without the system time \
-         of the link's calls, which reporting does not change in number.\n"
+         at most +{BUDGET_US} µs. The two workers serve in turns, plain \
+         and observed, for a second each per pair, at least {MIN_PAIRS} pairs, \
+         each worker's CPU read over the pair (summed over its threads, in \
+         nanoseconds); the added cost is the median of the pairs' \
+         differences, read against the budget. Short turns ({SHORT_TURN_MS} ms) \
+         let a drifting machine fall on both workers alike; long turns (the \
+         whole second) are how the other small-call workloads run, and on a \
+         small virtual machine the two lengths put a call in different \
+         states of the scheduler (see the round-trip p50). \
+         \"medians apart\" is the observed median minus the plain one. The \
+         spread is how far apart the plain pairs land (highest minus \
+         lowest). The user columns are the user-space part of the same CPU \
+         (clock ticks): the reporters' own work, without the system time of \
+         the link's calls, which reporting does not change in number.\n"
     );
     let _ = writeln!(
         out,
-        "| transport | pairs | off µs/call | on µs/call | added µs | medians apart µs \
-         | off spread µs | within budget | off user µs | on user µs | added user µs \
-         | user within budget |"
+        "| transport | turns | pairs | off p50 µs | off µs/call | on µs/call | added µs \
+         | medians apart µs | off spread µs | within budget | off user µs | on user µs \
+         | added user µs | user within budget |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
     );
     let verdict = |added: Option<f64>| match added {
         Some(added) if added <= BUDGET_US => "yes",
@@ -174,9 +201,11 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
     for result in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             result.transport.name(),
+            result.turn.as_millis(),
             result.off.len().min(result.on.len()),
+            opt(median_p50_us(&result.off)),
             opt(result.off_us()),
             opt(result.on_us()),
             opt(result.added_us()),
@@ -193,37 +222,106 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
 }
 
 /// Starts our worker plain and observed on `transport` and measures
-/// `void_noop` on both, alternating which goes first.
+/// `void_noop` on both, in short turns and in long ones.
 pub(crate) fn measure(
     plan: &Plan,
     workers: &mut Workers,
     transport: TransportKind,
     void_noop: &Workload,
-) -> Result<ObserveResult> {
+) -> Result<Vec<ObserveResult>> {
     let mut off = workers.launch(Server::Ours, transport)?;
     let mut on = workers.launch_with(Server::Ours, transport, &[FLAG])?;
     for endpoint in [&mut off, &mut on] {
         crate::warm_up(void_noop, endpoint, plan.warmup)?;
     }
-    let mut result = ObserveResult {
-        transport,
-        off: Vec::new(),
-        on: Vec::new(),
-    };
-    for run in 0..plan.runs.max(MIN_PAIRS) {
-        let mut pair: [(&mut Endpoint, &mut Vec<Run>); 2] =
-            [(&mut off, &mut result.off), (&mut on, &mut result.on)];
-        if run % 2 == 1 {
-            pair.reverse();
+    let short = Duration::from_millis(SHORT_TURN_MS);
+    let mut results = Vec::new();
+    for turn in [short, plan.budget.max(short)] {
+        let mut result = ObserveResult {
+            transport,
+            turn,
+            off: Vec::new(),
+            on: Vec::new(),
+        };
+        for pair in 0..plan.runs.max(MIN_PAIRS) {
+            let [off_run, on_run] =
+                measure_pair(void_noop, [&mut off, &mut on], plan.budget, turn, pair)
+                    .with_context(|| format!("{NAME} on {}", transport.name()))?;
+            result.off.push(off_run);
+            result.on.push(on_run);
         }
-        for (endpoint, runs) in pair {
-            let measured = void_noop
-                .measure(endpoint, plan.budget, plan.min_ops)
-                .with_context(|| format!("{NAME} on {}", transport.name()))?;
-            runs.push(measured);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// The length of the short turns, in milliseconds.
+const SHORT_TURN_MS: u64 = 20;
+
+/// One pair: `void_noop` on both endpoints for `budget` each, in turns of
+/// `turn`, the first turn going to the first endpoint on even pairs. Each
+/// endpoint's CPU is read over the whole pair, which counts its own turns
+/// only, since a worker does nothing while the other serves.
+fn measure_pair(
+    void_noop: &Workload,
+    endpoints: [&mut Endpoint; 2],
+    budget: Duration,
+    turn: Duration,
+    pair: usize,
+) -> Result<[Run; 2]> {
+    let before = endpoints
+        .each_ref()
+        .map(|endpoint| CpuReading::take(endpoint.pid));
+    let mut runs = [Run::empty(), Run::empty()];
+    let turns = (budget.as_nanos() / turn.as_nanos()).max(1) as usize;
+    for index in 0..turns * 2 {
+        let which = (index + pair) % 2;
+        runs[which].absorb(void_noop.measure(&mut *endpoints[which], turn, 1)?);
+    }
+    for (which, run) in runs.iter_mut().enumerate() {
+        let after = CpuReading::take(endpoints[which].pid);
+        run.cpu_s = before[which].cpu_s_until(&after);
+        run.user_cpu_s = before[which].user_s_until(&after);
+    }
+    Ok(runs)
+}
+
+/// A worker's CPU so far, read two ways: summed over its threads in
+/// nanoseconds, and from `/proc/<pid>/stat`, in clock ticks but counting
+/// threads that have exited.
+struct CpuReading {
+    threads_ns: Option<u64>,
+    ticks: Option<CpuTime>,
+}
+
+impl CpuReading {
+    fn take(pid: u32) -> Self {
+        Self {
+            ticks: cpu_time(pid).ok(),
+            threads_ns: threads_on_cpu_ns(pid).ok(),
         }
     }
-    Ok(result)
+
+    /// CPU seconds from `self` to `later`: the exact sum over threads,
+    /// unless threads that exited in between took more than the ticks'
+    /// resolution with them, when the ticks are all there is.
+    fn cpu_s_until(&self, later: &CpuReading) -> Option<f64> {
+        let ticks = Some(later.ticks?.total_s() - self.ticks?.total_s());
+        let exact = later
+            .threads_ns
+            .zip(self.threads_ns)
+            .and_then(|(later, earlier)| later.checked_sub(earlier))
+            .map(|ns| ns as f64 / 1e9);
+        match (exact, ticks) {
+            (Some(exact), Some(ticks)) if ticks - exact > 2.0 * cpu_resolution() => Some(ticks),
+            (Some(exact), _) => Some(exact),
+            (None, ticks) => ticks,
+        }
+    }
+
+    fn user_s_until(&self, later: &CpuReading) -> Option<f64> {
+        Some(later.ticks?.user_s - self.ticks?.user_s)
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +349,7 @@ mod tests {
         // apart, while each pair still shows reporting's own microsecond.
         let result = ObserveResult {
             transport: TransportKind::Unix,
+            turn: Duration::from_secs(1),
             off: vec![run(10.0, 3.0), run(20.0, 6.0), run(20.0, 6.0)],
             on: vec![run(11.0, 3.5), run(21.0, 6.5), run(21.0, 6.5)],
         };
@@ -261,6 +360,7 @@ mod tests {
 
         let drifted = ObserveResult {
             transport: TransportKind::Unix,
+            turn: Duration::from_secs(1),
             off: vec![run(10.0, 3.0), run(10.0, 3.0), run(30.0, 9.0)],
             on: vec![run(11.0, 3.5), run(31.0, 9.5), run(31.0, 9.5)],
         };

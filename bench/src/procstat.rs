@@ -85,6 +85,27 @@ pub(crate) fn on_cpu_ns(pid: u32) -> Result<u64> {
         .with_context(|| format!("{path} does not start with a number: {stat:?}"))
 }
 
+/// Nanoseconds every thread `pid` has now spent on a CPU, summed over
+/// `/proc/<pid>/task/*/schedstat`: exact, but blind to threads that have
+/// exited, which [`cpu_time`] still counts.
+pub(crate) fn threads_on_cpu_ns(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for task in fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between the listing and the read.
+        let Ok(stat) = fs::read_to_string(&path) else {
+            continue;
+        };
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .with_context(|| format!("{} does not start with a number", path.display()))?;
+    }
+    Ok(total)
+}
+
 /// Resident memory of a process, in KiB.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Memory {
@@ -193,7 +214,9 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         // The main thread, not this test's, so only readability is checked.
-        assert!(on_cpu_ns(pid).is_ok());
+        let main_thread = on_cpu_ns(pid).unwrap();
+        // Every thread, read after the main one's, so at least as much.
+        assert!(threads_on_cpu_ns(pid).unwrap() >= main_thread);
         let memory = memory(pid).unwrap();
         assert!(memory.rss_kib > 0 && memory.peak_kib >= memory.rss_kib);
     }

@@ -108,6 +108,46 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// A run of no operations, for [`Run::absorb`] to add to.
+    pub(crate) fn empty() -> Self {
+        Self {
+            ops: 0,
+            wall_s: 0.0,
+            cpu_s: None,
+            user_cpu_s: None,
+            client_cpu_s: None,
+            http_requests: None,
+            bytes: 0,
+            latencies_us: Vec::new(),
+        }
+    }
+
+    /// Adds `part`'s operations, time and latencies to this run, and its
+    /// CPU where both were read; a caller reading a process's CPU over
+    /// several parts sets the CPU fields itself.
+    pub(crate) fn absorb(&mut self, part: Run) {
+        let sum = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
+        let first = self.ops == 0;
+        self.ops += part.ops;
+        self.wall_s += part.wall_s;
+        self.bytes += part.bytes;
+        self.latencies_us.extend(part.latencies_us);
+        if first {
+            self.cpu_s = part.cpu_s;
+            self.user_cpu_s = part.user_cpu_s;
+            self.client_cpu_s = part.client_cpu_s;
+            self.http_requests = part.http_requests;
+        } else {
+            self.cpu_s = sum(self.cpu_s, part.cpu_s);
+            self.user_cpu_s = sum(self.user_cpu_s, part.user_cpu_s);
+            self.client_cpu_s = sum(self.client_cpu_s, part.client_cpu_s);
+            self.http_requests = self
+                .http_requests
+                .zip(part.http_requests)
+                .map(|(a, b)| a + b);
+        }
+    }
+
     pub(crate) fn metric(&self, metric: Metric) -> Option<f64> {
         let ops = self.ops as f64;
         match metric {
@@ -521,6 +561,32 @@ mod tests {
             bulk_rows: 10,
             bulk_batches: 2,
         }
+    }
+
+    #[test]
+    fn absorbed_parts_add_up_to_one_run() {
+        let part = |ops: u64, cpu_s: Option<f64>| Run {
+            ops,
+            wall_s: 0.5,
+            cpu_s,
+            user_cpu_s: cpu_s.map(|cpu| cpu / 2.0),
+            client_cpu_s: None,
+            http_requests: None,
+            bytes: 10,
+            latencies_us: vec![1.0; ops as usize],
+        };
+        let mut run = Run::empty();
+        run.absorb(part(3, Some(0.25)));
+        run.absorb(part(5, Some(0.5)));
+        assert_eq!(run.ops, 8);
+        assert_eq!(run.bytes, 20);
+        assert_eq!(run.wall_s, 1.0);
+        assert_eq!(run.latencies_us.len(), 8);
+        assert_eq!(run.cpu_s, Some(0.75));
+        assert_eq!(run.user_cpu_s, Some(0.375));
+        // A part whose CPU could not be read leaves the sum unknown.
+        run.absorb(part(1, None));
+        assert_eq!(run.cpu_s, None);
     }
 
     #[test]
