@@ -18,12 +18,25 @@ use vgirpc::wire::metadata;
 use vgirpc::wire::request::Request;
 use vgirpc::{Server, TransportKind};
 
-#[test]
-fn traceparent_becomes_the_span_parent() {
+/// An echo server recording its spans, the provider that records them and
+/// the exporter they land in.
+fn traced_echo() -> (Server, SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
+    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
+    server.instrument_otel(
+        OtelConfig::new()
+            .with_tracer_provider(&provider)
+            .without_metrics(),
+    );
+    (server, provider, exporter)
+}
+
+#[test]
+fn traceparent_becomes_the_span_parent() {
+    let (server, provider, exporter) = traced_echo();
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span = "00f067aa0ba902b7";
@@ -35,12 +48,6 @@ fn traceparent_becomes_the_span_parent() {
         .with(metadata::TRACESTATE, "vendor=value");
     let input = echo_request(&md);
 
-    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
-    server.instrument_otel(
-        OtelConfig::new()
-            .with_tracer_provider(&provider)
-            .without_metrics(),
-    );
     server
         .serve(Cursor::new(input), std::io::sink(), TransportKind::Pipe)
         .unwrap();
@@ -61,22 +68,13 @@ fn traceparent_becomes_the_span_parent() {
 
 #[test]
 fn a_malformed_traceparent_starts_a_trace_of_its_own() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (server, provider, exporter) = traced_echo();
     let md = Request::metadata_for("echo")
         .with(metadata::TRACEPARENT, "00-not-a-trace-context-at-all")
         .with(metadata::TRACESTATE, "=".repeat(4096));
     let input = echo_request(&md);
     let mut output = Vec::new();
 
-    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
-    server.instrument_otel(
-        OtelConfig::new()
-            .with_tracer_provider(&provider)
-            .without_metrics(),
-    );
     server
         .serve(Cursor::new(input), &mut output, TransportKind::Pipe)
         .unwrap();
@@ -94,17 +92,8 @@ fn a_malformed_traceparent_starts_a_trace_of_its_own() {
 
 #[test]
 fn the_span_lies_within_the_call_on_the_wall_clock() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (server, provider, exporter) = traced_echo();
     let input = echo_request(&Request::metadata_for("echo"));
-    let server = Server::new(EchoServer::new(EchoImpl)).unwrap();
-    server.instrument_otel(
-        OtelConfig::new()
-            .with_tracer_provider(&provider)
-            .without_metrics(),
-    );
 
     let before = std::time::SystemTime::now();
     server
