@@ -98,42 +98,36 @@ pub(crate) struct Run {
 impl Run {
     /// A run of no operations, for [`Run::absorb`] to add to.
     pub(crate) fn empty() -> Self {
+        // Nothing done took no time: every count starts at zero, so that
+        // a sum stays known until a part whose count was not read.
         Self {
             ops: 0,
             wall_s: 0.0,
-            cpu_s: None,
-            user_cpu_s: None,
-            client_cpu_s: None,
-            http_requests: None,
+            cpu_s: Some(0.0),
+            user_cpu_s: Some(0.0),
+            client_cpu_s: Some(0.0),
+            http_requests: Some(0),
             bytes: 0,
             latencies_us: Vec::new(),
         }
     }
 
-    /// Adds `part`'s operations, time and latencies to this run, and its
-    /// CPU where both were read; a caller reading a process's CPU over
-    /// several parts sets the CPU fields itself.
+    /// Adds `part`'s operations, time, latencies and counts to this run;
+    /// a count stays known only while every part's was read. A caller
+    /// reading a process's CPU over several parts sets the CPU fields
+    /// itself.
     pub(crate) fn absorb(&mut self, part: Run) {
-        let sum = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
-        let first = self.ops == 0;
+        fn sum<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+            a.zip(b).map(|(a, b)| a + b)
+        }
         self.ops += part.ops;
         self.wall_s += part.wall_s;
         self.bytes += part.bytes;
         self.latencies_us.extend(part.latencies_us);
-        if first {
-            self.cpu_s = part.cpu_s;
-            self.user_cpu_s = part.user_cpu_s;
-            self.client_cpu_s = part.client_cpu_s;
-            self.http_requests = part.http_requests;
-        } else {
-            self.cpu_s = sum(self.cpu_s, part.cpu_s);
-            self.user_cpu_s = sum(self.user_cpu_s, part.user_cpu_s);
-            self.client_cpu_s = sum(self.client_cpu_s, part.client_cpu_s);
-            self.http_requests = self
-                .http_requests
-                .zip(part.http_requests)
-                .map(|(a, b)| a + b);
-        }
+        self.cpu_s = sum(self.cpu_s, part.cpu_s);
+        self.user_cpu_s = sum(self.user_cpu_s, part.user_cpu_s);
+        self.client_cpu_s = sum(self.client_cpu_s, part.client_cpu_s);
+        self.http_requests = sum(self.http_requests, part.http_requests);
     }
 
     pub(crate) fn metric(&self, metric: Metric) -> Option<f64> {
