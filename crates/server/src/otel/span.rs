@@ -43,7 +43,10 @@ pub(crate) struct Tracing {
     options: SpanOptions,
     /// The attribute values every span repeats, shared rather than copied.
     service: StringValue,
-    server_id: StringValue,
+    /// Static, so that every span shares it without touching a reference
+    /// count: on a multi-threaded server that count's cache line would
+    /// travel between cores with every call.
+    server_id: &'static str,
 }
 
 impl Tracing {
@@ -52,13 +55,13 @@ impl Tracing {
             tracer,
             options,
             service: StringValue::from(Arc::<str>::from(service)),
-            server_id: StringValue::from(crate::context::server_id()),
+            server_id: crate::context::server_id(),
         }
     }
 
     /// Starts a call's span with the reference's name, kind and attributes,
     /// child of the trace the request names or else of the current context.
-    pub(crate) fn start(self: &Arc<Self>, start: &SpanStart<'_>) -> OtelSpan {
+    pub(crate) fn start(&self, start: &SpanStart<'_>) -> OtelSpan {
         let parent = start
             .metadata
             .and_then(remote_parent)
@@ -78,7 +81,7 @@ impl Tracing {
             KeyValue::new("rpc.service", self.service.clone()),
             KeyValue::new("rpc.method", start.method.to_owned()),
             KeyValue::new("rpc.vgi_rpc.method_type", start.method_type.as_str()),
-            KeyValue::new("rpc.vgi_rpc.server_id", self.server_id.clone()),
+            KeyValue::new("rpc.vgi_rpc.server_id", self.server_id),
         ]);
         if let Some(principal) = non_empty(&auth.principal) {
             attributes.push(KeyValue::new(
@@ -112,7 +115,7 @@ impl Tracing {
             .with_attributes(attributes);
         OtelSpan {
             context: self.tracer.start_in(builder, &parent),
-            tracing: Arc::clone(self),
+            record_exceptions: options.record_exceptions,
         }
     }
 }
@@ -131,7 +134,9 @@ impl std::fmt::Debug for Tracing {
 #[derive(Debug, Clone)]
 pub(crate) struct OtelSpan {
     context: Context,
-    tracing: Arc<Tracing>,
+    /// Copied from the options rather than reached through a shared
+    /// `Tracing`, whose reference count every call would otherwise write.
+    record_exceptions: bool,
 }
 
 impl OtelSpan {
@@ -178,7 +183,7 @@ impl OtelSpan {
             error.error_type.clone(),
         ));
         span.set_attributes(outcome(stats));
-        if self.tracing.options.record_exceptions {
+        if self.record_exceptions {
             let mut attributes = vec![
                 KeyValue::new("exception.type", error.error_type.clone()),
                 KeyValue::new("exception.message", error.message.clone()),
