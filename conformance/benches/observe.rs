@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use vgirpc::transport::Call;
 use vgirpc::wire::request::Request;
 use vgirpc::{Peer, Server, TransportKind};
-use vgirpc_conformance::observe::Observers;
+use vgirpc_conformance::observe::{Observers, Reporting};
 use vgirpc_conformance::service::{Conformance, ConformanceServiceServer};
 
 fn void_noop() -> Request {
@@ -52,7 +52,7 @@ fn observe(c: &mut Criterion) {
         b.iter(|| dispatch(&plain, &peer, &request))
     });
 
-    let observers = Observers::start(true).expect("observers with nowhere to send");
+    let observers = Observers::start(Reporting::Discard).expect("observers with nowhere to send");
     let observed = server();
     observers.instrument(&observed);
     c.bench_function("dispatch/void_noop/observed", |b| {

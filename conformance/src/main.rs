@@ -5,7 +5,8 @@
 //! serves on a Unix socket instead. Flags follow the reference worker's.
 //! With `SENTRY_DSN` set, failed calls are reported to that Sentry project;
 //! `--observe-discard` turns Sentry and OpenTelemetry on with nowhere to
-//! send, for measuring what they cost.
+//! send, for measuring what they cost; `--observe-bare-span` records only a
+//! bare span per call, for what the OpenTelemetry SDK alone costs.
 
 mod http_worker;
 mod options;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     };
     // Standard output carries Arrow IPC or the one ready line only, so
     // diagnostics go to stderr.
-    let observers = match observe::Observers::start(options.observe_discard) {
+    let observers = match observe::Observers::start(options.reporting) {
         Ok(observers) => observers,
         Err(message) => {
             eprintln!("vgi-conformance-worker: {message}");

@@ -2,7 +2,9 @@
 //! failed calls to Sentry when `SENTRY_DSN` is set, and with
 //! `--observe-discard` Sentry and OpenTelemetry both on, bound to a
 //! transport and exporters that drop what they are given, so that a
-//! benchmark sees what reporting costs a call.
+//! benchmark sees what reporting costs a call. `--observe-bare-span`
+//! records one span per call through the OpenTelemetry SDK and nothing
+//! else: the floor under the former, what the SDK alone costs a call.
 //!
 //! All of it is set up before the server is built: the server attaches its
 //! Sentry reporting only when it finds a client bound then.
@@ -10,17 +12,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use vgirpc::Server;
 use vgirpc::otel::OtelConfig;
+use vgirpc::{CallRecord, DispatchHook, Server};
+
+/// What the worker reports, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reporting {
+    /// Failed calls to the Sentry project `SENTRY_DSN` names, if any.
+    FromEnv,
+    /// Sentry, dispatch spans and request metrics all on, every report
+    /// dropped.
+    Discard,
+    /// One span per call, bare (a fixed name, no attributes, not made
+    /// current), started and ended through the SDK and dropped; no Sentry
+    /// and no metrics.
+    BareSpan,
+}
 
 /// Held while the worker serves: dropping it flushes what Sentry still
 /// has queued.
@@ -28,6 +45,7 @@ pub struct Observers {
     _sentry: Option<sentry::ClientInitGuard>,
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+    bare_spans: bool,
 }
 
 impl std::fmt::Debug for Observers {
@@ -36,23 +54,24 @@ impl std::fmt::Debug for Observers {
             .field("sentry", &self._sentry.is_some())
             .field("tracer", &self.tracer.is_some())
             .field("meter", &self.meter.is_some())
+            .field("bare_spans", &self.bare_spans)
             .finish()
     }
 }
 
 impl Observers {
-    /// Installs the diagnostics and binds a Sentry client if one is asked
-    /// for; `discard` turns on everything with a sink instead of a
-    /// destination.
-    pub fn start(discard: bool) -> Result<Self, String> {
+    /// Installs the diagnostics and what `reporting` asks for.
+    pub fn start(reporting: Reporting) -> Result<Self, String> {
         let stderr = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(
                 EnvFilter::try_from_env("VGI_RPC_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
             );
         tracing_subscriber::registry().with(stderr).init();
+        let discard = reporting == Reporting::Discard;
+        let bare_spans = reporting == Reporting::BareSpan;
         // Each span is handed, as it ends, to an exporter that drops it.
-        let tracer = discard.then(|| {
+        let tracer = (discard || bare_spans).then(|| {
             SdkTracerProvider::builder()
                 .with_simple_exporter(DiscardSpans)
                 .build()
@@ -62,20 +81,25 @@ impl Observers {
                 .with_reader(PeriodicReader::builder(DiscardMetrics).build())
                 .build()
         });
-        let sentry = if discard {
-            Some(discard_sentry())
-        } else {
-            sentry_from_env()?
+        let sentry = match reporting {
+            Reporting::FromEnv => sentry_from_env()?,
+            Reporting::Discard => Some(discard_sentry()),
+            Reporting::BareSpan => None,
         };
         Ok(Self {
             _sentry: sentry,
             tracer,
             meter,
+            bare_spans,
         })
     }
 
     /// Adds the OpenTelemetry spans and metrics when they are on.
     pub fn instrument(&self, server: &Server) {
+        if let Some(tracer) = self.tracer.as_ref().filter(|_| self.bare_spans) {
+            server.add_hook(BareSpans(tracer.tracer("vgi_rpc")));
+            return;
+        }
         if let (Some(tracer), Some(meter)) = (&self.tracer, &self.meter) {
             server.instrument_otel(
                 OtelConfig::new()
@@ -83,6 +107,19 @@ impl Observers {
                     .with_meter_provider(meter),
             );
         }
+    }
+}
+
+/// Starts and ends one span per call, with nothing around it.
+struct BareSpans(SdkTracer);
+
+impl DispatchHook for BareSpans {
+    fn on_call(&self, _: &CallRecord) {
+        self.0.start("vgi_rpc/call").end();
+    }
+
+    fn wants_request_data(&self) -> bool {
+        false
     }
 }
 

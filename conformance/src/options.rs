@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use vgirpc_access_log::{AccessLogConfig, Rotation};
+use vgirpc_conformance::observe::Reporting;
 use vgirpc_pipe::UnixConfig;
 
 use crate::http_worker::{HttpFlags, HttpOptions};
@@ -39,6 +40,9 @@ Serves the vgi-rpc ConformanceService; over stdin/stdout by default.
                        transport discards envelopes, spans recorded with no
                        exporter, metrics aggregated for a discarding
                        exporter (for benchmarks; overrides SENTRY_DSN)
+  --observe-bare-span  one span per call through the OpenTelemetry SDK, with
+                       no attributes, dropped, and nothing else reported:
+                       the SDK's own cost (for benchmarks)
   -h, --help           show this help
 
 With SENTRY_DSN set, failed calls are reported to that Sentry project.";
@@ -56,8 +60,8 @@ pub(crate) enum Transport {
 pub(crate) struct Options {
     pub(crate) transport: Transport,
     pub(crate) access_log: Option<AccessLogConfig>,
-    /// Sentry and OpenTelemetry on, reporting into sinks (benchmarks).
-    pub(crate) observe_discard: bool,
+    /// What is reported besides the answers.
+    pub(crate) reporting: Reporting,
 }
 
 /// `VGI_RPC_*` environment defaults, as the reference worker reads them.
@@ -100,7 +104,7 @@ impl Options {
         let mut log_backups = env_number("VGI_RPC_ACCESS_LOG_BACKUP_COUNT", 5)?;
         let mut log_record_bytes = env_number("VGI_RPC_ACCESS_LOG_MAX_RECORD_BYTES", 1 << 20)?;
         let mut log_debug = false;
-        let mut observe_discard = false;
+        let mut reporting = Reporting::FromEnv;
         let mut http = HttpFlags::default();
         while let Some(arg) = args.pop_front() {
             // Both `--flag value` and `--flag=value` are accepted.
@@ -140,7 +144,8 @@ impl Options {
                 "--access-log-backup-count" => log_backups = number(&flag, &value()?)?,
                 "--access-log-max-record-bytes" => log_record_bytes = number(&flag, &value()?)?,
                 "--access-log-debug" => log_debug = true,
-                "--observe-discard" => observe_discard = true,
+                "--observe-discard" => reporting = Reporting::Discard,
+                "--observe-bare-span" => reporting = Reporting::BareSpan,
                 other => {
                     if !http.take(other, &mut value)? {
                         return Err(format!("unknown argument {other:?}"));
@@ -212,7 +217,7 @@ impl Options {
         Ok(Some(Self {
             transport,
             access_log,
-            observe_discard,
+            reporting,
         }))
     }
 }
@@ -231,6 +236,14 @@ mod tests {
             parse(&[]).unwrap().unwrap().transport,
             Transport::Pipe
         ));
+    }
+
+    #[test]
+    fn the_reporting_flags_choose_what_is_reported() {
+        let reporting = |args: &[&str]| parse(args).unwrap().unwrap().reporting;
+        assert_eq!(reporting(&[]), Reporting::FromEnv);
+        assert_eq!(reporting(&["--observe-discard"]), Reporting::Discard);
+        assert_eq!(reporting(&["--observe-bare-span"]), Reporting::BareSpan);
     }
 
     #[test]
