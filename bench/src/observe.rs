@@ -3,7 +3,10 @@
 //! a bound Sentry client whose transport drops envelopes, dispatch spans
 //! recorded by the OpenTelemetry SDK and handed to an exporter that drops
 //! them, request metrics aggregated) against both off, on the same
-//! transport, the two workers serving in turns.
+//! transport, the workers serving in turns. A third worker records only a
+//! bare span per call through the OpenTelemetry SDK
+//! (`--observe-bare-span`): the floor that any reporting of spans through
+//! the SDK costs a call, whatever the framework around it does.
 //!
 //! Turns are measured at two lengths, because on a small virtual machine
 //! the length changes how the scheduler places the client and the worker,
@@ -37,6 +40,9 @@ const MIN_PAIRS: usize = 10;
 /// The worker flag that turns both on.
 const FLAG: &str = "--observe-discard";
 
+/// The worker flag that records a bare span per call and nothing else.
+const BARE_FLAG: &str = "--observe-bare-span";
+
 /// The runs of `void_noop` with reporting off and on, on one transport,
 /// in turns of one length.
 #[derive(Debug)]
@@ -46,6 +52,8 @@ pub(crate) struct ObserveResult {
     pub(crate) turn: Duration,
     pub(crate) off: Vec<Run>,
     pub(crate) on: Vec<Run>,
+    /// Runs of the worker that records a bare span per call.
+    pub(crate) bare: Vec<Run>,
 }
 
 fn cpu_values(runs: &[Run]) -> Vec<f64> {
@@ -123,6 +131,16 @@ impl ObserveResult {
         paired_added(&self.off, &self.on, user_us_per_call)
     }
 
+    /// What a bare span through the SDK adds per call, over the pairs.
+    pub(crate) fn bare_added_us(&self) -> Option<f64> {
+        paired_added(&self.off, &self.bare, |run| run.metric(Metric::CpuUsPerOp))
+    }
+
+    /// What a bare span adds to the user-space CPU per call.
+    pub(crate) fn bare_added_user_us(&self) -> Option<f64> {
+        paired_added(&self.off, &self.bare, user_us_per_call)
+    }
+
     /// The on median minus the off median: the same cost read without
     /// pairing, as earlier runs reported it.
     pub(crate) fn medians_apart_us(&self) -> Option<f64> {
@@ -152,6 +170,9 @@ impl ObserveResult {
             "budget_us": BUDGET_US,
             "met": self.added_us().map(|added| added <= BUDGET_US),
             "met_in_user_space": self.added_user_us().map(|added| added <= BUDGET_US),
+            "server_cpu_us_per_call_bare_span": cpu_us(&self.bare),
+            "bare_span_added_us": self.bare_added_us(),
+            "bare_span_added_user_us": self.bare_added_user_us(),
         })
     }
 }
@@ -168,12 +189,12 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
          (Sentry bound with a transport that drops envelopes, OpenTelemetry \
          spans recorded and handed to an exporter that drops them, metrics \
          aggregated); budget: \
-         at most +{BUDGET_US} µs. The two workers serve in turns, plain \
-         and observed, for a second each per pair, at least {MIN_PAIRS} pairs, \
-         each worker's CPU read over the pair (summed over its threads, in \
-         nanoseconds); the added cost is the median of the pairs' \
-         differences, read against the budget. Short turns ({SHORT_TURN_MS} ms) \
-         let a drifting machine fall on both workers alike; long turns (the \
+         at most +{BUDGET_US} µs. The workers serve in turns, plain, \
+         observed and with bare spans, for a second each per round, at least \
+         {MIN_PAIRS} rounds, each worker's CPU read over the round (summed over \
+         its threads, in nanoseconds); the added cost is the median over the \
+         rounds of observed minus plain, read against the budget. Short turns ({SHORT_TURN_MS} ms) \
+         let a drifting machine fall on all workers alike; long turns (the \
          whole second) are how the other small-call workloads run, and on a \
          small virtual machine the two lengths put a call in different \
          states of the scheduler (see the round-trip p50). \
@@ -181,17 +202,22 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
          spread is how far apart the plain pairs land (highest minus \
          lowest). The user columns are the user-space part of the same CPU \
          (clock ticks): the reporters' own work, without the system time of \
-         the link's calls, which reporting does not change in number.\n"
+         the link's calls, which reporting does not change in number. \
+         The bare span columns are a third worker in the same turns, \
+         `{BARE_FLAG}`: one span per call with a fixed name and no \
+         attributes, started and ended through the SDK into the same \
+         dropping exporter, nothing else reported, against the plain one.\n"
     );
     let _ = writeln!(
         out,
         "| transport | turns | pairs | off p50 µs | off µs/call | on µs/call | added µs \
          | medians apart µs | off spread µs | within budget | off user µs | on user µs \
-         | added user µs | user within budget |"
+         | added user µs | user within budget | bare span added µs \
+         | bare span added user µs |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
     );
     let verdict = |added: Option<f64>| match added {
         Some(added) if added <= BUDGET_US => "yes",
@@ -201,7 +227,7 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
     for result in results {
         let _ = writeln!(
             out,
-            "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             result.transport.name(),
             result.turn.as_millis(),
             result.off.len().min(result.on.len()),
@@ -216,13 +242,15 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
             opt(user_cpu_us(&result.on)),
             opt(result.added_user_us()),
             verdict(result.added_user_us()),
+            opt(result.bare_added_us()),
+            opt(result.bare_added_user_us()),
         );
     }
     out.push('\n');
 }
 
-/// Starts our worker plain and observed on `transport` and measures
-/// `void_noop` on both, in short turns and in long ones.
+/// Starts our worker plain, observed and with bare spans on `transport`
+/// and measures `void_noop` on each, in short turns and in long ones.
 pub(crate) fn measure(
     plan: &Plan,
     workers: &mut Workers,
@@ -231,7 +259,8 @@ pub(crate) fn measure(
 ) -> Result<Vec<ObserveResult>> {
     let mut off = workers.launch(Server::Ours, transport)?;
     let mut on = workers.launch_with(Server::Ours, transport, &[FLAG])?;
-    for endpoint in [&mut off, &mut on] {
+    let mut bare = workers.launch_with(Server::Ours, transport, &[BARE_FLAG])?;
+    for endpoint in [&mut off, &mut on, &mut bare] {
         crate::warm_up(void_noop, endpoint, plan.warmup)?;
     }
     let short = Duration::from_millis(SHORT_TURN_MS);
@@ -242,13 +271,16 @@ pub(crate) fn measure(
             turn,
             off: Vec::new(),
             on: Vec::new(),
+            bare: Vec::new(),
         };
-        for pair in 0..plan.runs.max(MIN_PAIRS) {
-            let [off_run, on_run] =
-                measure_pair(void_noop, [&mut off, &mut on], plan.budget, turn, pair)
+        for round in 0..plan.runs.max(MIN_PAIRS) {
+            let endpoints = [&mut off, &mut on, &mut bare];
+            let [off_run, on_run, bare_run] =
+                measure_in_turns(void_noop, endpoints, plan.budget, turn, round)
                     .with_context(|| format!("{NAME} on {}", transport.name()))?;
             result.off.push(off_run);
             result.on.push(on_run);
+            result.bare.push(bare_run);
         }
         results.push(result);
     }
@@ -258,24 +290,24 @@ pub(crate) fn measure(
 /// The length of the short turns, in milliseconds.
 const SHORT_TURN_MS: u64 = 20;
 
-/// One pair: `void_noop` on both endpoints for `budget` each, in turns of
-/// `turn`, the first turn going to the first endpoint on even pairs. Each
-/// endpoint's CPU is read over the whole pair, which counts its own turns
-/// only, since a worker does nothing while the other serves.
-fn measure_pair(
+/// One round: `void_noop` on every endpoint for `budget` each, in turns of
+/// `turn`, round `round` starting with endpoint `round % N`. Each
+/// endpoint's CPU is read over the whole round, which counts its own turns
+/// only, since a worker does nothing while another serves.
+fn measure_in_turns<const N: usize>(
     void_noop: &Workload,
-    endpoints: [&mut Endpoint; 2],
+    endpoints: [&mut Endpoint; N],
     budget: Duration,
     turn: Duration,
-    pair: usize,
-) -> Result<[Run; 2]> {
+    round: usize,
+) -> Result<[Run; N]> {
     let before = endpoints
         .each_ref()
         .map(|endpoint| CpuReading::take(endpoint.pid));
-    let mut runs = [Run::empty(), Run::empty()];
+    let mut runs = [(); N].map(|()| Run::empty());
     let turns = (budget.as_nanos() / turn.as_nanos()).max(1) as usize;
-    for index in 0..turns * 2 {
-        let which = (index + pair) % 2;
+    for index in 0..turns * N {
+        let which = (index + round) % N;
         runs[which].absorb(void_noop.measure(&mut *endpoints[which], turn, 1)?);
     }
     for (which, run) in runs.iter_mut().enumerate() {
@@ -352,17 +384,21 @@ mod tests {
             turn: Duration::from_secs(1),
             off: vec![run(10.0, 3.0), run(20.0, 6.0), run(20.0, 6.0)],
             on: vec![run(11.0, 3.5), run(21.0, 6.5), run(21.0, 6.5)],
+            bare: vec![run(10.5, 3.25), run(20.5, 6.25), run(20.5, 6.25)],
         };
         let close = |a: Option<f64>, b: f64| (a.expect("measured") - b).abs() < 1e-9;
         assert!(close(result.added_us(), 1.0));
         assert!(close(result.added_user_us(), 0.5));
         assert!(close(result.medians_apart_us(), 1.0));
+        assert!(close(result.bare_added_us(), 0.5));
+        assert!(close(result.bare_added_user_us(), 0.25));
 
         let drifted = ObserveResult {
             transport: TransportKind::Unix,
             turn: Duration::from_secs(1),
             off: vec![run(10.0, 3.0), run(10.0, 3.0), run(30.0, 9.0)],
             on: vec![run(11.0, 3.5), run(31.0, 9.5), run(31.0, 9.5)],
+            bare: Vec::new(),
         };
         assert!(close(drifted.added_us(), 1.0));
         assert!(close(drifted.medians_apart_us(), 21.0));
