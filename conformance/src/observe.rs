@@ -45,7 +45,6 @@ pub struct Observers {
     _sentry: Option<sentry::ClientInitGuard>,
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
-    bare_spans: bool,
 }
 
 impl std::fmt::Debug for Observers {
@@ -54,7 +53,6 @@ impl std::fmt::Debug for Observers {
             .field("sentry", &self._sentry.is_some())
             .field("tracer", &self.tracer.is_some())
             .field("meter", &self.meter.is_some())
-            .field("bare_spans", &self.bare_spans)
             .finish()
     }
 }
@@ -69,9 +67,8 @@ impl Observers {
             );
         tracing_subscriber::registry().with(stderr).init();
         let discard = reporting == Reporting::Discard;
-        let bare_spans = reporting == Reporting::BareSpan;
         // Each span is handed, as it ends, to an exporter that drops it.
-        let tracer = (discard || bare_spans).then(|| {
+        let tracer = (discard || reporting == Reporting::BareSpan).then(|| {
             SdkTracerProvider::builder()
                 .with_simple_exporter(DiscardSpans)
                 .build()
@@ -90,22 +87,22 @@ impl Observers {
             _sentry: sentry,
             tracer,
             meter,
-            bare_spans,
         })
     }
 
     /// Adds the OpenTelemetry spans and metrics when they are on.
     pub fn instrument(&self, server: &Server) {
-        if let Some(tracer) = self.tracer.as_ref().filter(|_| self.bare_spans) {
-            server.add_hook(BareSpans(tracer.tracer("vgi_rpc")));
+        let Some(tracer) = &self.tracer else {
             return;
-        }
-        if let (Some(tracer), Some(meter)) = (&self.tracer, &self.meter) {
-            server.instrument_otel(
+        };
+        match &self.meter {
+            Some(meter) => server.instrument_otel(
                 OtelConfig::new()
                     .with_tracer_provider(tracer)
                     .with_meter_provider(meter),
-            );
+            ),
+            // Spans without metrics are the bare spans.
+            None => server.add_hook(BareSpans(tracer.tracer("vgi_rpc"))),
         }
     }
 }
