@@ -32,10 +32,10 @@ pub(crate) const NAME: &str = "observe_overhead";
 /// The most both reporters together may add to a small call.
 pub(crate) const BUDGET_US: f64 = 2.0;
 
-/// Pairs of runs measured however few runs the plan asks for: the added
+/// Rounds of runs measured however few runs the plan asks for: the added
 /// cost is a difference of a few microseconds between runs that land
 /// several apart on a busy machine.
-const MIN_PAIRS: usize = 10;
+const MIN_ROUNDS: usize = 10;
 
 /// The worker flag that turns both on.
 const FLAG: &str = "--observe-discard";
@@ -43,8 +43,8 @@ const FLAG: &str = "--observe-discard";
 /// The worker flag that records a bare span per call and nothing else.
 const BARE_FLAG: &str = "--observe-bare-span";
 
-/// The runs of `void_noop` with reporting off and on, on one transport,
-/// in turns of one length.
+/// The runs of `void_noop` with reporting off, on, and reduced to bare
+/// spans, on one transport, in turns of one length.
 #[derive(Debug)]
 pub(crate) struct ObserveResult {
     pub(crate) transport: TransportKind,
@@ -191,7 +191,7 @@ pub(crate) fn markdown(out: &mut String, results: &[ObserveResult]) {
          aggregated); budget: \
          at most +{BUDGET_US} µs. The workers serve in turns, plain, \
          observed and with bare spans, for a second each per round, at least \
-         {MIN_PAIRS} rounds, each worker's CPU read over the round (summed over \
+         {MIN_ROUNDS} rounds, each worker's CPU read over the round (summed over \
          its threads, in nanoseconds); the added cost is the median over the \
          rounds of observed minus plain, read against the budget. Short turns ({SHORT_TURN_MS} ms) \
          let a drifting machine fall on all workers alike; long turns (the \
@@ -273,7 +273,7 @@ pub(crate) fn measure(
             on: Vec::new(),
             bare: Vec::new(),
         };
-        for round in 0..plan.runs.max(MIN_PAIRS) {
+        for round in 0..plan.runs.max(MIN_ROUNDS) {
             let endpoints = [&mut off, &mut on, &mut bare];
             let [off_run, on_run, bare_run] =
                 measure_in_turns(void_noop, endpoints, plan.budget, turn, round)
